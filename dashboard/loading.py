@@ -1,0 +1,110 @@
+"""What every page shares: where the results are, cached loading, warnings, tables.
+
+The page reads only results/ (runs and reference rows), never a model or a dataset.
+Text that comes from data is shown with st.text / st.dataframe / st.code, or escaped
+before it reaches anything that renders Markdown; nothing here passes data to HTML.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from m3eval.runs import Reference, ResultsError, Run, find_runs, load_references
+
+DEFAULT_RESULTS = "results"
+ENV_VAR = "M3EVAL_RESULTS"
+
+
+def results_dir() -> Path:
+    """`streamlit run dashboard/app.py -- --results DIR`, else $M3EVAL_RESULTS, else results/."""
+    argv = sys.argv
+    for i, arg in enumerate(argv):
+        if arg == "--results" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--results="):
+            return Path(arg.split("=", 1)[1])
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_RESULTS)
+
+
+def _fingerprint(root: Path) -> tuple:
+    """Changes when any results or reference file changes, so the cache never serves stale runs."""
+    if not root.is_dir():
+        return ()
+    files = list(root.rglob("results.json")) + list((root / "reference").glob("*.json"))
+    out = []
+    for f in sorted(files):
+        try:
+            st_ = f.stat()
+            out.append((str(f), st_.st_mtime_ns, st_.st_size))
+        except OSError:
+            continue
+    return tuple(out)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _load(root: str, _fingerprint: tuple) -> tuple[list[Run], list[Reference], list[str], str | None]:
+    try:
+        runs, warnings = find_runs(root)
+    except ResultsError as e:
+        return [], [], [], str(e)
+    refs, ref_warnings = load_references(root)
+    return runs, refs, warnings + ref_warnings, None
+
+
+def load_all() -> tuple[list[Run], list[Reference]]:
+    """Runs and reference rows; shows the loading warnings on the page and stops on a fatal error."""
+    root = results_dir()
+    runs, refs, warnings, fatal = _load(str(root), _fingerprint(root))
+    if fatal:
+        st.error(md_escape(f"{fatal}. Start the page with `m3eval leaderboard --results DIR`."))
+        st.stop()
+    for w in warnings:
+        st.warning(md_escape(w), icon="⚠️")
+    return runs, refs
+
+
+def run_keys(runs: list[Run]) -> dict[str, Run]:
+    """A unique label per run: its name, with the folder added when two runs share a name."""
+    names = [r.name for r in runs]
+    out: dict[str, Run] = {}
+    for r in runs:
+        label = r.name if names.count(r.name) == 1 else f"{r.name} [{r.path.name}]"
+        out[label] = r
+    return out
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md_escape(text: str) -> str:
+    """Make data safe for a Markdown-rendering element (labels, st.warning): literal text only."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def table(df: pd.DataFrame, name: str, key: str, **kwargs) -> None:
+    """A dataframe with a CSV download under it (every table on the page can be downloaded)."""
+    st.dataframe(df, hide_index=True, key=f"df_{key}", **kwargs)
+    st.download_button("Download CSV", df.to_csv(index=False).encode("utf-8"), file_name=f"{name}.csv",
+                       mime="text/csv", key=f"dl_{key}")
+
+
+def safe_media(run: Run, rel: str) -> Path | None:
+    """A thumbnail path from a samples record, only if it stays inside the run directory."""
+    try:
+        path = (run.path / rel).resolve()
+        path.relative_to(run.path.resolve())
+    except (ValueError, OSError):
+        return None
+    return path if path.is_file() else None
+
+
+def no_runs_stop(runs: list[Run]) -> None:
+    if not runs:
+        st.info(md_escape(f"No runs to show in {results_dir()}. Produce one with `m3eval run ... --output "
+                          f"{results_dir()}`."))
+        st.stop()

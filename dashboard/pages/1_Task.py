@@ -1,0 +1,93 @@
+"""Task: browse the samples behind a score — media, prompt, prediction, references, scores."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _path  # noqa: E402,F401
+
+import streamlit as st  # noqa: E402
+
+from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, safe_media, table  # noqa: E402
+from dashboard.tables import sample_frame, select_samples  # noqa: E402
+
+PAGE_SIZE = 10
+
+st.set_page_config(page_title="m3eval · task", page_icon="🔎", layout="wide")
+st.title("Task samples")
+runs, _ = load_all()
+no_runs_stop(runs)
+runs_by = run_keys(runs)
+all_tasks = sorted({t for r in runs for t in r.tasks})
+
+c1, c2, c3 = st.columns(3)
+task = c1.selectbox("Task", all_tasks, key="task")
+having = [k for k, r in runs_by.items() if task in r.tasks]
+label_a = c2.selectbox("Run A", having, key="run_a")
+label_b = c3.selectbox("Compare with run B", ["—"] + [k for k in having if k != label_a], key="run_b")
+run_a = runs_by[label_a]
+run_b = runs_by.get(label_b) if label_b != "—" else None
+
+info = run_a.tasks[task]
+metrics = list(info["metrics"])
+f1, f2, f3, f4 = st.columns(4)
+metric = f1.selectbox("Score by", metrics, index=metrics.index(info["primary_metric"]), key="metric")
+threshold = f2.slider("Failure below (fraction of full score)", 0.0, 1.0, 0.5, 0.05, key="threshold")
+only_failures = f3.checkbox("Only failures (run A)", key="only_failures")
+only_disagree = f4.checkbox("Only where A and B disagree", key="only_disagree", disabled=run_b is None,
+                            help="one run passes where the other fails")
+
+recs_a, warn_a = run_a.load_samples(task)
+recs_b, warn_b = run_b.load_samples(task) if run_b else ([], [])
+for w in warn_a + warn_b:
+    st.warning(md_escape(w), icon="⚠️")
+if not recs_a:
+    st.info("This run has no per-sample records for this task.")
+    st.stop()
+scale = float(info["metrics"][metric].get("scale", 1))
+df = sample_frame(recs_a, recs_b if run_b else None, metric, scale, threshold)
+shown = select_samples(df, only_failures, only_disagree and run_b is not None)
+st.caption(md_escape(f"{len(shown)} of {len(df)} samples shown · {metric} on a 0..100 scale · "
+                     f"task score {info['metrics'][metric]['value']:.4g} (scale {scale:g})"))
+table(shown, f"{task}_{label_a}_samples", "samples")
+
+if shown.empty:
+    st.stop()
+pages = (len(shown) - 1) // PAGE_SIZE + 1
+page = st.number_input("Page", 1, pages, 1, key="page") if pages > 1 else 1
+by_id_a = {r["id"]: r for r in recs_a}
+by_id_b = {r["id"]: r for r in recs_b}
+
+
+def show_record(rec: dict, run, title: str) -> None:
+    st.caption(title)
+    images = [p for p in (safe_media(run, m) for m in rec.get("media") or []) if p is not None]
+    if images:
+        st.image([str(p) for p in images], width=120)
+    elif rec.get("media"):
+        st.caption("thumbnails missing")
+    # st.text shows data as plain text: a prediction is never rendered as Markdown or HTML
+    st.text("Prompt: " + str(rec.get("prompt", "")))
+    st.text("Prediction: " + str(rec.get("prediction", "")))
+    st.text("Extracted: " + ("(none)" if rec.get("extracted") is None else str(rec["extracted"])))
+    st.text("References: " + " | ".join(map(str, rec.get("references") or [])))
+    if rec.get("choices"):
+        st.text("Choices: " + " | ".join(map(str, rec["choices"])))
+    if rec.get("error"):
+        st.text("Error: " + str(rec["error"]))
+    st.text("Scores: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                                   for k, v in rec.get("scores", {}).items()))
+
+
+for _, row in shown.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].iterrows():
+    sid = row["id"]
+    verdict = "✗" if row["failed A"] else "✓"
+    score = "—" if row["score A"] is None else f"{row['score A']:.1f}"
+    with st.expander(f"{verdict} {md_escape(sid)} · {md_escape(metric)} {score}", key=f"sample_{sid}"):
+        if run_b is not None and sid in by_id_b:
+            left, right = st.columns(2)
+            with left:
+                show_record(by_id_a[sid], run_a, f"Run A: {label_a}")
+            with right:
+                show_record(by_id_b[sid], run_b, f"Run B: {label_b}")
+        else:
+            show_record(by_id_a[sid], run_a, f"Run A: {label_a}")

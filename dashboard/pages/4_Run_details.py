@@ -1,0 +1,71 @@
+"""Run details: provenance (model, config, versions, task hashes, datasets, timings) and files."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _path  # noqa: E402,F401
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, table  # noqa: E402
+
+st.set_page_config(page_title="m3eval · run details", page_icon="🧾", layout="wide")
+st.title("Run details")
+runs, refs = load_all()
+no_runs_stop(runs)
+runs_by = run_keys(runs)
+label = st.selectbox("Run", list(runs_by), key="run")
+run = runs_by[label]
+meta = run.results["run"]
+st.caption(md_escape(f"{run.path} · created {meta.get('created')} · git {meta.get('git_sha')}"))
+
+st.subheader("Model and configuration")
+left, right = st.columns(2)
+left.json(meta.get("model") or {})  # st.json shows data as a JSON tree, never as HTML
+right.json(meta.get("config") or {})
+
+st.subheader("Versions")
+versions = pd.DataFrame(sorted((meta.get("versions") or {}).items()), columns=["package", "version"])
+table(versions, f"{run.name}_versions", "versions")
+
+st.subheader("Tasks")
+rows = []
+for name, t in sorted(run.tasks.items()):
+    ds = t.get("dataset") or {}
+    primary = t["metrics"][t["primary_metric"]]
+    rows.append({"task": name, "category": t.get("category"), "protocol": t.get("protocol"),
+                 "language": t.get("language"), "version": t.get("version"), "hash": t.get("hash"),
+                 "primary": t["primary_metric"], "value": primary["value"], "scale": primary.get("scale", 1),
+                 "n_samples": t.get("n_samples"), "n_errors": t.get("n_errors"),
+                 "n_extraction_failures": t.get("n_extraction_failures"),
+                 "dataset": ds.get("path"), "split": ds.get("split"), "revision": ds.get("revision"),
+                 "video": str(t["video"]) if t.get("video") else None})
+table(pd.DataFrame(rows), f"{run.name}_tasks", "tasks")
+
+st.subheader("Metrics")
+metric_rows = [{"task": name, "metric": m, **{k: (str(v) if isinstance(v, (list, dict)) else v)
+                                            for k, v in entry.items()}}
+               for name, t in sorted(run.tasks.items()) for m, entry in t["metrics"].items()]
+table(pd.DataFrame(metric_rows), f"{run.name}_metrics", "metrics")
+
+st.subheader("Timings")
+timings = pd.DataFrame(sorted((run.results.get("timings") or {}).items()), columns=["timing", "value"])
+table(timings, f"{run.name}_timings", "timings")
+
+if run.groups:
+    st.subheader("Groups")
+    groups = pd.DataFrame([{"group": g, "tasks": ", ".join(d.get("tasks", [])), "value": d.get("value"),
+                            "n_tasks": d.get("n_tasks"), "category": d.get("category")}
+                           for g, d in sorted(run.groups.items())])
+    table(groups, f"{run.name}_groups", "groups")
+
+st.subheader("Files")
+files = [{"file": str(p.relative_to(run.path)), "bytes": p.stat().st_size}
+         for p in sorted(run.path.rglob("*")) if p.is_file() and "media" not in p.relative_to(run.path).parts]
+table(pd.DataFrame(files, columns=["file", "bytes"]), f"{run.name}_files", "files")
+
+if refs:
+    st.subheader("Reported reference rows")
+    table(pd.DataFrame([{"model": r.model, "source": r.source, "file": r.path.name,
+                         "tasks": ", ".join(sorted(r.tasks))} for r in refs]), "references", "references")

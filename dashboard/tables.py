@@ -1,0 +1,194 @@
+"""Pure builders of the page's tables (no Streamlit here, so they are easy to test).
+
+Scores are on the page's 0..100 scale: 0..1 metrics multiplied by 100 (docs/FORMATS.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from m3eval.runs import Reference, Run, display_ci, display_value
+
+CATEGORIES = ["knowledge_vqa", "video", "chinese", "multilingual"]
+
+
+@dataclass
+class TaskInfo:
+    name: str
+    category: str | None
+    protocol: str | None
+    language: str | None
+    primary: str | None
+
+
+def task_infos(runs: list[Run], refs: list[Reference]) -> dict[str, TaskInfo]:
+    """What each task is, from the first run that has it (reference rows only name tasks)."""
+    out: dict[str, TaskInfo] = {}
+    for run in runs:
+        for name, t in run.tasks.items():
+            out.setdefault(name, TaskInfo(name, t.get("category"), t.get("protocol"), t.get("language"),
+                                          t.get("primary_metric")))
+    for ref in refs:
+        for name in ref.tasks:
+            out.setdefault(name, TaskInfo(name, None, None, None, None))
+    return dict(sorted(out.items()))
+
+
+def filter_tasks(infos: dict[str, TaskInfo], categories: list[str] | None, languages: list[str] | None,
+                 protocols: list[str] | None) -> list[str]:
+    """Tasks passing every filter; an empty or None filter lets everything through."""
+    def ok(value: str | None, allowed: list[str] | None) -> bool:
+        return not allowed or value in allowed
+    return [n for n, i in infos.items()
+            if ok(i.category, categories) and ok(i.language, languages) and ok(i.protocol, protocols)]
+
+
+def _ci_text(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f"{ci[0]:.1f}–{ci[1]:.1f}"
+
+
+def _group_defs(runs: list[Run]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for g, d in run.groups.items():
+            out.setdefault(g, d)
+    return dict(sorted(out.items()))
+
+
+def overview_frame(runs: dict[str, Run], refs: list[Reference], tasks: list[str], show_ci: bool
+                   ) -> tuple[pd.DataFrame, list[str]]:
+    """Rows = runs then reported rows; columns = groups (averages) then tasks, primary metrics.
+
+    A group is shown when all its tasks pass the filters. A reference row gets a task's
+    score only for that task's primary metric (never a different metric under the same
+    column), and a group average only when it reports every task of the group.
+    """
+    infos = task_infos(list(runs.values()), refs)
+    groups = {g: d for g, d in _group_defs(list(runs.values())).items()
+              if d.get("tasks") and all(t in tasks for t in d["tasks"])}
+    score_cols = [f"{g} (avg)" for g in groups] + list(tasks)
+    rows = []
+    for label, run in runs.items():
+        row: dict[str, Any] = {"model": label, "reported": False, "source": run.model_id}
+        for g, d in groups.items():
+            rg = run.groups.get(g)
+            row[f"{g} (avg)"] = None if rg is None else float(rg["value"]) * 100.0 / float(rg.get("scale", 1))
+        for t in tasks:
+            task = run.tasks.get(t)
+            metric = task["metrics"][task["primary_metric"]] if task else None
+            row[t] = display_value(metric) if metric else None
+            if show_ci:
+                row[f"{t} 95% CI"] = _ci_text(display_ci(metric)) if metric else ""
+        rows.append(row)
+    for ref in refs:
+        row = {"model": f"{ref.model} (reported)", "reported": True, "source": ref.source}
+        values: dict[str, float] = {}
+        for t in tasks:
+            primary = infos[t].primary
+            metric = (ref.tasks.get(t) or {}).get("metrics", {}).get(primary) if primary else None
+            if metric:
+                values[t] = display_value(metric)
+            row[t] = values.get(t)
+            if show_ci:
+                row[f"{t} 95% CI"] = ""
+        for g, d in groups.items():
+            have = [values[t] for t in d["tasks"] if t in values]
+            row[f"{g} (avg)"] = sum(have) / len(have) if len(have) == len(d["tasks"]) else None
+        rows.append(row)
+    columns = ["model", "reported"] + [c for s in score_cols for c in ([s, f"{s} 95% CI"] if show_ci and s in tasks
+                                                                        else [s])] + ["source"]
+    df = pd.DataFrame(rows, columns=columns)
+    return df, score_cols
+
+
+def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, scale: float,
+                 threshold: float) -> pd.DataFrame:
+    """One row per sample of run A (joined with run B by id): scores on 0..100, pass/fail.
+
+    A sample fails when it errored, had no extractable answer, or scored below
+    `threshold` (a fraction of the metric's full scale).
+    """
+    def frame(recs: list[dict], suffix: str) -> pd.DataFrame:
+        rows = []
+        for r in recs:
+            score = r.get("scores", {}).get(metric)
+            score = float(score) * 100.0 / scale if isinstance(score, (int, float)) else None
+            failed = bool(r.get("error")) or r.get("extracted") is None or score is None or score < threshold * 100
+            rows.append({"id": r["id"], f"score {suffix}": score, f"failed {suffix}": failed,
+                         f"extracted {suffix}": r.get("extracted"), f"error {suffix}": r.get("error")})
+        return pd.DataFrame(rows, columns=["id", f"score {suffix}", f"failed {suffix}",
+                                           f"extracted {suffix}", f"error {suffix}"])
+    a = frame(recs_a, "A")
+    a.insert(1, "lang", [r.get("lang") for r in recs_a])
+    a.insert(2, "instruction", [r.get("instruction") for r in recs_a])
+    if recs_b is None:
+        return a
+    return a.merge(frame(recs_b, "B"), on="id", how="inner")
+
+
+def select_samples(df: pd.DataFrame, only_failures: bool, only_disagree: bool) -> pd.DataFrame:
+    """Failures of run A; disagreement = one run passes where the other fails."""
+    if only_failures:
+        df = df[df["failed A"]]
+    if only_disagree and "failed B" in df:
+        df = df[df["failed A"] != df["failed B"]]
+    return df
+
+
+def comparison_frame(cmp) -> pd.DataFrame:
+    """The rows of an m3eval.compare.Comparison as a table."""
+    return pd.DataFrame([{
+        "task": r.task, "metric": r.metric, "base": r.base, "new": r.new, "Δ (pts)": r.diff,
+        "CI low": None if r.ci is None else r.ci[0], "CI high": None if r.ci is None else r.ci[1],
+        "p": r.p_value, "test": r.test, "n": r.n, "status": r.status, "note": r.note,
+    } for r in cmp.rows], columns=["task", "metric", "base", "new", "Δ (pts)", "CI low", "CI high", "p",
+                                   "test", "n", "status", "note"])
+
+
+def long_scores(runs: dict[str, Run], tasks: list[str]) -> pd.DataFrame:
+    """model × task primary scores, long form, for the charts."""
+    rows = []
+    for label, run in runs.items():
+        for t in tasks:
+            task = run.tasks.get(t)
+            if task:
+                m = task["metrics"][task["primary_metric"]]
+                ci = display_ci(m)
+                rows.append({"model": label, "task": t, "category": task.get("category"),
+                             "protocol": task.get("protocol"), "metric": task["primary_metric"],
+                             "score": display_value(m), "ci_low": ci[0] if ci else None,
+                             "ci_high": ci[1] if ci else None})
+    return pd.DataFrame(rows, columns=["model", "task", "category", "protocol", "metric", "score",
+                                       "ci_low", "ci_high"])
+
+
+def language_scores(runs: dict[str, Run]) -> pd.DataFrame:
+    """Per-language scores of tasks that report `languages` (value or {"value", "scale"})."""
+    rows = []
+    for label, run in runs.items():
+        for t, task in run.tasks.items():
+            metric = task.get("primary_metric")
+            for lang, metrics in (task.get("languages") or {}).items():
+                m = metrics.get(metric) if isinstance(metrics, dict) else None
+                if isinstance(m, (int, float)):
+                    m = {"value": m, "scale": task["metrics"][metric].get("scale", 1)}
+                if isinstance(m, dict) and isinstance(m.get("value"), (int, float)):
+                    rows.append({"model": label, "task": t, "lang": lang, "score": display_value(m)})
+    return pd.DataFrame(rows, columns=["model", "task", "lang", "score"])
+
+
+def instruction_scores(runs: dict[str, Run]) -> pd.DataFrame:
+    """One row per (model, task, instruction variant) for tasks that report `instructions`."""
+    rows = []
+    for label, run in runs.items():
+        for t, task in run.tasks.items():
+            inst = task.get("instructions") or {}
+            metric = inst.get("metric") or task.get("primary_metric")
+            scale = float((task["metrics"].get(metric) or {}).get("scale", 1))
+            for k, v in enumerate(inst.get("per_instruction") or []):
+                if isinstance(v, (int, float)):
+                    rows.append({"model": label, "task": t, "instruction": k, "metric": metric,
+                                 "score": float(v) * 100.0 / scale})
+    return pd.DataFrame(rows, columns=["model", "task", "instruction", "metric", "score"])

@@ -1,0 +1,95 @@
+"""The `m3eval` command: parses, delegates, prints. Exit codes: 0 ok, 1 failed
+(or a regression, for `compare`), 2 bad usage (or runs that cannot be compared)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _kv(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected TASK=PATH, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), v.strip()
+
+
+def _instructions(text: str) -> str:
+    if text in ("default", "all") or (text.isdigit() and int(text) > 0):
+        return text
+    raise argparse.ArgumentTypeError("expected default, all, or a positive number K")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="m3eval", description="Evaluate vision-language models on multimodal, "
+                                "multilingual held-out benchmarks.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="evaluate a model on tasks")
+    r.add_argument("--model", default="hf", help="backend: hf, openai, or a plugin's (default hf)")
+    r.add_argument("--model-args", default="", help="pretrained=PATH_OR_HUB_ID[,dtype=bfloat16,device=cuda]")
+    r.add_argument("--tasks", required=True, help="comma-separated tasks or groups")
+    r.add_argument("--output", type=Path, default=Path("runs"), help="folder for run directories (default runs/)")
+    r.add_argument("--run-name", help="run directory name (default: the model's name)")
+    r.add_argument("--batch-size", type=int, default=8)
+    r.add_argument("--limit", type=int, help="first N samples of each task")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--instructions", type=_instructions, default="default",
+                   help="default | all | K: run each sample under every (or the first K) instruction variants")
+    r.add_argument("--include-path", type=Path, action="append", default=[], help="more task YAML folders")
+    r.add_argument("--dataset-override", type=_kv, action="append", default=[], metavar="TASK=PATH",
+                   help="load TASK's rows from a local file or save_to_disk folder")
+    r.add_argument("--max-new-tokens", type=int, help="override every task's generation.max_new_tokens")
+    r.add_argument("--no-media", action="store_true", help="do not save thumbnails for the sample browser")
+    r.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest for tiny models)")
+
+    s = sub.add_parser("score", help="re-score stored predictions without a model")
+    s.add_argument("run_dir", nargs="?", type=Path, help="a run directory")
+    s.add_argument("--task", help="with --predictions: the task the predictions are for")
+    s.add_argument("--predictions", type=Path, help="JSONL of {id, prediction} made elsewhere")
+    s.add_argument("--output", type=Path, help="with --predictions: write a run directory here")
+    s.add_argument("--dataset-override", type=_kv, action="append", default=[], metavar="TASK=PATH")
+    s.add_argument("--include-path", type=Path, action="append", default=[])
+    s.add_argument("--seed", type=int)
+
+    c = sub.add_parser("compare", help="regression gate between two runs (exit 1 on a regression)")
+    c.add_argument("base", type=Path)
+    c.add_argument("new", type=Path)
+    c.add_argument("--tolerance", type=float, default=1.0, help="points (0..100 scale) a task may drop (default 1)")
+    c.add_argument("--alpha", type=float, default=0.05)
+    c.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+
+    t = sub.add_parser("tasks", help="list tasks and groups")
+    t.add_argument("--include-path", type=Path, action="append", default=[])
+
+    v = sub.add_parser("validate", help="check task YAML files")
+    v.add_argument("paths", nargs="*", type=Path)
+
+    lb = sub.add_parser("leaderboard", help="start the leaderboard page")
+    lb.add_argument("--results", type=Path, default=Path("results"))
+    lb.add_argument("--port", type=int, default=8501)
+
+    d = sub.add_parser("demo", help="run the embedded demo: a tiny VLM on synthetic tasks, offline")
+    d.add_argument("--output", type=Path, default=Path("runs"))
+    d.add_argument("--batch-size", type=int, default=8)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import commands  # heavy imports only after parsing: `m3eval --help` stays instant
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except KeyboardInterrupt:
+        print("m3eval: interrupted; finished predictions are saved, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except commands.USER_ERRORS as e:
+        print(f"m3eval: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""What each `m3eval` subcommand does (the parser lives in cli.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .data.samples import SampleError
+from .data.sources import DataError
+from .models.base import ModelLoadError, parse_model_args
+from .pipeline import RunConfig, RunError, evaluate, rescore
+from .report import format_results
+from .tasks.loader import TaskError, iter_task_files, load_file
+from .tasks.registry import Registry
+
+USER_ERRORS = (TaskError, DataError, SampleError, RunError, ModelLoadError, FileNotFoundError, ValueError)
+
+
+def _outcome(results: dict | None, failures: list[str]) -> int:
+    """Non-zero when any task failed to run or nothing was scored."""
+    for f in failures:
+        print(f"m3eval: task failed: {f}", file=sys.stderr)
+    if results is None:
+        return 1 if failures else 0
+    print(format_results(results))
+    tasks = results.get("tasks", {})
+    dead = [t for t, e in tasks.items() if e["n_samples"] == 0 or e["n_errors"] == e["n_samples"]]
+    for t in dead:
+        print(f"m3eval: task {t} scored nothing ({tasks[t]['n_errors']} of {tasks[t]['n_samples']} "
+              "samples failed; see its samples file)", file=sys.stderr)
+    return 1 if failures or dead or not tasks else 0
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+        torch.set_num_threads(n)
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    _threads(a.threads)
+    cfg = RunConfig(tasks=[t for t in a.tasks.split(",") if t], output=a.output, model=a.model,
+                    model_args=parse_model_args(a.model_args), run_name=a.run_name, batch_size=a.batch_size,
+                    limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
+                    dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
+                    save_media=not a.no_media)
+    if a.batch_size < 1:
+        raise RunError("--batch-size must be at least 1")
+    results, failures = evaluate(cfg)
+    if results is not None:
+        print(f"results: {cfg.output / results['run']['name'] / 'results.json'}", file=sys.stderr)
+    return _outcome(results, failures)
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    if a.predictions is None:
+        if a.run_dir is None:
+            raise RunError("give a run directory, or --task T --predictions FILE.jsonl")
+        return _outcome(rescore(a.run_dir, a.include_path, a.seed), [])
+    if not a.task:
+        raise RunError("--predictions needs --task")
+    from .score_external import score_external
+    return score_external(a.task, a.predictions, a.output, a.include_path, dict(a.dataset_override),
+                          a.seed or 0)
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from .compare import run_compare
+    return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format)
+
+
+def cmd_tasks(a: argparse.Namespace) -> int:
+    reg = Registry.discover(a.include_path)
+    print(f"{'TASK':40} {'CATEGORY':15} {'PROTOCOL':9} {'LANG':5} METRICS")
+    for name, s in sorted(reg.tasks.items()):
+        print(f"{name:40} {s.category:15} {s.protocol:9} {s.language:5} {', '.join(m.name for m in s.metrics)}")
+    print(f"\n{'GROUP':40} TASKS")
+    for name, g in sorted(reg.groups.items()):
+        print(f"{name:40} {len(reg.expand(name))}: {', '.join(g.tasks)}")
+    for e in reg.errors:
+        print(f"m3eval: warning: {e}", file=sys.stderr)
+    return 1 if reg.errors else 0
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    from .metrics import metric_names
+    from .filters import filter_names
+    metrics, filters = set(metric_names()), set(filter_names())
+    paths = a.paths or [Path(__file__).resolve().parents[1] / "tasks"]
+    problems, n = [], 0
+    for root in paths:
+        if not root.exists():
+            problems.append(f"{root}: no such file or folder")
+            continue
+        for path in iter_task_files(root):
+            try:
+                for spec in load_file(path):
+                    n += 1
+                    for m in getattr(spec, "metrics", []):
+                        if m.name not in metrics:
+                            problems.append(f"{path}: metrics: unknown metric {m.name!r}")
+                    for f in getattr(spec, "filters", []):
+                        if f.name not in filters:
+                            problems.append(f"{path}: filters: unknown filter {f.name!r}")
+                    primary = getattr(spec, "primary_metric", None)
+                    if primary and primary not in [m.name for m in spec.metrics]:
+                        problems.append(f"{path}: primary_metric {primary!r} is not among its metrics")
+            except TaskError as e:
+                problems.append(str(e))
+    try:
+        reg = Registry.discover([p for p in paths if p.resolve() != Path(__file__).resolve().parents[1] / "tasks"])
+        for g in reg.groups:
+            reg.expand(g)
+    except TaskError as e:
+        problems.append(str(e))
+    for p in dict.fromkeys(problems):
+        print(p, file=sys.stderr)
+    print(f"{n} definitions checked, {len(set(problems))} problems")
+    return 1 if problems else 0
+
+
+def cmd_leaderboard(a: argparse.Namespace) -> int:
+    from .leaderboard import launch
+    return launch(a.results, a.port)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo.tiny_model import ensure_tiny_model
+    _threads(1)  # a few-hundred-thousand-parameter model: one thread is fastest
+    model_dir = ensure_tiny_model()
+    cfg = RunConfig(tasks=["demo"], output=a.output, model="hf",
+                    model_args={"pretrained": str(model_dir), "device": "cpu"}, run_name="tiny-llava",
+                    batch_size=a.batch_size)
+    results, failures = evaluate(cfg)
+    code = _outcome(results, failures)
+    if results is not None:
+        run = cfg.output / results["run"]["name"]
+        print(f"\nrun directory: {run}\nre-score: m3eval score {run}\n"
+              f"leaderboard: m3eval leaderboard --results {cfg.output}")
+    return code
+
+

@@ -1,0 +1,121 @@
+"""Dataset rows -> Samples, as a task's `doc:` section says.
+
+Text fields are read for every row (cheap); media columns are never read here:
+a Sample carries `LazyField` references that the runner resolves batch by batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import datasets
+
+from ..prompts import render, is_template
+from ..tasks.schema import TaskSpec
+from ..types import Media, Sample
+
+
+class SampleError(ValueError):
+    """A row does not fit the task's doc spec; the message names the task, row and field."""
+
+
+@dataclass
+class LazyField:
+    """One media field of one row, read from the Arrow table only when needed."""
+
+    ds: datasets.Dataset
+    row: int
+    path: str
+    root: Path | None = None  # video paths are relative to this folder
+
+    def get(self) -> Any:
+        value = get_field(self.ds[self.row], self.path)
+        if self.root is not None and isinstance(value, str) and not Path(value).is_absolute():
+            return str(self.root / value)
+        return value
+
+
+def get_field(row: dict[str, Any], path: str) -> Any:
+    """`a.b.c` into nested dicts; a list on the way maps the rest of the path over its items."""
+    value: Any = row
+    parts = path.split(".")
+    for i, key in enumerate(parts):
+        if isinstance(value, list):
+            rest = ".".join(parts[i:])
+            return [get_field(v, rest) for v in value]
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(path)
+        value = value[key]
+    return value
+
+
+def _text_or_field(row: dict[str, Any], spec: str, choices: list[str] | None = None) -> Any:
+    return render(spec, row, choices=choices) if is_template(spec) else get_field(row, spec)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
+    """A task's instruction variants: declared in YAML, or the distinct values of
+    its instruction field in order of first appearance (M3IT rows each hold one of
+    the task's 10 instructions)."""
+    if spec.instructions:
+        return list(spec.instructions)
+    field = spec.doc.instruction
+    if field is None or field.split(".")[0] not in ds.column_names:
+        return []
+    return list(dict.fromkeys(str(v) for v in ds[field.split(".")[0]]))
+
+
+def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
+                  base_dir: Path | None = None) -> Iterator[Sample]:
+    """Yield the task's samples. instructions: "default" (each row's own),
+    "all" (every row under every variant), or "K" (the first K variants)."""
+    doc = spec.doc
+    variants: list[str | None] = [None]
+    if instructions != "default":
+        pool = instruction_set(spec, ds)
+        if not pool:
+            raise SampleError(f"task {spec.task}: --instructions {instructions} needs instruction variants "
+                              "(`instructions:` in the YAML or a `doc.instruction` field)")
+        k = len(pool) if instructions == "all" else int(instructions)
+        variants = pool[:k]
+    media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
+    text_cols = [c for c in ds.column_names if c not in media_cols]
+    video_root = (base_dir / doc.video_root) if doc.video_root and base_dir else base_dir
+    for i, row in enumerate(ds.select_columns(text_cols)):
+        try:
+            choices = _as_list(get_field(row, doc.choices)) if doc.choices else None
+            base_id = str(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
+            references = _as_list(_text_or_field(row, doc.references, choices))
+            lang = str(get_field(row, doc.lang)) if doc.lang else spec.language
+        except KeyError as e:
+            raise SampleError(f"task {spec.task}: row {i}: no field {e.args[0]!r} "
+                              f"(columns: {', '.join(ds.column_names)})") from None
+        media = []
+        if doc.images:
+            media.append(Media("image", LazyField(ds, i, doc.images)))
+        if doc.frames:
+            media.append(Media("frames", LazyField(ds, i, doc.frames)))
+        if doc.video:
+            media.append(Media("video", LazyField(ds, i, doc.video, video_root)))
+        for k, text in enumerate(variants):
+            ctx = dict(row) if text is None else {**row, _instruction_key(doc.instruction): text}
+            try:
+                prompt = render(doc.prompt, ctx, choices=choices)
+            except KeyError as e:
+                raise SampleError(f"task {spec.task}: row {i}: prompt template: {e.args[0]}") from None
+            yield Sample(id=base_id if text is None else f"{base_id}#i{k}", task=spec.task, prompt=prompt,
+                         references=references, media=media, choices=choices, lang=lang,
+                         instruction=None if text is None else k, metadata={"row": i})
+
+
+def _instruction_key(field: str | None) -> str:
+    return field.split(".")[0] if field else "instruction"

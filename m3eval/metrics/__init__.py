@@ -1,0 +1,23 @@
+"""m3eval metrics: plain functions and the registry task YAML names metrics in.
+
+Plain functions (predictions: list[str]; references: one list[str] per prediction):
+    vqa_accuracy(prediction, answers) -> float       0..1, official VQA accuracy of one answer
+    exact_match(predictions, references, ignore_case=False, ignore_punctuation=False) -> float  0..1
+    rouge_l(predictions, references, lang="en") -> float   0..1, mean rouge-score rougeL F-measure
+    bleu(predictions, references, lang="en") -> float      0..100, sacrebleu corpus BLEU
+    chrf(predictions, references, lang="en") -> float      0..100, sacrebleu corpus chrF2
+    cider(predictions, references, lang="en") -> float     pycocoevalcap CIDEr-D scale (x10; ~0..1.5 typical)
+
+Registry: get_metric(name), metric_names(), register_metric(Metric(...)).
+"""
+from m3eval.metrics.base import Metric, MetricInput, MetricResult, get_metric, metric_names, register_metric
+from m3eval.metrics.vqa import aokvqa_da_accuracy, exact_match, normalize_answer, vqa_accuracy  # registers VQA metrics
+from m3eval.metrics.choice import extract_choice_letter  # registers choice_accuracy, aokvqa_mc
+from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, chrf
+from m3eval.metrics.caption import cider  # registers coco_* metrics
+
+__all__ = [
+    "Metric", "MetricInput", "MetricResult", "get_metric", "metric_names", "register_metric",
+    "vqa_accuracy", "aokvqa_da_accuracy", "exact_match", "normalize_answer", "extract_choice_letter",
+    "rouge_l", "bleu", "chrf", "cider",
+]

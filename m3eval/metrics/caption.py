@@ -1,0 +1,323 @@
+"""Caption metrics via pycocoevalcap (the MS-COCO caption evaluation): BLEU-1..4, METEOR,
+ROUGE_L, CIDEr (the CIDEr-D variant pycocoevalcap ships as "CIDEr"), always over the whole
+task's corpus: CIDEr's IDF comes from all references, so per-batch scores would be wrong.
+
+Tokenization as in pycocoevalcap's eval.py: Stanford PTBTokenizer (Java, lowercased, punctuation
+tokens removed) for English and other space-delimited languages. Chinese and Japanese captions
+are segmented per character by default (`segment: char`), or with jieba (`segment: jieba`); both
+lowercase and drop punctuation, like PTB. Each sample uses its own `lang`.
+
+Java: PTBTokenizer runs once per scoring call (the whole corpus in one process); METEOR's JVM
+(~7 s to start) is started once per Python process and reused (see _MeteorProcess).
+"""
+from __future__ import annotations
+
+import atexit
+import math
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pycocoevalcap
+from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.cider.cider_scorer import precook
+from pycocoevalcap.rouge.rouge import Rouge
+
+from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, register_metric
+from m3eval.metrics.text import CharTokenizer, base_lang
+
+_PKG = Path(list(pycocoevalcap.__path__)[0])
+_PTB_JAR = _PKG / "tokenizer" / "stanford-corenlp-3.4.1.jar"
+_METEOR_DIR = _PKG / "meteor"
+# pycocoevalcap/tokenizer/ptbtokenizer.py PUNCTUATIONS: tokens dropped after PTB tokenization
+_PTB_PUNCT = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
+                        ".", "?", "!", ",", ":", "-", "--", "...", ";"])
+_SEGMENTED_LANGS = {"zh", "ja"}
+_JAVA_UTF8 = ["-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Dstdout.encoding=UTF-8"]
+
+
+def _java(what: str) -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError(f"{what} needs a Java runtime, and 'java' is not on PATH; install one "
+                           f"(e.g. `apt-get install default-jre-headless`) or drop the metric from the task")
+    return java
+
+
+def ptb_tokenize(texts: list[str]) -> list[str]:
+    """pycocoevalcap PTBTokenizer.tokenize, one Java run for all texts. Differences, none of
+    which changes tokens: the temp file goes to the system temp dir (the library writes into its
+    own package folder), and Java reads/writes UTF-8 whatever the locale."""
+    if not texts:
+        return []
+    java = _java("PTBTokenizer (coco caption metrics)")
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+        f.write("\n".join(t.replace("\n", " ") for t in texts).encode("utf-8"))
+        path = f.name
+    try:
+        cmd = [java, *_JAVA_UTF8, "-cp", str(_PTB_JAR), "edu.stanford.nlp.process.PTBTokenizer",
+               "-preserveLines", "-lowerCase", path]
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    finally:
+        os.unlink(path)
+    if proc.returncode != 0:
+        raise RuntimeError(f"PTBTokenizer failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
+    lines = proc.stdout.decode("utf-8").split("\n")
+    if len(lines) < len(texts):
+        raise RuntimeError(f"PTBTokenizer returned {len(lines)} lines for {len(texts)} captions")
+    return [" ".join(w for w in line.rstrip().split(" ") if w not in _PTB_PUNCT) for line in lines[: len(texts)]]
+
+
+_CHAR = CharTokenizer()
+
+
+def segment_text(text: str, segment: str) -> str:
+    """Space-joined tokens of a Chinese/Japanese caption: per character, or jieba words."""
+    if segment == "char":
+        return " ".join(_CHAR.tokenize(text))
+    if segment == "jieba":
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        toks = [w.strip().lower() for w in jieba.lcut(text)]
+        return " ".join(w for w in toks if w and not all(unicodedata.category(c)[0] in "PZS" for c in w))
+    raise ValueError(f"segment must be 'char' or 'jieba', got {segment!r}")
+
+
+@lru_cache(maxsize=4)  # the four coco metrics of one task tokenize the same corpus once
+def _tokenized(hyps: tuple, refs: tuple, langs: tuple, segment: str) -> tuple[list[str], list[list[str]]]:
+    ptb_texts = [t for h, rs, lg in zip(hyps, refs, langs) if base_lang(lg) not in _SEGMENTED_LANGS for t in (h, *rs)]
+    ptb_iter = iter(ptb_tokenize(ptb_texts))
+    out_h, out_r = [], []
+    for h, rs, lg in zip(hyps, refs, langs):
+        if base_lang(lg) in _SEGMENTED_LANGS:
+            out_h.append(segment_text(h, segment))
+            out_r.append([segment_text(r, segment) for r in rs])
+        else:
+            out_h.append(next(ptb_iter))
+            out_r.append([next(ptb_iter) for _ in rs])
+    return out_h, out_r
+
+
+def tokenize_items(items: list[MetricInput], segment: str = "char") -> tuple[list[str], list[list[str]]]:
+    """Tokenized hypotheses (None -> '') and references of a corpus."""
+    return _tokenized(tuple(it.prediction or "" for it in items), tuple(tuple(it.references) for it in items),
+                      tuple(it.lang for it in items), segment)
+
+
+def _dicts(hyps: list[str], refs: list[list[str]]) -> tuple[dict, dict]:
+    return {i: list(r) for i, r in enumerate(refs)}, {i: [h] for i, h in enumerate(hyps)}
+
+
+# ---- BLEU-n (pycocoevalcap Bleu: BleuScorer, option "closest") ----
+
+def coco_bleu_items(items: list[MetricInput], n: int = 4, segment: str = "char") -> MetricResult:
+    if n not in (1, 2, 3, 4):
+        raise ValueError(f"coco_bleu: n must be 1..4, got {n!r}")
+    hyps, refs = tokenize_items(items, segment)
+    scorer = BleuScorer(n=4)  # as pycocoevalcap Bleu(4).compute_score
+    for h, rs in zip(hyps, refs):
+        scorer += (h, rs)
+    score, per = scorer.compute_score(option="closest", verbose=0)
+    # per-sample statistics, to re-score resampled corpora with BleuScorer.compute_score's formula
+    st = np.array([[c["testlen"], scorer._single_reflen(c["reflen"], "closest", c["testlen"]),
+                    *c["guess"], *c["correct"]] for c in scorer.ctest], dtype=np.float64)
+
+    def rescore(counts: np.ndarray) -> float:
+        tot = counts @ st
+        small, tiny = 1e-9, 1e-15  # bleu_scorer.py constants
+        b = 1.0
+        for k in range(n):
+            b *= float(tot[6 + k] + tiny) / (tot[2 + k] + small)
+        b **= 1.0 / n
+        ratio = (tot[0] + tiny) / (tot[1] + small)
+        return b * math.exp(1 - 1 / ratio) if ratio < 1 else b
+
+    return MetricResult(float(score[n - 1]), [float(x) for x in per[n - 1]], None, rescore)
+
+
+# ---- ROUGE_L (pycocoevalcap Rouge: LCS F-measure, beta 1.2; mean over images) ----
+
+def coco_rouge_l_items(items: list[MetricInput], segment: str = "char") -> MetricResult:
+    hyps, refs = tokenize_items(items, segment)
+    score, per = Rouge().compute_score(*_dicts(hyps, refs))
+    return MetricResult(float(score), [float(x) for x in per])
+
+
+# ---- CIDEr (pycocoevalcap Cider; fast exact re-scoring for the bootstrap) ----
+
+class _CiderResampler:
+    """CIDEr-D of a corpus where sample i appears counts[i] times, computed with numpy.
+
+    Same formula as pycocoevalcap cider_scorer.py: IDF from the (resampled) references' document
+    frequencies, ref_len = log(#images), tf-idf vectors per n-gram order, clipped cosine
+    min(vh, vr)*vr, Gaussian length penalty with sigma 6 on the bigram counts (the script's
+    `length` counts n-grams of index 1), mean over orders, / #refs, * 10. Since idf >= 0,
+    min(tf_h*idf, tf_r*idf)*tf_r*idf == idf^2 * min(tf_h, tf_r) * tf_r, so each resample is a few
+    bincounts. Equal to pycocoevalcap up to float rounding (tests check 1e-9)."""
+
+    def __init__(self, hyps: list[str], refs: list[list[str]], n: int = 4, sigma: float = 6.0):
+        vocab: dict[tuple, int] = {}
+        hs, hg, ht, ho, rj, rg, rt, ro, mj, mg, mw, mo, ds, dg, owner, pen = ([] for _ in range(16))
+        for i, (h, rs) in enumerate(zip(hyps, refs)):
+            hc = precook(h, n)
+            hlen = sum(c for g, c in hc.items() if len(g) == 2)
+            for g, c in hc.items():
+                hs.append(i); hg.append(vocab.setdefault(g, len(vocab))); ht.append(c); ho.append(len(g) - 1)
+            seen: set[int] = set()
+            for r in rs:
+                j = len(owner)
+                owner.append(i)
+                rc = precook(r, n)
+                rlen = sum(c for g, c in rc.items() if len(g) == 2)
+                pen.append(np.e ** (-(float(hlen - rlen) ** 2) / (2 * sigma ** 2)))
+                for g, c in rc.items():
+                    gid = vocab.setdefault(g, len(vocab))
+                    rj.append(j); rg.append(gid); rt.append(c); ro.append(len(g) - 1)
+                    if gid not in seen:
+                        seen.add(gid); ds.append(i); dg.append(gid)
+                    if g in hc:
+                        mj.append(j); mg.append(gid); mw.append(min(hc[g], c) * c); mo.append(len(g) - 1)
+        a = lambda x, t=np.int64: np.asarray(x, dtype=t)  # noqa: E731
+        self.n, self.S, self.J, self.G = n, len(hyps), len(owner), len(vocab)
+        self.h_key, self.h_g, self.h_tf2 = a(hs) * n + a(ho), a(hg), a(ht, np.float64) ** 2
+        self.r_key, self.r_g, self.r_tf2 = a(rj) * n + a(ro), a(rg), a(rt, np.float64) ** 2
+        self.m_key, self.m_g, self.m_w = a(mj) * n + a(mo), a(mg), a(mw, np.float64)
+        self.d_s, self.d_g, self.owner, self.pen = a(ds), a(dg), a(owner), a(pen, np.float64)
+        self.nrefs = np.bincount(self.owner, minlength=self.S).astype(np.float64)
+
+    def per_sample(self, counts: np.ndarray) -> np.ndarray:
+        c = counts.astype(np.float64)
+        ref_len = np.log(float(c.sum()))
+        df = np.bincount(self.d_g, weights=c[self.d_s], minlength=self.G)
+        idf2 = (ref_len - np.log(np.maximum(1.0, df))) ** 2
+        n, S, J = self.n, self.S, self.J
+        nh = np.sqrt(np.bincount(self.h_key, weights=self.h_tf2 * idf2[self.h_g], minlength=S * n)).reshape(S, n)
+        nr = np.sqrt(np.bincount(self.r_key, weights=self.r_tf2 * idf2[self.r_g], minlength=J * n)).reshape(J, n)
+        val = np.bincount(self.m_key, weights=self.m_w * idf2[self.m_g], minlength=J * n).reshape(J, n)
+        den = nh[self.owner] * nr
+        val = np.where(den > 0, val / np.where(den > 0, den, 1.0), val) * self.pen[:, None]
+        return np.bincount(self.owner, weights=val.mean(axis=1), minlength=S) / self.nrefs * 10.0
+
+    def __call__(self, counts: np.ndarray) -> float:
+        return float(counts @ self.per_sample(counts) / counts.sum())
+
+
+def coco_cider_items(items: list[MetricInput], segment: str = "char") -> MetricResult:
+    hyps, refs = tokenize_items(items, segment)
+    score, per = Cider().compute_score(*_dicts(hyps, refs))
+    state: dict[str, _CiderResampler] = {}
+
+    def rescore(counts: np.ndarray) -> float:  # built on first use: only the bootstrap needs it
+        if "r" not in state:
+            state["r"] = _CiderResampler(hyps, refs)
+        return state["r"](counts)
+
+    return MetricResult(float(score), [float(x) for x in per], None, rescore)
+
+
+def cider(predictions: list[str], references: list[list[str]], lang: str = "en", segment: str = "char") -> float:
+    """pycocoevalcap CIDEr(-D) of the whole corpus (10x scale: typical captioning values 0..~1.5)."""
+    check_corpus(predictions, references)
+    return coco_cider_items([MetricInput(p, list(r), None, lang) for p, r in zip(predictions, references)],
+                            segment).value
+
+
+# ---- METEOR 1.5 (pycocoevalcap meteor.py protocol), one JVM per Python process ----
+
+class _MeteorProcess:
+    """Speaks meteor-1.5.jar's -stdio protocol as pycocoevalcap Meteor does ("SCORE ||| refs |||
+    hyp" -> statistics line; "EVAL ||| stats ..." -> one score per segment, then the corpus score).
+    Lines are written from a thread so long corpora cannot deadlock on full pipes."""
+
+    def __init__(self) -> None:
+        java = _java("METEOR (coco_meteor)")
+        cmd = [java, *_JAVA_UTF8, "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"]
+        self.proc = subprocess.Popen(cmd, cwd=_METEOR_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        self.lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _exchange(self, lines: list[str], n_out: int) -> list[str]:
+        def write() -> None:
+            try:
+                for ln in lines:
+                    self.proc.stdin.write((ln + "\n").encode("utf-8"))
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        out = []
+        for _ in range(n_out):
+            ln = self.proc.stdout.readline()
+            if not ln:
+                raise RuntimeError("METEOR's Java process ended unexpectedly")
+            out.append(ln.decode("utf-8").strip())
+        t.join()
+        return out
+
+    def stats(self, hyps: list[str], refs: list[list[str]]) -> list[str]:
+        clean = lambda s: s.replace("|||", "").replace("\n", " ").replace("  ", " ")  # noqa: E731
+        lines = [" ||| ".join(("SCORE", " ||| ".join(clean(r) for r in rs), clean(h))) for h, rs in zip(hyps, refs)]
+        with self.lock:
+            return self._exchange(lines, len(lines))
+
+    def evaluate(self, stats: list[str]) -> tuple[float, list[float]]:
+        with self.lock:
+            out = self._exchange(["EVAL ||| " + " ||| ".join(stats)], len(stats) + 1)
+        return float(out[-1]), [float(x) for x in out[:-1]]
+
+    def close(self) -> None:
+        if self.alive():
+            self.proc.stdin.close()
+            self.proc.kill()
+            self.proc.wait()
+
+
+_meteor: _MeteorProcess | None = None
+_meteor_lock = threading.Lock()
+
+
+def meteor_process() -> _MeteorProcess:
+    global _meteor
+    with _meteor_lock:
+        if _meteor is None or not _meteor.alive():
+            _meteor = _MeteorProcess()
+            atexit.register(_meteor.close)
+        return _meteor
+
+
+def coco_meteor_items(items: list[MetricInput], segment: str = "char") -> MetricResult:
+    hyps, refs = tokenize_items(items, segment)
+    proc = meteor_process()
+    stats = proc.stats(hyps, refs)
+    score, per = proc.evaluate(stats)
+
+    def rescore(counts: np.ndarray) -> float:  # METEOR aggregates statistics: re-evaluate repeated stats
+        return proc.evaluate([s for s, c in zip(stats, counts) for _ in range(int(c))])[0]
+
+    return MetricResult(score, per, "meteor-1.5 -l en -norm", rescore)
+
+
+register_metric(Metric("coco_bleu", coco_bleu_items, kind="corpus", resamples=1000,
+                       description="pycocoevalcap BLEU-n (arg n, default 4), corpus"))
+for _n in (1, 2, 3, 4):
+    register_metric(Metric(f"coco_bleu_{_n}", (lambda n: lambda items, segment="char": coco_bleu_items(
+        items, n=n, segment=segment))(_n), kind="corpus", resamples=1000,
+        description=f"pycocoevalcap BLEU-{_n}, corpus"))
+register_metric(Metric("coco_rouge_l", coco_rouge_l_items, description="pycocoevalcap ROUGE_L (mean over images)"))
+register_metric(Metric("coco_cider", coco_cider_items, kind="corpus", resamples=200,
+                       description="pycocoevalcap CIDEr(-D), whole corpus (IDF over all references)"))
+register_metric(Metric("coco_meteor", coco_meteor_items, kind="corpus", resamples=100,
+                       description="pycocoevalcap METEOR 1.5 (Java), corpus"))

@@ -1,0 +1,234 @@
+"""VQA-style answer accuracy: official VQA (OK-VQA), A-OKVQA direct answer, open-ended QA, exact match.
+
+References followed:
+- GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py (VQAEval): answer
+  normalization (processPunctuation, processDigitArticle) and accuracy = mean over the
+  leave-one-out subsets of the ground-truth answers of min(1, #matches / 3).
+  OK-VQA is scored with the same script.
+- allenai/aokvqa, evaluation/eval_predictions.py (eval_aokvqa), direct-answer setting:
+  min(1, #(pred == direct_answer) / 3) over the 10 direct answers, no leave-one-out.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, mean, register_metric
+
+# vqaEval.py self.contractions, verbatim in content (keys and values keep the script's mix of ' and ’;
+# written here as "key value" pairs).
+_CONTRACTIONS_TABLE = """
+aint ain't|arent aren't|cant can't|couldve could've|couldnt couldn't|couldn'tve couldn’t’ve
+couldnt’ve couldn’t’ve|didnt didn’t|doesnt doesn’t|dont don’t|hadnt hadn’t|hadnt’ve hadn’t’ve
+hadn'tve hadn’t’ve|hasnt hasn’t|havent haven’t|hed he’d|hed’ve he’d’ve|he’dve he’d’ve|hes he’s
+howd how’d|howll how’ll|hows how’s|Id’ve I’d’ve|I’dve I’d’ve|Im I’m|Ive I’ve|isnt isn’t|itd it’d
+itd’ve it’d’ve|it’dve it’d’ve|itll it’ll|let’s let’s|maam ma’am|mightnt mightn’t|mightnt’ve mightn’t’ve
+mightn’tve mightn’t’ve|mightve might’ve|mustnt mustn’t|mustve must’ve|neednt needn’t|notve not’ve
+oclock o’clock|oughtnt oughtn’t|ow’s’at ’ow’s’at|’ows’at ’ow’s’at|’ow’sat ’ow’s’at|shant shan’t
+shed’ve she’d’ve|she’dve she’d’ve|she’s she’s|shouldve should’ve|shouldnt shouldn’t
+shouldnt’ve shouldn’t’ve|shouldn’tve shouldn’t’ve|somebody’d somebodyd|somebodyd’ve somebody’d’ve
+somebody’dve somebody’d’ve|somebodyll somebody’ll|somebodys somebody’s|someoned someone’d
+someoned’ve someone’d’ve|someone’dve someone’d’ve|someonell someone’ll|someones someone’s
+somethingd something’d|somethingd’ve something’d’ve|something’dve something’d’ve|somethingll something’ll
+thats that’s|thered there’d|thered’ve there’d’ve|there’dve there’d’ve|therere there’re|theres there’s
+theyd they’d|theyd’ve they’d’ve|they’dve they’d’ve|theyll they’ll|theyre they’re|theyve they’ve
+twas ’twas|wasnt wasn’t|wed’ve we’d’ve|we’dve we’d’ve|weve we've|werent weren’t|whatll what’ll
+whatre what’re|whats what’s|whatve what’ve|whens when’s|whered where’d|wheres where's|whereve where’ve
+whod who’d|whod’ve who’d’ve|who’dve who’d’ve|wholl who’ll|whos who’s|whove who've|whyll why’ll
+whyre why’re|whys why’s|wont won’t|wouldve would’ve|wouldnt wouldn’t|wouldnt’ve wouldn’t’ve
+wouldn’tve wouldn’t’ve|yall y’all|yall’ll y’all’ll|y’allll y’all’ll|yall’d’ve y’all’d’ve
+y’alld’ve y’all’d’ve|y’all’dve y’all’d’ve|youd you’d|youd’ve you’d’ve|you’dve you’d’ve|youll you’ll
+youre you’re|youve you’ve
+"""
+CONTRACTIONS: dict[str, str] = dict(
+    pair.split(" ") for pair in _CONTRACTIONS_TABLE.replace("\n", "|").split("|") if pair
+)
+# vqaEval.py self.manualMap (number words -> digits; note "none" -> "0") and self.articles
+MANUAL_MAP = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+              "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+ARTICLES = frozenset({"a", "an", "the"})
+# vqaEval.py self.punct (note: no '.', '-', '!' — periods have their own rule, '-' and '!' are kept)
+PUNCT = (";", ":", "/", "'", "[", "]", '"', "(", ")", "=", "+", "\\", "_", ">", "<", "@", "`", ",", "?")
+# vqaEval.py self.periodStrip: "(?!<=\d)" is a (buggy) negative lookahead, kept as is: it removes
+# every period not followed by a digit.
+_PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
+_COMMA_STRIP = re.compile(r"(\d)(\,)(\d)")
+_ANY_PUNCT = re.compile(r"[;:/'\[\]\"()=+\\_><@`,?.]")  # fast path: most answers have none of these
+# vqaEval.py calls periodStrip.sub("", outText, re.UNICODE): the flag lands in `count`, so only the
+# first re.UNICODE (== 32) periods are removed. Kept for exactness.
+_PERIOD_COUNT = int(re.UNICODE)
+
+
+def process_punctuation(text: str) -> str:
+    """vqaEval.py processPunctuation: a punctuation mark is deleted when it touches a space in the
+    input (or the input has a digit,digit comma), otherwise replaced by a space; then periods that
+    are not followed by a digit are removed."""
+    if not _ANY_PUNCT.search(text):
+        return text
+    out = text
+    comma_digits = _COMMA_STRIP.search(text) is not None
+    for p in PUNCT:
+        if p not in text:
+            continue  # replacing cannot create another mark, so absent marks stay absent
+        if comma_digits or (p + " " in text) or (" " + p in text):
+            out = out.replace(p, "")
+        else:
+            out = out.replace(p, " ")
+    return _PERIOD_STRIP.sub("", out, _PERIOD_COUNT)
+
+
+def process_digit_article(text: str) -> str:
+    """vqaEval.py processDigitArticle: lowercase, split on whitespace, number words -> digits,
+    drop articles, expand the contraction table, join with single spaces."""
+    words = []
+    for word in text.lower().split():
+        word = MANUAL_MAP.get(word, word)
+        if word not in ARTICLES:
+            words.append(CONTRACTIONS.get(word, word))
+    return " ".join(words)
+
+
+@lru_cache(maxsize=1 << 18)
+def normalize_answer(text: str) -> str:
+    """The normalization vqaEval.py applies to a model's answer (resAns)."""
+    text = text.replace("\n", " ").replace("\t", " ").strip()
+    return process_digit_article(process_punctuation(text))
+
+
+@lru_cache(maxsize=1 << 18)
+def _punct_cached(text: str) -> str:
+    return process_punctuation(text)
+
+
+def _check_answers(prediction: object, answers: object) -> None:
+    if prediction is not None and not isinstance(prediction, str):
+        raise TypeError(f"prediction is {type(prediction).__name__}, not str")
+    if isinstance(answers, str) or not isinstance(answers, (list, tuple)):
+        raise TypeError(f"answers must be a list of strings, got {type(answers).__name__}")
+    for j, a in enumerate(answers):
+        if not isinstance(a, str):
+            raise TypeError(f"answer {j} is {type(a).__name__}, not str")
+
+
+def vqa_accuracy(prediction: str | None, answers: list[str]) -> float:
+    """Official VQA accuracy of one answer, 0..1 (GT-Vision-Lab/VQA vqaEval.py).
+
+    The prediction gets the full answer normalization; the ground-truth answers get only
+    processPunctuation, and only when they are not all identical (as in vqaEval.py: the released
+    annotations are already normalized). Accuracy = mean over leaving each ground-truth answer out
+    of min(1, #remaining answers equal to the prediction / 3). With 10 answers, 3 matches give 0.9
+    (3 subsets see 2 matches -> 2/3, 7 see 3 -> 1). Other list lengths use the same leave-one-out
+    over however many answers there are (note: with fewer than 4 answers a perfect answer cannot
+    reach 1.0); a single answer is an error, since leaving it out always scores 0.
+    """
+    _check_answers(prediction, answers)
+    if len(answers) < 2:
+        raise ValueError(f"vqa_accuracy needs at least 2 ground-truth answers (leave-one-out), got "
+                         f"{len(answers)}; use open_qa_accuracy or exact_match for single-answer data")
+    if prediction is None:
+        return 0.0
+    res = normalize_answer(prediction)
+    gts = [_punct_cached(a) for a in answers] if len(set(answers)) > 1 else answers
+    matches = sum(1 for a in gts if a == res)
+    if matches == 0:
+        return 0.0
+    # Summed in answer order like vqaEval.py's gtAcc list, so the float is bit-identical.
+    hit, miss = min(1.0, (matches - 1) / 3), min(1.0, matches / 3)
+    total = 0.0
+    for a in gts:
+        total += hit if a == res else miss
+    return total / len(gts)
+
+
+def aokvqa_da_accuracy(prediction: str | None, direct_answers: list[str], normalize: bool = True) -> float:
+    """A-OKVQA direct-answer accuracy (allenai/aokvqa eval_aokvqa): min(1, #matches / 3), no
+    leave-one-out. The official script compares strings as given (its direct answers are already
+    VQA-normalized); with normalize=True (default) the prediction and the answers both get the VQA
+    answer normalization first, so a raw model output like "Two." matches "2". normalize=False is
+    byte-for-byte the official comparison."""
+    _check_answers(prediction, direct_answers)
+    if not direct_answers:
+        raise ValueError("aokvqa_da needs the direct answers, got none")
+    if prediction is None:
+        return 0.0
+    if normalize:
+        pred = normalize_answer(prediction)
+        matches = sum(1 for a in direct_answers if normalize_answer(a) == pred)
+    else:
+        matches = sum(1 for a in direct_answers if a == prediction)
+    return min(1.0, matches / 3.0)
+
+
+def open_qa_match(prediction: str | None, references: list[str]) -> float:
+    """Open-ended QA accuracy (MSRVTT-QA / MSVD-QA style): 1 when the VQA-normalized prediction
+    equals any VQA-normalized reference, else 0."""
+    _check_answers(prediction, references)
+    if not references:
+        raise ValueError("open_qa_accuracy needs at least one reference")
+    if prediction is None:
+        return 0.0
+    pred = normalize_answer(prediction)
+    return 1.0 if any(normalize_answer(r) == pred for r in references) else 0.0
+
+
+# ---- exact match ----
+
+@lru_cache(maxsize=1 << 16)
+def _strip_punct(text: str) -> str:
+    # Unicode punctuation (categories P*), so Chinese "。" and "，" go too.
+    return "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+
+
+def _em_norm(text: str, ignore_case: bool, ignore_punctuation: bool) -> str:
+    if ignore_punctuation:
+        text = _strip_punct(text)
+    if ignore_case:
+        text = text.casefold()
+    return " ".join(text.split())  # surrounding and repeated whitespace never counts
+
+
+def exact_match_one(prediction: str | None, references: list[str], ignore_case: bool = False,
+                    ignore_punctuation: bool = False) -> float:
+    """1 when the prediction equals any reference after the chosen normalization, else 0.
+    Whitespace is always collapsed and stripped."""
+    _check_answers(prediction, references)
+    if prediction is None:
+        return 0.0
+    p = _em_norm(prediction, ignore_case, ignore_punctuation)
+    return 1.0 if any(_em_norm(r, ignore_case, ignore_punctuation) == p for r in references) else 0.0
+
+
+def exact_match(predictions: list[str], references: list[list[str]], ignore_case: bool = False,
+                ignore_punctuation: bool = False) -> float:
+    """Mean exact match over a corpus, 0..1."""
+    check_corpus(predictions, references)
+    return mean([exact_match_one(p, r, ignore_case, ignore_punctuation) for p, r in zip(predictions, references)])
+
+
+# ---- registry entries ----
+
+def _per_item(fn, items: list[MetricInput], **kw) -> MetricResult:
+    scores = []
+    for i, it in enumerate(items):
+        try:
+            scores.append(fn(it.prediction, it.references, **kw))
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"sample {i}: {e}") from None
+    return MetricResult(mean(scores), scores)
+
+
+register_metric(Metric(
+    "exact_match",
+    lambda items, ignore_case=False, ignore_punctuation=False: _per_item(
+        exact_match_one, items, ignore_case=ignore_case, ignore_punctuation=ignore_punctuation),
+    description="1 if the prediction equals any reference (options: ignore_case, ignore_punctuation)"))
+register_metric(Metric(
+    "vqa_accuracy", lambda items: _per_item(vqa_accuracy, items),
+    description="official VQA accuracy (GT-Vision-Lab/VQA vqaEval.py), leave-one-out min(1, n/3)"))
+register_metric(Metric(
+    "aokvqa_da", lambda items, normalize=True: _per_item(aokvqa_da_accuracy, items, normalize=normalize),
+    description="A-OKVQA direct-answer accuracy (allenai/aokvqa), min(1, n/3) over the direct answers"))
+register_metric(Metric(
+    "open_qa_accuracy", lambda items: _per_item(open_qa_match, items),
+    description="open-ended QA accuracy: VQA-normalized prediction equals any normalized reference"))

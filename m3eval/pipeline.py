@@ -1,0 +1,191 @@
+"""The whole job: tasks -> data -> model -> predictions -> scores -> results.json.
+
+`evaluate` runs a model; `rescore` re-scores a finished run without one.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data.samples import build_samples
+from .data.sources import load_dataset_rows
+from .distributed import Dist, init_distributed
+from .models.base import GenerationConfig, load_model
+from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
+from .runner import consolidate, generate_task, generation_key, prediction_files
+from .score_run import consistency, group_scores, score_one
+from .tasks.registry import Registry
+from .tasks.schema import DatasetSpec, TaskSpec
+from .types import Sample
+
+
+class RunError(RuntimeError):
+    """The run cannot go on (nothing finished is lost); the message says why."""
+
+
+@dataclass
+class RunConfig:
+    tasks: list[str]
+    output: Path
+    model: str = "hf"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    run_name: str | None = None
+    batch_size: int = 8
+    limit: int | None = None
+    seed: int = 0
+    instructions: str = "default"
+    include_paths: list[Path] = field(default_factory=list)
+    dataset_overrides: dict[str, str] = field(default_factory=dict)
+    max_new_tokens: int | None = None
+    save_media: bool = True
+    progress: bool = True
+
+
+def run_name_for(cfg: RunConfig) -> str:
+    if cfg.run_name:
+        return cfg.run_name
+    base = str(cfg.model_args.get("pretrained") or cfg.model_args.get("model") or cfg.model)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base.rstrip("/").split("/")[-1]) or cfg.model
+
+
+def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
+                      override: str | None = None) -> list[Sample]:
+    base_dir = Path(spec.source).parent if spec.source else Path.cwd()
+    dspec = spec.dataset
+    if override:
+        dspec = DatasetSpec(path=str(Path(override).resolve()), split=dspec.split, format="auto")
+    ds = load_dataset_rows(dspec, base_dir, spec.task)
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    return list(build_samples(spec, ds, instructions=instructions, base_dir=base_dir))
+
+
+def _identity(cfg: RunConfig, specs: list[TaskSpec]) -> dict[str, Any]:
+    return {"model": {"backend": cfg.model, "args": cfg.model_args}, "seed": cfg.seed,
+            "instructions": cfg.instructions, "max_new_tokens": cfg.max_new_tokens,
+            "tasks": {s.task: generation_key(s) for s in specs}}
+
+
+def _check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run must be the same run: same model, settings and task definitions."""
+    import json
+    path = run_dir / "run.json"
+    if not path.exists():
+        return ident
+    old = json.loads(path.read_text())
+    for key in ("model", "seed", "instructions", "max_new_tokens"):
+        if old.get(key) != ident[key]:
+            raise RunError(f"{run_dir} holds a run with a different {key} ({old.get(key)!r} vs {ident[key]!r}); "
+                           "use another --output or --run-name")
+    for task, key in ident["tasks"].items():
+        old_key = old.get("tasks", {}).get(task)
+        if old_key is not None and old_key != key and any(f.exists() for f in prediction_files(run_dir, task)):
+            raise RunError(f"{run_dir}: task {task}'s prompts, data or generation settings changed since its "
+                           f"predictions were made; delete {run_dir}/predictions/{task}.jsonl to regenerate "
+                           "(a change to metrics or filters alone only needs `m3eval score`)")
+    return {**old, **ident, "tasks": {**old.get("tasks", {}), **ident["tasks"]}}
+
+
+def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+    """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run)."""
+    t_start = time.perf_counter()
+    dist = dist or init_distributed()
+    registry = Registry.discover(cfg.include_paths)
+    specs = registry.resolve(cfg.tasks)
+    unknown = set(cfg.dataset_overrides) - {s.task for s in specs}
+    if unknown:
+        raise RunError(f"--dataset-override names tasks not in this run: {', '.join(sorted(unknown))}")
+    run_dir = cfg.output / run_name_for(cfg)
+    ident = _check_resume(run_dir, _identity(cfg, specs))
+    if dist.is_main:
+        atomic_write_json(run_dir / "run.json", ident)
+
+    failures: list[str] = []
+    samples: dict[str, list[Sample]] = {}
+    for spec in specs:  # all data first: a missing file shows before the model loads
+        try:
+            samples[spec.task] = load_task_samples(spec, cfg.limit, cfg.instructions,
+                                                   cfg.dataset_overrides.get(spec.task))
+        except ValueError as e:  # DataError, SampleError
+            failures.append(f"{spec.task}: {e}")
+    runnable = [s for s in specs if s.task in samples]
+    if not runnable:
+        raise RunError("no task could be loaded:\n  " + "\n  ".join(failures))
+
+    t0 = time.perf_counter()
+    model = load_model(cfg.model, cfg.model_args)
+    load_s = time.perf_counter() - t0
+    generate_s, n_new, preds = 0.0, 0, {}
+    for spec in runnable:
+        g = spec.generation
+        gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
+                               temperature=g.temperature, top_p=g.top_p, num_beams=g.num_beams,
+                               stop=list(g.stop), seed=cfg.seed)
+        stats = generate_task(spec, samples[spec.task], model, gen, run_dir, dist, cfg.batch_size,
+                              save_media=cfg.save_media, progress=cfg.progress)
+        all_stats = dist.gather((stats.generate_s, stats.samples))
+        got = consolidate(spec, samples[spec.task], run_dir, dist)
+        if dist.is_main:
+            generate_s += max(s for s, _ in all_stats)  # ranks run side by side
+            n_new += sum(n for _, n in all_stats)
+            preds[spec.task] = got
+    if hasattr(model, "close"):
+        model.close()
+    if not dist.is_main:
+        return None, failures
+
+    t0 = time.perf_counter()
+    tasks = {s.task: score_one(s, preds[s.task], run_dir, cfg.seed) for s in runnable}
+    score_s = time.perf_counter() - t0
+    total_s = time.perf_counter() - t_start
+    info = model.info() if hasattr(model, "info") else {}
+    results = {
+        "format": RESULTS_FORMAT,
+        "run": {"name": run_dir.name, "model": {**info, "backend": cfg.model, "args": cfg.model_args},
+                "config": {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
+                           "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
+                           "instructions": cfg.instructions, "world_size": dist.world_size,
+                           "max_new_tokens": cfg.max_new_tokens,
+                           "dataset_overrides": cfg.dataset_overrides},
+                "created": now_iso(), "git_sha": git_sha(), "versions": package_versions(),
+                "failures": failures},
+        "timings": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3), "score_s": round(score_s, 3),
+                    "total_s": round(total_s, 3), "samples": n_new,
+                    "samples_per_s": round(n_new / max(total_s - load_s, 1e-9), 2)},
+        "tasks": tasks,
+        "groups": group_scores(registry, tasks),
+        "consistency": consistency(runnable, tasks, run_dir),
+    }
+    atomic_write_json(run_dir / "results.json", results)
+    return results, failures
+
+
+def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Re-score a run's stored predictions with the current task definitions."""
+    import json
+    path = run_dir / "results.json"
+    if not (run_dir / "predictions").is_dir():
+        raise RunError(f"{run_dir}: not a run directory (no predictions/ folder)")
+    old = json.loads(path.read_text()) if path.exists() else {"format": RESULTS_FORMAT, "run": {}, "timings": {}}
+    registry = Registry.discover(include_paths or [])
+    names = sorted({f.name.split(".")[0] for f in (run_dir / "predictions").glob("*.jsonl")})
+    missing = [n for n in names if n not in registry.tasks]
+    if missing:
+        raise RunError(f"{run_dir}: predictions for tasks with no definition: {', '.join(missing)} "
+                       "(pass --include-path for tasks defined outside tasks/)")
+    seed = old.get("run", {}).get("config", {}).get("seed", 0) if seed is None else seed
+    t0 = time.perf_counter()
+    tasks = {}
+    for name in names:
+        preds = list(read_predictions(prediction_files(run_dir, name)).values())
+        tasks[name] = score_one(registry.tasks[name], preds, run_dir, seed)
+    specs = [registry.tasks[n] for n in names]
+    results = {**old, "tasks": tasks, "groups": group_scores(registry, tasks),
+               "consistency": consistency(specs, tasks, run_dir)}
+    results["timings"] = {**old.get("timings", {}), "score_s": round(time.perf_counter() - t0, 3)}
+    results["run"] = {**old.get("run", {}), "rescored": now_iso(), "rescored_git_sha": git_sha()}
+    atomic_write_json(path, results)
+    return results

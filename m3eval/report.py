@@ -1,0 +1,34 @@
+"""The results table printed at the end of a run."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: float, scale: int) -> str:
+    return f"{value * 100:.2f}" if scale == 1 else f"{value:.2f}"
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """Scores on a 0..100 scale with their 95% CI, sample, error and extraction-failure counts."""
+    rows = [("task", "metric", "score", "95% CI", "n", "errors", "unparsed")]
+    for name, t in results.get("tasks", {}).items():
+        for i, (metric, m) in enumerate(t["metrics"].items()):
+            scale = m.get("scale", 1)
+            ci = m.get("ci")
+            ci_s = f"[{_fmt(ci[0], scale)}, {_fmt(ci[1], scale)}]" if ci else "-"
+            first = i == 0
+            rows.append((name if first else "", metric, _fmt(m["value"], scale), ci_s,
+                         str(t["n_samples"]) if first else "", str(t["n_errors"]) if first else "",
+                         str(t.get("n_extraction_failures", 0)) if first else ""))
+    for name, g in results.get("groups", {}).items():
+        rows.append((f"[group] {name}", "mean of primary", _fmt(g["value"], 1), "-", str(g["n_tasks"]) + " tasks",
+                     "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    t = results.get("timings", {})
+    if t:
+        lines.append(f"\nload {t.get('load_s', 0):.1f}s  generate {t.get('generate_s', 0):.1f}s  "
+                     f"score {t.get('score_s', 0):.1f}s  total {t.get('total_s', 0):.1f}s  "
+                     f"({t.get('samples', 0)} samples generated, {t.get('samples_per_s', 0):.1f}/s)")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Writing run files (docs/FORMATS.md): atomic writes, the append-only
+predictions log, and provenance."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Iterable
+
+from .types import Prediction
+
+RESULTS_FORMAT = "m3eval.results/1"
+_PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", "pillow", "numpy",
+             "sacrebleu", "rouge_score", "pycocoevalcap", "jieba", "accelerate")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + fsync + rename: readers see the old
+    file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode())
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+
+
+def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append finished predictions and make them durable at once (a crash loses nothing finished)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a torn last line (a crash mid-append) is dropped, any
+    other bad line is an error naming the file and line."""
+    rows: list[dict[str, Any]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if n == len(lines):
+                break
+            raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
+    return rows
+
+
+def read_predictions(files: Iterable[Path]) -> dict[str, Prediction]:
+    out: dict[str, Prediction] = {}
+    for f in files:
+        if f.exists():
+            for row in read_jsonl(f):
+                if "id" not in row or "prediction" not in row:
+                    raise ValueError(f"{f}: a line lacks 'id' or 'prediction': {str(row)[:120]}")
+                out[str(row["id"])] = Prediction.from_json(row)
+    return out
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_sha() -> str | None:
+    """The m3eval checkout's commit (with '-dirty' for local changes), when it is one."""
+    here = Path(__file__).resolve().parent
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=5)
+        sha = proc.stdout.strip()
+        if proc.returncode != 0 or not sha:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,61 @@
+"""`m3eval score --task T --predictions FILE.jsonl`: score predictions made elsewhere.
+
+The file holds one JSON object a line with the sample `id` and its `prediction`.
+References come from the task's dataset (text fields only, no media decoded).
+Ids the task does not know are reported and left out; the task's samples with
+no prediction are reported and scored 0 (as errors), never silently dropped.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .pipeline import RunError, load_task_samples
+from .report import format_results
+from .results import RESULTS_FORMAT, atomic_write_json, now_iso, read_jsonl
+from .runner import prediction_files
+from .score_run import score_one
+from .tasks.registry import Registry
+from .types import Prediction
+
+
+def score_external(task: str, pred_file: Path, output: Path | None, include_paths: list[Path],
+                   overrides: dict[str, str], seed: int) -> int:
+    registry = Registry.discover(include_paths)
+    if task not in registry.tasks:
+        raise registry.unknown(task)
+    spec = registry.tasks[task]
+    if not pred_file.exists():
+        raise RunError(f"{pred_file}: no such file")
+    given: dict[str, str] = {}
+    for n, row in enumerate(read_jsonl(pred_file), 1):
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("prediction"), str):
+            raise RunError(f"{pred_file}:{n}: expected {{\"id\": ..., \"prediction\": \"...\"}}, got {str(row)[:100]}")
+        given[str(row["id"])] = row["prediction"]
+    samples = load_task_samples(spec, None, "default", overrides.get(task))
+    known = {s.id for s in samples}
+    unknown = [i for i in given if i not in known]
+    missing = [s.id for s in samples if s.id not in given]
+    if unknown:
+        print(f"m3eval: {len(unknown)} ids in {pred_file} are not in task {task} and were left out: "
+              f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}", file=sys.stderr)
+    if missing:
+        print(f"m3eval: {len(missing)} samples of task {task} have no prediction and score 0: "
+              f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", file=sys.stderr)
+    preds = [Prediction(id=s.id, prediction=given.get(s.id, ""), prompt=s.prompt, references=s.references,
+                        choices=s.choices, lang=s.lang,
+                        error=None if s.id in given else "missing prediction") for s in samples]
+    run_dir = output / pred_file.stem if output else None
+    if run_dir is not None:
+        from .results import atomic_write_jsonl
+        atomic_write_jsonl(prediction_files(run_dir, task)[0], [p.to_json() for p in preds])
+    entry = score_one(spec, preds, run_dir, seed)
+    entry.update(unknown_ids=len(unknown), missing_ids=len(missing))
+    results = {"format": RESULTS_FORMAT,
+               "run": {"name": pred_file.stem, "model": {"backend": "external", "id": str(pred_file)},
+                       "config": {"tasks": [task], "seed": seed}, "created": now_iso()},
+               "timings": {}, "tasks": {task: entry}, "groups": {}, "consistency": {}}
+    if run_dir is not None:
+        atomic_write_json(run_dir / "results.json", results)
+    print(format_results(results))
+    return 1 if not given.keys() & known else 0

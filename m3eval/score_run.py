@@ -1,0 +1,121 @@
+"""Scoring a run: predictions + current task definitions -> samples/ and the
+`tasks`, `groups` and `consistency` parts of results.json. Needs no model."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .results import atomic_write_jsonl
+from .runner import media_filename
+from .scoring import score_task
+from .tasks.registry import Registry
+from .tasks.schema import StepSpec, TaskSpec
+from .types import Prediction
+
+
+def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int) -> dict[str, Any]:
+    """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry."""
+    summary, records = score_task(preds, spec.metrics, spec.filters, spec.language, seed=seed,
+                                  primary_metric=spec.primary)
+    if run_dir is not None:
+        media_dir = run_dir / "media" / spec.task
+        for r in records:
+            thumb = media_dir / media_filename(str(r["id"]))
+            r["media"] = [str(thumb.relative_to(run_dir))] if thumb.exists() else []
+        atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl", records)
+    entry: dict[str, Any] = {
+        "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
+        "protocol": spec.protocol, "language": spec.language, "description": spec.description,
+        "dataset": spec.dataset.model_dump(mode="json", exclude_none=True), **summary,
+    }
+    if spec.doc.video or spec.doc.frames:
+        entry["video"] = _video_block(spec, preds)
+    entry.update(_breakdowns(spec, preds, seed))
+    return entry
+
+
+def _primary_only(spec: TaskSpec) -> list[StepSpec]:
+    return [m for m in spec.metrics if m.name == spec.primary]
+
+
+def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str, Any]:
+    """Per instruction variant (mean, std, min-max) and per language, on the primary metric."""
+    out: dict[str, Any] = {}
+    by_instr: dict[int, list[Prediction]] = {}
+    for p in preds:
+        if p.instruction is not None:
+            by_instr.setdefault(p.instruction, []).append(p)
+    if by_instr:
+        values = [score_task(by_instr[k], _primary_only(spec), spec.filters, spec.language, seed=seed)[0]
+                  ["metrics"][spec.primary]["value"] for k in sorted(by_instr)]
+        out["instructions"] = {"n": len(values), "metric": spec.primary, "per_instruction": values,
+                               "mean": statistics.fmean(values),
+                               "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+                               "min": min(values), "max": max(values)}
+    langs = sorted({p.lang for p in preds})
+    if len(langs) > 1:
+        out["languages"] = {lang: score_task([p for p in preds if p.lang == lang], _primary_only(spec),
+                                             spec.filters, lang, seed=seed)[0]["metrics"]
+                            for lang in langs}
+    return out
+
+
+def _video_block(spec: TaskSpec, preds: list[Prediction]) -> dict[str, Any]:
+    got = [p.media_info.get("frames") for p in preds if p.media_info.get("frames") is not None]
+    rule = "fps" if spec.video.fps else "uniform"
+    block: dict[str, Any] = {"rule": rule, **spec.video.model_dump(mode="json")}
+    if spec.doc.frames and not spec.doc.video:
+        block["rule"] = "stored-frames"
+    if got:
+        block.update(frames_min=min(got), frames_max=max(got),
+                     short=sum(1 for p in preds if p.media_info.get("short")))
+    return block
+
+
+def group_scores(registry: Registry, tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each group over the run's tasks: the mean of its members' scores (tasks' primary
+    metric on a 0..1 scale; a member group counts once)."""
+    out: dict[str, Any] = {}
+
+    def value(name: str) -> float:
+        if name in tasks:
+            m = tasks[name]["metrics"][tasks[name]["primary_metric"]]
+            return m["value"] / m.get("scale", 1)
+        if name not in out:
+            g = registry.groups[name]
+            out[name] = {"tasks": registry.expand(name), "members": list(g.tasks), "category": g.category,
+                         "metric": "primary (0..1)", "value": statistics.fmean(value(t) for t in g.tasks),
+                         "n_tasks": len(registry.expand(name))}
+        return out[name]["value"]
+
+    for g in registry.groups_within(list(tasks)):
+        value(g.group)
+    return dict(sorted(out.items()))
+
+
+def consistency(specs: list[TaskSpec], tasks: dict[str, dict[str, Any]], run_dir: Path) -> dict[str, Any]:
+    """For task pairs over the same items in two languages (`consistency_with`): how often
+    the model is right in both or wrong in both (primary score >= 0.5), and, for
+    multiple choice, how often it picks the same option."""
+    from .results import read_jsonl
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        other = spec.consistency_with
+        if not other or other not in tasks or spec.task not in tasks:
+            continue
+        a = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{spec.task}.jsonl")}
+        b = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{other}.jsonl")}
+        ids = sorted(set(a) & set(b))
+        if not ids:
+            continue
+        pa, pb = tasks[spec.task]["primary_metric"], tasks[other]["primary_metric"]
+        same = sum((a[i]["scores"][pa] >= 0.5) == (b[i]["scores"][pb] >= 0.5) for i in ids)
+        entry = {"tasks": [spec.task, other], "n": len(ids), "correctness_agreement": same / len(ids),
+                 "langs": [tasks[spec.task]["language"], tasks[other]["language"]]}
+        if all(a[i].get("choices") and b[i].get("choices") for i in ids):
+            entry["answer_agreement"] = sum(a[i]["extracted"] is not None and a[i]["extracted"] == b[i]["extracted"]
+                                            for i in ids) / len(ids)
+        out[f"{spec.task}|{other}"] = entry
+    return out

@@ -1,0 +1,148 @@
+"""Scoring a task's stored predictions: filters -> metrics -> aggregates with CIs + per-sample records.
+
+Needs no model: `m3eval score` re-runs this on predictions/<task>.jsonl. The output is the
+`n_samples` / `n_errors` / `n_extraction_failures` / `primary_metric` / `metrics` part of a task
+entry of results.json, and the samples/<task>.jsonl records (without `media`), as in
+docs/FORMATS.md.
+
+Rules: a prediction with `error` set, or whose answer the filters cannot extract, stays in the
+denominator and scores 0 on every metric (for corpus metrics it enters the corpus as an empty
+hypothesis); dropping it would inflate the score. Each sample is tokenized in its own language.
+Same inputs and seed -> byte-identical output.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+from m3eval.filters import apply_filters
+from m3eval.metrics import get_metric  # registers the built-in metrics
+from m3eval.metrics.base import Metric, MetricInput, MetricResult
+from m3eval.metrics.stats import bootstrap_ci, corpus_bootstrap_ci
+from m3eval.types import Prediction
+
+
+def _spec(spec: Any) -> tuple[str, dict]:
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict):
+        return spec["name"], dict(spec.get("args") or {})
+    return spec.name, dict(getattr(spec, "args", None) or {})
+
+
+def _check_args(metric: Metric, args: dict) -> None:
+    """Unknown metric args are a task-definition error, named before any scoring."""
+    try:
+        params = inspect.signature(metric.compute).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n in list(params)[1:]]
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise ValueError(f"metric {metric.name!r}: unknown args {unknown}; accepted: {allowed or 'none'}")
+
+
+def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int) -> dict:
+    entry: dict[str, Any] = {"value": float(result.value), "ci": None, "scale": metric.scale,
+                             "higher_is_better": metric.higher_is_better, "kind": metric.kind}
+    if metric.kind == "mean":
+        if result.per_sample is None or len(result.per_sample) != n:
+            raise RuntimeError(f"metric {metric.name!r} is a mean metric but returned no aligned per-sample scores")
+        entry["ci"] = list(bootstrap_ci(result.per_sample, metric.resamples, seed))
+    elif result.rescore is not None and metric.resamples > 0:
+        entry["ci"] = list(corpus_bootstrap_ci(result.rescore, n, metric.resamples, seed))
+    if result.signature is not None:
+        entry["signature"] = result.signature
+    if metric.kind == "corpus":
+        entry["resamples"] = metric.resamples if result.rescore is not None else 0
+    return entry
+
+
+def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[Any] | None = None,
+               lang: str = "en", seed: int = 0, primary_metric: str | None = None,
+               with_ci: bool = True) -> tuple[dict, list[dict]]:
+    """Score one task's predictions. `metrics` / `filters` are specs with .name and .args (or
+    {"name", "args"} dicts, or bare metric names). Returns (task aggregate dict, per-sample records)."""
+    if not predictions:
+        raise ValueError("score_task: no predictions to score")
+    if not metrics:
+        raise ValueError("score_task: the task names no metrics")
+    resolved = []
+    for spec in metrics:
+        name, args = _spec(spec)
+        metric = get_metric(name)
+        _check_args(metric, args)
+        resolved.append((name, metric, args))
+    names = [n for n, _, _ in resolved]
+    if len(set(names)) != len(names):
+        raise ValueError(f"score_task: metric named twice in {names}; use distinct names (e.g. coco_bleu_1, coco_bleu_4)")
+    if primary_metric is not None and primary_metric not in names:
+        raise ValueError(f"primary_metric {primary_metric!r} is not one of the task's metrics {names}")
+
+    items, records, n_err, n_fail = [], [], 0, 0
+    for i, p in enumerate(predictions):
+        if not isinstance(p, Prediction):
+            raise TypeError(f"prediction {i} is {type(p).__name__}, not m3eval.types.Prediction")
+        error = p.error
+        extracted = None
+        if error is None and not isinstance(p.prediction, str):
+            error = f"prediction is {type(p.prediction).__name__}, not str"
+        if error is None:
+            try:
+                extracted = apply_filters(p.prediction, filters, p.choices)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"sample {p.id!r}: {e}") from None
+            n_fail += extracted is None
+        n_err += error is not None
+        items.append(MetricInput(extracted, list(p.references), p.choices, p.lang or lang))
+        records.append({"id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
+                        "references": list(p.references), "choices": p.choices, "lang": p.lang or lang,
+                        "instruction": p.instruction, "error": error, "scores": {}})
+
+    entries: dict[str, dict] = {}
+    for name, metric, args in resolved:
+        try:
+            result = metric.compute(items, **args)
+        except (TypeError, ValueError) as e:
+            msg = str(e)
+            if msg.startswith("sample ") and msg.split(":")[0][7:].isdigit():  # name the sample id too
+                idx = int(msg.split(":")[0][7:])
+                msg = f"sample {predictions[idx].id!r} (index {idx}):{msg.split(':', 1)[1]}"
+            raise type(e)(f"metric {name!r}: {msg}") from None
+        entries[name] = _metric_entry(metric, result, len(items), seed) if with_ci else {
+            "value": float(result.value), "ci": None, "scale": metric.scale,
+            "higher_is_better": metric.higher_is_better, "kind": metric.kind}
+        for rec, s in zip(records, result.per_sample or [None] * len(records)):
+            rec["scores"][name] = None if s is None else float(s)
+
+    summary = {"n_samples": len(predictions), "n_errors": n_err, "n_extraction_failures": n_fail,
+               "primary_metric": primary_metric or names[0], "metrics": entries}
+    return summary, records
+
+
+def split_by(predictions: list[Prediction], key: str | Callable[[Prediction], Any]) -> dict[Any, list[Prediction]]:
+    """Group predictions by an attribute ("lang", "instruction") or a function, keeping their
+    order; groups sorted by str(key) so output order is stable."""
+    get = key if callable(key) else (lambda p: getattr(p, key))
+    groups: dict[Any, list[Prediction]] = {}
+    for p in predictions:
+        groups.setdefault(get(p), []).append(p)
+    return dict(sorted(groups.items(), key=lambda kv: str(kv[0])))
+
+
+def score_by(predictions: list[Prediction], key: str | Callable[[Prediction], Any], metrics: list[Any],
+             filters: list[Any] | None = None, lang: str = "en", seed: int = 0,
+             primary_metric: str | None = None, with_ci: bool = True) -> dict[Any, dict]:
+    """score_task on each group of split_by(predictions, key): e.g. per instruction variant
+    (key="instruction") or per language (key="lang"). Returns {group: task aggregate dict}."""
+    return {k: score_task(ps, metrics, filters, lang, seed, primary_metric, with_ci)[0]
+            for k, ps in split_by(predictions, key).items()}
+
+
+def per_sample_scores(records: list[dict], metric: str) -> np.ndarray:
+    """A metric's per-sample scores from samples/<task>.jsonl records (for `compare`'s paired tests)."""
+    return np.array([r["scores"].get(metric) or 0.0 for r in records], dtype=np.float64)

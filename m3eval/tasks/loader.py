@@ -1,0 +1,141 @@
+"""YAML task files -> validated TaskSpec / GroupSpec.
+
+A file holds one task (`task:`), one group (`group:`), or, with `expand:`,
+one task template expanded over values (e.g. 80 languages), which also makes
+a group of the expanded tasks. Files whose name starts with `_` are only
+included by others (`include:`), never loaded as tasks.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .schema import GroupSpec, TaskSpec
+
+
+class TaskError(ValueError):
+    """A task definition is wrong; the message names the file and the key."""
+
+
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+_LOADER_KEYS = ("include", "expand", "expand_group")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskError(f"{path}: no such file") from None
+    except yaml.YAMLError as e:
+        raise TaskError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise TaskError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _resolve_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise TaskError(f"{path}: include cycle: {' -> '.join(map(str, seen + (path,)))}")
+    data = _read_yaml(path)
+    inc = data.pop("include", None)
+    if inc is None:
+        return data
+    merged: dict[str, Any] = {}
+    for item in [inc] if isinstance(inc, str) else inc or []:
+        if not isinstance(item, str):
+            raise TaskError(f"{path}: include: expected a file name, got {item!r}")
+        target = (path.parent / item)
+        if not target.exists():
+            raise TaskError(f"{path}: include: no such file {target}")
+        merged = _merge(merged, _resolve_includes(target, seen + (path,)))
+    return _merge(merged, data)
+
+
+def _substitute(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [_substitute(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, env) for k, v in value.items()}
+    return value
+
+
+def _explain(path: Path, err: ValidationError, model: type[BaseModel]) -> TaskError:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            known = _fields_at(model, e["loc"][:-1])
+            near = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(known)})"
+            lines.append(f"{loc}: unknown key{hint}")
+        else:
+            lines.append(f"{loc}: {e['msg']}")
+    return TaskError(f"{path}: " + "; ".join(lines))
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return [k for k in model.model_fields if k != "source"]
+
+
+def load_file(path: Path) -> list[TaskSpec | GroupSpec]:
+    """All tasks and groups one YAML file defines (expanded templates give several)."""
+    data = _resolve_includes(path)
+    src = str(path)
+    if "group" in data and "task" not in data:
+        try:
+            return [GroupSpec(**data, source=src)]
+        except ValidationError as e:
+            raise _explain(path, e, GroupSpec) from None
+    expand = data.pop("expand", None)
+    expand_group = data.pop("expand_group", None)
+    if expand is None:
+        envs: list[dict[str, str]] = [{}]
+    else:
+        if not (isinstance(expand, dict) and len(expand) == 1):
+            raise TaskError(f"{path}: expand: expected one key with a list of values, e.g. expand: {{lang: [en, zh]}}")
+        (key, values), = expand.items()
+        if not isinstance(values, list) or not values:
+            raise TaskError(f"{path}: expand.{key}: expected a non-empty list")
+        envs = [{key: str(v)} for v in values]
+    specs: list[TaskSpec | GroupSpec] = []
+    for env in envs:
+        try:
+            specs.append(TaskSpec(**_substitute(data, env), source=src))
+        except ValidationError as e:
+            raise _explain(path, e, TaskSpec) from None
+        except TypeError as e:
+            raise TaskError(f"{path}: {e}") from None
+    if expand is not None:
+        if not isinstance(expand_group, str):
+            raise TaskError(f"{path}: expand_group: name the group the expanded tasks form")
+        specs.append(GroupSpec(group=expand_group, tasks=[s.task for s in specs],
+                               category=specs[0].category, source=src))
+    return specs
+
+
+def iter_task_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*.y*ml")
+                  if p.suffix in (".yaml", ".yml") and not p.name.startswith("_"))

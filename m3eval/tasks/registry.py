@@ -1,0 +1,78 @@
+"""Discovery of tasks and groups (tasks/ plus --include-path) and name resolution."""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .loader import TaskError, iter_task_files, load_file
+from .schema import GroupSpec, TaskSpec
+
+# The suite shipped with m3eval: the repository's top-level tasks/ folder.
+BUILTIN_TASKS = Path(__file__).resolve().parents[2] / "tasks"
+
+
+@dataclass
+class Registry:
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    groups: dict[str, GroupSpec] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # files that failed to load
+
+    @classmethod
+    def discover(cls, include_paths: list[Path] | tuple = (), builtin: bool = True) -> "Registry":
+        reg = cls()
+        roots = ([BUILTIN_TASKS] if builtin and BUILTIN_TASKS.exists() else [])
+        extra = [Path(p) for p in os.environ.get("M3EVAL_INCLUDE_PATH", "").split(os.pathsep) if p]
+        for root in roots + extra + [Path(p) for p in include_paths]:
+            if not root.exists():
+                raise TaskError(f"--include-path {root}: no such file or folder")
+            for path in iter_task_files(root):
+                try:
+                    for spec in load_file(path):
+                        reg._add(spec)
+                except TaskError as e:
+                    reg.errors.append(str(e))
+        return reg
+
+    def _add(self, spec: TaskSpec | GroupSpec) -> None:
+        name = spec.task if isinstance(spec, TaskSpec) else spec.group
+        other = self.tasks.get(name) or self.groups.get(name)
+        if other is not None:
+            raise TaskError(f"{spec.source}: {name!r} is already defined in {other.source}")
+        (self.tasks if isinstance(spec, TaskSpec) else self.groups)[name] = spec
+
+    def names(self) -> list[str]:
+        return sorted([*self.tasks, *self.groups])
+
+    def unknown(self, name: str) -> TaskError:
+        near = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(near)}?" if near else "; `m3eval tasks` lists them"
+        broken = f" ({len(self.errors)} task files failed to load: run `m3eval validate`)" if self.errors else ""
+        return TaskError(f"unknown task or group {name!r}{hint}{broken}")
+
+    def expand(self, name: str, _stack: tuple[str, ...] = ()) -> list[str]:
+        """Leaf task names of a task or group, in order."""
+        if name in self.tasks:
+            return [name]
+        if name not in self.groups:
+            raise self.unknown(name)
+        if name in _stack:
+            raise TaskError(f"group cycle: {' -> '.join(_stack + (name,))}")
+        out: list[str] = []
+        for member in self.groups[name].tasks:
+            if member not in self.tasks and member not in self.groups:
+                raise TaskError(f"{self.groups[name].source}: group {name!r} names unknown task {member!r}")
+            out += [t for t in self.expand(member, _stack + (name,)) if t not in out]
+        return out
+
+    def resolve(self, names: list[str]) -> list[TaskSpec]:
+        out: list[str] = []
+        for n in names:
+            out += [t for t in self.expand(n) if t not in out]
+        return [self.tasks[t] for t in out]
+
+    def groups_within(self, task_names: list[str]) -> list[GroupSpec]:
+        """Groups all of whose leaf tasks are among task_names (their aggregate can be reported)."""
+        have = set(task_names)
+        return [g for g in self.groups.values() if set(self.expand(g.group)) <= have]

@@ -1,0 +1,111 @@
+"""The task and group schema. See docs/TASKS.md for the user-facing description.
+
+Pydantic with extra="forbid": an unknown key is an error, never ignored.
+YAML never names code: filters and metrics are names looked up in registries.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    path: str  # hub id, or a local parquet/jsonl/json/csv/arrow file or save_to_disk folder (relative to the YAML)
+    name: str | None = None  # hub config
+    split: str = "test"
+    revision: str | None = None
+    format: Literal["auto", "hub", "parquet", "json", "jsonl", "csv", "arrow", "disk"] = "auto"
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+
+
+class DocSpec(_Strict):
+    """How a dataset row becomes a sample.
+
+    `prompt` is a Jinja2 template over the row's fields. `id`, `references`,
+    `images`, `video`, `frames`, `choices`, `lang` and `instruction` name a
+    field (dotted paths map over lists: `answers.answer`); `id` and
+    `references` may instead be templates (anything containing `{{`).
+    """
+
+    prompt: str
+    references: str
+    id: str | None = None  # default: the row's index
+    images: str | None = None  # one image or a list of images
+    video: str | None = None  # a path to a video file (relative to video_root)
+    frames: str | None = None  # a list of already-extracted frames (e.g. M3IT's 8 base64 frames)
+    video_root: str | None = None  # folder video paths are relative to (relative to the YAML)
+    choices: str | None = None
+    lang: str | None = None  # per-row language field; default: the task's language
+    instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
+
+
+class VideoSpec(_Strict):
+    frames: int | None = Field(8, ge=1)  # uniform sampling of N frames
+    fps: float | None = Field(None, gt=0)  # or sampling at this rate...
+    max_frames: int | None = Field(32, ge=1)  # ...capped at this many
+
+
+class GenerationSpec(_Strict):
+    max_new_tokens: int = Field(32, ge=1)
+    do_sample: bool = False
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    num_beams: int = Field(1, ge=1)
+    stop: list[str] = []
+
+
+class StepSpec(_Strict):
+    """A named filter or metric with its arguments."""
+
+    name: str
+    args: dict[str, Any] = {}
+
+
+class TaskSpec(_Strict):
+    task: str
+    version: int = 1
+    description: str = ""
+    category: str = "other"  # knowledge_vqa | video | chinese | multilingual | demo | ...
+    protocol: str = "official"  # paper (M3IT's ROUGE-L) | official (the benchmark's own metric) | demo
+    language: str = "en"
+    dataset: DatasetSpec
+    doc: DocSpec
+    instructions: list[str] | None = None  # instruction variants; default: distinct values of doc.instruction
+    video: VideoSpec = VideoSpec()
+    generation: GenerationSpec = GenerationSpec()
+    filters: list[StepSpec] = []
+    metrics: list[StepSpec] = Field(min_length=1)
+    primary_metric: str | None = None  # default: the first metric
+    consistency_with: str | None = None  # a task over the same items in another language
+    source: str = Field("", exclude=True)  # the YAML file, for messages; not part of the hash
+
+    @field_validator("task")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or any(c in v for c in " /\\,"):
+            raise ValueError("a task name must be non-empty, without spaces, commas or slashes")
+        return v
+
+    @property
+    def primary(self) -> str:
+        return self.primary_metric or self.metrics[0].name
+
+    def content_hash(self) -> str:
+        """sha256 of the resolved definition; a change in any field changes it."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canon.encode()).hexdigest()
+
+
+class GroupSpec(_Strict):
+    group: str
+    tasks: list[str] = Field(min_length=1)  # tasks or groups
+    description: str = ""
+    category: str | None = None
+    source: str = Field("", exclude=True)

@@ -1,0 +1,242 @@
+"""Tiny fixture datasets in the schema of each real source of the benchmark suite.
+
+Each builder writes a few rows, in the container and with the field names and
+types the real source has (docs/TASKS_SUITE.md says which), so the suite's
+YAML files run end to end on them through `--dataset-override TASK=PATH`:
+
+- M3IT / M3IT-80 rows (the loading script's output): instruction, inputs,
+  outputs, image_base64_str (a list of base64 JPEGs; video tasks: 8 frames).
+- lmms-lab/OK-VQA: parquet with a `datasets.Image` column, question, answers
+  (10), question_id.
+- HuggingFaceM4/A-OKVQA: a DatasetDict (train/validation) with image,
+  question_id, question, choices, correct_choice_idx, direct_answers,
+  difficult_direct_answer, rationales.
+- MSRVTT-QA / MSVD-QA: test_qa.json (a JSON list of video_name, question,
+  answer, question_id; video_name without extension) beside the video files
+  (.mp4 / .avi encoded with PyAV).
+- MSR-VTT captioning (prepared): jsonl of video_id, video, captions (20).
+- Flickr8k-CN (prepared): parquet of image_id, image, captions (5, Chinese).
+
+Images are drawn with Pillow and videos encoded with PyAV by m3eval.data.synthetic.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import datasets
+from PIL import Image
+
+from m3eval.data.synthetic import draw_frame, draw_image, encode_video
+
+SIZE = (32, 32)  # the tiny model's image size; draw_frame needs width >= 32
+N_ROWS = 3
+
+# M3IT paper tasks: task name -> (kind, example instruction/input/output makers)
+M3IT_IMAGE = ["m3it_okvqa", "m3it_aokvqa", "m3it_viquae"]
+M3IT_VIDEO = ["m3it_msrvtt", "m3it_ivqa", "m3it_activitynet_qa", "m3it_msrvtt_qa", "m3it_msvd_qa"]
+M3IT_CHINESE = ["m3it_flickr8k_cn", "m3it_fm_iqa", "m3it_chinese_food"]
+
+_EN_INSTRUCTIONS = [
+    "Answer the question about the image with a short sentence.",
+    "Look at the picture and respond to the question.",
+    "Use what you know about the world to answer the question.",
+]
+_VIDEO_INSTRUCTIONS = [
+    "Watch the video frames and answer the question.",
+    "Based on the video, give a short answer.",
+]
+_ZH_INSTRUCTIONS = ["请根据图片回答问题。", "请仔细观察图片，然后回答。"]
+
+
+def b64_jpeg(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return path
+
+
+def m3it_rows(task: str, n: int = N_ROWS, seed: int = 0) -> list[dict[str, Any]]:
+    """Rows as M3IT.py yields them; video tasks carry 8 frames in image_base64_str."""
+    rows = []
+    for i in range(n):
+        s = seed * 100 + i
+        if task in M3IT_VIDEO:
+            frames = [b64_jpeg(draw_frame(4 * i + k, SIZE)) for k in range(8)]
+            captioning = task.endswith("msrvtt")
+            rows.append({"instruction": _VIDEO_INSTRUCTIONS[i % len(_VIDEO_INSTRUCTIONS)],
+                         "inputs": "" if captioning else f"What is the man doing in the video? ({i})",
+                         "outputs": "A man is cooking food in the kitchen." if captioning
+                         else "The man is playing the piano.",
+                         "image_base64_str": frames})
+        elif task in M3IT_CHINESE:
+            captioning = task.endswith("flickr8k_cn")
+            rows.append({"instruction": _ZH_INSTRUCTIONS[i % len(_ZH_INSTRUCTIONS)],
+                         "inputs": "" if captioning else "图片中的形状是什么颜色？",
+                         "outputs": "一只狗在公园的草地上奔跑。" if captioning else "红色",
+                         "image_base64_str": [b64_jpeg(draw_image(s, SIZE))]})
+        else:
+            rows.append({"instruction": _EN_INSTRUCTIONS[i % len(_EN_INSTRUCTIONS)],
+                         "inputs": f"What color is the shape in the image? ({i})",
+                         "outputs": "The shape in the image is red.",
+                         "image_base64_str": [b64_jpeg(draw_image(s, SIZE))]})
+    return rows
+
+
+def write_m3it(task: str, root: Path) -> Path:
+    return _write_jsonl(root / "m3it" / f"{task}.jsonl", m3it_rows(task))
+
+
+def write_m3it80(task: str, root: Path) -> Path:
+    """One M3IT-80 config: translated text (here French-, Chinese-like strings) over English images."""
+    lang = task.rsplit("_", 1)[1]
+    video = "msrvtt" in task
+    rows = []
+    for i in range(N_ROWS):
+        media = [b64_jpeg(draw_frame(2 * i + k, SIZE)) for k in range(8)] if video \
+            else [b64_jpeg(draw_image(50 + i, SIZE))]
+        rows.append({"instruction": f"[{lang}] instruction {i % 2}", "inputs": f"[{lang}] question {i}",
+                     "outputs": f"[{lang}] answer {i}", "image_base64_str": media})
+    return _write_jsonl(root / "m3it80" / f"{task}.jsonl", rows)
+
+
+def okvqa_rows() -> list[dict[str, Any]]:
+    return [{"image": draw_image(10 + i, SIZE),
+             "question": ["What sport can you use this for?", "What is the man riding?",
+                          "Which animal is in the picture?"][i],
+             "answers": [["surfing"] * 6 + ["surf"] * 4, ["bike"] * 7 + ["bicycle"] * 3, ["dog"] * 10][i],
+             "question_id": 5000 + i} for i in range(N_ROWS)]
+
+
+def write_okvqa(root: Path) -> Path:
+    feats = datasets.Features({"image": datasets.Image(), "question": datasets.Value("string"),
+                               "answers": datasets.Sequence(datasets.Value("string")),
+                               "question_id": datasets.Value("int64")})
+    path = root / "okvqa" / "val2014.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_list(okvqa_rows(), features=feats).to_parquet(str(path))
+    return path
+
+
+def aokvqa_rows(offset: int = 0) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(N_ROWS):
+        choices = [["red", "green", "blue", "yellow"], ["cat", "dog", "bird", "fish"],
+                   ["one", "two", "three", "four"]][i]
+        gold = [2, 1, 3][i]
+        rows.append({"image": draw_image(20 + offset + i, SIZE), "question_id": f"aok{offset + i:05d}",
+                     "question": ["What color is the sky?", "Which animal barks?", "How many legs has a dog?"][i],
+                     "choices": choices, "correct_choice_idx": gold,
+                     "direct_answers": [choices[gold]] * 7 + [choices[(gold + 1) % 4]] * 3,
+                     "difficult_direct_answer": i == 2,
+                     "rationales": [f"rationale {k} for question {i}." for k in range(3)]})
+    return rows
+
+
+def write_aokvqa(root: Path) -> Path:
+    feats = datasets.Features({"image": datasets.Image(), "question_id": datasets.Value("string"),
+                               "question": datasets.Value("string"),
+                               "choices": datasets.Sequence(datasets.Value("string")),
+                               "correct_choice_idx": datasets.Value("int8"),
+                               "direct_answers": datasets.Sequence(datasets.Value("string")),
+                               "difficult_direct_answer": datasets.Value("bool"),
+                               "rationales": datasets.Sequence(datasets.Value("string"))})
+    path = root / "aokvqa"
+    datasets.DatasetDict({
+        "train": datasets.Dataset.from_list(aokvqa_rows(100), features=feats),
+        "validation": datasets.Dataset.from_list(aokvqa_rows(0), features=feats),
+    }).save_to_disk(str(path))
+    return path
+
+
+def videoqa_rows(names: list[str]) -> list[dict[str, Any]]:
+    qs = [("what is a man doing?", "cook"), ("who is playing the piano?", "woman"), ("what is running?", "dog")]
+    return [{"video_name": name, "question": q, "answer": a, "question_id": f"v_{k}"}
+            for k, (name, (q, a)) in enumerate(zip(names, qs))]
+
+
+def _write_videoqa(root: Path, folder: str, names: list[str], ext: str) -> Path:
+    base = root / folder
+    (base / "videos").mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        encode_video(base / "videos" / f"{name}{ext}", 12 + 4 * k, SIZE, fps=8)
+    path = base / "test_qa.json"
+    path.write_text(json.dumps(videoqa_rows(names)), encoding="utf-8")
+    return path
+
+
+def write_msrvtt_qa(root: Path) -> Path:
+    return _write_videoqa(root, "MSRVTT-QA", ["video7010", "video7011", "video7012"], ".mp4")
+
+
+def write_msvd_qa(root: Path) -> Path:
+    return _write_videoqa(root, "MSVD-QA", ["-4wsuPCjDBc_5_15", "0lh_UWF9ZP4_62_69", "3chLmUAd6cE_1_9"], ".avi")
+
+
+def write_msrvtt_caption(root: Path) -> Path:
+    base = root / "MSR-VTT"
+    (base / "videos").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k in range(N_ROWS):
+        vid = f"video{7010 + k}"
+        encode_video(base / "videos" / f"{vid}.mp4", 16, SIZE, fps=8)
+        rows.append({"video_id": vid, "video": f"{vid}.mp4",
+                     "captions": [f"a person is doing thing number {j} in a video" for j in range(20)]})
+    return _write_jsonl(base / "test_captions.jsonl", rows)
+
+
+def write_flickr8k_cn(root: Path) -> Path:
+    feats = datasets.Features({"image_id": datasets.Value("string"), "image": datasets.Image(),
+                               "captions": datasets.Sequence(datasets.Value("string"))})
+    rows = [{"image_id": f"{1000 + k}_abc.jpg", "image": draw_image(30 + k, SIZE),
+             "captions": ["一只狗在草地上奔跑。", "两只猫在沙发上睡觉。", "一个男人在厨房里做饭。",
+                          "一个女人在舞台上弹钢琴。", "人们在聚会上跳舞。"]} for k in range(N_ROWS)]
+    path = root / "Flickr8k-CN" / "test.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_list(rows, features=feats).to_parquet(str(path))
+    return path
+
+
+OFFICIAL: dict[str, Callable[[Path], Path]] = {
+    "okvqa": write_okvqa,
+    "aokvqa_mc": write_aokvqa,
+    "aokvqa_da": write_aokvqa,
+    "msrvtt_qa": write_msrvtt_qa,
+    "msvd_qa": write_msvd_qa,
+    "msrvtt_caption": write_msrvtt_caption,
+    "flickr8k_cn_caption": write_flickr8k_cn,
+}
+
+# A few languages of each M3IT-80 template (the 80 share one definition; validated in full elsewhere).
+M3IT80 = ["m3it80_okvqa_zh", "m3it80_okvqa_fr", "m3it80_msrvtt_qa_ja", "m3it80_msrvtt_de"]
+
+
+def build_all(root: Path) -> dict[str, Path]:
+    """Every suite task's fixture under root; returns task -> path for --dataset-override."""
+    out: dict[str, Path] = {}
+    for task in M3IT_IMAGE + M3IT_VIDEO + M3IT_CHINESE:
+        out[task] = write_m3it(task, root)
+    for task in M3IT80:
+        out[task] = write_m3it80(task, root)
+    built: dict[Callable[[Path], Path], Path] = {}
+    for task, builder in OFFICIAL.items():
+        if builder not in built:
+            built[builder] = builder(root)
+        out[task] = built[builder]
+    return out

@@ -1,0 +1,230 @@
+"""The `hf` backend and the adapter registry, on the real tiny LLaVA (no mocks)."""
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from m3eval.demo.tiny_model import build_tiny_model
+from m3eval.models import (
+    BadMessageError, GenerationConfig, ModelLoadError, backend_names, get_backend, load_model,
+    parse_model_args, truncate_at_stop,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def model(tiny_dir: Path):
+    return load_model("hf", {"pretrained": str(tiny_dir), "device": "cpu", "dtype": "float32"})
+
+
+def img(i: int, size=(48, 40)) -> Image.Image:
+    im = Image.new("RGB", size, ["white", "gray", "black"][i % 3])
+    d = ImageDraw.Draw(im)
+    box = [2 + i % 9, 3 + i % 5, 25 + i % 13, 30 + i % 7]
+    (d.ellipse if i % 2 else d.rectangle)(box, fill=["red", "blue", "green", "yellow"][i % 4])
+    return im
+
+
+def varied_messages() -> list:
+    """8 messages of different lengths, 1-3 images each, one Chinese prompt."""
+    prompts = ["What color?", "What shape is shown in the picture? Answer with one word.",
+               "图片中的形状是什么颜色？请用一个词回答。", "Count the shapes.",
+               "Describe the image in one sentence, mentioning every shape and its color, please.",
+               "Is there a red circle?", "Which shape is largest and which is smallest here?", "Shape?"]
+    msgs = []
+    for i, p in enumerate(prompts):
+        images = [{"type": "image", "image": img(i * 3 + k, (40 + 9 * k, 32 + 5 * i))} for k in range(1 + i % 3)]
+        msgs.append(images + [{"type": "text", "text": p}])
+    return msgs
+
+
+# ---- generation --------------------------------------------------------------
+
+def test_batch_size_1_and_8_identical(model):
+    msgs, gen = varied_messages(), GenerationConfig(max_new_tokens=24)
+    batched = model.generate(msgs, gen)
+    single = [model.generate([m], gen)[0] for m in msgs]
+    assert batched == single
+    assert all(batched) and len(set(batched)) == len(msgs)
+    # A different grouping (as a length-sorted runner would make) changes nothing either.
+    assert model.generate(msgs[4:], gen) + model.generate(msgs[:4], gen) == batched[4:] + batched[:4]
+
+
+def test_text_only_and_image_messages_mix_in_one_batch(model):
+    gen = GenerationConfig(max_new_tokens=6)
+    text_only = [{"type": "text", "text": "hello there"}]
+    with_image = [{"type": "image", "image": img(1)}, {"type": "text", "text": "hello there"}]
+    both = model.generate([text_only, with_image], gen)
+    assert both == [model.generate([text_only], gen)[0], model.generate([with_image], gen)[0]]
+
+
+def test_video_frames_fall_back_to_consecutive_images(model):
+    assert model.info()["video"] == "frames-as-images"  # no torchvision here
+    frames = [img(i) for i in range(3)]
+    q = {"type": "text", "text": "What happens in the video?"}
+    gen = GenerationConfig(max_new_tokens=10)
+    as_video = model.generate([[{"type": "video", "frames": frames, "fps": 1.0}, q]], gen)
+    as_frames = model.generate([[{"type": "frames", "frames": frames}, q]], gen)
+    as_images = model.generate([[*({"type": "image", "image": f} for f in frames), q]], gen)
+    assert as_video == as_frames == as_images
+    assert as_video != model.generate([[{"type": "image", "image": frames[0]}, q]], gen)
+
+
+def test_max_new_tokens_is_honoured(model, tiny_dir: Path):
+    msg = varied_messages()[0]
+    outs = {n: model.generate([msg], GenerationConfig(max_new_tokens=n))[0] for n in (1, 4, 16)}
+    tok = model.tokenizer
+    assert outs[1] in {tok.decode([i]).strip() for i in range(len(tok))}  # exactly one token
+    # Greedy: a shorter budget yields a prefix of the longer answer (modulo a cut UTF-8 byte).
+    assert outs[4].rstrip("\ufffd") and outs[16].startswith(outs[4].rstrip("\ufffd"))
+    assert len(outs[16]) > len(outs[4]) > len(outs[1])
+
+
+def test_stop_strings_cut_after_decode(model):
+    msg = varied_messages()[1]
+    full = model.generate([msg], GenerationConfig(max_new_tokens=16))[0]
+    stop = full[len(full) // 2: len(full) // 2 + 2]
+    cut = model.generate([msg], GenerationConfig(max_new_tokens=16, stop=["@@never@@", stop]))[0]
+    assert cut == full[: full.index(stop)].strip() and len(cut) < len(full)
+    assert truncate_at_stop("a. b\nc", ["\n", ". "]) == "a"
+    assert truncate_at_stop("abc", ["", "zz"]) == "abc"
+
+
+def test_sampling_is_seeded(model):
+    msg = varied_messages()[2]
+    gen = GenerationConfig(max_new_tokens=12, do_sample=True, temperature=1.0, seed=3)
+    assert model.generate([msg], gen) == model.generate([msg], gen)
+
+
+def test_info_names_backend_and_revision(model, tiny_dir: Path):
+    info = model.info()
+    assert info["backend"] == "hf" and info["id"] == str(tiny_dir.resolve())
+    assert info["revision"].startswith("local-sha256:") and info["dtype"] == "float32"
+    assert model.name == tiny_dir.name
+    again = load_model("hf", {"pretrained": str(tiny_dir)})
+    assert again.info()["revision"] == info["revision"]
+
+
+# ---- bad input ---------------------------------------------------------------
+
+def corrupt_image() -> Image.Image:
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 60).convert("RGB").save(buf, "PNG")
+    return Image.open(io.BytesIO(buf.getvalue()[: len(buf.getvalue()) // 2]))  # lazy: fails on load
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ([{"type": "image", "image": None}], "part 0 (image): expected a PIL.Image, got NoneType"),
+    ([{"type": "text", "text": "x"}, {"type": "audio", "audio": b""}], "part 1: unknown part type 'audio'"),
+    ([{"type": "video", "frames": []}], "part 0: video part needs a non-empty list under 'frames'"),
+    ([{"type": "text"}], "part 0: text part needs a string"),
+    ([], "the message has no parts"),
+    ("just a string", "expected a list of parts, got str"),
+])
+def test_malformed_message_names_index_and_part(model, bad, needle):
+    good = [{"type": "text", "text": "fine"}]
+    with pytest.raises(BadMessageError) as e:
+        model.generate([good, good, bad], GenerationConfig(max_new_tokens=2))
+    assert e.value.index == 2 and needle in str(e.value) and str(e.value).startswith("message 2:")
+
+
+def test_corrupt_image_is_a_bad_message(model):
+    with pytest.raises(BadMessageError, match=r"message 0: part 1 \(image\): cannot decode image"):
+        model.generate([[{"type": "text", "text": "x"}, {"type": "image", "image": corrupt_image()}]],
+                       GenerationConfig(max_new_tokens=2))
+
+
+def test_missing_path(tmp_path: Path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelLoadError, match="does not exist and is not a hub id reachable offline"):
+        load_model("hf", {"pretrained": str(missing)})
+    with pytest.raises(ModelLoadError, match="'org/not-cached' does not exist and is not a hub id reachable"):
+        load_model("hf", {"pretrained": "org/not-cached", "local_files_only": True})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="not a model folder"):
+        load_model("hf", {"pretrained": str(tmp_path / "empty")})
+
+
+def test_text_only_model_is_refused_by_name(tmp_path: Path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "llama")
+    with pytest.raises(ModelLoadError, match=r"LlamaConfig \(model_type 'llama'\).*not an image-text-to-text"):
+        load_model("hf", {"pretrained": str(tmp_path / "llama")})
+
+
+def test_processor_without_chat_template(tmp_path: Path):
+    path = build_tiny_model(tmp_path / "m")
+    (path / "chat_template.jinja").unlink()
+    with pytest.raises(ModelLoadError, match="no chat template"):
+        load_model("hf", {"pretrained": str(path)})
+    # A template supplied as a file makes it usable again.
+    tpl = tmp_path / "t.jinja"
+    tpl.write_text("{% for m in messages %}{% for p in m['content'] %}{% if p['type'] == 'image' %}<image>"
+                   "{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endfor %} A:")
+    m = load_model("hf", {"pretrained": str(path), "chat_template": str(tpl)})
+    assert m.generate([[{"type": "image", "image": img(0)}, {"type": "text", "text": "Q"}]],
+                      GenerationConfig(max_new_tokens=3))[0]
+
+
+def test_bad_device_and_dtype(tiny_dir: Path):
+    with pytest.raises(ModelLoadError, match="dtype='int7'"):
+        load_model("hf", {"pretrained": str(tiny_dir), "dtype": "int7"})
+    with pytest.raises(ModelLoadError, match="device='tpu'"):
+        load_model("hf", {"pretrained": str(tiny_dir), "device": "tpu"})
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+            load_model("hf", {"pretrained": str(tiny_dir), "device": "cuda"})
+
+
+# ---- registry and --model-args -------------------------------------------------
+
+def test_parse_model_args_types_values():
+    assert parse_model_args("pretrained=/m/x,dtype=bfloat16,device=cuda:1,n=8,t=0.5,trust_remote_code=True,"
+                            "rev=none,name='a,b',num='12'") == {
+        "pretrained": "/m/x", "dtype": "bfloat16", "device": "cuda:1", "n": 8, "t": 0.5,
+        "trust_remote_code": True, "rev": None, "name": "a,b", "num": "12"}
+    assert parse_model_args("") == {}
+    for bad, msg in [("pretrained", "not key=value"), ("a=1,a=2", "given twice"), ("a='x", "unclosed quote")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_model_args(bad)
+
+
+def test_unknown_backend_and_unknown_arg(tiny_dir: Path):
+    with pytest.raises(KeyError, match=r"unknown model backend 'hff' \(did you mean 'hf'\?\); known backends: hf, openai"):
+        get_backend("hff")
+    with pytest.raises(ModelLoadError, match=r"unknown model arg\(s\) 'batch_size'; accepted: pretrained"):
+        load_model("hf", {"pretrained": str(tiny_dir), "batch_size": 8})
+
+
+def test_plugin_backend_through_entry_point(tmp_path: Path, monkeypatch):
+    # A real installed-distribution layout (dist-info + entry_points.txt) on sys.path.
+    (tmp_path / "echo_plugin.py").write_text(
+        "class Echo:\n"
+        "    name = 'echo'\n"
+        "    def __init__(self, prefix=''): self.prefix = prefix\n"
+        "    def info(self): return {'backend': 'echo', 'id': 'echo', 'revision': None}\n"
+        "    def generate(self, batch, gen):\n"
+        "        return [self.prefix + ' '.join(p['text'] for p in m if p['type'] == 'text') for m in batch]\n")
+    dist = tmp_path / "echo_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[m3eval.models]\necho = echo_plugin:Echo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "echo" in backend_names()
+    m = load_model("echo", parse_model_args("prefix=>"))
+    assert m.generate([[{"type": "text", "text": "hi"}]], GenerationConfig()) == [">hi"]
+    sys.modules.pop("echo_plugin", None)
