@@ -165,11 +165,17 @@ def long_scores(runs: dict[str, Run], tasks: list[str]) -> pd.DataFrame:
 
 
 def language_scores(runs: dict[str, Run]) -> pd.DataFrame:
-    """Per-language scores of tasks that report `languages` (value or {"value", "scale"})."""
+    """Per-language scores, from both shapes a run can have them in:
+    a task's `languages` ({lang: {metric: value or {"value", "scale"}}}), and one task per
+    language named <base>_<lang> with that `language` (e.g. m3it80_msrvtt_fr)."""
     rows = []
     for label, run in runs.items():
         for t, task in run.tasks.items():
             metric = task.get("primary_metric")
+            lang = task.get("language")
+            if lang and t.endswith(f"_{lang}") and task.get("category") == "multilingual":
+                rows.append({"model": label, "task": t[: -len(lang) - 1], "lang": lang,
+                             "score": display_value(task["metrics"][metric])})
             for lang, metrics in (task.get("languages") or {}).items():
                 m = metrics.get(metric) if isinstance(metrics, dict) else None
                 if isinstance(m, (int, float)):

@@ -13,7 +13,7 @@ from .report import format_results
 from .tasks.loader import TaskError, iter_task_files, load_file
 from .tasks.registry import Registry
 
-USER_ERRORS = (TaskError, DataError, SampleError, RunError, ModelLoadError, FileNotFoundError, ValueError)
+USER_ERRORS = (TaskError, DataError, SampleError, RunError, ModelLoadError, FileNotFoundError, ValueError, KeyError)
 
 
 def _outcome(results: dict | None, failures: list[str]) -> int:

@@ -16,15 +16,18 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from m3eval.metrics import stats
 from m3eval.runs import ResultsError, Run, load_run
 
 SEED = 0  # fixed: the gate must give the same verdict every time it runs
-MEAN_RESAMPLES = 2000
-CORPUS_RESAMPLES = 200  # each resample re-scores two corpora; BLEU/CIDEr are not cheap
+MEAN_RESAMPLES = 1000  # bootstrap CI of a mean difference
+PERMUTATIONS = 10000  # sign-flip permutations for the p-value of graded per-sample scores
+CORPUS_RESAMPLES = 200  # when a corpus metric has no cheap rescore() and must be re-run per resample
 
 
 @dataclass
@@ -80,76 +83,6 @@ class Comparison:
         return 1 if self.regressions else 0
 
 
-# --- LOCAL STATS: minimal paired tests, to be replaced by m3eval.metrics.stats -------------
-# (paired_bootstrap / paired_permutation / mcnemar) once it lands; kept here so the gate runs.
-
-def _boot_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-
-
-def _percentile_ci(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def paired_bootstrap_ci(d: np.ndarray, resamples: int = MEAN_RESAMPLES, seed: int = SEED) -> tuple[float, float]:
-    """95% percentile interval of mean(d) over paired resamples of per-sample differences."""
-    means = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(len(d), 1))  # bound memory on large tasks
-    rng = np.random.default_rng(seed)
-    for start in range(0, resamples, chunk):
-        k = min(chunk, resamples - start)
-        means[start:start + k] = d[rng.integers(0, len(d), size=(k, len(d)))].mean(axis=1)
-    return _percentile_ci(means)
-
-
-def paired_permutation(d: np.ndarray, resamples: int = MEAN_RESAMPLES, seed: int = SEED) -> float:
-    """Two-sided sign-flip permutation test of mean(d) == 0 (swapping each pair's labels)."""
-    observed = abs(d.mean())
-    if observed == 0:
-        return 1.0
-    rng = np.random.default_rng(seed)
-    hits = 0
-    chunk = max(1, 2_000_000 // len(d))  # bound memory on large tasks
-    for start in range(0, resamples, chunk):
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(min(chunk, resamples - start), len(d)))
-        hits += int((np.abs((signs * d).mean(axis=1)) >= observed - 1e-12).sum())
-    return (hits + 1) / (resamples + 1)
-
-
-def mcnemar(base: np.ndarray, new: np.ndarray) -> float:
-    """Exact two-sided McNemar test (binomial on the discordant pairs) for 0/1 scores."""
-    b = int(((base == 1) & (new == 0)).sum())
-    c = int(((base == 0) & (new == 1)).sum())
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    # P(X <= k) for X ~ Binomial(n, 1/2), summed in log space so large n does not overflow
-    logs = [_log_comb(n, i) - n * np.log(2.0) for i in range(k + 1)]
-    tail = float(np.exp(np.logaddexp.reduce(logs)))
-    return min(1.0, 2.0 * tail)
-
-
-def _log_comb(n: int, k: int) -> float:
-    from math import lgamma
-    return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)
-
-
-def paired_bootstrap_corpus(score: Callable[[np.ndarray, str], float], n: int, observed: float,
-                            resamples: int = CORPUS_RESAMPLES, seed: int = SEED
-                            ) -> tuple[tuple[float, float], float]:
-    """Paired bootstrap for corpus metrics: re-score both systems on the same resampled ids.
-
-    Returns the 95% interval of the difference and a two-sided p-value for "no difference"
-    from the resampled differences shifted to mean zero (Koehn 2004, as sacrebleu does).
-    """
-    idx = _boot_indices(n, resamples, seed)
-    diffs = np.array([score(i, "new") - score(i, "base") for i in idx])
-    shifted = np.abs(diffs - diffs.mean())
-    p = (int((shifted >= abs(observed) - 1e-12).sum()) + 1) / (resamples + 1)
-    return _percentile_ci(diffs), (1.0 if observed == 0 else p)
-# --- end LOCAL STATS ---------------------------------------------------------------------
 
 
 def _check_task(task: str, b: dict[str, Any], n: dict[str, Any]) -> list[str]:
@@ -197,26 +130,32 @@ def _per_sample(records: list[dict], metric: str) -> np.ndarray | None:
     return np.asarray(values, dtype=float)
 
 
-def _corpus_scorer(metric_name: str, entry_b: dict, entry_n: dict, rb: list[dict], rn: list[dict]
-                   ) -> Callable[[np.ndarray, str], float]:
-    """score(indices, side) re-scores a resampled corpus with the registered metric."""
+def _corpus_rescorers(metric_name: str, eb: dict, en: dict, rb: list[dict], rn: list[dict], cmp: Comparison,
+                      task: str) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], float], int]:
+    """rescore(counts) for BASE and NEW: the metric's own cheap rescore, else a re-run of compute()."""
     from m3eval.metrics.base import MetricInput, get_metric
 
     metric = get_metric(metric_name)  # KeyError names the metric and the known ones
-    items = {
-        side: [MetricInput(prediction=r.get("extracted"), references=list(r.get("references") or []),
-                           choices=r.get("choices"), lang=r.get("lang") or "en") for r in recs]
-        for side, recs in (("base", rb), ("new", rn))
-    }
-    args = {"base": entry_b.get("args") or {}, "new": entry_n.get("args") or {}}
-
-    def score(idx: np.ndarray, side: str) -> float:
-        return float(metric.compute([items[side][i] for i in idx], **args[side]).value)
-    return score
+    out = []
+    for side, entry, recs in (("BASE", eb, rb), ("NEW", en, rn)):
+        items = [MetricInput(prediction=r.get("extracted"), references=list(r.get("references") or []),
+                             choices=r.get("choices"), lang=r.get("lang") or "en") for r in recs]
+        args = entry.get("args") or {}
+        result = metric.compute(items, **args)
+        if abs(result.value - float(entry["value"])) > 1e-6 * max(1.0, abs(result.value)):
+            cmp.notes.append(f"task {task}: {metric_name} re-scored from {side} samples is {result.value:.6g}, "
+                             f"results.json says {entry['value']:.6g} (metric or its args changed?)")
+        if result.rescore is not None:
+            out.append(result.rescore)
+        else:  # re-run the metric on the resampled corpus: sample i repeated counts[i] times
+            out.append(lambda counts, items=items, args=args: float(metric.compute(
+                [it for it, c in zip(items, counts) for _ in range(int(c))], **args).value))
+    resamples = metric.resamples if result.rescore is not None else min(metric.resamples, CORPUS_RESAMPLES)
+    return out[0], out[1], resamples
 
 
 def _compare_metric(task: str, name: str, eb: dict, en: dict, rb: list[dict], rn: list[dict],
-                    cmp: Comparison, corpus_resamples: int) -> MetricComparison:
+                    cmp: Comparison) -> MetricComparison:
     k = 100.0 / float(eb.get("scale", 1))  # to display points
     hib = bool(eb.get("higher_is_better", True))
     kind = str(eb.get("kind", "mean"))
@@ -226,35 +165,30 @@ def _compare_metric(task: str, name: str, eb: dict, en: dict, rb: list[dict], rn
                            ci=None, p_value=None, test="none", n=len(rb))
     if kind == "corpus":
         try:
-            score = _corpus_scorer(name, eb, en, rb, rn)
+            rescore_b, rescore_n, resamples = _corpus_rescorers(name, eb, en, rb, rn, cmp, task)
         except KeyError as e:
             row.note = f"no paired test: {e.args[0]}"
             return row
-        everything = np.arange(len(rb))
-        for side, entry in (("base", eb), ("new", en)):
-            again = score(everything, side)
-            if abs(again - float(entry["value"])) > 1e-6 * max(1.0, abs(again)):
-                cmp.notes.append(f"task {task}: {name} re-scored from {side.upper()} samples is {again:.6g}, "
-                                 f"results.json says {entry['value']:.6g} (metric args not recorded?)")
-        (lo, hi), p = paired_bootstrap_corpus(score, len(rb), row.diff / k, corpus_resamples)
+        if resamples <= 0:
+            row.note = f"no paired test: metric {name} cannot be re-scored on resampled corpora"
+            return row
+        _, (lo, hi), p = stats.paired_corpus_bootstrap(rescore_b, rescore_n, len(rb), n=resamples, seed=SEED)
         row.ci, row.p_value, row.test = (lo * k, hi * k), p, "bootstrap"
         return row
     sb, sn = _per_sample(rb, name), _per_sample(rn, name)
     if sb is None or sn is None:
         row.note = "no paired test: some samples lack a per-sample score"
         return row
-    d = sn - sb
-    lo, hi = paired_bootstrap_ci(d)
+    _, (lo, hi), _ = stats.paired_bootstrap(sb, sn, n=MEAN_RESAMPLES, seed=SEED)
     row.ci = (lo * k, hi * k)
-    if set(np.unique(sb)) <= {0.0, 1.0} and set(np.unique(sn)) <= {0.0, 1.0}:
-        row.p_value, row.test = mcnemar(sb, sn), "mcnemar"
+    if np.isin(sb, (0.0, 1.0)).all() and np.isin(sn, (0.0, 1.0)).all():
+        row.p_value, row.test = stats.mcnemar(sb, sn), "mcnemar"
     else:
-        row.p_value, row.test = paired_permutation(d), "permutation"
+        row.p_value, row.test = stats.paired_permutation(sb, sn, n=PERMUTATIONS, seed=SEED)[1], "permutation"
     return row
 
 
-def compare_runs(base: Run, new: Run, tolerance: float = 0.0, alpha: float = 0.05,
-                 corpus_resamples: int = CORPUS_RESAMPLES) -> Comparison:
+def compare_runs(base: Run, new: Run, tolerance: float = 0.0, alpha: float = 0.05) -> Comparison:
     """Compare every task and metric the two runs share. `tolerance` is in display points."""
     cmp = Comparison(base=base.name, new=new.name, base_path=str(base.path), new_path=str(new.path),
                      tolerance=tolerance, alpha=alpha)
@@ -275,7 +209,7 @@ def compare_runs(base: Run, new: Run, tolerance: float = 0.0, alpha: float = 0.0
             continue
         for name in sorted(set(tb["metrics"]) & set(tn["metrics"])):
             row = _compare_metric(task, name, tb["metrics"][name], tn["metrics"][name], *paired,
-                                  cmp=cmp, corpus_resamples=corpus_resamples)
+                                  cmp=cmp)
             bad = -row.diff if row.higher_is_better else row.diff
             row.worse = bad > tolerance
             row.significant = row.p_value is not None and row.p_value < alpha
@@ -350,7 +284,7 @@ def render(cmp: Comparison, fmt: str = "text") -> str:
     return "\n".join(out) + "\n"
 
 
-def run_compare(base_path: str, new_path: str, tolerance: float = 0.0, alpha: float = 0.05,
+def run_compare(base_path: str | Path, new_path: str | Path, tolerance: float = 1.0, alpha: float = 0.05,
                 fmt: str = "text") -> int:
     """What `m3eval compare` does: print the report to stdout, return the exit code."""
     try:
@@ -366,8 +300,8 @@ def run_compare(base_path: str, new_path: str, tolerance: float = 0.0, alpha: fl
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("base", help="BASE run directory or its results.json")
     parser.add_argument("new", help="NEW run directory or its results.json")
-    parser.add_argument("--tolerance", type=float, default=0.0,
-                        help="allowed drop in points of the 0..100 scale (default 0)")
+    parser.add_argument("--tolerance", type=float, default=1.0,
+                        help="allowed drop in points of the 0..100 scale (default 1)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
 

@@ -16,7 +16,8 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP),
             "--server.port", str(port), "--server.address", address,
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none"]  # results are re-read on change anyway (dashboard/loading.py)
 
 
 def launch(results_dir: str | Path = "results", port: int = 8501, address: str = "127.0.0.1") -> int:

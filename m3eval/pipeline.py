@@ -132,9 +132,8 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
             generate_s += max(s for s, _ in all_stats)  # ranks run side by side
             n_new += sum(n for _, n in all_stats)
             preds[spec.task] = got
-    if hasattr(model, "close"):
-        model.close()
     if not dist.is_main:
+        _close(model)
         return None, failures
 
     t0 = time.perf_counter()
@@ -160,7 +159,13 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         "consistency": consistency(runnable, tasks, run_dir),
     }
     atomic_write_json(run_dir / "results.json", results)
+    _close(model)
     return results, failures
+
+
+def _close(model: Any) -> None:
+    if hasattr(model, "close"):
+        model.close()
 
 
 def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | None = None) -> dict[str, Any]:

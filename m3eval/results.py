@@ -18,16 +18,18 @@ _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", 
              "sacrebleu", "rouge_score", "pycocoevalcap", "jieba", "accelerate")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     """Write via a temp file in the same folder + fsync + rename: readers see the old
-    file or the new one, never half of one."""
+    file or the new one, never half of one. durable=False skips the fsync, for files
+    that can be made again (thumbnails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -45,10 +47,24 @@ def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append finished predictions and make them durable at once (a crash loses nothing finished)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
     with open(path, "a", encoding="utf-8") as f:
         f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         f.flush()
         os.fsync(f.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """A crash mid-append leaves a last line without its newline; cut it before
+    appending, or it would end up in the middle of the file."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        f.truncate(f.read().rfind(b"\n") + 1)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from .data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
+from .data.samples import LazyField
 from .distributed import Dist
 from .models.base import BadMessageError, GenerationConfig
 from .results import append_jsonl, atomic_write_bytes, atomic_write_jsonl, read_predictions
 from .tasks.schema import TaskSpec
 from .types import Media, Message, Prediction, Sample
+
+
+PREFETCH = 2  # batches decoded ahead of the one generating
 
 
 @dataclass
@@ -61,12 +65,14 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
     info: dict[str, Any] = {}
     try:
         for m in sample.media:
-            value = m.source.get() if hasattr(m.source, "get") else m.source
+            value = m.source.get() if isinstance(m.source, LazyField) else m.source
             items = value if m.kind == "image" and isinstance(value, list) else [value]
             for item in items:
                 part, part_info = decode_media(Media(m.kind, item), rule)
                 parts.append(part)
-                if part_info:
+                if m.kind == "image":
+                    info["images"] = info.get("images", 0) + 1
+                else:  # one video a sample: keep its sampling record (rule, frames, indices)
                     info.update(part_info)
     except (MediaError, OSError, KeyError) as e:
         return Prepared(sample, None, info, f"{type(e).__name__}: {e}")
@@ -75,7 +81,7 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
         if not thumb.exists():
             images = [p["image"] for p in parts if p["type"] == "image"] + \
                      [f for p in parts if p["type"] == "video" for f in p["frames"]]
-            atomic_write_bytes(thumb, thumbnail_jpeg(images))
+            atomic_write_bytes(thumb, thumbnail_jpeg(images), durable=False)
     parts.append({"type": "text", "text": sample.prompt})
     return Prepared(sample, parts, info)
 
@@ -109,12 +115,13 @@ def generate_task(spec: TaskSpec, samples: list[Sample], model: Any, gen: Genera
     rule = VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames)
     media_dir = run_dir / "media" / spec.task if save_media else None
     bar = _progress(spec.task, len(pending), progress and dist.is_main)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # decoding stays ahead of the model
         decode = lambda b: [prepare(s, rule, media_dir) for s in b]  # noqa: E731
-        nxt = pool.submit(decode, batches[0]) if batches else None
+        ahead = [pool.submit(decode, b) for b in batches[:PREFETCH]]
         for i in range(len(batches)):
-            prepared = nxt.result()
-            nxt = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
+            prepared = ahead.pop(0).result()
+            if i + PREFETCH < len(batches):
+                ahead.append(pool.submit(decode, batches[i + PREFETCH]))
             ready = [p for p in prepared if p.error is None]
             t0 = time.perf_counter()
             outputs = _generate_batch(model, ready, gen) if ready else []

@@ -61,10 +61,10 @@ class Reference:
 
 def _require(obj: Any, key: str, kind: type | tuple[type, ...], where: str, file: Path) -> Any:
     if not isinstance(obj, dict) or key not in obj:
-        raise ResultsError(f"{file}: missing field {where}{key!r}")
+        raise ResultsError(f"{file}: missing field '{where}{key}'")
     value = obj[key]
     if not isinstance(value, kind) or isinstance(value, bool) and bool not in _as_tuple(kind):
-        raise ResultsError(f"{file}: field {where}{key!r} should be {_kind_name(kind)}, got {type(value).__name__}")
+        raise ResultsError(f"{file}: field '{where}{key}' should be {_kind_name(kind)}, got {type(value).__name__}")
     return value
 
 
@@ -110,14 +110,14 @@ def _check_format(data: Any, expected: str, file: Path) -> None:
 def _check_metric(metric: Any, where: str, file: Path) -> None:
     value = _require(metric, "value", (int, float), where, file)
     if not math.isfinite(value):
-        raise ResultsError(f"{file}: field {where}'value' is {value}, not a finite number")
+        raise ResultsError(f"{file}: field '{where}value' is {value}, not a finite number")
     ci = metric.get("ci")
     if ci is not None and not (isinstance(ci, list) and len(ci) == 2
                                and all(isinstance(x, (int, float)) for x in ci)):
-        raise ResultsError(f"{file}: field {where}'ci' should be [low, high], got {ci!r}")
-    scale = metric.get("scale", 1)
-    if scale not in (1, 100):
-        raise ResultsError(f"{file}: field {where}'scale' should be 1 or 100, got {scale!r}")
+        raise ResultsError(f"{file}: field '{where}ci' should be [low, high], got {ci!r}")
+    scale = metric.get("scale", 1)  # 1 or 100 for m3eval's metrics; a plugin may use another full scale
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
+        raise ResultsError(f"{file}: field '{where}scale' should be a positive number (1 or 100), got {scale!r}")
 
 
 def validate_results(data: Any, file: Path) -> dict[str, Any]:
@@ -131,19 +131,19 @@ def validate_results(data: Any, file: Path) -> dict[str, Any]:
     for name, task in tasks.items():
         where = f"tasks.{name}."
         if not isinstance(task, dict):
-            raise ResultsError(f"{file}: field tasks.{name!r} should be an object")
+            raise ResultsError(f"{file}: field 'tasks.{name}' should be an object")
         _require(task, "hash", str, where, file)
         _require(task, "version", (int, str), where, file)
         metrics = _require(task, "metrics", dict, where, file)
         if not metrics:
-            raise ResultsError(f"{file}: field {where}'metrics' is empty")
+            raise ResultsError(f"{file}: field '{where}metrics' is empty")
         for mname, metric in metrics.items():
             if not isinstance(metric, dict):
-                raise ResultsError(f"{file}: field {where}metrics.{mname!r} should be an object")
+                raise ResultsError(f"{file}: field '{where}metrics.{mname}' should be an object")
             _check_metric(metric, f"{where}metrics.{mname}.", file)
         primary = _require(task, "primary_metric", str, where, file)
         if primary not in metrics:
-            raise ResultsError(f"{file}: field {where}'primary_metric' is {primary!r}, "
+            raise ResultsError(f"{file}: field '{where}primary_metric' is {primary!r}, "
                                f"not one of its metrics ({', '.join(metrics)})")
     groups = data.get("groups") or {}
     if not isinstance(groups, dict):

@@ -62,14 +62,15 @@ def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str,
 
 
 def _video_block(spec: TaskSpec, preds: list[Prediction]) -> dict[str, Any]:
-    got = [p.media_info.get("frames") for p in preds if p.media_info.get("frames") is not None]
-    rule = "fps" if spec.video.fps else "uniform"
-    block: dict[str, Any] = {"rule": rule, **spec.video.model_dump(mode="json")}
-    if spec.doc.frames and not spec.doc.video:
-        block["rule"] = "stored-frames"
-    if got:
-        block.update(frames_min=min(got), frames_max=max(got),
-                     short=sum(1 for p in preds if p.media_info.get("short")))
+    """The sampling rule used (uniform | fps | frames: stored frames passed through) and
+    what it gave: frame counts, and how many videos were shorter than asked."""
+    infos = [p.media_info for p in preds if p.media_info.get("frames") is not None]
+    rules = sorted({i.get("rule") for i in infos if i.get("rule")})
+    block: dict[str, Any] = {"rule": ",".join(rules) or ("fps" if spec.video.fps else "uniform"),
+                             **spec.video.model_dump(mode="json")}
+    if infos:
+        got = [i["frames"] for i in infos]
+        block.update(frames_min=min(got), frames_max=max(got), short=sum(1 for i in infos if i.get("short")))
     return block
 
 

@@ -12,8 +12,8 @@ YAML files run end to end on them through `--dataset-override TASK=PATH`:
   question_id, question, choices, correct_choice_idx, direct_answers,
   difficult_direct_answer, rationales.
 - MSRVTT-QA / MSVD-QA: test_qa.json (a JSON list of video_name, question,
-  answer, question_id; video_name without extension) beside the video files
-  (.mp4 / .avi encoded with PyAV).
+  answer, question_id; video_name without extension) with the video files
+  (.mp4 / .avi encoded with PyAV) beside it.
 - MSR-VTT captioning (prepared): jsonl of video_id, video, captions (20).
 - Flickr8k-CN (prepared): parquet of image_id, image, captions (5, Chinese).
 
@@ -172,10 +172,10 @@ def videoqa_rows(names: list[str]) -> list[dict[str, Any]]:
 
 
 def _write_videoqa(root: Path, folder: str, names: list[str], ext: str) -> Path:
-    base = root / folder
-    (base / "videos").mkdir(parents=True, exist_ok=True)
+    base = root / folder  # the videos sit beside the annotation file
+    base.mkdir(parents=True, exist_ok=True)
     for k, name in enumerate(names):
-        encode_video(base / "videos" / f"{name}{ext}", 12 + 4 * k, SIZE, fps=8)
+        encode_video(base / f"{name}{ext}", 12 + 4 * k, SIZE, fps=8)
     path = base / "test_qa.json"
     path.write_text(json.dumps(videoqa_rows(names)), encoding="utf-8")
     return path
@@ -191,11 +191,11 @@ def write_msvd_qa(root: Path) -> Path:
 
 def write_msrvtt_caption(root: Path) -> Path:
     base = root / "MSR-VTT"
-    (base / "videos").mkdir(parents=True, exist_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
     rows = []
     for k in range(N_ROWS):
         vid = f"video{7010 + k}"
-        encode_video(base / "videos" / f"{vid}.mp4", 16, SIZE, fps=8)
+        encode_video(base / f"{vid}.mp4", 16, SIZE, fps=8)
         rows.append({"video_id": vid, "video": f"{vid}.mp4",
                      "captions": [f"a person is doing thing number {j} in a video" for j in range(20)]})
     return _write_jsonl(base / "test_captions.jsonl", rows)

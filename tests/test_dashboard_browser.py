@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, ImageStat
 from playwright.sync_api import expect, sync_playwright
 
+from m3eval.leaderboard import launch, streamlit_command
 from tests.dashboard_fixtures import XSS, write_leaderboard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,10 +51,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 40.0) -> No
 def server(tmp_path):
     results = write_leaderboard(tmp_path / "results")
     port = _free_port()
-    env = dict(os.environ, M3EVAL_RESULTS=str(results), PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"M3EVAL_RESULTS": str(results)}
+    cmd = streamlit_command(port)  # what `m3eval leaderboard` runs
+    assert "--server.headless" in cmd and "--browser.gatherUsageStats" in cmd
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     url = f"http://127.0.0.1:{port}"
@@ -115,3 +115,8 @@ def test_overview_filter_and_sample_in_chromium(server, tmp_path):
     assert len(img.getcolors(maxcolors=1 << 20) or []) > 50, "screenshot has too few colors to be a page"
     if os.environ.get("M3EVAL_SCREENSHOT"):  # to look at it by hand
         img.save(os.environ["M3EVAL_SCREENSHOT"])
+
+
+def test_leaderboard_refuses_a_missing_folder(tmp_path, capsys):
+    assert launch(tmp_path / "missing", port=_free_port()) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -92,7 +92,8 @@ def test_datasets_image_feature_dicts_round_trip(tmp_path, img):
 
 
 @pytest.mark.parametrize("source, expected", [
-    (base64.b64encode(b"not an image at all" * 10).decode(), "image: cannot identify image file (base64 string of 256 chars)"),
+    (base64.b64encode(b"not an image at all" * 10).decode(),
+     "image: cannot identify image file (base64 string of 256 chars)"),
     (b"\x89PNG garbage", "image: cannot identify image file (12 bytes)"),
     ("@@@ not base64 ###", "image: invalid base64 (base64 string of 18 chars)"),
     ("/no/such/dir/picture.jpg", "image: file not found: /no/such/dir/picture.jpg"),

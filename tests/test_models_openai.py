@@ -100,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = FakeOpenAIServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
@@ -135,8 +135,9 @@ def test_images_and_video_frames_go_as_data_urls(server):
                       [{"type": "video", "frames": frames, "fps": 2.0}, *text("vid")]], GenerationConfig())
     assert out[0].startswith("2 images 5x4:(255, 0, 0) 3x2:(7, 7, 7) | two")
     assert out[1].startswith("3 images 2x2:(0, 0, 0) 2x2:(0, 1, 0) 2x2:(0, 2, 0) | vid")
-    kinds = [p["type"] for p in server.requests[0]["messages"][0]["content"]]
-    assert kinds == ["image_url", "image_url", "text"]  # order kept
+    sent = {r["messages"][0]["content"][-1]["text"]: [p["type"] for p in r["messages"][0]["content"]]
+            for r in server.requests}
+    assert sent == {"two": ["image_url"] * 2 + ["text"], "vid": ["image_url"] * 3 + ["text"]}  # order kept
 
 
 def test_retries_429_and_5xx_then_succeeds(server):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from m3eval.demo.tiny_model import (
-    IMAGE_TOKEN, build_tiny_model, directory_digest, ensure_tiny_model,
+    IMAGE_TOKEN, build_tiny_model, directory_digest, ensure_tiny_model, training_example,
 )
 from m3eval.models import GenerationConfig, load_model
 
@@ -57,11 +57,19 @@ def test_round_trip_with_auto_classes(tiny: Path):
 
 def test_same_seed_is_byte_identical_across_processes(tiny: Path, tmp_path: Path):
     code = ("import sys; from m3eval.demo.tiny_model import build_tiny_model, directory_digest;"
-            "print(directory_digest(build_tiny_model(sys.argv[1], seed=0)))")
+            "print(directory_digest(build_tiny_model(sys.argv[1] + '/r', seed=0)));"
+            "print(directory_digest(build_tiny_model(sys.argv[1] + '/t', seed=0, train_steps=2)))")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a")], env=env,
                          capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == directory_digest(tiny)
+    random_digest, trained_digest = out.stdout.strip().splitlines()[-2:]
+    assert random_digest == directory_digest(tiny)
+    torch.set_num_threads(2)  # training pins one thread itself, so this must not matter
+    try:
+        assert trained_digest == directory_digest(build_tiny_model(tmp_path / "t", seed=0, train_steps=2))
+    finally:
+        torch.set_num_threads(1)
+    assert torch.get_num_threads() == 1
     other = build_tiny_model(tmp_path / "b", seed=1)
     assert (other / "model.safetensors").read_bytes() != (tiny / "model.safetensors").read_bytes()
     assert (other / "tokenizer.json").read_bytes() == (tiny / "tokenizer.json").read_bytes()
@@ -91,3 +99,20 @@ def test_outputs_vary_with_image_and_prompt(tiny: Path):
     assert len(set(by_image)) >= 3, by_image  # the image reaches the output
     for p in by_prompt + by_image:  # not one token repeated
         assert len(set(p.replace(" ", ""))) > 2, p
+
+
+def test_trained_variant_really_answers_colour_questions(tmp_path: Path):
+    """With 150 training steps the model reads colours from pixels (chance is 1/8).
+    The random variant, on the same questions, matches next to nothing."""
+    import random
+
+    trained = load_model("hf", {"pretrained": str(build_tiny_model(tmp_path / "t", train_steps=150))})
+    untrained = load_model("hf", {"pretrained": str(build_tiny_model(tmp_path / "r"))})
+    rnd = random.Random(2024)
+    held_out = [ex for ex in (training_example(rnd) for _ in range(400)) if "color" in ex[1]][:48]
+    msgs = [[{"type": "image", "image": im}, {"type": "text", "text": q}] for im, q, _ in held_out]
+    gen = GenerationConfig(max_new_tokens=4)
+    for model, low, high in [(trained, 0.3, 1.0), (untrained, 0.0, 0.1)]:
+        preds = [p for k in range(0, len(msgs), 8) for p in model.generate(msgs[k:k + 8], gen)]
+        accuracy = sum(p == a for p, (_, _, a) in zip(preds, held_out)) / len(held_out)
+        assert low <= accuracy <= high, (accuracy, preds[:8])

@@ -2,8 +2,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import _path  # noqa: E402,F401  (repository root on sys.path)
+_ROOT = str(Path(__file__).resolve().parents[2])  # the repository: m3eval and dashboard import from it
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 import streamlit as st  # noqa: E402
 
@@ -27,16 +28,23 @@ protocols = c2.pills("Protocol", sorted({i.protocol for i in infos.values() if i
                      selection_mode="multi", key="protocol",
                      help="paper: M3IT's ROUGE-L for every task; official: each benchmark's own metric")
 languages = c3.multiselect("Language", sorted({i.language for i in infos.values() if i.language}), key="language")
-o1, o2, o3 = st.columns(3)
+o1, o2, o3, o4 = st.columns(4)
 show_ci = o1.toggle("Show 95% CIs", value=True, key="show_ci")
 show_reported = o2.toggle("Show reported rows", value=True, key="show_reported")
 descending = o3.toggle("Highest first", value=True, key="descending")
+groups_only = o4.toggle("Groups only", value=False, key="groups_only", help="hide single tasks (M3IT-80 has 240)")
 
 tasks = filter_tasks(infos, categories, languages, protocols)
 df, score_cols = overview_frame(runs_by, refs if show_reported else [], tasks, show_ci)
 if not tasks:
     st.info("No task matches these filters.")
     st.stop()
+if groups_only:
+    score_cols = [c for c in score_cols if c.endswith(" (avg)")]
+    df = df[[c for c in df.columns if c in ("model", "reported", "source") or c in score_cols]]
+    if not score_cols:
+        st.info("No group has all its tasks among the filtered tasks.")
+        st.stop()
 sort_by = st.selectbox("Sort by", score_cols + ["model"], key="sort_by")
 df = df.sort_values(sort_by, ascending=not descending if sort_by != "model" else True, na_position="last")
 

@@ -2,8 +2,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import _path  # noqa: E402,F401
+_ROOT = str(Path(__file__).resolve().parents[2])  # the repository: m3eval and dashboard import from it
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 import streamlit as st  # noqa: E402
 

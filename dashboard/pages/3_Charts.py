@@ -2,8 +2,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import _path  # noqa: E402,F401
+_ROOT = str(Path(__file__).resolve().parents[2])  # the repository: m3eval and dashboard import from it
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 import altair as alt  # noqa: E402
 import streamlit as st  # noqa: E402
@@ -23,7 +24,7 @@ if not runs_by:
     st.stop()
 all_tasks = sorted({t for r in runs_by.values() for t in r.tasks})
 scores = long_scores(runs_by, all_tasks)
-score_axis = alt.Y("score:Q", title="score (0..100)", scale=alt.Scale(domain=[0, 100]))
+score_axis = alt.Y("score:Q", title="score (0..100; CIDEr ×100 can exceed 100)")
 
 st.subheader("Scores per task")
 bars = alt.Chart(scores).mark_bar().encode(
@@ -54,7 +55,7 @@ else:
     sub = langs[langs["task"] == task]
     heat = alt.Chart(sub).mark_rect().encode(
         x=alt.X("lang:N", title="language"), y=alt.Y("model:N", title=None),
-        color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis", domain=[0, 100])),
+        color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis")),
         tooltip=["model", "lang", alt.Tooltip("score:Q", format=".1f")])
     st.altair_chart(heat, width="stretch")
     with st.expander("Data"):

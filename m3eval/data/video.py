@@ -19,13 +19,20 @@ target and decodes forward to the first frame whose pts reaches the target
 For constant-frame-rate video this is exactly frame index_k, pixel-identical
 to decoding everything; for variable frame rate it is the first frame at (or
 just after) that time, so frames stay evenly spread in time and `indices` are
-positions on the average-rate grid, not counts of frames. When the container lies (no timestamps, fewer frames than it claims,
-corrupt packets, a seek landing past the target) the sampler falls back to
-decoding every frame and picks by index among the frames that decoded; the
-info dict then says so in "fallback".
+positions on the average-rate grid, not counts of frames.
+
+When the container lies (no timestamps, fewer frames than it claims, corrupt
+packets) the sampler falls back to decoding every frame and picks by index
+among the frames that decoded; the info dict then says so in "fallback". A
+seek that lands past its target is retried further back. MPEG-PS/TS and raw
+elementary streams, whose seeks are byte-based and whose timestamps are
+interpolated (off by a fraction of a frame), are decoded in order from the start
+and picked by position.
+info["method"] says which path ran: seek | sequential | decode_all.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +44,10 @@ from PIL import Image
 from m3eval.data.media import MediaError
 
 __all__ = ["sample_video", "plan_indices", "frame_count_for"]
+
+# MPEG program/transport streams and raw elementary streams seek by byte position and
+# re-derive timestamps afterwards, off by a fraction of a frame: decode those in order.
+_UNRELIABLE_SEEK = {"mpeg", "mpegts", "mpegvideo", "h264", "hevc", "m4v"}
 
 
 def plan_indices(total: int, n: int) -> list[int]:
@@ -86,9 +97,10 @@ def sample_video(
     """Sample RGB frames of the video at `path`; returns (frames, info).
 
     info: rule ("uniform" | "fps"), frames_requested, fps_requested, max_frames,
-    frames (how many were returned), short (frames < frames_requested), indices, fps (effective sampling rate,
-    frames / duration), video_fps, duration_s, total_frames, total_frames_estimated,
-    and "fallback" (a reason) when the seek path could not be used.
+    frames (how many were returned), short (frames < frames_requested), indices,
+    fps (effective sampling rate, frames / duration), video_fps, duration_s,
+    total_frames, total_frames_estimated, method (seek | sequential | decode_all),
+    and "fallback" (a reason) when the fast path could not be used.
     Missing or undecodable video -> MediaError naming the path.
     """
     _check_args(frames, fps, max_frames)
@@ -130,23 +142,30 @@ def _sample(container: Any, p: Path, frames: int | None, fps: float | None, max_
         raise MediaError(f"video: no video stream in {p}")
     stream = container.streams.video[0]
     meta = _probe(container, stream)
-    fallback = None
+    seekable = not (set(container.format.name.split(",")) & _UNRELIABLE_SEEK)
+    fallback, method = None, "seek" if seekable else "sequential"
     picked: list[Image.Image] | None = None
-    if meta["rate"] and meta["tb"] and meta["total"] > 0 and meta["duration_s"]:
+    if meta["total"] > 0 and meta["duration_s"] and (not seekable or (meta["rate"] and meta["tb"])):
         rule, n = frame_count_for(frames=frames, fps=fps, max_frames=max_frames, duration_s=meta["duration_s"])
         indices = plan_indices(meta["total"], n)
         try:
-            picked = _decode_by_seeking(container, stream, indices, meta)
+            if seekable:
+                picked = _decode_by_seeking(container, stream, indices, meta)
+            else:  # by position: timestamps of these formats are not exact even in order
+                picked = _decode_in_order(container, p, indices, [0], rewind=False)
+                picked = picked if len(picked) == len(indices) else None
         except av.error.FFmpegError as e:  # a corrupt packet: retry frame by frame below
-            picked, fallback = None, f"decode error while seeking: {e}"
+            fallback = f"decode error: {getattr(e, 'strerror', None) or e}"
         except _NoTimestamps:
-            picked, fallback = None, "frames without timestamps"
+            fallback = "frames without timestamps"
         if picked is None and fallback is None:
-            fallback = "seek path could not reach every target"
+            fallback = "fewer frames than the container claims"
     else:
         fallback = "container has no usable rate/duration/frame count"
     if picked is None:
-        total, n_bad = _count_decodable(container, stream)
+        method = "decode_all"
+        bad = [0]
+        total = sum(1 for _ in _decoded_frames(container, p, bad, rewind=True))  # count pass
         if total == 0:
             raise MediaError(f"video: no decodable frames in {p}")
         meta["total"], meta["estimated"] = total, False
@@ -154,9 +173,9 @@ def _sample(container: Any, p: Path, frames: int | None, fps: float | None, max_
             meta["duration_s"] = float(total / meta["rate"])
         rule, n = frame_count_for(frames=frames, fps=fps, max_frames=max_frames, duration_s=meta["duration_s"])
         indices = plan_indices(total, n)
-        picked = _decode_in_order(container, stream, indices)
-        if n_bad:
-            fallback += f"; {n_bad} undecodable packets skipped"
+        picked = _decode_in_order(container, p, indices, [0], rewind=True)
+        if bad[0]:
+            fallback += f"; {bad[0]} undecodable packets skipped"
     duration_s = meta["duration_s"]
     info: dict[str, Any] = {
         "rule": rule,
@@ -171,13 +190,16 @@ def _sample(container: Any, p: Path, frames: int | None, fps: float | None, max_
         "duration_s": round(duration_s, 6) if duration_s else None,
         "total_frames": meta["total"],
         "total_frames_estimated": meta["estimated"],
+        "method": method,  # seek | sequential (format without reliable seeks) | decode_all (fallback)
     }
     if fallback:
         info["fallback"] = fallback
     return picked, info
 
 
-def _decode_by_seeking(container: Any, stream: Any, indices: list[int], meta: dict[str, Any]) -> list[Image.Image] | None:
+def _decode_by_seeking(
+    container: Any, stream: Any, indices: list[int], meta: dict[str, Any]
+) -> list[Image.Image] | None:
     """Frames at the nominal pts of `indices`, or None when the container is inconsistent."""
     frame_dur = 1 / (meta["rate"] * meta["tb"])  # one frame, in pts units
     half = frame_dur / 2
@@ -241,20 +263,24 @@ class _NoTimestamps(Exception):
 
 
 def _seek_before(container: Any, stream: Any, state: _Cursor, seek_pts: int, latest: Fraction, start: int) -> bool:
-    """Seek so that the first decoded frame is at or before `latest` pts.
+    """Seek so that decoding resumes at a keyframe at or before `latest` pts.
 
-    Some indexes land a seek past the requested time; then step back further
-    (doubling), down to the stream's start. False when even that fails.
+    Frames decoded before the first keyframe (a seek that landed mid-GOP, open-GOP
+    leading frames) reference data we skipped: they are dropped. Some indexes land a
+    seek past the requested time; then step back further (doubling), down to the
+    stream's start. False when even that fails.
     """
     step = max(1, seek_pts - start) / 8
     pts = seek_pts
     while True:
-        container.seek(int(pts) + 3000, backward=True, any_frame=False, stream=stream)
+        container.seek(int(pts), backward=True, any_frame=False, stream=stream)
         state.reset(container.decode(stream))
         first = state.next()
+        while first is not None and not first.key_frame:
+            first = state.next()
         if first is None:
             return False
-        if True:
+        if first.pts <= latest:
             state.pending = first
             return True
         if pts <= start:
@@ -265,45 +291,46 @@ def _seek_before(container: Any, stream: Any, state: _Cursor, seek_pts: int, lat
 def _keyframe_pts(stream: Any) -> list[int]:
     """Keyframe timestamps from the container's index (empty when it has none worth using)."""
     try:
-        keys = [e.timestamp for e in stream.index_entries if e.is_keyframe]
+        keys = sorted(e.timestamp for e in stream.index_entries if e.is_keyframe)
     except (AttributeError, av.error.FFmpegError):
         return []
     return keys if len(keys) > 1 else []
 
 
-def _can_continue(target: Fraction, last_pts: int | None, last_key: int | None, keys: list[int], gop_seen: Fraction) -> bool:
+def _can_continue(
+    target: Fraction, last_pts: int | None, last_key: int | None, keys: list[int], gop_seen: Fraction
+) -> bool:
     """Decode forward instead of seeking when a seek would not skip any decoding."""
     if last_pts is None or last_key is None or target <= last_pts:
         return False
     if keys:
         # the keyframe a seek would land on; index timestamps may be DTS, close enough for a cost decision
-        before = [k for k in keys if k <= target]
-        return not before or before[-1] <= last_pts
+        at = bisect.bisect_right(keys, target)
+        return at == 0 or keys[at - 1] <= last_pts
     # no index: continue when the target is within the longest keyframe interval seen
     return target - last_key <= gop_seen
 
 
-def _decoded_frames(container: Any, stream: Any, counter: list[int]) -> Iterator[Any]:
-    """Every decodable frame from the start, skipping (and counting) packets the decoder rejects."""
-    container.seek(0)
-    for packet in container.demux(stream):
+def _decoded_frames(container: Any, p: Path, bad: list[int], rewind: bool) -> Iterator[Any]:
+    """Every decodable frame in order, skipping (and counting in bad[0]) packets the decoder rejects."""
+    if rewind:
+        try:
+            container.seek(0)
+        except av.error.FFmpegError:  # raw elementary streams cannot rewind: read the file again
+            with av.open(str(p)) as again:
+                yield from _decoded_frames(again, p, bad, rewind=False)
+            return
+    for packet in container.demux(container.streams.video[0]):
         try:
             yield from packet.decode()
         except av.error.FFmpegError:
-            counter[0] += 1
+            bad[0] += 1
 
 
-def _count_decodable(container: Any, stream: Any) -> tuple[int, int]:
-    """(frames that decode, packets that fail); a full decode, only on the fallback path."""
-    bad = [0]
-    total = sum(1 for _ in _decoded_frames(container, stream, bad))
-    return total, bad[0]
-
-
-def _decode_in_order(container: Any, stream: Any, indices: list[int]) -> list[Image.Image]:
+def _decode_in_order(container: Any, p: Path, indices: list[int], bad: list[int], rewind: bool) -> list[Image.Image]:
     """The frames at positions `indices` of the decodable frames, converting only those."""
     wanted, out = set(indices), []
-    for position, frame in enumerate(_decoded_frames(container, stream, [0])):
+    for position, frame in enumerate(_decoded_frames(container, p, bad, rewind)):
         if position in wanted:
             out.append(frame.to_image())
             if len(out) == len(wanted):

@@ -1,10 +1,17 @@
-"""A tiny LLaVA built offline: real transformers classes, random seeded weights.
+"""A tiny LLaVA built offline: real transformers classes, seeded weights.
 
 It exists so the demo and the tests run the real loading and generation code
 (`AutoProcessor` + `AutoModelForImageTextToText`) with no model hub and no GPU.
 The tokenizer is a byte-level BPE trained here on the text below, so demo
-answers (colours, shapes, counts, in English and Chinese) are single tokens a
-random model can emit. Same seed -> byte-identical files, in any process.
+answers (colours, shapes, counts, in English and Chinese) are single tokens.
+Same seed -> byte-identical files, in any process.
+
+Two variants: random weights (default; ~0.1 s to build, varied but meaningless
+output that almost never matches a reference), or `train_steps=N`: N AdamW
+steps on shapes drawn with Pillow (`training_example`), after which the model
+reads colours from pixels (200 steps: ~9 in 10 English colour questions right,
+shapes near chance). Building is then ~50 ms a step; `ensure_tiny_model`
+caches either variant.
 """
 from __future__ import annotations
 
@@ -173,9 +180,91 @@ def _build_model(tokenizer, seed: int):
     gen.do_sample, gen.max_new_tokens = False, 16
     return model
 
+# ---- optional short training: a model that really answers demo questions ----
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
-    """Build the tiny LLaVA into `out_dir` (created) and return it."""
+SHAPE_COLORS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220),
+                "yellow": (240, 220, 30), "black": (15, 15, 15), "white": (250, 250, 250),
+                "orange": (250, 140, 20), "purple": (140, 40, 170)}
+TRAINED_SHAPES = ["circle", "square", "triangle"]
+TRAINED_QUESTIONS = {  # question kind -> phrasings the trained variant has seen
+    "color": ["What color is the shape?", "What color is the shape in the image?",
+              "What is the color of the shape? Answer with one word."],
+    "shape": ["What shape is shown?", "What shape is shown in the picture?",
+              "Which shape is this? Answer with one word."],
+    "color_zh": ["图片中的形状是什么颜色？", "这个形状是什么颜色？"],
+    "shape_zh": ["图片里有什么形状？", "这是什么形状？"],
+}
+_BACKGROUNDS = [(128, 128, 128), (255, 255, 255), (200, 200, 200), (70, 70, 70)]
+
+
+def draw_shape(rnd, color: str, shape: str, size: int = 64):
+    """One filled shape of a named colour on a plain background (Pillow)."""
+    from PIL import Image, ImageDraw
+
+    fill = SHAPE_COLORS[color]
+    bg = rnd.choice([b for b in _BACKGROUNDS if max(abs(x - y) for x, y in zip(b, fill)) > 60])
+    img = Image.new("RGB", (size, size), bg)
+    w = rnd.randint(size * 2 // 5, size * 3 // 4)
+    x, y = rnd.randint(0, size - w), rnd.randint(0, size - w)
+    draw = ImageDraw.Draw(img)
+    if shape == "circle":
+        draw.ellipse([x, y, x + w, y + w], fill=fill)
+    elif shape == "square":
+        draw.rectangle([x, y, x + w, y + w], fill=fill)
+    else:
+        draw.polygon([(x, y + w), (x + w, y + w), (x + w // 2, y)], fill=fill)
+    return img
+
+
+def training_example(rnd) -> tuple[object, str, str]:
+    """(image, question, answer) from the distribution the trained variant learns."""
+    color, shape = rnd.choice(list(SHAPE_COLORS)), rnd.choice(TRAINED_SHAPES)
+    kind = rnd.choice(list(TRAINED_QUESTIONS))
+    answer = {"color": color, "shape": shape, "color_zh": _COLORS_ZH[_COLORS.index(color)],
+              "shape_zh": _SHAPES_ZH[_SHAPES.index(shape)]}[kind]
+    return draw_shape(rnd, color, shape), rnd.choice(TRAINED_QUESTIONS[kind]), answer
+
+
+def _train(model, processor, steps: int, seed: int, batch_size: int = 16, lr: float = 3e-3) -> None:
+    import random
+
+    import torch
+
+    tok = processor.tokenizer
+    rnd = random.Random(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same float reductions in every process: byte-identical weights
+    try:
+        torch.manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        model.train()
+        for _ in range(steps):
+            batch = [training_example(rnd) for _ in range(batch_size)]
+            texts = [processor.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}],
+                add_generation_prompt=True) + f" {a}{tok.eos_token}" for _, q, a in batch]
+            inputs = processor(text=texts, images=[[im] for im, _, _ in batch], padding=True,
+                               return_tensors="pt", add_special_tokens=False)
+            labels = inputs["input_ids"].clone()
+            # Left padding puts every answer at the end: learn only " answer</s>".
+            for i, (_, _, a) in enumerate(batch):
+                n = len(tok.encode(f" {a}{tok.eos_token}", add_special_tokens=False))
+                labels[i, : labels.shape[1] - n] = -100
+            model(**inputs, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    finally:
+        model.eval()
+        torch.set_num_threads(threads)
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0, train_steps: int = 0) -> Path:
+    """Build the tiny LLaVA into `out_dir` (created) and return it.
+
+    train_steps=0: random weights (~0.1 s). train_steps>0: that many AdamW steps
+    on drawn colour/shape questions (~50 ms a step), so the model really answers
+    some demo questions; see `training_example`.
+    """
     from transformers import CLIPImageProcessorPil, LlavaProcessor
 
     out_dir = Path(out_dir)
@@ -191,19 +280,22 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         chat_template=CHAT_TEMPLATE, image_token=IMAGE_TOKEN,
     )
     model = _build_model(tokenizer, seed)
+    if train_steps > 0:
+        _train(model, processor, steps=train_steps, seed=seed)
     processor.save_pretrained(out_dir)
     model.save_pretrained(out_dir)
     return out_dir
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(train_steps: int = 0) -> Path:
     base = os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval"
-    return Path(base) / TINY_MODEL_VERSION
+    suffix = f"-trained{train_steps}" if train_steps else ""
+    return Path(base) / f"{TINY_MODEL_VERSION}{suffix}"
 
 
-def ensure_tiny_model(cache_dir: Path | None = None) -> Path:
+def ensure_tiny_model(cache_dir: Path | None = None, train_steps: int = 0) -> Path:
     """Return the cached tiny model, building it once (atomically) if needed."""
-    target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = Path(cache_dir) if cache_dir is not None else default_cache_dir(train_steps)
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +303,7 @@ def ensure_tiny_model(cache_dir: Path | None = None) -> Path:
     # never leaves a half-written model where readers look.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build_tiny_model(tmp)
+        build_tiny_model(tmp, train_steps=train_steps)
         try:
             os.rename(tmp, target)
         except OSError:

@@ -300,8 +300,9 @@ class HFAdapter:
         inputs = self._prepare(batch)
         device = self.model.device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
-        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        for key, value in inputs.items():  # pixels in the model's dtype (bf16 weights, fp32 processor output)
+            if key.startswith("pixel_values") and hasattr(value, "is_floating_point") and value.is_floating_point():
+                inputs[key] = value.to(self.model.dtype)
         if gen.do_sample:
             torch.manual_seed(gen.seed)
         with torch.inference_mode():

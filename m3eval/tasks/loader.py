@@ -23,12 +23,13 @@ class TaskError(ValueError):
 
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster over a big suite
 _LOADER_KEYS = ("include", "expand", "expand_group")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise TaskError(f"{path}: no such file") from None
     except yaml.YAMLError as e:

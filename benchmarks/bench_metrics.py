@@ -1,0 +1,102 @@
+"""Metric-suite timings on synthetic data (prints figures; not a test).
+
+    python benchmarks/bench_metrics.py [--captions 5000] [--vqa 100000]
+
+Targets (issue 3): 5,000 captions x 5 refs, BLEU-4 + ROUGE_L + CIDEr <= 5 s (METEOR timed
+separately); 100,000 VQA predictions <= 3 s; plus the time the bootstrap CIs add.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from m3eval.metrics import get_metric  # noqa: E402
+from m3eval.metrics import caption, vqa  # noqa: E402
+from m3eval.metrics.base import MetricInput  # noqa: E402
+from m3eval.metrics.stats import bootstrap_ci, corpus_bootstrap_ci  # noqa: E402
+from m3eval.scoring import score_task  # noqa: E402
+from m3eval.types import Prediction  # noqa: E402
+
+NOUNS = "man woman dog cat horse bus car train plate pizza table street beach field kitchen bird boy girl tree bench".split()
+ADJS = "red small large white black young old wooden busy green yellow two several".split()
+VERBS = "riding sitting standing holding eating walking playing driving lying looking".split()
+PREPS = "on in near under beside with at next to".split()
+
+
+def caption_text(rng: np.random.Generator) -> str:
+    w = lambda xs: xs[int(rng.zipf(1.6) - 1) % len(xs)]  # noqa: E731
+    words = ["A", w(ADJS), w(NOUNS), "is", w(VERBS), w(PREPS), "a", w(ADJS), w(NOUNS)]
+    if rng.random() < 0.5:
+        words += [w(PREPS), "the", w(NOUNS)]
+    return " ".join(words) + "."
+
+
+def timed(label: str, fn):
+    t = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t
+    print(f"  {label:<48} {dt:8.2f} s")
+    return out, dt
+
+
+def bench_captions(n: int) -> None:
+    rng = np.random.default_rng(0)
+    items = [MetricInput(caption_text(rng), [caption_text(rng) for _ in range(5)]) for _ in range(n)]
+    print(f"captions: {n} predictions x 5 references (English, PTBTokenizer)")
+    _, t_tok = timed("PTBTokenizer (whole corpus, one Java run)", lambda: caption.tokenize_items(items))
+    res = {}
+    total = t_tok
+    for name in ("coco_bleu_4", "coco_rouge_l", "coco_cider"):
+        res[name], dt = timed(f"{name} (tokenized corpus cached)", lambda name=name: get_metric(name).compute(items))
+        total += dt
+    print(f"  {'= BLEU-4 + ROUGE_L + CIDEr incl. tokenization':<48} {total:8.2f} s   (target <= 5 s)")
+    for name in ("bleu", "rouge_l", "chrf"):
+        timed(f"{name} (sacrebleu / rouge-score)", lambda name=name: get_metric(name).compute(items))
+    proc, _ = timed("METEOR JVM start (once per process)", caption.meteor_process)
+    res["coco_meteor"], _ = timed("coco_meteor", lambda: get_metric("coco_meteor").compute(items))
+    print("  bootstrap CI added time:")
+    for name in ("coco_bleu_4", "coco_cider", "coco_meteor"):
+        m = get_metric(name)
+        timed(f"{name} CI ({m.resamples} re-scorings)",
+              lambda m=m, name=name: corpus_bootstrap_ci(res[name].rescore, n, m.resamples, 0))
+    timed("coco_rouge_l CI (1000 resamples of the mean)", lambda: bootstrap_ci(res["coco_rouge_l"].per_sample))
+    b = get_metric("bleu").compute(items)
+    timed("bleu (sacrebleu) CI (1000 re-scorings)", lambda: corpus_bootstrap_ci(b.rescore, n, 1000, 0))
+
+
+def bench_vqa(n: int) -> None:
+    rng = np.random.default_rng(1)
+    vocab = [f"answer{i}" for i in range(3000)] + ["2", "yes", "no", "red", "dog", "tennis", "don’t"]
+    forms = {"2": ["two", "Two.", "2"], "yes": ["Yes", "yes.", "Yes, it is"], "don’t": ["dont"]}
+    preds = []
+    for i in range(n):
+        gold = vocab[int(rng.zipf(1.3)) % len(vocab)]
+        answers = [gold] * int(rng.integers(3, 11)) + [vocab[int(rng.integers(len(vocab)))] for _ in range(10)]
+        answers = answers[:10]
+        p = rng.choice(forms.get(gold, [gold, gold + ".", "The " + gold])) if rng.random() < 0.6 else "a " + vocab[int(rng.integers(len(vocab)))]
+        preds.append(Prediction(id=str(i), prediction=str(p), prompt="", references=answers))
+    items = [MetricInput(p.prediction, p.references) for p in preds]
+    print(f"VQA: {n} predictions x 10 answers")
+    vqa.normalize_answer.cache_clear()
+    vqa._punct_cached.cache_clear()
+    r, _ = timed("vqa_accuracy (cold normalization cache)", lambda: get_metric("vqa_accuracy").compute(items))
+    timed("vqa_accuracy (warm cache)", lambda: get_metric("vqa_accuracy").compute(items))
+    timed("bootstrap CI (1000 resamples)", lambda: bootstrap_ci(r.per_sample))
+    vqa.normalize_answer.cache_clear()
+    vqa._punct_cached.cache_clear()
+    timed("score_task: vqa_accuracy + CI, cold (target <= 3 s)", lambda: score_task(preds, ["vqa_accuracy"]))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--captions", type=int, default=5000)
+    ap.add_argument("--vqa", type=int, default=100000)
+    a = ap.parse_args()
+    bench_vqa(a.vqa)
+    bench_captions(a.captions)

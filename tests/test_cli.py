@@ -1,0 +1,110 @@
+"""The `m3eval` command as a user runs it: exit codes and messages that name the cause."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from m3eval.results import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def m3eval(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([sys.executable, "-m", "m3eval", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_unknown_task_suggests_near_names(tiny_model, tmp_path):
+    r = m3eval("run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_vqq", "--output", str(tmp_path))
+    assert r.returncode == 1 and "unknown task or group 'demo_vqq'" in r.stderr and "demo_vqa" in r.stderr
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path):
+    r = m3eval("run", "--model-args", f"pretrained={tmp_path}/nope", "--tasks", "demo_mc", "--output", str(tmp_path))
+    assert r.returncode == 1 and "nope" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_text_only_model_is_refused(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(tmp_path / "llama")
+    r = m3eval("run", "--model-args", f"pretrained={tmp_path / 'llama'}", "--tasks", "demo_mc",
+               "--output", str(tmp_path))
+    assert r.returncode == 1 and "image-text-to-text" in r.stderr
+
+
+def test_bad_model_args_and_usage(tmp_path):
+    r = m3eval("run", "--model-args", "pretrained", "--tasks", "demo_mc")
+    assert r.returncode == 1 and "not key=value" in r.stderr
+    assert m3eval("run", "--tasks", "demo_mc", "--instructions", "some").returncode == 2
+
+
+def test_run_where_every_sample_fails_exits_nonzero(tiny_model, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"instruction": "?", "inputs": "", "outputs": "x", "image_base64_str": ["!!"]}) + "\n")
+    r = m3eval("run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_m3it_zh", "--output",
+               str(tmp_path), "--dataset-override", f"demo_m3it_zh={bad}")
+    assert r.returncode == 1 and "scored nothing" in r.stderr
+
+
+def test_tasks_and_validate(tmp_path):
+    r = m3eval("tasks")
+    assert r.returncode == 0 and "demo_vqa" in r.stdout and "m3it_heldout" in r.stdout
+    assert m3eval("validate").returncode == 0
+    (tmp_path / "t.yaml").write_text("task: t\ndataset: {path: x.jsonl}\ndoc: {prompt: p, references: a}\n"
+                                     "metrics: [{name: vqa_acc}]\n")
+    r = m3eval("validate", str(tmp_path))
+    assert r.returncode == 1 and "unknown metric 'vqa_acc'" in r.stderr and "t.yaml" in r.stderr
+
+
+def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_path):
+    rows = [{"id": "mc000", "prediction": "B"}, {"id": "mc001", "prediction": "(D) white"},
+            {"id": "zzz", "prediction": "A"}]
+    f = tmp_path / "preds.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "1 ids in" in r.stderr and "zzz" in r.stderr and "30 samples of task demo_mc have no prediction" in r.stderr
+    res = json.loads((tmp_path / "out" / "preds" / "results.json").read_text())["tasks"]["demo_mc"]
+    assert res["n_samples"] == 32 and res["missing_ids"] == 30 and res["unknown_ids"] == 1
+    assert res["metrics"]["choice_accuracy"]["value"] == pytest.approx(2 / 32)  # both given answers are right
+
+
+def test_killed_run_resumes_where_it_stopped(tiny_model, tmp_path):
+    """SIGKILL a real `m3eval run` midway; the re-run finishes only what was missing."""
+    args = ["run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_m3it_caption", "--instructions",
+            "all", "--batch-size", "1", "--max-new-tokens", "24", "--output", str(tmp_path), "--run-name", "r",
+            "--threads", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "m3eval", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    log = tmp_path / "r" / "predictions" / "demo_m3it_caption.rank0.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count("\n") >= 20:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(read_jsonl(log))
+    assert 20 <= done_before < 128, "the run should have been killed midway"
+    r = m3eval(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["timings"]["samples"] == 128 - done_before
+    preds = read_jsonl(tmp_path / "r" / "predictions" / "demo_m3it_caption.jsonl")
+    assert len(preds) == 128 and len({p["id"] for p in preds}) == 128
+    assert results["tasks"]["demo_m3it_caption"]["instructions"]["n"] == 4
+
+
+def test_demo_command_prints_the_table(tmp_path):
+    r = m3eval("demo", "--output", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "demo_vqa" in r.stdout and "vqa_accuracy" in r.stdout and "[group] demo" in r.stdout

@@ -1,0 +1,147 @@
+"""The spine end to end with the tiny real model: batch-size invariance, resume
+after a crash, bad samples counted not fatal, re-scoring without a model."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from m3eval.models.base import register_backend
+from m3eval.models.hf import HFAdapter
+from m3eval.pipeline import RunConfig, RunError, evaluate, rescore
+from m3eval.results import read_jsonl
+
+TASKS = ["demo_vqa", "demo_mc", "demo_m3it_zh", "demo_video_frames", "demo_video_qa"]
+
+
+def run(tiny_model: Path, out: Path, **kw) -> dict:
+    cfg = RunConfig(tasks=kw.pop("tasks", TASKS), output=out, model_args={"pretrained": str(tiny_model)},
+                    run_name="r", progress=False, **kw)
+    results, failures = evaluate(cfg)
+    assert failures == [] or kw.get("dataset_overrides")
+    return results
+
+
+def predictions(run_dir: Path) -> dict[str, str]:
+    out = {}
+    for f in sorted((run_dir / "predictions").glob("*.jsonl")):
+        for row in read_jsonl(f):
+            out[f"{f.stem}/{row['id']}"] = row["prediction"]
+    return out
+
+
+def metric_values(results: dict) -> dict:
+    return {t: {m: (v["value"], v["ci"]) for m, v in e["metrics"].items()} for t, e in results["tasks"].items()}
+
+
+@pytest.fixture(scope="module")
+def bs8(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bs8")
+    return run(tiny_model, out, batch_size=8, limit=24), out / "r"
+
+
+def test_predictions_identical_at_batch_size_1_and_8(tiny_model, tmp_path, bs8):
+    results8, dir8 = bs8
+    results1 = run(tiny_model, tmp_path, batch_size=1, limit=24)
+    p1, p8 = predictions(tmp_path / "r"), predictions(dir8)
+    assert len(p8) == 24 * 3 + 16 + 8 and p1 == p8
+    assert len(set(p8.values())) > 10  # the model really answers differently per sample
+    assert metric_values(results1) == metric_values(results8)
+    # the consolidated file is in dataset order, whatever the batch order was
+    ids = [r["id"] for r in read_jsonl(dir8 / "predictions" / "demo_vqa.jsonl")]
+    assert ids == [str(1000 + i) for i in range(24)]
+
+
+def test_results_file_has_scores_counts_provenance_and_timings(bs8):
+    results, run_dir = bs8
+    on_disk = json.loads((run_dir / "results.json").read_text())
+    assert on_disk == results and results["format"] == "m3eval.results/1"
+    t = results["tasks"]["demo_vqa"]
+    assert t["n_samples"] == 24 and t["n_errors"] == 0 and len(t["hash"]) == 64
+    assert 0 <= t["metrics"]["vqa_accuracy"]["value"] <= 1
+    lo, hi = t["metrics"]["vqa_accuracy"]["ci"]
+    assert lo <= t["metrics"]["vqa_accuracy"]["value"] <= hi
+    run_info = results["run"]
+    assert run_info["model"]["backend"] == "hf" and run_info["config"]["seed"] == 0
+    assert run_info["versions"]["transformers"] and "git_sha" in run_info
+    for k in ("load_s", "generate_s", "score_s", "total_s", "samples_per_s"):
+        assert results["timings"][k] >= 0
+    assert results["tasks"]["demo_video_qa"]["video"]["short"] == 1  # video0 has 6 frames < 8
+    rec = read_jsonl(run_dir / "samples" / "demo_vqa.jsonl")[0]
+    assert {"id", "prompt", "prediction", "references", "scores", "error", "media"} <= set(rec)
+    assert (run_dir / rec["media"][0]).stat().st_size > 0
+    assert "demo" not in results["groups"]  # only groups whose tasks all ran
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingAdapter(HFAdapter):
+    """A real HF adapter that dies on its third batch, like a preempted job."""
+
+    calls = 0
+
+    def generate(self, batch, gen):
+        CrashingAdapter.calls += 1
+        if CrashingAdapter.calls == 3:
+            raise KeyboardInterrupt
+        return super().generate(batch, gen)
+
+
+def test_crash_midway_loses_nothing_and_resume_generates_only_the_rest(tiny_model, tmp_path, bs8):
+    register_backend("crashing-hf", CrashingAdapter)
+    cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model="crashing-hf",
+                    model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=24,
+                    progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(cfg)
+    log = tmp_path / "r" / "predictions" / "demo_vqa.rank0.jsonl"
+    assert len(read_jsonl(log)) == 16  # two finished batches were on disk before the crash
+    with open(log, "a") as f:
+        f.write('{"id": "torn')  # and a torn half-line from the moment of death
+    results, _ = evaluate(cfg)
+    assert results["timings"]["samples"] == 8  # only the third batch was generated again
+    assert not log.exists()
+    assert predictions(tmp_path / "r") == {k: v for k, v in predictions(bs8[1]).items() if k.startswith("demo_vqa/")}
+
+
+def test_resume_refuses_a_different_model(tiny_model, tmp_path):
+    run(tiny_model, tmp_path, tasks=["demo_mc"], limit=4)
+    cfg = RunConfig(tasks=["demo_mc"], output=tmp_path, model_args={"pretrained": str(tiny_model), "dtype": "float32"},
+                    run_name="r", progress=False)
+    with pytest.raises(RunError, match="different model"):
+        evaluate(cfg)
+
+
+def test_corrupt_image_is_a_counted_sample_error(tiny_model, tmp_path):
+    rows = [json.loads(line) for line in (Path("tasks/demo/data/m3it_caption_zh.jsonl")).read_text().splitlines()][:6]
+    rows[2]["image_base64_str"] = [base64.b64encode(b"not an image at all").decode()]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    results = run(tiny_model, tmp_path, tasks=["demo_m3it_zh"], dataset_overrides={"demo_m3it_zh": str(bad)})
+    t = results["tasks"]["demo_m3it_zh"]
+    assert t["n_samples"] == 6 and t["n_errors"] == 1
+    rec = {r["id"]: r for r in read_jsonl(tmp_path / "r" / "samples" / "demo_m3it_zh.jsonl")}
+    assert "image" in rec["2"]["error"] and rec["2"]["scores"]["rouge_l"] == 0
+    assert all(rec[i]["error"] is None for i in "01345")
+
+
+def test_rescore_without_a_model_reproduces_the_scores(bs8, tmp_path):
+    results, run_dir = bs8
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    again = rescore(copy)
+    assert metric_values(again) == metric_values(results)
+    assert again["run"]["rescored"] and again["timings"]["generate_s"] == results["timings"]["generate_s"]
+
+
+def test_missing_data_file_fails_that_task_only(tiny_model, tmp_path):
+    cfg = RunConfig(tasks=["demo_mc", "demo_vqa"], output=tmp_path, model_args={"pretrained": str(tiny_model)},
+                    run_name="r", limit=4, progress=False, dataset_overrides={"demo_vqa": str(tmp_path / "gone.parquet")})
+    results, failures = evaluate(cfg)
+    assert list(results["tasks"]) == ["demo_mc"]
+    assert len(failures) == 1 and "demo_vqa" in failures[0] and "gone.parquet" in failures[0]
