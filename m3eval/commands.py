@@ -24,6 +24,11 @@ def _outcome(results: dict | None, failures: list[str]) -> int:
         return 1 if failures else 0
     print(format_results(results))
     tasks = results.get("tasks", {})
+    for t, e in tasks.items():
+        if e.get("n_empty"):
+            print(f"m3eval: warning: task {t}: the model returned empty text for {e['n_empty']} of "
+                  f"{e['n_samples']} samples (scored 0; check max_new_tokens, stop strings, chat template)",
+                  file=sys.stderr)
     dead = [t for t, e in tasks.items() if e["n_samples"] == 0 or e["n_errors"] == e["n_samples"]]
     for t in dead:
         print(f"m3eval: task {t} scored nothing ({tasks[t]['n_errors']} of {tasks[t]['n_samples']} "

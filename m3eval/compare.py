@@ -207,6 +207,9 @@ def compare_runs(base: Run, new: Run, tolerance: float = 0.0, alpha: float = 0.0
         paired = _paired_records(task, base, new, cmp)
         if paired is None:
             continue
+        for side, a, b in (("BASE", tb, tn), ("NEW", tn, tb)):
+            for name in sorted(set(a["metrics"]) - set(b["metrics"])):
+                cmp.notes.append(f"task {task}: metric {name} only in {side} (not gated)")
         for name in sorted(set(tb["metrics"]) & set(tn["metrics"])):
             row = _compare_metric(task, name, tb["metrics"][name], tn["metrics"][name], *paired,
                                   cmp=cmp)

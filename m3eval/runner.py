@@ -44,8 +44,6 @@ class Prepared:
 class GenStats:
     generate_s: float = 0.0
     samples: int = 0
-    errors: int = 0
-    empty: int = 0
 
 
 def media_filename(sample_id: str) -> str:
@@ -133,8 +131,6 @@ def generate_task(spec: TaskSpec, samples: list[Sample], model: Any, gen: Genera
                 out = by_id.get(p.sample.id, "")
                 error = p.error or (f"generate: {type(out).__name__}: {out}" if isinstance(out, Exception) else None)
                 text = "" if isinstance(out, Exception) else out
-                stats.errors += error is not None
-                stats.empty += error is None and not text.strip()
                 rows.append(_prediction(p, text, error, dt / max(len(ready), 1)).to_json())
             append_jsonl(log, rows)
             stats.samples += len(rows)

@@ -28,6 +28,7 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
         "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,
         "dataset": spec.dataset.model_dump(mode="json", exclude_none=True), **summary,
+        "n_empty": sum(1 for p in preds if p.error is None and not p.prediction.strip()),
     }
     if spec.doc.video or spec.doc.frames:
         entry["video"] = _video_block(spec, preds)
@@ -104,7 +105,7 @@ def consistency(specs: list[TaskSpec], tasks: dict[str, dict[str, Any]], run_dir
     out: dict[str, Any] = {}
     for spec in specs:
         other = spec.consistency_with
-        if not other or other not in tasks or spec.task not in tasks:
+        if not other or other == spec.task or other not in tasks or spec.task not in tasks:
             continue
         a = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{spec.task}.jsonl")}
         b = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{other}.jsonl")}
@@ -112,7 +113,8 @@ def consistency(specs: list[TaskSpec], tasks: dict[str, dict[str, Any]], run_dir
         if not ids:
             continue
         pa, pb = tasks[spec.task]["primary_metric"], tasks[other]["primary_metric"]
-        same = sum((a[i]["scores"][pa] >= 0.5) == (b[i]["scores"][pb] >= 0.5) for i in ids)
+        sa, sb = tasks[spec.task]["metrics"][pa]["scale"], tasks[other]["metrics"][pb]["scale"]
+        same = sum((a[i]["scores"][pa] / sa >= 0.5) == (b[i]["scores"][pb] / sb >= 0.5) for i in ids)
         entry = {"tasks": [spec.task, other], "n": len(ids), "correctness_agreement": same / len(ids),
                  "langs": [tasks[spec.task]["language"], tasks[other]["language"]]}
         if all(a[i].get("choices") and b[i].get("choices") for i in ids):

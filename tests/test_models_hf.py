@@ -116,6 +116,16 @@ def test_info_names_backend_and_revision(model, tiny_dir: Path):
     assert again.info()["revision"] == info["revision"]
 
 
+def test_hub_snapshot_folder_gives_commit_and_repo_name(tiny_dir: Path, tmp_path: Path):
+    import shutil
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    snap = tmp_path / "models--org--tiny-vlm" / "snapshots" / sha
+    shutil.copytree(tiny_dir, snap)
+    m = load_model("hf", {"pretrained": str(snap)})
+    assert m.info()["revision"] == sha and m.name == "org/tiny-vlm"
+
+
 # ---- bad input ---------------------------------------------------------------
 
 def corrupt_image() -> Image.Image:
@@ -185,6 +195,8 @@ def test_bad_device_and_dtype(tiny_dir: Path):
         load_model("hf", {"pretrained": str(tiny_dir), "dtype": "int7"})
     with pytest.raises(ModelLoadError, match="device='tpu'"):
         load_model("hf", {"pretrained": str(tiny_dir), "device": "tpu"})
+    with pytest.raises(ModelLoadError, match="trust_remote_code='yes': expected true or false"):
+        load_model("hf", {"pretrained": str(tiny_dir), "trust_remote_code": "yes"})
     if not torch.cuda.is_available():
         with pytest.raises(ModelLoadError, match="no CUDA GPU"):
             load_model("hf", {"pretrained": str(tiny_dir), "device": "cuda"})
@@ -228,3 +240,49 @@ def test_plugin_backend_through_entry_point(tmp_path: Path, monkeypatch):
     m = load_model("echo", parse_model_args("prefix=>"))
     assert m.generate([[{"type": "text", "text": "hi"}]], GenerationConfig()) == [">hi"]
     sys.modules.pop("echo_plugin", None)
+
+
+# ---- a second architecture ------------------------------------------------------
+
+def build_tiny_idefics3(out: Path) -> Path:
+    """A tiny Idefics3 (another processor layout: nested, padded image batches)."""
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor,
+                              Idefics3VisionConfig, LlamaConfig)
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    from m3eval.demo.tiny_model import _build_tokenizer
+
+    tok = _build_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": [
+        "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]})
+    template = ("{{ bos_token }}{% for m in messages %}{{ m['role'] | capitalize }}:{% for p in m['content'] %}"
+                "{% if p['type'] == 'image' %}<image>{% else %}{{ p['text'] }}{% endif %}{% endfor %}"
+                "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}")
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 32},
+                                                  max_image_size={"longest_edge": 32}),
+        tokenizer=tok, image_seq_len=4, chat_template=template)
+    ids = {"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id}
+    config = Idefics3Config(
+        vision_config=Idefics3VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                           num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=LlamaConfig(vocab_size=len(processor.tokenizer), hidden_size=64, intermediate_size=128,
+                                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                initializer_range=0.25, **ids),
+        image_token_id=processor.image_token_id, scale_factor=2, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id, model.generation_config.pad_token_id = tok.eos_token_id, tok.pad_token_id
+    processor.save_pretrained(out)
+    model.save_pretrained(out)
+    return out
+
+
+def test_second_architecture_idefics3_is_batch_invariant(tmp_path: Path):
+    m = load_model("hf", {"pretrained": str(build_tiny_idefics3(tmp_path / "idefics3"))})
+    assert m.info()["class"] == "Idefics3ForConditionalGeneration"
+    msgs = varied_messages() + [[{"type": "text", "text": "no image here"}]]
+    gen = GenerationConfig(max_new_tokens=12)
+    batched = m.generate(msgs, gen)
+    assert batched == [m.generate([x], gen)[0] for x in msgs]
+    assert all(batched) and len(set(batched)) == len(msgs)

@@ -8,7 +8,7 @@ import pytest
 
 from m3eval.runs import (ResultsError, display_ci, display_value, find_runs, load_references, load_run,
                          load_samples)
-from tests.dashboard_fixtures import TASKS, write_broken, write_leaderboard, write_reference, write_run
+from tests.dashboard_fixtures import DEFAULT_TASKS, write_broken, write_leaderboard, write_reference, write_run
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def _edit(run_dir: Path, change) -> Path:
 def test_load_run_from_dir_and_file(board):
     run = load_run(board / "tiny-llava")
     assert run.name == "tiny-llava" and run.model_id == "fixture/tiny-llava"
-    assert set(run.tasks) == set(TASKS)
+    assert set(run.tasks) == set(DEFAULT_TASKS)
     assert load_run(board / "tiny-llava" / "results.json").path == run.path
     records, warnings = run.load_samples("okvqa")
     assert len(records) == 12 and not warnings

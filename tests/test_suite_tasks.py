@@ -60,7 +60,10 @@ def fixtures(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_suite_files_load_without_errors(registry):
+    from m3eval.cli import main
+
     assert registry.errors == []
+    assert main(["validate", str(ROOT / "tasks")]) == 0  # also checks metric and filter names
     for group, members in GROUPS.items():
         assert registry.expand(group) == members
     assert registry.expand("m3it_heldout") == sum((GROUPS[g] for g in

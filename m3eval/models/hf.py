@@ -45,6 +45,12 @@ def _resolve_device(device: str | None) -> str:
     raise ModelLoadError(f"device={device!r}: expected cpu, cuda, cuda:N or auto")
 
 
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ModelLoadError(f"{name}={value!r}: expected true or false")
+
+
 def _resolve_dtype(dtype: str | None) -> Any:
     import torch
 
@@ -86,6 +92,15 @@ def _revision(pretrained: str, local: Path | None, config: Any) -> str | None:
     return None
 
 
+def _display_name(pretrained: str, local: Path | None) -> str:
+    if local is None:
+        return pretrained  # a hub id
+    # hub cache: .../models--org--name/snapshots/<sha> -> org/name
+    if local.parent.name == "snapshots" and local.parent.parent.name.startswith("models--"):
+        return local.parent.parent.name[len("models--"):].replace("--", "/")
+    return local.name
+
+
 class HFAdapter:
     """`load_model("hf", {"pretrained": PATH_OR_HUB_ID, ...})`.
 
@@ -112,10 +127,12 @@ class HFAdapter:
         self.pretrained = str(pretrained)
         local = self._local_folder(self.pretrained)
         source = str(local) if local is not None else self.pretrained
-        common = {"revision": revision, "trust_remote_code": bool(trust_remote_code),
-                  "local_files_only": bool(local_files_only)}
+        trust_remote_code = _as_bool("trust_remote_code", trust_remote_code)
+        common = {"revision": None if revision is None else str(revision),  # "1234567" was parsed as int
+                  "trust_remote_code": trust_remote_code,
+                  "local_files_only": _as_bool("local_files_only", local_files_only)}
         config = self._load_config(source, local, common)
-        self._check_image_text_to_text(config, bool(trust_remote_code))
+        self._check_image_text_to_text(config, trust_remote_code)
         self.processor = self._load_processor(source, common)
         self.chat_template = self._resolve_chat_template(chat_template)
         self.tokenizer = self.processor.tokenizer
@@ -125,7 +142,7 @@ class HFAdapter:
         self.device = _resolve_device(device)
         self.model = self._load_model(source, common, dtype, attn_implementation)
         self.native_video = self._can_run_native_video()
-        self.name = local.name if local is not None else self.pretrained
+        self.name = _display_name(self.pretrained, local)
         self._info = {
             "backend": "hf", "id": source, "revision": _revision(self.pretrained, local, config),
             "class": type(self.model).__name__, "dtype": str(self.model.dtype).replace("torch.", ""),

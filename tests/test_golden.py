@@ -1,0 +1,34 @@
+"""Golden regression: the demo tasks on the tiny model reproduce the committed
+predictions and scores (results/demo/tiny-llava) exactly. After an intended
+change, re-record with `make golden` and commit the diff."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from m3eval.pipeline import evaluate
+from m3eval.results import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from update_golden import GOLDEN, golden_config  # noqa: E402
+
+KEEP = ("id", "prediction", "prompt", "references", "error", "media_info")
+
+
+def test_demo_reproduces_the_committed_golden_run(tiny_model, tmp_path):
+    results, failures = evaluate(golden_config(tmp_path, tiny_model))
+    assert failures == []
+    golden = json.loads((GOLDEN / "tiny-llava" / "results.json").read_text())
+    assert list(results["tasks"]) == list(golden["tasks"])
+    for task, entry in golden["tasks"].items():
+        new_preds = read_jsonl(tmp_path / "tiny-llava" / "predictions" / f"{task}.jsonl")
+        old_preds = read_jsonl(GOLDEN / "tiny-llava" / "predictions" / f"{task}.jsonl")
+        assert [{k: p[k] for k in KEEP} for p in new_preds] == [{k: p[k] for k in KEEP} for p in old_preds], \
+            f"{task}: predictions differ from the golden run (intended? `make golden`)"
+        assert results["tasks"][task] == entry, f"{task}: scores differ from the golden run"
+        new_scores = [r["scores"] for r in read_jsonl(tmp_path / "tiny-llava" / "samples" / f"{task}.jsonl")]
+        old_scores = [r["scores"] for r in read_jsonl(GOLDEN / "tiny-llava" / "samples" / f"{task}.jsonl")]
+        assert new_scores == old_scores
+    assert results["groups"] == golden["groups"]
