@@ -74,7 +74,8 @@ def overview_frame(runs: dict[str, Run], refs: list[Reference], tasks: list[str]
         row: dict[str, Any] = {"model": label, "reported": False, "source": run.model_id}
         for g, d in groups.items():
             rg = run.groups.get(g)
-            row[f"{g} (avg)"] = None if rg is None else float(rg["value"]) * 100.0 / float(rg.get("scale", 1))
+            value = None if rg is None else rg.get("value")
+            row[f"{g} (avg)"] = None if value is None else float(value) * 100.0 / float(rg.get("scale", 1))
         for t in tasks:
             task = run.tasks.get(t)
             metric = task["metrics"][task["primary_metric"]] if task else None

@@ -36,7 +36,16 @@ def _outcome(results: dict | None, failures: list[str]) -> int:
     return 1 if failures or dead or not tasks else 0
 
 
+def _quiet_libraries() -> None:
+    """One progress bar (ours, per task); the libraries' own per-file bars are noise here."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
 def _threads(n: int | None) -> None:
+    _quiet_libraries()
     if n:
         import torch
         torch.set_num_threads(n)

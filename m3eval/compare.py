@@ -188,7 +188,7 @@ def _compare_metric(task: str, name: str, eb: dict, en: dict, rb: list[dict], rn
     return row
 
 
-def compare_runs(base: Run, new: Run, tolerance: float = 0.0, alpha: float = 0.05) -> Comparison:
+def compare_runs(base: Run, new: Run, tolerance: float = 1.0, alpha: float = 0.05) -> Comparison:
     """Compare every task and metric the two runs share. `tolerance` is in display points."""
     cmp = Comparison(base=base.name, new=new.name, base_path=str(base.path), new_path=str(new.path),
                      tolerance=tolerance, alpha=alpha)

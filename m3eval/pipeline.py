@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .data.samples import build_samples
-from .data.sources import load_dataset_rows
+from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
 from .models.base import GenerationConfig, load_model
 from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
@@ -53,14 +54,26 @@ def run_name_for(cfg: RunConfig) -> str:
 
 def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
                       override: str | None = None) -> list[Sample]:
-    base_dir = Path(spec.source).parent if spec.source else Path.cwd()
+    yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
     dspec = spec.dataset
     if override:
-        dspec = DatasetSpec(path=str(Path(override).resolve()), split=dspec.split, format="auto")
-    ds = load_dataset_rows(dspec, base_dir, spec.task)
+        dspec = DatasetSpec(path=str(Path(override).expanduser().resolve()), split=dspec.split, format="auto")
+    ds = load_dataset_rows(dspec, yaml_dir, spec.task)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    return list(build_samples(spec, ds, instructions=instructions, base_dir=base_dir))
+    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir)))
+
+
+def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
+    """The folder relative video paths start from: doc.video_root (relative to the YAML),
+    else the local data's folder (so an overridden dataset finds its videos beside it),
+    else the YAML's folder."""
+    if spec.doc.video_root:
+        return yaml_dir / Path(spec.doc.video_root).expanduser()
+    local = resolve_local(dspec, yaml_dir)
+    if local is None:
+        return yaml_dir
+    return local if local.is_dir() else local.parent
 
 
 def _identity(cfg: RunConfig, specs: list[TaskSpec]) -> dict[str, Any]:
@@ -118,27 +131,36 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     t0 = time.perf_counter()
     model = load_model(cfg.model, cfg.model_args)
     load_s = time.perf_counter() - t0
-    generate_s, n_new, preds = 0.0, 0, {}
-    for spec in runnable:
-        g = spec.generation
-        gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
-                               temperature=g.temperature, top_p=g.top_p, num_beams=g.num_beams,
-                               stop=list(g.stop), seed=cfg.seed)
-        stats = generate_task(spec, samples[spec.task], model, gen, run_dir, dist, cfg.batch_size,
-                              save_media=cfg.save_media, progress=cfg.progress)
-        all_stats = dist.gather((stats.generate_s, stats.samples))
-        got = consolidate(spec, samples[spec.task], run_dir, dist)
-        if dist.is_main:
-            generate_s += max(s for s, _ in all_stats)  # ranks run side by side
-            n_new += sum(n for _, n in all_stats)
-            preds[spec.task] = got
+    generate_s, n_new, tasks, score_s = 0.0, 0, {}, []
+
+    def score(spec: TaskSpec, got: list) -> None:
+        t = time.perf_counter()
+        tasks[spec.task] = score_one(spec, got, run_dir, cfg.seed)
+        score_s.append(time.perf_counter() - t)
+
+    # Rank 0 scores each task in the background while the model generates the next.
+    with ThreadPoolExecutor(max_workers=1) as scorer:
+        scoring = []
+        for spec in runnable:
+            g = spec.generation
+            gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
+                                   temperature=g.temperature, top_p=g.top_p, num_beams=g.num_beams,
+                                   stop=list(g.stop), seed=cfg.seed)
+            stats = generate_task(spec, samples[spec.task], model, gen, run_dir, dist, cfg.batch_size,
+                                  save_media=cfg.save_media, progress=cfg.progress)
+            all_stats = dist.gather((stats.generate_s, stats.samples))
+            got = consolidate(spec, samples[spec.task], run_dir, dist)
+            if dist.is_main:
+                generate_s += max(s for s, _ in all_stats)  # ranks run side by side
+                n_new += sum(n for _, n in all_stats)
+                scoring.append(scorer.submit(score, spec, got))
+        for f in scoring:
+            f.result()
     if not dist.is_main:
         _close(model)
         return None, failures
 
-    t0 = time.perf_counter()
-    tasks = {s.task: score_one(s, preds[s.task], run_dir, cfg.seed) for s in runnable}
-    score_s = time.perf_counter() - t0
+    tasks = {s.task: tasks[s.task] for s in runnable}  # in the order asked
     total_s = time.perf_counter() - t_start
     info = model.info() if hasattr(model, "info") else {}
     results = {
@@ -151,7 +173,8 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
                            "dataset_overrides": cfg.dataset_overrides},
                 "created": now_iso(), "git_sha": git_sha(), "versions": package_versions(),
                 "failures": failures},
-        "timings": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3), "score_s": round(score_s, 3),
+        "timings": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
+                    "score_s": round(sum(score_s), 3),  # overlapped with generation
                     "total_s": round(total_s, 3), "samples": n_new,
                     "samples_per_s": round(n_new / max(total_s - load_s, 1e-9), 2)},
         "tasks": tasks,

@@ -113,7 +113,11 @@ def generate_task(spec: TaskSpec, samples: list[Sample], model: Any, gen: Genera
     rule = VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames)
     media_dir = run_dir / "media" / spec.task if save_media else None
     bar = _progress(spec.task, len(pending), progress and dist.is_main)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # decoding stays ahead of the model
+    writes = []
+    # Decoding runs ahead of the model and the log is written behind it, each in its own
+    # threads, so the model never waits for either; leaving the `with` (also on a crash)
+    # waits for every queued write, so finished batches are never lost.
+    with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer:
         decode = lambda b: [prepare(s, rule, media_dir) for s in b]  # noqa: E731
         ahead = [pool.submit(decode, b) for b in batches[:PREFETCH]]
         for i in range(len(batches)):
@@ -132,10 +136,12 @@ def generate_task(spec: TaskSpec, samples: list[Sample], model: Any, gen: Genera
                 error = p.error or (f"generate: {type(out).__name__}: {out}" if isinstance(out, Exception) else None)
                 text = "" if isinstance(out, Exception) else out
                 rows.append(_prediction(p, text, error, dt / max(len(ready), 1)).to_json())
-            append_jsonl(log, rows)
+            writes.append(writer.submit(append_jsonl, log, rows))
             stats.samples += len(rows)
             bar.update(len(rows))
     bar.close()
+    for w in writes:
+        w.result()  # a failed write (disk full) is an error, not a silent loss
     return stats
 
 

@@ -145,10 +145,38 @@ def validate_results(data: Any, file: Path) -> dict[str, Any]:
         if primary not in metrics:
             raise ResultsError(f"{file}: field '{where}primary_metric' is {primary!r}, "
                                f"not one of its metrics ({', '.join(metrics)})")
+        _check_optional(task, where, file)
+    for key in ("model", "config", "versions"):
+        _optional_kind(run.get(key), dict, f"run.{key}", file)
+    _optional_kind(data.get("timings"), dict, "timings", file)
     groups = data.get("groups") or {}
-    if not isinstance(groups, dict):
-        raise ResultsError(f"{file}: field 'groups' should be an object")
+    _optional_kind(groups, dict, "groups", file)
+    for g, group in groups.items():
+        _optional_kind(group, dict, f"groups.{g}", file)
+        members = _require(group, "tasks", list, f"groups.{g}.", file)
+        if not all(isinstance(t, str) for t in members):
+            raise ResultsError(f"{file}: field 'groups.{g}.tasks' should be a list of task names")
+        _require(group, "value", (int, float, type(None)), f"groups.{g}.", file)  # None: not computable
     return data
+
+
+def _optional_kind(value: Any, kind: type, where: str, file: Path) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise ResultsError(f"{file}: field '{where}' should be {_kind_name(kind)}, got {type(value).__name__}")
+
+
+def _check_optional(task: dict[str, Any], where: str, file: Path) -> None:
+    """Optional task fields the page draws from: wrong shapes are errors, not crashes later."""
+    _optional_kind(task.get("dataset"), dict, f"{where}dataset", file)
+    langs = task.get("languages")
+    _optional_kind(langs, dict, f"{where}languages", file)
+    for lang, metrics in (langs or {}).items():
+        _optional_kind(metrics, dict, f"{where}languages.{lang}", file)
+    inst = task.get("instructions")
+    _optional_kind(inst, dict, f"{where}instructions", file)
+    per = (inst or {}).get("per_instruction")
+    if per is not None and not (isinstance(per, list) and all(isinstance(v, (int, float)) for v in per)):
+        raise ResultsError(f"{file}: field '{where}instructions.per_instruction' should be a list of numbers")
 
 
 def load_run(path: str | Path) -> Run:

@@ -213,3 +213,20 @@ def test_language_heatmap_from_per_language_tasks(tmp_path, monkeypatch):
     got = langs[(langs.model == "a") & (langs.lang == "zh")]["score"].item()
     assert got == pytest.approx(display_value(a))
     assert "No run reports per-instruction scores" in at.caption[-1].value
+
+
+def test_task_page_survives_a_damaged_samples_file(tmp_path, monkeypatch):
+    run_dir = write_run(tmp_path, "r", n=6, tasks=["okvqa"])
+    with open(run_dir / "samples" / "okvqa.jsonl", "a") as f:
+        f.write('{"id": "odd", "prediction": "x", "extracted": null, "references": "dog", '
+                '"media": "../../../etc/passwd", "scores": {"vqa_accuracy": "n/a"}}\n{"id": "torn", "sco')
+    at = page("1_Task.py", tmp_path, monkeypatch)
+    assert any("okvqa.jsonl:8: malformed JSON line skipped" in plain(w.value) for w in at.warning)
+    df = at.dataframe[0].value
+    odd = df[df["id"] == "odd"].iloc[0]
+    assert bool(odd["failed A"]) and odd["score A"] != odd["score A"]  # no score (NaN), counted as a failure
+    at.checkbox(key="only_failures").check()
+    rerun(at)
+    odd_box = next(e for e in at.expander if "odd" in plain(e.label))
+    assert "References: dog" in [t.value for t in odd_box.text]
+    assert len(odd_box.get("image")) == 0  # a path outside the run directory is never read

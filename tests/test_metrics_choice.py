@@ -12,7 +12,8 @@ CHOICES = ["cat", "dog", "red", "red and blue"]
 @pytest.mark.parametrize("text,expected", [
     ("B", "B"), ("(B)", "B"), ("B.", "B"), ("B)", "B"), ("b", "B"), ("[C]", "C"),
     ("The answer is B", "B"), ("Answer: B", "B"), ("answer: (C) red", "C"),
-    ("The correct option is D.", "D"), ("Option A", "A"),
+    ("The correct option is D.", "D"), ("Option A", "A"), ("Option A is wrong; the answer is B.", "B"),
+    ("选项A不对，答案是C", "C"), ("我选择选项D", "D"), ("Final answer: (B)", "B"),
     ("答案是B", "B"), ("答案：B", "B"), ("选B", "B"), ("选项B", "B"), ("答案为（Ｃ）", "C"),
     ("B. dog", "B"), ("(B) dog", "B"), ("I pick (C).", "C"),
     ("dog", "B"), ("It is a dog.", "B"), ("Red and blue", "D"), ("I like red and blue", "D"),

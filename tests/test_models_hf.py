@@ -155,6 +155,24 @@ def test_corrupt_image_is_a_bad_message(model):
                        GenerationConfig(max_new_tokens=2))
 
 
+def test_placeholder_token_in_text_is_a_bad_message(model):
+    msg = [{"type": "image", "image": img(0)}, {"type": "text", "text": "see <image> here"}]
+    with pytest.raises(BadMessageError, match=r"message 1: text contains the model's placeholder token '<image>'"):
+        model.generate([[{"type": "text", "text": "fine"}], msg], GenerationConfig(max_new_tokens=2))
+
+
+def test_processor_failure_is_pinned_on_one_message(tiny_dir: Path):
+    # Without the up-front placeholder check (a processor that does not name its
+    # image token), a stray "<image>" makes the processor itself fail.
+    m = load_model("hf", {"pretrained": str(tiny_dir)})
+    m._placeholders = []
+    batch = [[{"type": "image", "image": img(0)}, {"type": "text", "text": "ok"}],
+             [{"type": "image", "image": img(1)}, {"type": "text", "text": "two <image> slots"}],
+             [{"type": "text", "text": "fine"}]]
+    with pytest.raises(BadMessageError, match=r"message 1: the processor failed on this message"):
+        m.generate(batch, GenerationConfig(max_new_tokens=2))
+
+
 def test_missing_path(tmp_path: Path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(ModelLoadError, match="does not exist and is not a hub id reachable offline"):
@@ -216,7 +234,7 @@ def test_parse_model_args_types_values():
 
 
 def test_unknown_backend_and_unknown_arg(tiny_dir: Path):
-    with pytest.raises(KeyError, match=r"unknown model backend 'hff' \(did you mean 'hf'\?\); known backends: hf, openai"):
+    with pytest.raises(ModelLoadError, match=r"unknown model backend 'hff' \(did you mean 'hf'\?\); known backends: hf, openai"):
         get_backend("hff")
     with pytest.raises(ModelLoadError, match=r"unknown model arg\(s\) 'batch_size'; accepted: pretrained"):
         load_model("hf", {"pretrained": str(tiny_dir), "batch_size": 8})

@@ -66,6 +66,11 @@ def test_unusable_results_files_name_the_problem(tmp_path, text, message):
      "field 'tasks.okvqa.primary_metric' is 'bleu', not one of its metrics"),
     (lambda d: d["run"].pop("name"), "missing field 'run.name'"),
     (lambda d: d.update(tasks={}), "field 'tasks' is empty"),
+    (lambda d: d["tasks"]["okvqa"].update(languages=["en"]), "field 'tasks.okvqa.languages' should be dict"),
+    (lambda d: d["tasks"]["okvqa"].update(instructions={"per_instruction": "0.3"}),
+     "field 'tasks.okvqa.instructions.per_instruction' should be a list of numbers"),
+    (lambda d: d["groups"]["knowledge_vqa"].pop("value"), "missing field 'groups.knowledge_vqa.value'"),
+    (lambda d: d.update(timings=[1]), "field 'timings' should be dict"),
 ])
 def test_partial_results_name_the_field(tmp_path, change, field):
     run_dir = write_run(tmp_path, "r", n=4, tasks=["okvqa"])

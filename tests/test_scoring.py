@@ -94,3 +94,9 @@ def test_corpus_metric_errors_enter_corpus_as_empty():
     err, recs = score_task(ps, ["bleu"])
     assert err["metrics"]["bleu"]["value"] < full["metrics"]["bleu"]["value"]
     assert err["n_errors"] == 1
+
+
+def test_hf_evaluate_metric_is_a_clear_error_offline():
+    # `evaluate` is not installed here (and could not fetch its scripts offline): a clear error, at compute
+    with pytest.raises(RuntimeError, match="evaluate"):
+        score_task(vqa_preds(), ["hf:bleu"])

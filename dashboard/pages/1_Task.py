@@ -59,9 +59,13 @@ by_id_a = {r["id"]: r for r in recs_a}
 by_id_b = {r["id"]: r for r in recs_b}
 
 
+def as_list(value) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
 def show_record(rec: dict, run, title: str) -> None:
     st.caption(title)
-    images = [p for p in (safe_media(run, m) for m in rec.get("media") or []) if p is not None]
+    images = [p for p in (safe_media(run, str(m)) for m in as_list(rec.get("media"))) if p is not None]
     if images:
         st.image([str(p) for p in images], width=120)
     elif rec.get("media"):
@@ -70,20 +74,20 @@ def show_record(rec: dict, run, title: str) -> None:
     st.text("Prompt: " + str(rec.get("prompt", "")))
     st.text("Prediction: " + str(rec.get("prediction", "")))
     st.text("Extracted: " + ("(none)" if rec.get("extracted") is None else str(rec["extracted"])))
-    st.text("References: " + " | ".join(map(str, rec.get("references") or [])))
+    st.text("References: " + " | ".join(map(str, as_list(rec.get("references")))))
     if rec.get("choices"):
-        st.text("Choices: " + " | ".join(map(str, rec["choices"])))
+        st.text("Choices: " + " | ".join(map(str, as_list(rec["choices"]))))
     if rec.get("error"):
         st.text("Error: " + str(rec["error"]))
     st.text("Scores: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
                                    for k, v in rec.get("scores", {}).items()))
 
 
-for _, row in shown.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].iterrows():
+for pos, (_, row) in enumerate(shown.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].iterrows()):
     sid = row["id"]
     verdict = "✗" if row["failed A"] else "✓"
     score = "—" if row["score A"] is None else f"{row['score A']:.1f}"
-    with st.expander(f"{verdict} {md_escape(sid)} · {md_escape(metric)} {score}", key=f"sample_{sid}"):
+    with st.expander(f"{verdict} {md_escape(sid)} · {md_escape(metric)} {score}", key=f"sample_{page}_{pos}"):
         if run_b is not None and sid in by_id_b:
             left, right = st.columns(2)
             with left:

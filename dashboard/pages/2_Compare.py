@@ -33,7 +33,7 @@ def cached_compare(base_dir: str, new_dir: str, tolerance: float, alpha: float, 
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 base_label = c1.selectbox("BASE run", labels, index=0, key="base")
 new_label = c2.selectbox("NEW run", labels, index=1, key="new")
-tolerance = c3.number_input("Tolerance (points of 0..100)", 0.0, 100.0, 0.0, 0.5, key="tolerance")
+tolerance = c3.number_input("Tolerance (points of 0..100)", 0.0, 100.0, 1.0, 0.5, key="tolerance")
 alpha = c4.number_input("Alpha", 0.001, 0.5, 0.05, 0.01, format="%.3f", key="alpha")
 base, new = runs_by[base_label], runs_by[new_label]
 stamp = tuple((r.path / "results.json").stat().st_mtime_ns for r in (base, new))

@@ -30,7 +30,8 @@ class LazyField:
     root: Path | None = None  # video paths are relative to this folder
 
     def get(self) -> Any:
-        value = get_field(self.ds[self.row], self.path)
+        row = self.ds[self.row]
+        value = render(self.path, row) if is_template(self.path) else get_field(row, self.path)
         if self.root is not None and isinstance(value, str) and not Path(value).is_absolute():
             return str(self.root / value)
         return value
@@ -75,9 +76,10 @@ def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
 
 
 def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
-                  base_dir: Path | None = None) -> Iterator[Sample]:
+                  media_root: Path | None = None) -> Iterator[Sample]:
     """Yield the task's samples. instructions: "default" (each row's own),
-    "all" (every row under every variant), or "K" (the first K variants)."""
+    "all" (every row under every variant), or "K" (the first K variants).
+    Relative video paths are resolved against media_root."""
     doc = spec.doc
     variants: list[str | None] = [None]
     if instructions != "default":
@@ -89,7 +91,6 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
         variants = pool[:k]
     media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
     text_cols = [c for c in ds.column_names if c not in media_cols]
-    video_root = (base_dir / doc.video_root) if doc.video_root and base_dir else base_dir
     for i, row in enumerate(ds.select_columns(text_cols)):
         try:
             choices = _as_list(get_field(row, doc.choices)) if doc.choices else None
@@ -105,7 +106,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
         if doc.frames:
             media.append(Media("frames", LazyField(ds, i, doc.frames)))
         if doc.video:
-            media.append(Media("video", LazyField(ds, i, doc.video, video_root)))
+            media.append(Media("video", LazyField(ds, i, doc.video, media_root)))
         for k, text in enumerate(variants):
             ctx = dict(row) if text is None else {**row, _instruction_key(doc.instruction): text}
             try:

@@ -7,6 +7,11 @@ tokens removed) for English and other space-delimited languages. Chinese and Jap
 are segmented per character by default (`segment: char`), or with jieba (`segment: jieba`); both
 lowercase and drop punctuation, like PTB. Each sample uses its own `lang`.
 
+Exactness: BLEU (BleuScorer) is the library's own code; ROUGE_L repeats rouge.py's arithmetic with
+a faster but identical integer LCS (bit-identical); CIDEr by default uses a numpy form of
+cider_scorer.py (equal within float rounding, tested at 1e-12; arg `backend: pycocoevalcap` runs
+the library's Cider itself), which is also how its bootstrap re-scores resampled corpora.
+
 Java: PTBTokenizer runs once per scoring call (the whole corpus in one process); METEOR's JVM
 (~7 s to start) is started once per Python process and reused (see _MeteorProcess).
 """
@@ -16,6 +21,7 @@ import atexit
 import math
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -40,6 +46,8 @@ _METEOR_DIR = _PKG / "meteor"
 _PTB_PUNCT = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
                         ".", "?", "!", ",", ":", "-", "--", "...", ";"])
 _SEGMENTED_LANGS = {"zh", "ja"}
+# ptbtokenizer.py replaces "\n" only; Java also ends lines at these, which would shift every later caption
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x85\u2028\u2029]")
 _JAVA_UTF8 = ["-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Dstdout.encoding=UTF-8"]
 
 
@@ -59,7 +67,7 @@ def ptb_tokenize(texts: list[str]) -> list[str]:
         return []
     java = _java("PTBTokenizer (coco caption metrics)")
     with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
-        f.write("\n".join(t.replace("\n", " ") for t in texts).encode("utf-8"))
+        f.write("\n".join(_LINE_BREAKS.sub(" ", t) for t in texts).encode("utf-8"))
         path = f.name
     try:
         cmd = [java, *_JAVA_UTF8, "-cp", str(_PTB_JAR), "edu.stanford.nlp.process.PTBTokenizer",
@@ -335,14 +343,41 @@ def meteor_process() -> _MeteorProcess:
         return _meteor
 
 
+# Meteor 1.5 defaults for "-l en" (alpha, beta, gamma, delta; module weights exact, stem, synonym,
+# paraphrase). With them, meteor_from_stats reproduces the JVM's per-segment and corpus scores to
+# ~1e-16 (tests check it against EVAL on resampled corpora).
+_METEOR_EN = (0.85, 0.20, 0.60, 0.75, (1.0, 0.6, 0.8, 0.6))
+
+
+def meteor_from_stats(v: np.ndarray) -> float:
+    """METEOR score from (summed) statistics lines as the jar prints them: test/ref length,
+    test/ref function words, then per module test/ref content and function matches, then
+    chunks and test/ref matched words (Meteor's MeteorScorer.computeMetrics)."""
+    alpha, beta, gamma, delta, w = _METEOR_EN
+    tm = sum(w[i] * (delta * v[4 + 4 * i] + (1 - delta) * v[6 + 4 * i]) for i in range(4))
+    rm = sum(w[i] * (delta * v[5 + 4 * i] + (1 - delta) * v[7 + 4 * i]) for i in range(4))
+    if tm == 0 or rm == 0:
+        return 0.0
+    p = tm / (delta * (v[0] - v[2]) + (1 - delta) * v[2])
+    r = rm / (delta * (v[1] - v[3]) + (1 - delta) * v[3])
+    fmean = p * r / (alpha * p + (1 - alpha) * r)
+    full = v[21] == v[0] and v[22] == v[1] and v[20] == 1
+    frag = 0.0 if full else v[20] / ((v[21] + v[22]) / 2.0)
+    return float(fmean * (1 - gamma * frag ** beta))
+
+
 def coco_meteor_items(items: list[MetricInput], segment: str = "char") -> MetricResult:
     hyps, refs = tokenize_items(items, segment)
     proc = meteor_process()
     stats = proc.stats(hyps, refs)
     score, per = proc.evaluate(stats)
+    mat = np.array([[float(x) for x in s.split()] for s in stats], dtype=np.float64).reshape(len(stats), -1)
+    # Meteor adds a segment's chunks to a corpus only when the segment is not one perfect chunk
+    perfect = (mat[:, 21] == mat[:, 0]) & (mat[:, 22] == mat[:, 1]) & (mat[:, 20] == 1)
+    mat[perfect, 20] = 0
 
-    def rescore(counts: np.ndarray) -> float:  # METEOR aggregates statistics: re-evaluate repeated stats
-        return proc.evaluate([s for s, c in zip(stats, counts) for _ in range(int(c))])[0]
+    def rescore(counts: np.ndarray) -> float:
+        return meteor_from_stats(counts @ mat)
 
     return MetricResult(score, per, "meteor-1.5 -l en -norm", rescore)
 
@@ -356,5 +391,5 @@ for _n in (1, 2, 3, 4):
 register_metric(Metric("coco_rouge_l", coco_rouge_l_items, description="pycocoevalcap ROUGE_L (mean over images)"))
 register_metric(Metric("coco_cider", coco_cider_items, kind="corpus", resamples=200,
                        description="pycocoevalcap CIDEr(-D), whole corpus (IDF over all references)"))
-register_metric(Metric("coco_meteor", coco_meteor_items, kind="corpus", resamples=100,
+register_metric(Metric("coco_meteor", coco_meteor_items, kind="corpus", resamples=1000,
                        description="pycocoevalcap METEOR 1.5 (Java), corpus"))

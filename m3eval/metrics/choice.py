@@ -13,18 +13,21 @@ import unicodedata
 
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
 
-_ANY_LETTER = "A-Z"
 
 # The whole answer is a lone label: "B", "(B)", "B.", "B)", "[B]", "B:", "B、", "选项B" is handled below.
 _LONE = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?\s*[\.\):,、。]?\s*$")
-# Explicit phrases, English and Chinese. Phrase words are case-insensitive, the letter must be
-# upper case (so "the answer is a cat" is not option A). Text is NFKC-normalized first, which
-# turns full-width "（Ｂ）" and "：" into ASCII.
-_PHRASES = [
-    re.compile(r"(?i:\b(?:answer|option|choice)\b)\s*(?i:is|would be|should be|will be)?\s*"
-               r"(?i:option|choice)?\s*:?\s*[\(\[]?([A-Z])(?![A-Za-z])"),
-    re.compile(r"(?:答案|选项|选择|应选|应该选|选)\s*(?:是|为|应该是|应为|:)?\s*:?\s*(?:选项)?\s*[\(\[]?\s*([A-Za-z])(?![A-Za-z])"),
+# Explicit phrases, English and Chinese, in two tiers: statements of the answer ("the answer is
+# B", "答案是B", "选B") outrank mentions of an option ("Option A is wrong", "选项A"). Phrase words
+# are case-insensitive, the English letter must be upper case (so "the answer is a cat" is not
+# option A). Text is NFKC-normalized first, which turns full-width "（Ｂ）" and "：" into ASCII.
+_LETTER_EN = r"\s*:?\s*[\(\[]?([A-Z])(?![A-Za-z])"
+_LETTER_ZH = r"\s*:?\s*[\(\[]?\s*([A-Za-z])(?![A-Za-z])"
+_ANSWER_PHRASES = [
+    re.compile(r"(?i:\b(?:final answer|answer|correct (?:option|choice)|best (?:option|choice))\b)\s*"
+               r"(?i:is|would be|should be|will be)?\s*(?i:option|choice)?" + _LETTER_EN),
+    re.compile(r"(?:答案|应该选|应选|选择|选)\s*(?:应该是|应为|是|为)?\s*(?:选项)?" + _LETTER_ZH),
 ]
+_OPTION_PHRASES = [re.compile(r"(?i:\b(?:option|choice)\b)" + _LETTER_EN), re.compile(r"选项" + _LETTER_ZH)]
 # Leading label followed by the option text: "B. a cat", "(B) a cat", "B) a cat", "B: a cat".
 _LEADING = re.compile(r"^\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[\.\):、])(?:\s|$)")
 _PAREN = re.compile(r"\(([A-Z])\)")
@@ -84,11 +87,12 @@ def extract_choice_letter(text: str | None, choices: list[str] | None = None, n_
     m = _LONE.match(t)
     if m and m.group(1).upper() in valid:
         return m.group(1).upper()
-    found = {m.group(1).upper() for rx in _PHRASES for m in rx.finditer(t)} & set(valid)
-    if len(found) == 1:
-        return found.pop()
-    if len(found) > 1:
-        return None  # "answer is A ... answer is B": contradictory, never pick one
+    for tier in (_ANSWER_PHRASES, _OPTION_PHRASES):
+        found = {m.group(1).upper() for rx in tier for m in rx.finditer(t)} & set(valid)
+        if len(found) == 1:
+            return found.pop()
+        if len(found) > 1:
+            return None  # "answer is A ... answer is B": contradictory, never pick one
     m = _LEADING.match(t)
     if m:
         got = next(g for g in m.groups() if g)

@@ -6,8 +6,9 @@ resamples and seed always give the same interval, bit for bit.
 - Mean metrics: 95% percentile bootstrap of the mean of per-sample scores (1,000 resamples).
 - Corpus metrics (BLEU, chrF, CIDEr, METEOR): each resample re-scores the resampled corpus
   through the metric's `rescore(counts)`; the number of resamples is the metric's `resamples`
-  (BLEU/chrF/BLEU-n 1,000: a sum of statistics; CIDEr 200; METEOR 100: a Java round trip each;
-  see benchmarks/bench_metrics.py for the cost).
+  (BLEU, chrF, COCO BLEU-n and METEOR 1,000: sums of per-sample statistics; CIDEr 200: its IDF
+  is recomputed for each resample, ~6 ms per re-scoring at 5,000 captions; see
+  benchmarks/bench_metrics.py for the cost).
 - Paired tests for `m3eval compare` (same samples scored by two systems A and B; differences
   are B - A): paired bootstrap, paired sign-flip permutation, McNemar for 0/1 scores, and a
   paired bootstrap for corpus metrics that re-scores both systems on the same resampled indices.

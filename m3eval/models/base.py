@@ -112,7 +112,7 @@ def get_backend(name: str) -> Callable[..., ModelAdapter]:
     known = backend_names()
     near = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
-    raise KeyError(f"unknown model backend {name!r}{hint}; known backends: {', '.join(known)}")
+    raise ModelLoadError(f"unknown model backend {name!r}{hint}; known backends: {', '.join(known)}")
 
 
 def load_model(backend: str, model_args: dict[str, Any]) -> ModelAdapter:

@@ -142,6 +142,8 @@ class HFAdapter:
         self.device = _resolve_device(device)
         self.model = self._load_model(source, common, dtype, attn_implementation)
         self.native_video = self._can_run_native_video()
+        self._placeholders = [t for t in (getattr(self.processor, "image_token", None),
+                                          getattr(self.processor, "video_token", None)) if isinstance(t, str) and t]
         self.name = _display_name(self.pretrained, local)
         self._info = {
             "backend": "hf", "id": source, "revision": _revision(self.pretrained, local, config),
@@ -263,6 +265,10 @@ class HFAdapter:
         videos: list[Any] = []
         for part in check_message(index, message):
             if part["type"] == "text":
+                # A literal placeholder in the text would be read as an image slot.
+                for token in self._placeholders:
+                    if token in part["text"]:
+                        raise BadMessageError(index, f"text contains the model's placeholder token {token!r}")
                 content.append({"type": "text", "text": part["text"]})
             elif part["type"] == "image":
                 content.append({"type": "image"})
@@ -286,7 +292,8 @@ class HFAdapter:
                 raise BadMessageError(i, f"chat template failed: {e}") from e
             images.append(imgs)
             videos.append(vids)
-        kwargs: dict[str, Any] = {"text": prompts, "padding": True, "return_tensors": "pt"}
+        # padding_side here too: some processors' own defaults override the tokenizer's.
+        kwargs: dict[str, Any] = {"text": prompts, "padding": True, "padding_side": "left", "return_tensors": "pt"}
         # Like apply_chat_template: do not add a second BOS when the template wrote one.
         bos = self.tokenizer.bos_token
         kwargs["add_special_tokens"] = not (bos and all(p.startswith(bos) for p in prompts))
@@ -295,7 +302,20 @@ class HFAdapter:
         if any(videos):
             kwargs["videos"] = videos
             kwargs["do_sample_frames"] = False  # the data layer already sampled the frames
-        return self.processor(**kwargs)
+        try:
+            return self.processor(**kwargs)
+        except Exception as e:
+            raise self._blame(batch, kwargs, e) from e
+
+    def _blame(self, batch: list[Message], kwargs: dict[str, Any], error: Exception) -> Exception:
+        """Find which message makes the processor fail, so only that sample is lost."""
+        for i in range(len(batch)):
+            one = {k: (v[i:i + 1] if k in ("text", "images", "videos") else v) for k, v in kwargs.items()}
+            try:
+                self.processor(**one)
+            except Exception as e:
+                return BadMessageError(i, f"the processor failed on this message: {type(e).__name__}: {e}")
+        return error
 
     def _generation_kwargs(self, gen: GenerationConfig) -> dict[str, Any]:
         config = copy.deepcopy(self.model.generation_config)

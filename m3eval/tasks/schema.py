@@ -30,8 +30,9 @@ class DocSpec(_Strict):
 
     `prompt` is a Jinja2 template over the row's fields. `id`, `references`,
     `images`, `video`, `frames`, `choices`, `lang` and `instruction` name a
-    field (dotted paths map over lists: `answers.answer`); `id` and
-    `references` may instead be templates (anything containing `{{`).
+    field (dotted paths map over lists: `answers.answer`); `id`, `references`
+    and `video` may instead be templates (anything containing `{{`), e.g.
+    `video: "{{ video_id }}.mp4"`.
     """
 
     prompt: str
@@ -40,7 +41,8 @@ class DocSpec(_Strict):
     images: str | None = None  # one image or a list of images
     video: str | None = None  # a path to a video file (relative to video_root)
     frames: str | None = None  # a list of already-extracted frames (e.g. M3IT's 8 base64 frames)
-    video_root: str | None = None  # folder video paths are relative to (relative to the YAML)
+    video_root: str | None = None  # folder video paths are relative to (relative to the YAML);
+    # default: the local data file's folder, else the YAML's folder
     choices: str | None = None
     lang: str | None = None  # per-row language field; default: the task's language
     instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
