@@ -21,7 +21,7 @@ class DataError(ValueError):
 
 def resolve_local(spec: DatasetSpec, base_dir: Path) -> Path | None:
     """The local path a spec names, or None when it is a hub id."""
-    if spec.format == "hub":
+    if spec.format in ("hub", "m3it", "m3it80"):
         return None
     p = Path(spec.path).expanduser()
     if not p.is_absolute():
@@ -35,7 +35,10 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> datasets.
     local = resolve_local(spec, base_dir)
     where = f"task {task}: dataset {spec.path}" + (f" (config {spec.name})" if spec.name else "")
     try:
-        if local is None:
+        if spec.format in ("m3it", "m3it80"):
+            from .m3it import load_m3it
+            ds = load_m3it(spec, base_dir)
+        elif local is None:
             ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision,
                                        data_files=spec.data_files)
         else:

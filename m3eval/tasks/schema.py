@@ -21,7 +21,9 @@ class DatasetSpec(_Strict):
     name: str | None = None  # hub config
     split: str = "test"
     revision: str | None = None
-    format: Literal["auto", "hub", "parquet", "json", "jsonl", "csv", "arrow", "disk"] = "auto"
+    # m3it / m3it80: the raw files of the MMInstruction/M3IT(-80) repos (their loading scripts
+    # do not run under datasets>=4), read by m3eval/data/m3it.py
+    format: Literal["auto", "hub", "parquet", "json", "jsonl", "csv", "arrow", "disk", "m3it", "m3it80"] = "auto"
     data_files: str | list[str] | dict[str, str | list[str]] | None = None
 
 
