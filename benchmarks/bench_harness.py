@@ -48,6 +48,35 @@ def main() -> None:
               f"score={t['score_s']:.2f}s load={t['load_s']:.2f}s samples/s={t['samples_per_s']:.1f} "
               f"overhead={overhead:.1%}")
     print(f"median overhead: {statistics.median(overheads):.1%} (target <= 10%)")
+    floor = generate_alone(model, a)
+    print(f"floor: the same batches through model.generate alone (media decoded beforehand, nothing else "
+          f"running): {floor:.2f}s")
+
+
+def generate_alone(model_dir: Path, a: argparse.Namespace) -> float:
+    """The model's own time for the run's batches with no harness around it; background
+    work (decoding, scoring) in a real run competes with it for the GIL on a model this
+    small, so `generate` inside a run is somewhat above this floor."""
+    import time
+
+    from m3eval.data.media import VideoRule
+    from m3eval.models.base import GenerationConfig, load_model
+    from m3eval.pipeline import load_task_samples
+    from m3eval.runner import prepare
+    from m3eval.tasks.registry import Registry
+
+    adapter = load_model("hf", {"pretrained": str(model_dir)})
+    total = 0.0
+    for spec in Registry.discover().resolve(a.tasks.split(",")):
+        rule = VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames)
+        samples = sorted(load_task_samples(spec, None, "default"), key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))
+        messages = [prepare(s, rule, None).message for s in samples]
+        gen = GenerationConfig(max_new_tokens=a.max_new_tokens or spec.generation.max_new_tokens)
+        for i in range(0, len(messages), a.batch_size):
+            t0 = time.perf_counter()
+            adapter.generate(messages[i:i + a.batch_size], gen)
+            total += time.perf_counter() - t0
+    return total
 
 
 if __name__ == "__main__":

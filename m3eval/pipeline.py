@@ -16,7 +16,7 @@ from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
 from .models.base import GenerationConfig, load_model
 from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
-from .runner import consolidate, generate_task, generation_key, prediction_files
+from .runner import GenStats, TaskPlan, consolidate, generate_tasks, generation_key, plan_task, prediction_files
 from .score_run import consistency, group_scores, score_one
 from .tasks.registry import Registry
 from .tasks.schema import DatasetSpec, TaskSpec
@@ -131,36 +131,39 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     t0 = time.perf_counter()
     model = load_model(cfg.model, cfg.model_args)
     load_s = time.perf_counter() - t0
-    generate_s, n_new, tasks, score_s = 0.0, 0, {}, []
+    generate_s, n_new = 0.0, 0
 
-    def score(spec: TaskSpec, got: list) -> None:
-        t = time.perf_counter()
-        tasks[spec.task] = score_one(spec, got, run_dir, cfg.seed)
-        score_s.append(time.perf_counter() - t)
+    plans = []
+    for spec in runnable:
+        g = spec.generation
+        gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
+                               temperature=g.temperature, top_p=g.top_p, num_beams=g.num_beams,
+                               stop=list(g.stop), seed=cfg.seed)
+        plans.append(plan_task(spec, samples[spec.task], gen, run_dir, dist, cfg.batch_size, cfg.save_media))
+    dist.barrier()  # every rank planned from the same finished set before any rank appends
 
-    # Rank 0 scores each task in the background while the model generates the next.
+    # Rank 0 scores each task in a thread while the model generates the next. (A process
+    # would not share the GIL, but costs seconds of start-up: more than it saves below a
+    # few thousand samples.)
     with ThreadPoolExecutor(max_workers=1) as scorer:
-        scoring = []
-        for spec in runnable:
-            g = spec.generation
-            gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
-                                   temperature=g.temperature, top_p=g.top_p, num_beams=g.num_beams,
-                                   stop=list(g.stop), seed=cfg.seed)
-            stats = generate_task(spec, samples[spec.task], model, gen, run_dir, dist, cfg.batch_size,
-                                  save_media=cfg.save_media, progress=cfg.progress)
+        scoring = {}
+
+        def task_done(plan: TaskPlan, stats: GenStats) -> None:
+            nonlocal generate_s, n_new
             all_stats = dist.gather((stats.generate_s, stats.samples))
-            got = consolidate(spec, samples[spec.task], run_dir, dist)
+            got = consolidate(plan.spec, plan.samples, run_dir, dist)
             if dist.is_main:
-                generate_s += max(s for s, _ in all_stats)  # ranks run side by side
+                generate_s += max(t for t, _ in all_stats)  # ranks run side by side
                 n_new += sum(n for _, n in all_stats)
-                scoring.append(scorer.submit(score, spec, got))
-        for f in scoring:
-            f.result()
+                scoring[plan.spec.task] = scorer.submit(timed_score, plan.spec, got, run_dir, cfg.seed)
+
+        generate_tasks(plans, model, task_done, progress=cfg.progress and dist.is_main)
+        scored = {task: f.result() for task, f in scoring.items()}
     if not dist.is_main:
         _close(model)
         return None, failures
 
-    tasks = {s.task: tasks[s.task] for s in runnable}  # in the order asked
+    tasks = {task: entry for task, (entry, _) in scored.items()}
     total_s = time.perf_counter() - t_start
     info = model.info() if hasattr(model, "info") else {}
     results = {
@@ -174,7 +177,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
                 "created": now_iso(), "git_sha": git_sha(), "versions": package_versions(),
                 "failures": failures},
         "timings": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
-                    "score_s": round(sum(score_s), 3),  # overlapped with generation
+                    "score_s": round(sum(t for _, t in scored.values()), 3),  # overlapped with generation
                     "total_s": round(total_s, 3), "samples": n_new,
                     "samples_per_s": round(n_new / max(total_s - load_s, 1e-9), 2)},
         "tasks": tasks,
@@ -184,6 +187,11 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     atomic_write_json(run_dir / "results.json", results)
     _close(model)
     return results, failures
+
+
+def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[dict[str, Any], float]:
+    t = time.perf_counter()
+    return score_one(spec, preds, run_dir, seed), time.perf_counter() - t
 
 
 def _close(model: Any) -> None:

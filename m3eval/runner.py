@@ -1,7 +1,7 @@
 """Generation: samples -> batches -> model -> predictions/<task>.jsonl.
 
 Each rank takes `rank::world_size` of a task's pending samples, sorts them by
-prompt length, decodes the next batch's media in a background thread while the
+prompt length, decodes the next batches' media in background threads while the
 model generates, and appends every finished batch to its own log at once.
 Rank 0 gathers, writes predictions/<task>.jsonl in dataset order and removes
 the logs. A re-run reads every log and regenerates nothing already finished.
@@ -13,10 +13,11 @@ import json
 import re
 import sys
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
 from .data.samples import LazyField
@@ -101,48 +102,77 @@ def _generate_batch(model: Any, batch: list[Prepared], gen: GenerationConfig) ->
     return out
 
 
-def generate_task(spec: TaskSpec, samples: list[Sample], model: Any, gen: GenerationConfig, run_dir: Path,
-                  dist: Dist, batch_size: int, save_media: bool = True, progress: bool = True) -> GenStats:
-    stats = GenStats()
+@dataclass
+class TaskPlan:
+    """What one rank still has to generate for one task."""
+
+    spec: TaskSpec
+    samples: list[Sample]  # the whole task, in dataset order
+    gen: GenerationConfig
+    batches: list[list[Sample]]  # this rank's pending samples, longest prompt first
+    log: Path  # this rank's append-only log
+    rule: VideoRule
+    media_dir: Path | None
+
+
+def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_dir: Path, dist: Dist,
+              batch_size: int, save_media: bool = True) -> TaskPlan:
+    """Skip what earlier runs finished; take this rank's share of the rest. Every rank must
+    plan every task before any rank generates (a barrier), so all see the same finished set."""
     done = read_predictions(prediction_files(run_dir, spec.task))
-    dist.barrier()  # every rank sees the same finished set before any rank appends: same shards
     pending = [s for s in samples if s.id not in done][dist.rank::dist.world_size]
     pending.sort(key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))  # longest first: OOM shows early
-    batches = [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)]
-    log = run_dir / "predictions" / f"{spec.task}.rank{dist.rank}.jsonl"
-    rule = VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames)
-    media_dir = run_dir / "media" / spec.task if save_media else None
-    bar = _progress(spec.task, len(pending), progress and dist.is_main)
-    writes = []
-    # Decoding runs ahead of the model and the log is written behind it, each in its own
-    # threads, so the model never waits for either; leaving the `with` (also on a crash)
-    # waits for every queued write, so finished batches are never lost.
+    return TaskPlan(spec, samples, gen, [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)],
+                    run_dir / "predictions" / f"{spec.task}.rank{dist.rank}.jsonl",
+                    VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames),
+                    run_dir / "media" / spec.task if save_media else None)
+
+
+def generate_tasks(plans: list[TaskPlan], model: Any, on_done: Callable[[TaskPlan, GenStats], None],
+                   progress: bool = True) -> None:
+    """Run every plan's batches as one stream. Media decoding runs PREFETCH batches ahead
+    of the model (across task boundaries) and the logs are written behind it, each in its
+    own threads, so the model waits for neither. A task's log is complete before
+    `on_done` sees it; leaving the `with` (also on a crash) waits for every queued write,
+    so finished batches are never lost."""
+    stream = [(plan, batch) for plan in plans for batch in plan.batches]
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer:
-        decode = lambda b: [prepare(s, rule, media_dir) for s in b]  # noqa: E731
-        ahead = [pool.submit(decode, b) for b in batches[:PREFETCH]]
-        for i in range(len(batches)):
-            prepared = ahead.pop(0).result()
-            if i + PREFETCH < len(batches):
-                ahead.append(pool.submit(decode, batches[i + PREFETCH]))
-            ready = [p for p in prepared if p.error is None]
-            t0 = time.perf_counter()
-            outputs = _generate_batch(model, ready, gen) if ready else []
-            dt = time.perf_counter() - t0
-            stats.generate_s += dt
-            by_id = {p.sample.id: o for p, o in zip(ready, outputs)}
-            rows = []
-            for p in prepared:
-                out = by_id.get(p.sample.id, "")
-                error = p.error or (f"generate: {type(out).__name__}: {out}" if isinstance(out, Exception) else None)
-                text = "" if isinstance(out, Exception) else out
-                rows.append(_prediction(p, text, error, dt / max(len(ready), 1)).to_json())
-            writes.append(writer.submit(append_jsonl, log, rows))
-            stats.samples += len(rows)
-            bar.update(len(rows))
-    bar.close()
-    for w in writes:
-        w.result()  # a failed write (disk full) is an error, not a silent loss
-    return stats
+        decode = lambda plan, batch: [prepare(s, plan.rule, plan.media_dir) for s in batch]  # noqa: E731
+        ahead = deque(pool.submit(decode, *item) for item in stream[:PREFETCH])
+        queued = len(ahead)
+        for plan in plans:
+            stats, writes = GenStats(), []
+            bar = _progress(plan.spec.task, sum(map(len, plan.batches)), progress)
+            for _ in plan.batches:
+                prepared = ahead.popleft().result()
+                if queued < len(stream):
+                    ahead.append(pool.submit(decode, *stream[queued]))
+                    queued += 1
+                rows, dt = _run_batch(model, prepared, plan.gen)
+                stats.generate_s += dt
+                stats.samples += len(rows)
+                writes.append(writer.submit(append_jsonl, plan.log, rows))
+                bar.update(len(rows))
+            bar.close()
+            for w in writes:
+                w.result()  # a failed write (disk full) is an error, not a silent loss
+            on_done(plan, stats)
+
+
+def _run_batch(model: Any, prepared: list[Prepared], gen: GenerationConfig) -> tuple[list[dict], float]:
+    """Generate for the samples that decoded; every sample gets a row, failed ones with their error."""
+    ready = [p for p in prepared if p.error is None]
+    t0 = time.perf_counter()
+    outputs = _generate_batch(model, ready, gen) if ready else []
+    dt = time.perf_counter() - t0
+    by_id = {p.sample.id: o for p, o in zip(ready, outputs)}
+    rows = []
+    for p in prepared:
+        out = by_id.get(p.sample.id, "")
+        error = p.error or (f"generate: {type(out).__name__}: {out}" if isinstance(out, Exception) else None)
+        text = "" if isinstance(out, Exception) else out
+        rows.append(_prediction(p, text, error, dt / max(len(ready), 1)).to_json())
+    return rows, dt
 
 
 def _prediction(p: Prepared, text: str, error: str | None, seconds: float) -> Prediction:
