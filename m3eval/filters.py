@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import entry_points
+from m3eval.plugins import Registry
 from typing import Any, Callable
 
 from m3eval.metrics.choice import choice_index, extract_choice_letter, letter
@@ -27,36 +27,10 @@ class Filter:
     description: str = ""
 
 
-_FILTERS: dict[str, Filter] = {}
-_loaded_plugins = False
-
-
-def register_filter(f: Filter) -> Filter:
-    _FILTERS[f.name] = f
-    return f
-
-
-def _load_plugins() -> None:
-    global _loaded_plugins
-    if _loaded_plugins:
-        return
-    _loaded_plugins = True
-    for ep in entry_points(group="m3eval.filters"):
-        obj = ep.load()
-        for f in obj() if callable(obj) and not isinstance(obj, Filter) else [obj]:
-            register_filter(f)
-
-
-def get_filter(name: str) -> Filter:
-    _load_plugins()
-    if name not in _FILTERS:
-        raise KeyError(f"unknown filter {name!r}; known: {', '.join(sorted(_FILTERS))}")
-    return _FILTERS[name]
-
-
-def filter_names() -> list[str]:
-    _load_plugins()
-    return sorted(_FILTERS)
+_REGISTRY: Registry[Filter] = Registry("filter", "m3eval.filters", Filter)
+register_filter = _REGISTRY.register
+get_filter = _REGISTRY.get
+filter_names = _REGISTRY.names
 
 
 def _spec(spec: Any) -> tuple[str, dict]:

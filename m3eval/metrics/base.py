@@ -17,7 +17,7 @@ a list of them).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from m3eval.plugins import Registry
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -51,40 +51,17 @@ class Metric:
     description: str = ""
 
 
-_METRICS: dict[str, Metric] = {}
-_loaded_plugins = False
+def _hf_evaluate(name: str) -> Metric | None:
+    if not name.startswith("hf:"):
+        return None
+    from m3eval.metrics.hf_evaluate import hf_metric  # optional source, imported only when named
+    return hf_metric(name)
 
 
-def register_metric(metric: Metric) -> Metric:
-    _METRICS[metric.name] = metric
-    return metric
-
-
-def _load_plugins() -> None:
-    global _loaded_plugins
-    if _loaded_plugins:
-        return
-    _loaded_plugins = True
-    for ep in entry_points(group="m3eval.metrics"):
-        obj = ep.load()
-        for m in obj() if callable(obj) and not isinstance(obj, Metric) else [obj]:
-            register_metric(m)
-
-
-def get_metric(name: str) -> Metric:
-    _load_plugins()
-    if name not in _METRICS and name.startswith("hf:"):
-        from m3eval.metrics.hf_evaluate import hf_metric  # optional source, imported only when named
-
-        return register_metric(hf_metric(name))
-    if name not in _METRICS:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(_METRICS))}")
-    return _METRICS[name]
-
-
-def metric_names() -> list[str]:
-    _load_plugins()
-    return sorted(_METRICS)
+_REGISTRY: Registry[Metric] = Registry("metric", "m3eval.metrics", Metric, fallback=_hf_evaluate)
+register_metric = _REGISTRY.register
+get_metric = _REGISTRY.get
+metric_names = _REGISTRY.names
 
 
 # ---- shared input checks for the plain functions (clear errors, never a silent wrong number) ----

@@ -1,0 +1,45 @@
+"""A named registry that plugins extend through a Python entry-point group.
+
+An entry point names either one item or a callable returning several; they are
+loaded on the first lookup, so importing m3eval never imports a plugin.
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str, group: str, item_type: type, fallback: Callable[[str], T | None] | None = None):
+        self.kind, self.group, self.item_type, self.fallback = kind, group, item_type, fallback
+        self._items: dict[str, T] = {}
+        self._plugins_loaded = False
+
+    def register(self, item: T) -> T:
+        self._items[item.name] = item  # type: ignore[attr-defined]
+        return item
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self.group):
+            obj = ep.load()
+            for item in obj() if callable(obj) and not isinstance(obj, self.item_type) else [obj]:
+                self.register(item)
+
+    def get(self, name: str) -> T:
+        self._load_plugins()
+        if name not in self._items and self.fallback is not None:
+            found = self.fallback(name)
+            if found is not None:
+                return self.register(found)
+        if name not in self._items:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._items)
