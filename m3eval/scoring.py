@@ -116,6 +116,8 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
         entries[name] = _metric_entry(metric, result, len(items), seed) if with_ci else {
             "value": float(result.value), "ci": None, "scale": metric.scale,
             "higher_is_better": metric.higher_is_better, "kind": metric.kind}
+        if args:  # so `compare` can re-score resampled corpora exactly as the task did
+            entries[name]["args"] = args
         for rec, s in zip(records, result.per_sample or [None] * len(records)):
             rec["scores"][name] = None if s is None else float(s)
 
