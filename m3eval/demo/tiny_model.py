@@ -2,7 +2,7 @@
 
 It exists so the demo and the tests run the real loading and generation code
 (`AutoProcessor` + `AutoModelForImageTextToText`) with no model hub and no GPU.
-The tokenizer is a byte-level BPE trained here on the text below, so demo
+The tokenizer is a BPE (SentencePiece-style pieces) trained here on the text below, so demo
 answers (colours, shapes, counts, in English and Chinese) are single tokens.
 Same seed -> byte-identical files, in any process.
 
@@ -21,9 +21,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_MODEL_VERSION = "tiny-llava-v1"  # bump when the build changes, so caches rebuild
+TINY_MODEL_VERSION = "tiny-llava-v2"  # bump when the build changes, so caches rebuild
 IMAGE_TOKEN = "<image>"
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", IMAGE_TOKEN]
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN]
 IMAGE_SIZE = 32
 PATCH_SIZE = 8  # (32/8)^2 = 16 image tokens per image
 VOCAB_SIZE = 1024
@@ -118,13 +118,14 @@ def _build_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
+    # SentencePiece-style pieces (Metaspace), not byte-level: every token is whole
+    # characters, so even a random model's output reads as words, never broken UTF-8.
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
         special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(training_corpus(), trainer=trainer)
@@ -139,6 +140,7 @@ def _build_tokenizer():
         bos_token="<s>",
         eos_token="</s>",
         pad_token="<pad>",
+        unk_token="<unk>",
         extra_special_tokens={"image_token": IMAGE_TOKEN},
         padding_side="left",
         model_max_length=512,
