@@ -20,6 +20,7 @@ bench: setup  ## benchmark scripts: print figures
 	$(PYTHON) benchmarks/bench_harness.py
 	$(PYTHON) benchmarks/bench_metrics.py
 	$(PYTHON) benchmarks/bench_video.py
+	$(PYTHON) benchmarks/bench_video_tasks.py
 
 golden: setup  ## re-record results/demo/tiny-llava after an intended change
 	$(PYTHON) scripts/update_golden.py
