@@ -57,7 +57,11 @@ def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
     yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
     dspec = spec.dataset
     if override:
-        dspec = DatasetSpec(path=str(Path(override).expanduser().resolve()), split=dspec.split, format="auto")
+        path = Path(override).expanduser().resolve()
+        if dspec.format in ("m3it", "m3it80") and path.is_dir():  # a local snapshot of the repo
+            dspec = dspec.model_copy(update={"path": str(path)})
+        else:
+            dspec = DatasetSpec(path=str(path), split=dspec.split, format="auto")
     ds = load_dataset_rows(dspec, yaml_dir, spec.task)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))

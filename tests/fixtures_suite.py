@@ -223,8 +223,9 @@ OFFICIAL: dict[str, Callable[[Path], Path]] = {
     "flickr8k_cn_caption": write_flickr8k_cn,
 }
 
-# A few languages of each M3IT-80 template (the 80 share one definition; validated in full elsewhere).
-M3IT80 = ["m3it80_okvqa_zh", "m3it80_okvqa_fr", "m3it80_msrvtt_qa_ja", "m3it80_msrvtt_de"]
+# A few languages of each M3IT-80 template (the 80 share one definition; validated in full elsewhere),
+# and the English originals of okvqa, which the translated okvqa tasks pair with (consistency_with).
+M3IT80 = ["m3it80_okvqa_zh", "m3it80_okvqa_fr", "m3it80_okvqa_en", "m3it80_msrvtt_qa_ja", "m3it80_msrvtt_de"]
 
 
 def build_all(root: Path) -> dict[str, Path]:

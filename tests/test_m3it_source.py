@@ -157,6 +157,23 @@ def test_m3it80_errors_name_the_cause(snapshot):
         load(snapshot, "coco-zh", "validation", "m3it80")
 
 
+def test_a_raw_file_without_the_fields_names_its_columns(tmp_path):
+    write_jsonl(tmp_path / "data/vqa/ivqa/test.jsonl", [{"question": "what?", "video_str": [b64(0)]}])
+    (tmp_path / "data/vqa/ivqa/instructions.json").write_text(json.dumps(INSTR), encoding="utf-8")
+    with pytest.raises(DataError, match=r"ivqa/test.jsonl: no raw field for outputs \(tried paraphrased_answer, "
+                                        r"output, outputs, answer\); the file has: question, video_str"):
+        load(tmp_path, "ivqa", "test")
+
+
+def test_m3it80_english_uses_a_translation_format_file_when_the_repo_has_one(tmp_path):
+    write_jsonl(tmp_path / "data/okvqa/val_500.jsonl", EN)
+    write_jsonl(tmp_path / "data/okvqa/okvqa_validation_en.jsonl",
+                [{"instruction": f"EN {i}", "input": "q", "output": "a"} for i in range(3)])
+    en = load(tmp_path, "okvqa-en", "validation", "m3it80")
+    assert [r["instruction"] for r in en] == ["EN 0", "EN 1", "EN 2"]
+    assert [r["image_base64_str"] for r in en] == [e["image_base64_str"] for e in EN]
+
+
 def test_a_missing_snapshot_folder_is_named(tmp_path):
     with pytest.raises(DataError, match=f"local snapshot folder {tmp_path}/nope does not exist"):
         load(tmp_path / "nope", "okvqa", "validation")
@@ -174,3 +191,35 @@ def test_the_config_table_covers_the_held_out_tasks():
     held_out = {"okvqa", "a-okvqa", "viquae", "msrvtt", "ivqa", "activitynet-qa", "msrvtt-qa", "msvd-qa",
                 "flickr8k-cn", "fm-iqa", "chinese-food"}
     assert held_out <= set(CONFIGS)
+
+
+def test_the_suite_yamls_build_samples_from_a_snapshot(snapshot):
+    """The real task definitions (tasks/m3it, tasks/m3it80) over the snapshot: prompts, references, ids."""
+    from m3eval.pipeline import load_task_samples
+    from m3eval.tasks.registry import Registry
+
+    reg = Registry.discover()
+
+    def at_snapshot(task: str):
+        spec = reg.tasks[task]
+        return spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"path": str(snapshot)})})
+
+    okvqa = load_task_samples(at_snapshot("m3it_okvqa"), None, "default")
+    assert [s.references for s in okvqa][1] == ["The answer is dog."]
+    assert okvqa[0].prompt.endswith(OKVQA[0]["question"]) and len(okvqa[0].media) == 1
+    every = load_task_samples(at_snapshot("m3it_okvqa"), None, "all")  # variants: the drawn instructions
+    assert len(every) == len(OKVQA) * len({r["instruction"] for r in load(snapshot, "okvqa", "validation")})
+    zh, en = (load_task_samples(at_snapshot(t), None, "default") for t in ("m3it80_okvqa_zh", "m3it80_okvqa_en"))
+    assert [s.id for s in zh] == [s.id for s in en] == ["0", "1", "2"]
+    assert reg.tasks["m3it80_okvqa_zh"].consistency_with == "m3it80_okvqa_en"
+    assert {s.lang for s in zh} == {"zh"} and zh[0].references == [ZH[0]["output"]]
+
+
+def test_dataset_override_with_a_snapshot_folder_keeps_the_m3it_reader(snapshot):
+    """`--dataset-override m3it_okvqa=SNAPSHOT` reads the snapshot as the repo, config and split kept."""
+    from m3eval.pipeline import load_task_samples
+    from m3eval.tasks.registry import Registry
+
+    spec = Registry.discover().tasks["m3it_okvqa"]
+    samples = load_task_samples(spec, None, "default", override=str(snapshot))
+    assert len(samples) == len(OKVQA) and samples[1].references == ["The answer is dog."]

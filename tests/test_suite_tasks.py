@@ -75,6 +75,7 @@ def test_paper_protocol_reads_the_m3it_configs(registry):
     for task, (config, split, lang) in M3IT_CONFIGS.items():
         spec = registry.tasks[task]
         assert (spec.dataset.path, spec.dataset.name, spec.dataset.split) == ("MMInstruction/M3IT", config, split)
+        assert spec.dataset.format == "m3it"  # the raw-file reader, m3eval/data/m3it.py
         assert spec.language == lang and spec.protocol == "paper"
         assert spec.primary == "rouge_l" and [m.name for m in spec.metrics] == ["rouge_l"]
         assert spec.doc.references == "outputs" and spec.doc.instruction == "instruction"
@@ -93,7 +94,12 @@ def test_m3it80_templates_expand_over_the_80_languages(registry):
             spec = registry.tasks[name]
             assert spec.language == lang and spec.dataset.name == f"{config}-{lang}"
             assert spec.dataset.path == "MMInstruction/M3IT-80" and spec.dataset.split == split
+            assert spec.dataset.format == "m3it80" and spec.consistency_with == f"{base}_en"
+        english = registry.tasks[f"{base}_en"]  # the untranslated originals: same items, same ids
+        assert (english.language, english.dataset.name, english.dataset.split) == ("en", f"{config}-en", split)
+        assert english.consistency_with is None and english.doc == registry.tasks[f"{base}_zh"].doc
     assert len(registry.expand("m3it80")) == 240
+    assert registry.expand("m3it80_en") == ["m3it80_okvqa_en", "m3it80_msrvtt_qa_en", "m3it80_msrvtt_en"]
 
 
 def test_reference_rows_name_suite_tasks_and_their_metric(registry):
@@ -195,3 +201,8 @@ def test_every_suite_task_runs_end_to_end_on_its_fixture(registry, fixtures, tmp
     assert ids == [str(r["question_id"]) for r in fx.okvqa_rows()]
     for group in ["m3it_heldout", "m3it_knowledge_vqa", "m3it_video", "m3it_chinese", "official_heldout"]:
         assert group in results["groups"], group
+    # translated okvqa vs its English originals: the rows share ids (line index), so all 3 items pair
+    pairs = results["consistency"]
+    assert set(pairs) == {"m3it80_okvqa_zh|m3it80_okvqa_en", "m3it80_okvqa_fr|m3it80_okvqa_en"}
+    assert all(p["n"] == fx.N_ROWS and 0 <= p["correctness_agreement"] <= 1 for p in pairs.values())
+    assert pairs["m3it80_okvqa_zh|m3it80_okvqa_en"]["langs"] == ["zh", "en"]

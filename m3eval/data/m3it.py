@@ -136,7 +136,7 @@ class _Repo:
     def __init__(self, spec: DatasetSpec, base_dir: Path):
         self.spec = spec
         p = Path(spec.path).expanduser()
-        local = spec.path.startswith((".", "/", "~")) or (base_dir / p).is_dir() or p.is_dir()
+        local = spec.path.startswith((".", "/", "~")) or (base_dir / p).is_dir()  # else a hub id
         self.root = (p if p.is_absolute() else base_dir / p) if local else None
         if self.root is not None and not self.root.is_dir():
             raise DataError(f"local snapshot folder {self.root} does not exist")
@@ -163,7 +163,7 @@ class _Repo:
                 "snapshot folder of the repo") from None
         except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as e:
             raise MissingFile(f"hub dataset {self.spec.path} (revision {self.spec.revision}) has no file {rel}: "
-                            f"{type(e).__name__}") from None
+                              f"{type(e).__name__}") from None
 
     def exists(self, rel: str) -> bool:
         try:
@@ -253,10 +253,12 @@ def _to_output(rows: datasets.Dataset, cfg: RawConfig, instructions: list[str], 
         missing.remove("outputs")
     if fields["inputs"] is None and cfg.inputs_required:
         missing.append("inputs")
+    if cfg.refusal_fallback and not _template_fields(cfg.refusal_fallback) <= set(cols):
+        missing.append(f"outputs fallback ({cfg.refusal_fallback!r})")
     if missing:
         wanted = {"inputs": cfg.inputs, "outputs": cfg.outputs, "media": cfg.media}
-        raise DataError(f"{where}: no raw field for " + "; ".join(f"{k} (tried {', '.join(wanted[k])})"
-                                                                 for k in missing)
+        raise DataError(f"{where}: no raw field for " + "; ".join(
+            f"{k} (tried {', '.join(wanted[k])})" if k in wanted else k for k in missing)
                         + f"; the file has: {', '.join(cols)}")
     if fields["instruction"] is None and not instructions:
         raise DataError(f"{where}: rows carry no `instruction` and no instructions.json was given")
