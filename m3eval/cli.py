@@ -15,6 +15,12 @@ def _kv(text: str) -> tuple[str, str]:
     return k.strip(), v.strip()
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
 def _instructions(text: str) -> str:
     if text in ("default", "all") or (text.isdigit() and int(text) > 0):
         return text
@@ -32,17 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tasks", required=True, help="comma-separated tasks or groups")
     r.add_argument("--output", type=Path, default=Path("runs"), help="folder for run directories (default runs/)")
     r.add_argument("--run-name", help="run directory name (default: the model's name)")
-    r.add_argument("--batch-size", type=int, default=8)
-    r.add_argument("--limit", type=int, help="first N samples of each task")
+    r.add_argument("--batch-size", type=_positive, default=8)
+    r.add_argument("--limit", type=_positive, help="first N samples of each task")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--instructions", type=_instructions, default="default",
                    help="default | all | K: run each sample under every (or the first K) instruction variants")
     r.add_argument("--include-path", type=Path, action="append", default=[], help="more task YAML folders")
     r.add_argument("--dataset-override", type=_kv, action="append", default=[], metavar="TASK=PATH",
                    help="load TASK's rows from a local file or save_to_disk folder")
-    r.add_argument("--max-new-tokens", type=int, help="override every task's generation.max_new_tokens")
+    r.add_argument("--max-new-tokens", type=_positive, help="override every task's generation.max_new_tokens")
     r.add_argument("--no-media", action="store_true", help="do not save thumbnails for the sample browser")
-    r.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest for tiny models)")
+    r.add_argument("--threads", type=_positive, help="torch CPU threads (1 is fastest for tiny models)")
 
     s = sub.add_parser("score", help="re-score stored predictions without a model")
     s.add_argument("run_dir", nargs="?", type=Path, help="a run directory")
@@ -72,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the embedded demo: a tiny VLM on synthetic tasks, offline")
     d.add_argument("--output", type=Path, default=Path("runs"))
-    d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--batch-size", type=_positive, default=8)
     return p
 
 

@@ -11,7 +11,8 @@ from .models.base import ModelLoadError, parse_model_args
 from .pipeline import RunConfig, RunError, evaluate, rescore
 from .report import format_results
 from .tasks.loader import TaskError, iter_task_files, load_file
-from .tasks.registry import Registry
+from .tasks.registry import BUILTIN_TASKS, Registry
+from .tasks.schema import TaskSpec
 
 USER_ERRORS = (TaskError, DataError, SampleError, RunError, ModelLoadError, FileNotFoundError, ValueError, KeyError)
 
@@ -29,11 +30,15 @@ def _outcome(results: dict | None, failures: list[str]) -> int:
             print(f"m3eval: warning: task {t}: the model returned empty text for {e['n_empty']} of "
                   f"{e['n_samples']} samples (scored 0; check max_new_tokens, stop strings, chat template)",
                   file=sys.stderr)
+    retry = {t: e["n_generate_errors"] for t, e in tasks.items() if e.get("n_generate_errors")}
+    for t, n in retry.items():
+        print(f"m3eval: task {t}: the model failed on {n} samples (see the `error` field of its samples file); "
+              "re-run the same command to retry them", file=sys.stderr)
     dead = [t for t, e in tasks.items() if e["n_samples"] == 0 or e["n_errors"] == e["n_samples"]]
     for t in dead:
         print(f"m3eval: task {t} scored nothing ({tasks[t]['n_errors']} of {tasks[t]['n_samples']} "
               "samples failed; see its samples file)", file=sys.stderr)
-    return 1 if failures or dead or not tasks else 0
+    return 1 if failures or dead or retry or not tasks else 0
 
 
 def _quiet_libraries() -> None:
@@ -58,8 +63,6 @@ def cmd_run(a: argparse.Namespace) -> int:
                     limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
                     dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
                     save_media=not a.no_media)
-    if a.batch_size < 1:
-        raise RunError("--batch-size must be at least 1")
     results, failures = evaluate(cfg)
     if results is not None:
         print(f"results: {cfg.output / results['run']['name'] / 'results.json'}", file=sys.stderr)
@@ -80,7 +83,11 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 def cmd_compare(a: argparse.Namespace) -> int:
     from .compare import run_compare
-    return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format)
+    try:
+        return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format)
+    except Exception as e:  # a CI gate must tell "could not compare" (2) from "regressed" (1)
+        print(f"m3eval: error: cannot compare: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
 
 
 def cmd_tasks(a: argparse.Namespace) -> int:
@@ -97,10 +104,8 @@ def cmd_tasks(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from .metrics import metric_names
-    from .filters import filter_names
-    metrics, filters = set(metric_names()), set(filter_names())
-    paths = a.paths or [Path(__file__).resolve().parents[1] / "tasks"]
+    from .scoring import check_scoring
+    paths = a.paths or [BUILTIN_TASKS]
     problems, n = [], 0
     for root in paths:
         if not root.exists():
@@ -110,19 +115,14 @@ def cmd_validate(a: argparse.Namespace) -> int:
             try:
                 for spec in load_file(path):
                     n += 1
-                    for m in getattr(spec, "metrics", []):
-                        if m.name not in metrics:
-                            problems.append(f"{path}: metrics: unknown metric {m.name!r}")
-                    for f in getattr(spec, "filters", []):
-                        if f.name not in filters:
-                            problems.append(f"{path}: filters: unknown filter {f.name!r}")
-                    primary = getattr(spec, "primary_metric", None)
-                    if primary and primary not in [m.name for m in spec.metrics]:
-                        problems.append(f"{path}: primary_metric {primary!r} is not among its metrics")
+                    if isinstance(spec, TaskSpec):
+                        check_scoring(spec.metrics, spec.filters)
             except TaskError as e:
                 problems.append(str(e))
+            except (KeyError, ValueError) as e:  # an unknown metric or filter, or args it does not take
+                problems.append(f"{path}: {e.args[0]}")
     try:
-        reg = Registry.discover([p for p in paths if p.resolve() != Path(__file__).resolve().parents[1] / "tasks"])
+        reg = Registry.discover([p for p in paths if p.resolve() != BUILTIN_TASKS])
         for g in reg.groups:
             reg.expand(g)
     except TaskError as e:

@@ -12,7 +12,6 @@ regression, 1 at least one, 2 the runs cannot be compared (see docs/ci-gate.md).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -298,23 +297,3 @@ def run_compare(base_path: str | Path, new_path: str | Path, tolerance: float = 
     cmp = compare_runs(base, new, tolerance=tolerance, alpha=alpha)
     sys.stdout.write(render(cmp, fmt))
     return cmp.exit_code
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("base", help="BASE run directory or its results.json")
-    parser.add_argument("new", help="NEW run directory or its results.json")
-    parser.add_argument("--tolerance", type=float, default=1.0,
-                        help="allowed drop in points of the 0..100 scale (default 1)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="m3eval compare", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    a = parser.parse_args(argv)
-    return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -34,14 +34,6 @@ class Dist:
         td.gather_object(obj, out, dst=0)
         return out
 
-    def broadcast(self, obj: Any) -> Any:
-        if self.world_size == 1:
-            return obj
-        import torch.distributed as td
-        box = [obj]
-        td.broadcast_object_list(box, src=0)
-        return box[0]
-
     def close(self) -> None:
         if self.world_size > 1:
             import torch.distributed as td

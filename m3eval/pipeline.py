@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,15 +17,15 @@ from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
 from .models.base import GenerationConfig, load_model
 from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
-from .runner import GenStats, TaskPlan, consolidate, generate_tasks, generation_key, plan_task, prediction_files
+from .resume import RunError, check_model_revision, check_resume, identity
+from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
 from .score_run import consistency, group_scores, score_one
+from .scoring import check_scoring
 from .tasks.registry import Registry
 from .tasks.schema import DatasetSpec, TaskSpec
 from .types import Sample
 
-
-class RunError(RuntimeError):
-    """The run cannot go on (nothing finished is lost); the message says why."""
+__all__ = ["RunConfig", "RunError", "evaluate", "rescore", "load_task_samples"]
 
 
 @dataclass
@@ -80,32 +81,6 @@ def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
     return local if local.is_dir() else local.parent
 
 
-def _identity(cfg: RunConfig, specs: list[TaskSpec]) -> dict[str, Any]:
-    return {"model": {"backend": cfg.model, "args": cfg.model_args}, "seed": cfg.seed,
-            "instructions": cfg.instructions, "max_new_tokens": cfg.max_new_tokens,
-            "tasks": {s.task: generation_key(s) for s in specs}}
-
-
-def _check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
-    """A resumed run must be the same run: same model, settings and task definitions."""
-    import json
-    path = run_dir / "run.json"
-    if not path.exists():
-        return ident
-    old = json.loads(path.read_text())
-    for key in ("model", "seed", "instructions", "max_new_tokens"):
-        if old.get(key) != ident[key]:
-            raise RunError(f"{run_dir} holds a run with a different {key} ({old.get(key)!r} vs {ident[key]!r}); "
-                           "use another --output or --run-name")
-    for task, key in ident["tasks"].items():
-        old_key = old.get("tasks", {}).get(task)
-        if old_key is not None and old_key != key and any(f.exists() for f in prediction_files(run_dir, task)):
-            raise RunError(f"{run_dir}: task {task}'s prompts, data or generation settings changed since its "
-                           f"predictions were made; delete {run_dir}/predictions/{task}.jsonl to regenerate "
-                           "(a change to metrics or filters alone only needs `m3eval score`)")
-    return {**old, **ident, "tasks": {**old.get("tasks", {}), **ident["tasks"]}}
-
-
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
     """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run)."""
     t_start = time.perf_counter()
@@ -116,18 +91,18 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     if unknown:
         raise RunError(f"--dataset-override names tasks not in this run: {', '.join(sorted(unknown))}")
     run_dir = cfg.output / run_name_for(cfg)
-    ident = _check_resume(run_dir, _identity(cfg, specs))
-    if dist.is_main:
-        atomic_write_json(run_dir / "run.json", ident)
+    ident = check_resume(run_dir, identity(cfg.model, cfg.model_args, cfg.seed, cfg.instructions,
+                                           cfg.max_new_tokens, specs, cfg.dataset_overrides))
 
     failures: list[str] = []
     samples: dict[str, list[Sample]] = {}
-    for spec in specs:  # all data first: a missing file shows before the model loads
+    for spec in specs:  # every task's data and scoring set-up first: a mistake shows before the model loads
         try:
+            check_scoring(spec.metrics, spec.filters)
             samples[spec.task] = load_task_samples(spec, cfg.limit, cfg.instructions,
                                                    cfg.dataset_overrides.get(spec.task))
-        except ValueError as e:  # DataError, SampleError
-            failures.append(f"{spec.task}: {e}")
+        except (ValueError, KeyError) as e:  # DataError, SampleError, an unknown metric or filter
+            failures.append(f"{spec.task} ({spec.source}): {e}")
     runnable = [s for s in specs if s.task in samples]
     if not runnable:
         raise RunError("no task could be loaded:\n  " + "\n  ".join(failures))
@@ -135,6 +110,10 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     t0 = time.perf_counter()
     model = load_model(cfg.model, cfg.model_args)
     load_s = time.perf_counter() - t0
+    info = model.info() if hasattr(model, "info") else {}
+    ident = check_model_revision(run_dir, ident, info.get("revision"))
+    if dist.is_main:
+        atomic_write_json(run_dir / "run.json", ident)
     generate_s, n_new = 0.0, 0
 
     plans = []
@@ -163,13 +142,14 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
 
         generate_tasks(plans, model, task_done, progress=cfg.progress and dist.is_main)
         scored = {task: f.result() for task, f in scoring.items()}
+    _close(model)
     if not dist.is_main:
-        _close(model)
+        dist.close()
         return None, failures
 
-    tasks = {task: entry for task, (entry, _) in scored.items()}
+    failures += [f"{task}: scoring failed: {err}" for task, (_, _, err) in scored.items() if err]
+    tasks = _with_earlier_tasks(run_dir, {task: entry for task, (entry, _, err) in scored.items() if not err})
     total_s = time.perf_counter() - t_start
-    info = model.info() if hasattr(model, "info") else {}
     results = {
         "format": RESULTS_FORMAT,
         "run": {"name": run_dir.name, "model": {**info, "backend": cfg.model, "args": cfg.model_args},
@@ -181,7 +161,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
                 "created": now_iso(), "git_sha": git_sha(), "versions": package_versions(),
                 "failures": failures},
         "timings": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
-                    "score_s": round(sum(t for _, t in scored.values()), 3),  # overlapped with generation
+                    "score_s": round(sum(t for _, t, _ in scored.values()), 3),  # overlapped with generation
                     "total_s": round(total_s, 3), "samples": n_new,
                     "samples_per_s": round(n_new / max(total_s - load_s, 1e-9), 2)},
         "tasks": tasks,
@@ -189,13 +169,27 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         "consistency": consistency(runnable, tasks, run_dir),
     }
     atomic_write_json(run_dir / "results.json", results)
-    _close(model)
+    dist.close()
     return results, failures
 
 
-def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[dict[str, Any], float]:
+def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[dict[str, Any] | None, float, str | None]:
+    """(results entry, seconds, error): one task's bad data fails that task, not the run."""
     t = time.perf_counter()
-    return score_one(spec, preds, run_dir, seed), time.perf_counter() - t
+    try:
+        return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
+
+
+def _with_earlier_tasks(run_dir: Path, tasks: dict[str, Any]) -> dict[str, Any]:
+    """results.json covers every task of the run directory: tasks scored by an earlier
+    invocation (`--tasks A`, then `--tasks B`) keep their entries."""
+    path = run_dir / "results.json"
+    if not path.exists():
+        return tasks
+    earlier = json.loads(path.read_text()).get("tasks", {})
+    return {**{t: e for t, e in earlier.items() if t not in tasks}, **tasks}
 
 
 def _close(model: Any) -> None:
@@ -204,8 +198,8 @@ def _close(model: Any) -> None:
 
 
 def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Re-score a run's stored predictions with the current task definitions."""
-    import json
+    """Re-score a run's stored predictions with the current task definitions (references
+    are those stored with the predictions: a fixed reference set needs a new run)."""
     path = run_dir / "results.json"
     if not (run_dir / "predictions").is_dir():
         raise RunError(f"{run_dir}: not a run directory (no predictions/ folder)")
@@ -221,7 +215,10 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
     tasks = {}
     for name in names:
         preds = list(read_predictions(prediction_files(run_dir, name)).values())
-        tasks[name] = score_one(registry.tasks[name], preds, run_dir, seed)
+        entry, _, err = timed_score(registry.tasks[name], preds, run_dir, seed)
+        if err:
+            raise RunError(f"task {name} ({registry.tasks[name].source}): scoring failed: {err}")
+        tasks[name] = entry
     specs = [registry.tasks[n] for n in names]
     results = {**old, "tasks": tasks, "groups": group_scores(registry, tasks),
                "consistency": consistency(specs, tasks, run_dir)}

@@ -25,6 +25,8 @@ def _compile(template: str):
 
 
 def format_options(choices: list[str] | None) -> str:
+    if choices and len(choices) > len(LETTERS):
+        raise KeyError(f"{len(choices)} choices; at most {len(LETTERS)} can be lettered A-Z")
     return "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices or []))
 
 
@@ -36,5 +38,5 @@ def render(template: str, row: dict[str, Any], choices: list[str] | None = None)
         return _compile(template).render(ctx)
     except UndefinedError as e:
         raise KeyError(f"{e.message} (fields: {', '.join(sorted(row))})") from None
-    except TemplateError as e:
-        raise KeyError(f"template error: {e}") from None
+    except (TemplateError, TypeError, ValueError) as e:  # e.g. "{{ question + 1 }}"
+        raise KeyError(f"template error: {type(e).__name__}: {e}") from None

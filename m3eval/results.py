@@ -71,14 +71,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file; a torn last line (a crash mid-append) is dropped, any
     other bad line is an error naming the file and line."""
     rows: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
-            if n == len(lines):
+            if n == len(lines) and not text.endswith("\n"):  # torn by a crash mid-append
                 break
             raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
     return rows

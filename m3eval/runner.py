@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tqdm import tqdm
+
 from .data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
 from .data.samples import LazyField
 from .distributed import Dist
@@ -29,6 +31,7 @@ from .types import Media, Message, Prediction, Sample
 
 
 PREFETCH = 2  # batches decoded ahead of the one generating
+GENERATE_ERROR = "generate: "  # prefix of a sample error raised by the model, not by its data
 
 
 @dataclass
@@ -73,23 +76,32 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
                     info["images"] = info.get("images", 0) + 1
                 else:  # one video a sample: keep its sampling record (rule, frames, indices)
                     info.update(part_info)
-    except (MediaError, OSError, KeyError) as e:
+    except (MediaError, OSError, KeyError, ValueError) as e:
         return Prepared(sample, None, info, f"{type(e).__name__}: {e}")
     if media_dir is not None and parts:
-        thumb = media_dir / media_filename(sample.id)
-        if not thumb.exists():
-            images = [p["image"] for p in parts if p["type"] == "image"] + \
-                     [f for p in parts if p["type"] == "video" for f in p["frames"]]
-            atomic_write_bytes(thumb, thumbnail_jpeg(images), durable=False)
+        try:
+            _save_thumbnail(media_dir / media_filename(sample.id), parts)
+        except (OSError, ValueError) as e:  # the page shows no picture; the sample still runs
+            info["thumbnail_error"] = str(e)
     parts.append({"type": "text", "text": sample.prompt})
     return Prepared(sample, parts, info)
+
+
+def _save_thumbnail(path: Path, parts: list[dict[str, Any]]) -> None:
+    if not path.exists():
+        images = [p["image"] for p in parts if p["type"] == "image"] + \
+                 [f for p in parts if p["type"] == "video" for f in p["frames"]]
+        atomic_write_bytes(path, thumbnail_jpeg(images), durable=False)
 
 
 def _generate_batch(model: Any, batch: list[Prepared], gen: GenerationConfig) -> list[str | Exception]:
     """Outputs aligned with batch; a malformed message or a failing batch is retried
     sample by sample, so one bad sample never costs the others."""
     try:
-        return list(model.generate([p.message for p in batch], gen))
+        outputs = list(model.generate([p.message for p in batch], gen))
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"the model returned {len(outputs)} outputs for {len(batch)} inputs")
+        return outputs
     except BadMessageError as e:
         if len(batch) == 1:
             return [e]
@@ -119,7 +131,8 @@ def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_
               batch_size: int, save_media: bool = True) -> TaskPlan:
     """Skip what earlier runs finished; take this rank's share of the rest. Every rank must
     plan every task before any rank generates (a barrier), so all see the same finished set."""
-    done = read_predictions(prediction_files(run_dir, spec.task))
+    done = {i: p for i, p in read_predictions(prediction_files(run_dir, spec.task)).items()
+            if not (p.error or "").startswith(GENERATE_ERROR)}  # a model failure (OOM, timeout) is retried
     pending = [s for s in samples if s.id not in done][dist.rank::dist.world_size]
     pending.sort(key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))  # longest first: OOM shows early
     return TaskPlan(spec, samples, gen, [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)],
@@ -169,7 +182,7 @@ def _run_batch(model: Any, prepared: list[Prepared], gen: GenerationConfig) -> t
     rows = []
     for p in prepared:
         out = by_id.get(p.sample.id, "")
-        error = p.error or (f"generate: {type(out).__name__}: {out}" if isinstance(out, Exception) else None)
+        error = p.error or (f"{GENERATE_ERROR}{type(out).__name__}: {out}" if isinstance(out, Exception) else None)
         text = "" if isinstance(out, Exception) else out
         rows.append(_prediction(p, text, error, dt / max(len(ready), 1)).to_json())
     return rows, dt
@@ -183,31 +196,29 @@ def _prediction(p: Prepared, text: str, error: str | None, seconds: float) -> Pr
 
 
 def consolidate(spec: TaskSpec, samples: list[Sample], run_dir: Path, dist: Dist) -> list[Prediction] | None:
-    """After every rank has finished a task: rank 0 writes predictions/<task>.jsonl in
-    dataset order and removes the per-rank logs. Returns the predictions on rank 0."""
+    """After every rank has finished a task: rank 0 writes predictions/<task>.jsonl (this
+    run's samples in dataset order, then any others an earlier run made, e.g. with a
+    larger --limit) and removes the per-rank logs. Returns this run's predictions on rank 0."""
     dist.barrier()  # all logs are complete and flushed
     preds: list[Prediction] | None = None
     if dist.is_main:
         files = prediction_files(run_dir, spec.task)
         done = read_predictions(files)
-        preds = [done[s.id] for s in samples if s.id in done]
-        atomic_write_jsonl(files[0], [p.to_json() for p in preds])
+        missing = [s.id for s in samples if s.id not in done]
+        if missing:  # e.g. ranks on machines that share no filesystem
+            raise RuntimeError(f"task {spec.task}: {len(missing)} predictions are missing after generation "
+                               f"(e.g. {missing[:3]}); are {run_dir}'s logs on a filesystem every rank shares?")
+        preds = [done.pop(s.id) for s in samples]
+        atomic_write_jsonl(files[0], [p.to_json() for p in preds + list(done.values())])
         for f in files[1:]:
             f.unlink(missing_ok=True)
     dist.barrier()  # nobody reads the logs while rank 0 rewrites
     return preds
 
 
-def _progress(task: str, total: int, enabled: bool):
-    try:
-        from tqdm import tqdm
-        return tqdm(total=total, desc=task, unit="sample", disable=not enabled or total == 0,
-                    file=sys.stderr, dynamic_ncols=True)
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        class _Null:
-            def update(self, n: int) -> None: ...
-            def close(self) -> None: ...
-        return _Null()
+def _progress(task: str, total: int, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc=task, unit="sample", disable=not enabled or total == 0, file=sys.stderr,
+                dynamic_ncols=True)
 
 
 def generation_key(spec: TaskSpec) -> str:

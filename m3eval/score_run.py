@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .results import atomic_write_jsonl
-from .runner import media_filename
-from .scoring import score_task
+from .runner import GENERATE_ERROR, media_filename
+from .scoring import score_by, score_task
 from .tasks.registry import Registry
 from .tasks.schema import StepSpec, TaskSpec
 from .types import Prediction
@@ -29,6 +29,7 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,
         "dataset": spec.dataset.model_dump(mode="json", exclude_none=True), **summary,
         "n_empty": sum(1 for p in preds if p.error is None and not p.prediction.strip()),
+        "n_generate_errors": sum(1 for p in preds if (p.error or "").startswith(GENERATE_ERROR)),
     }
     if spec.doc.video or spec.doc.frames:
         entry["video"] = _video_block(spec, preds)
@@ -43,22 +44,16 @@ def _primary_only(spec: TaskSpec) -> list[StepSpec]:
 def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str, Any]:
     """Per instruction variant (mean, std, min-max) and per language, on the primary metric."""
     out: dict[str, Any] = {}
-    by_instr: dict[int, list[Prediction]] = {}
-    for p in preds:
-        if p.instruction is not None:
-            by_instr.setdefault(p.instruction, []).append(p)
-    if by_instr:
-        values = [score_task(by_instr[k], _primary_only(spec), spec.filters, spec.language, seed=seed)[0]
-                  ["metrics"][spec.primary]["value"] for k in sorted(by_instr)]
+    args = (_primary_only(spec), spec.filters, spec.language, seed)
+    varied = [p for p in preds if p.instruction is not None]
+    if varied:
+        by = score_by(varied, "instruction", *args)
+        values = [by[k]["metrics"][spec.primary]["value"] for k in sorted(by)]
         out["instructions"] = {"n": len(values), "metric": spec.primary, "per_instruction": values,
-                               "mean": statistics.fmean(values),
-                               "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+                               "mean": statistics.fmean(values), "std": statistics.pstdev(values),
                                "min": min(values), "max": max(values)}
-    langs = sorted({p.lang for p in preds})
-    if len(langs) > 1:
-        out["languages"] = {lang: score_task([p for p in preds if p.lang == lang], _primary_only(spec),
-                                             spec.filters, lang, seed=seed)[0]["metrics"]
-                            for lang in langs}
+    if len({p.lang for p in preds}) > 1:
+        out["languages"] = {lang: e["metrics"] for lang, e in score_by(preds, "lang", *args).items()}
     return out
 
 
@@ -109,8 +104,10 @@ def consistency(specs: list[TaskSpec], tasks: dict[str, dict[str, Any]], run_dir
             continue
         a = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{spec.task}.jsonl")}
         b = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{other}.jsonl")}
-        ids = sorted(set(a) & set(b))
-        if not ids:
+        ids = sorted(i for i in set(a) & set(b)
+                     if a[i]["scores"].get(tasks[spec.task]["primary_metric"]) is not None
+                     and b[i]["scores"].get(tasks[other]["primary_metric"]) is not None)
+        if not ids:  # no shared items, or a primary metric with no per-sample scores
             continue
         pa, pb = tasks[spec.task]["primary_metric"], tasks[other]["primary_metric"]
         sa, sb = tasks[spec.task]["metrics"][pa]["scale"], tasks[other]["metrics"][pb]["scale"]

@@ -15,9 +15,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-import numpy as np
 
-from m3eval.filters import apply_filters
+from m3eval.filters import apply_filters, get_filter
 from m3eval.metrics import get_metric  # registers the built-in metrics
 from m3eval.metrics.base import Metric, MetricInput, MetricResult
 from m3eval.metrics.stats import bootstrap_ci, corpus_bootstrap_ci
@@ -32,18 +31,33 @@ def _spec(spec: Any) -> tuple[str, dict]:
     return spec.name, dict(getattr(spec, "args", None) or {})
 
 
-def _check_args(metric: Metric, args: dict) -> None:
-    """Unknown metric args are a task-definition error, named before any scoring."""
+def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
     try:
-        params = inspect.signature(metric.compute).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    allowed = [n for n in list(params)[1:]]
+    allowed = list(params)[skip:]
     unknown = sorted(set(args) - set(allowed))
     if unknown:
-        raise ValueError(f"metric {metric.name!r}: unknown args {unknown}; accepted: {allowed or 'none'}")
+        raise ValueError(f"{what}: unknown args {unknown}; accepted: {allowed or 'none'}")
+
+
+def _check_args(metric: Metric, args: dict) -> None:
+    """Unknown metric args are a task-definition error, named before any scoring."""
+    _check_params(metric.compute, args, 1, f"metric {metric.name!r}")
+
+
+def check_scoring(metrics: list[Any], filters: list[Any] | None) -> None:
+    """Every metric and filter a task names exists and takes the args it is given, so a
+    typo in a task file shows before the model runs, not after."""
+    for spec in metrics:
+        name, args = _spec(spec)
+        _check_args(get_metric(name), args)
+    for spec in filters or []:
+        name, args = _spec(spec)
+        _check_params(get_filter(name).fn, args, 2, f"filter {name!r}")
 
 
 def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int) -> dict:
@@ -143,8 +157,3 @@ def score_by(predictions: list[Prediction], key: str | Callable[[Prediction], An
     (key="instruction") or per language (key="lang"). Returns {group: task aggregate dict}."""
     return {k: score_task(ps, metrics, filters, lang, seed, primary_metric, with_ci)[0]
             for k, ps in split_by(predictions, key).items()}
-
-
-def per_sample_scores(records: list[dict], metric: str) -> np.ndarray:
-    """A metric's per-sample scores from samples/<task>.jsonl records (for `compare`'s paired tests)."""
-    return np.array([r["scores"].get(metric) or 0.0 for r in records], dtype=np.float64)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from m3eval.compare import compare_runs, main, render, run_compare
+from m3eval.cli import main as cli_main
+from m3eval.compare import compare_runs, render, run_compare
 from m3eval.runs import load_run
 from tests.dashboard_fixtures import write_run
 
@@ -136,7 +137,7 @@ def test_missing_path_and_bad_file_exit_2(runs, tmp_path, capsys):
     assert "no such run directory" in capsys.readouterr().err
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "results.json").write_text('{"format": "m3eval.results/0"}')
-    assert main([str(tmp_path / "old"), str(runs / "base")]) == 2
+    assert cli_main(["compare", str(tmp_path / "old"), str(runs / "base")]) == 2
     assert "m3eval.results/0" in capsys.readouterr().err
 
 
@@ -165,7 +166,7 @@ def test_formats(runs, capsys):
     assert all(r["p_value"] is None or 0 < r["p_value"] <= 1 for r in data["rows"])
     with pytest.raises(ValueError, match="unknown format"):
         render(cmp, "html")
-    assert main([str(runs / "base"), str(runs / "worse"), "--format", "json", "--tolerance", "0.5"]) == 1
+    assert cli_main(["compare", str(runs / "base"), str(runs / "worse"), "--format", "json", "--tolerance", "0.5"]) == 1
     assert json.loads(capsys.readouterr().out)["tolerance"] == 0.5
 
 

@@ -110,3 +110,22 @@ def test_media_stays_lazy_until_asked(tmp_path):
                  doc=DocSpec(prompt="{{ q }}", references="a", images="imgs"), metrics=[StepSpec(name="rouge_l")])
     (sample,) = build_samples(s, load_dataset_rows(s.dataset, tmp_path, "m"))
     assert sample.media[0].kind == "image" and len(sample.media[0].source.get()) == 2
+
+
+def test_duplicate_ids_are_an_error_naming_both_rows(tmp_path):
+    rows = [dict(r, qid="same" if i in (1, 4) else r["qid"]) for i, r in enumerate(ROWS)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = spec("d.jsonl")
+    with pytest.raises(SampleError, match=r"rows 1 and 4 have the same id 'same'"):
+        list(build_samples(s, load_dataset_rows(s.dataset, tmp_path, s.task)))
+
+
+def test_template_type_errors_and_too_many_choices_are_sample_errors(tmp_path):
+    s = spec(write_jsonl(tmp_path / "r.jsonl").name, prompt="{{ question + gold }}")
+    with pytest.raises(SampleError, match=r"row 0: prompt template: template error: TypeError"):
+        list(build_samples(s, load_dataset_rows(s.dataset, tmp_path, s.task)))
+    many = [dict(ROWS[0], options=[str(i) for i in range(27)])]
+    (tmp_path / "m.jsonl").write_text(json.dumps(many[0]) + "\n")
+    s = spec("m.jsonl", choices="options", prompt="{{ options }}")
+    with pytest.raises(SampleError, match="27 choices; at most 26"):
+        list(build_samples(s, load_dataset_rows(s.dataset, tmp_path, s.task)))

@@ -91,6 +91,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
         variants = pool[:k]
     media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
     text_cols = [c for c in ds.column_names if c not in media_cols]
+    seen: dict[str, int] = {}
     for i, row in enumerate(ds.select_columns(text_cols)):
         try:
             choices = _as_list(get_field(row, doc.choices)) if doc.choices else None
@@ -100,6 +101,10 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
         except KeyError as e:
             raise SampleError(f"task {spec.task}: row {i}: no field {e.args[0]!r} "
                               f"(columns: {', '.join(ds.column_names)})") from None
+        if base_id in seen:  # two rows under one id would overwrite each other's predictions
+            raise SampleError(f"task {spec.task}: rows {seen[base_id]} and {i} have the same id {base_id!r} "
+                              f"(doc.id: {doc.id or 'the row index'}); ids must be unique")
+        seen[base_id] = i
         media = []
         if doc.images:
             media.append(Media("image", LazyField(ds, i, doc.images)))

@@ -5,8 +5,8 @@
 
 `evaluate.load` fetches the metric's script from the Hugging Face Hub at load time, so it fails
 offline unless the script is already in the local cache (HF_HOME). Such metrics are scored as a
-corpus with no re-scoring function (no CI), on the scale they report (declare `scale` in args
-when it is 100). Prefer the built-in metrics: they are pinned, offline and tested.
+corpus with no re-scoring function (no CI) and stored on a 0..1 scale: declare `scale: 100` in
+args for a metric that reports 0..100 (its value is divided by it). Prefer the built-in metrics: they are pinned, offline and tested.
 """
 from __future__ import annotations
 
@@ -43,6 +43,6 @@ def hf_metric(name: str) -> Metric:
         k = key or (metric if metric in out else next((k for k, v in out.items() if isinstance(v, (int, float))), None))
         if k is None or k not in out:
             raise RuntimeError(f"metric {name!r}: result has keys {sorted(out)}; pick one with args.key")
-        return MetricResult(float(out[k]), None, f"hf-evaluate:{metric}")
+        return MetricResult(float(out[k]) / scale, None, f"hf-evaluate:{metric}")
 
     return Metric(name, compute, kind="corpus", resamples=0, description=f"HF evaluate metric {metric!r} (optional)")

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -93,9 +93,18 @@ class TaskSpec(_Strict):
     @field_validator("task")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not v or any(c in v for c in " /\\,"):
-            raise ValueError("a task name must be non-empty, without spaces, commas or slashes")
+        if not v or any(c in v for c in " /\\,."):
+            raise ValueError("a task name must be non-empty, without spaces, commas, dots or slashes")
         return v
+
+    @model_validator(mode="after")
+    def _primary_is_a_metric(self) -> "TaskSpec":
+        names = [m.name for m in self.metrics]
+        if self.primary_metric is not None and self.primary_metric not in names:
+            raise ValueError(f"primary_metric {self.primary_metric!r} is not one of the metrics {names}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"a metric is named twice in {names}")
+        return self
 
     @property
     def primary(self) -> str:
