@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write_jsonl
+from .results import atomic_write_jsonl, read_jsonl
 from .runner import GENERATE_ERROR, media_filename
 from .scoring import score_by, score_task
 from .tasks.registry import Registry
@@ -95,8 +95,6 @@ def consistency(specs: list[TaskSpec], tasks: dict[str, dict[str, Any]], run_dir
     """For task pairs over the same items in two languages (`consistency_with`): how often
     the model is right in both or wrong in both (primary score >= 0.5), and, for
     multiple choice, how often it picks the same option."""
-    from .results import read_jsonl
-
     out: dict[str, Any] = {}
     for spec in specs:
         other = spec.consistency_with
