@@ -142,9 +142,8 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
 
         generate_tasks(plans, model, task_done, progress=cfg.progress and dist.is_main)
         scored = {task: f.result() for task, f in scoring.items()}
-    _close(model)
     if not dist.is_main:
-        dist.close()
+        _close(model, dist)
         return None, failures
 
     failures += [f"{task}: scoring failed: {err}" for task, (_, _, err) in scored.items() if err]
@@ -169,7 +168,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         "consistency": consistency(runnable, tasks, run_dir),
     }
     atomic_write_json(run_dir / "results.json", results)
-    dist.close()
+    _close(model, dist)  # after the timings: freeing a model is not part of evaluating it
     return results, failures
 
 
@@ -192,9 +191,10 @@ def _with_earlier_tasks(run_dir: Path, tasks: dict[str, Any]) -> dict[str, Any]:
     return {**{t: e for t, e in earlier.items() if t not in tasks}, **tasks}
 
 
-def _close(model: Any) -> None:
+def _close(model: Any, dist: Dist) -> None:
     if hasattr(model, "close"):
         model.close()
+    dist.close()
 
 
 def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | None = None) -> dict[str, Any]:
