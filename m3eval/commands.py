@@ -139,9 +139,9 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    from .demo.tiny_model import ensure_tiny_model
+    from .demo.tiny_model import DEMO_TRAIN_STEPS, ensure_tiny_model
     _threads(1)  # a few-hundred-thousand-parameter model: one thread is fastest
-    model_dir = ensure_tiny_model()
+    model_dir = ensure_tiny_model(train_steps=DEMO_TRAIN_STEPS)  # built once, then cached
     cfg = RunConfig(tasks=["demo"], output=a.output, model="hf",
                     model_args={"pretrained": str(model_dir), "device": "cpu"}, run_name="tiny-llava",
                     batch_size=a.batch_size)

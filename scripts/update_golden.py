@@ -13,7 +13,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from m3eval.demo.tiny_model import ensure_tiny_model  # noqa: E402
+from m3eval.demo.tiny_model import DEMO_TRAIN_STEPS, ensure_tiny_model  # noqa: E402
 from m3eval.pipeline import RunConfig, evaluate  # noqa: E402
 
 GOLDEN = ROOT / "results" / "demo"
@@ -27,7 +27,7 @@ def golden_config(output: Path, model_dir: Path) -> RunConfig:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     shutil.rmtree(GOLDEN / "tiny-llava", ignore_errors=True)
-    results, failures = evaluate(golden_config(GOLDEN, ensure_tiny_model()))
+    results, failures = evaluate(golden_config(GOLDEN, ensure_tiny_model(train_steps=DEMO_TRAIN_STEPS)))
     if failures:
         sys.exit("\n".join(failures))
     print(f"recorded {GOLDEN / 'tiny-llava'}")

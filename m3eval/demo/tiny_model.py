@@ -21,7 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_MODEL_VERSION = "tiny-llava-v2"  # bump when the build changes, so caches rebuild
+TINY_MODEL_VERSION = "tiny-llava-v2"
+DEMO_TRAIN_STEPS = 200  # the demo's model: ~10 s of training once, then scores are not all zero  # bump when the build changes, so caches rebuild
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN]
 IMAGE_SIZE = 32
