@@ -329,7 +329,7 @@ def _load_m3it80(spec: DatasetSpec, repo: _Repo) -> datasets.Dataset:
     images = _read_jsonl(repo.fetch(img_rel)) if img_rel else None
     text = _read_jsonl(repo.fetch(trans_rel)) if trans_rel else images
     if images is None:
-        raise DataError(f"data_files: M3IT-80 needs `images` (the {{split}}_500.jsonl file) beside `rows`")
+        raise DataError("data_files: M3IT-80 needs `images` (the {split}_500.jsonl file) beside `rows`")
     text_where = repo.where(trans_rel or img_rel)
     if len(text) != len(images):
         raise DataError(f"M3IT-80 {spec.name}: {text_where} has {len(text)} lines but {repo.where(img_rel)} has "

@@ -85,7 +85,7 @@ def mc_rows(n: int, seed: int) -> list[dict]:
         img, f = draw_scene(rng)
         choices = rng.sample([c for c in COLORS if c != f["color"]], 3) + [f["color"]]
         rng.shuffle(choices)
-        rows.append({"question_id": f"mc{i:03d}", "question": f"Which color are the shapes in the picture?",
+        rows.append({"question_id": f"mc{i:03d}", "question": "Which color are the shapes in the picture?",
                      "image": {"bytes": png(img), "path": None}, "choices": choices,
                      "correct_choice_idx": choices.index(f["color"]),
                      "direct_answers": _ten(f["color"], "dark " + f["color"], rng)})
