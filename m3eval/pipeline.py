@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,7 +55,8 @@ def run_name_for(cfg: RunConfig) -> str:
 
 
 def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
-                      override: str | None = None) -> list[Sample]:
+                      override: str | None = None, fingerprint: dict[str, Any] | None = None) -> list[Sample]:
+    """The task's samples; `fingerprint`, when given, receives what its data was read from."""
     yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
     dspec = spec.dataset
     if override:
@@ -62,11 +64,13 @@ def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
         if dspec.format in ("m3it", "m3it80") and path.is_dir():  # a local snapshot of the repo
             dspec = dspec.model_copy(update={"path": str(path)})
         else:
-            dspec = DatasetSpec(path=str(path), split=dspec.split, format="auto")
-    ds = load_dataset_rows(dspec, yaml_dir, spec.task)
+            # a single file replaces the task's split; a DatasetDict folder still picks dataset.split
+            dspec = DatasetSpec(path=str(path), format="auto", **({"split": dspec.split} if path.is_dir() else {}))
+    ds = load_dataset_rows(dspec, yaml_dir, spec.task, fingerprint)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir)))
+    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir),
+                              media_roots=media_roots(spec, dspec, yaml_dir)))
 
 
 def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
@@ -81,6 +85,15 @@ def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
     return local if local.is_dir() else local.parent
 
 
+def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path]:
+    """Folders local media paths may come from: the data's folder, doc.video_root, and
+    doc.media_root (relative to the YAML) when the task allows one more."""
+    local = resolve_local(dspec, yaml_dir)
+    roots = [yaml_dir if local is None else local if local.is_dir() else local.parent]
+    roots += [yaml_dir / Path(p).expanduser() for p in (spec.doc.video_root, spec.doc.media_root) if p]
+    return roots
+
+
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
     """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run)."""
     t_start = time.perf_counter()
@@ -91,21 +104,26 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     if unknown:
         raise RunError(f"--dataset-override names tasks not in this run: {', '.join(sorted(unknown))}")
     run_dir = cfg.output / run_name_for(cfg)
-    ident = check_resume(run_dir, identity(cfg.model, cfg.model_args, cfg.seed, cfg.instructions,
-                                           cfg.max_new_tokens, specs, cfg.dataset_overrides))
+    if dist.is_main:
+        for err in registry.errors:  # files this run does not use: reported, never fatal
+            print(f"m3eval: warning: {err}", file=sys.stderr)
 
     failures: list[str] = []
     samples: dict[str, list[Sample]] = {}
+    data: dict[str, dict[str, Any]] = {}
     for spec in specs:  # every task's data and scoring set-up first: a mistake shows before the model loads
         try:
             check_scoring(spec.metrics, spec.filters)
+            data[spec.task] = {}
             samples[spec.task] = load_task_samples(spec, cfg.limit, cfg.instructions,
-                                                   cfg.dataset_overrides.get(spec.task))
+                                                   cfg.dataset_overrides.get(spec.task), data[spec.task])
         except (ValueError, KeyError) as e:  # DataError, SampleError, an unknown metric or filter
             failures.append(f"{spec.task} ({spec.source}): {e}")
     runnable = [s for s in specs if s.task in samples]
     if not runnable:
         raise RunError("no task could be loaded:\n  " + "\n  ".join(failures))
+    ident = check_resume(run_dir, identity(cfg.model, cfg.model_args, cfg.seed, cfg.instructions,
+                                           cfg.max_new_tokens, runnable, {t: data[t] for t in samples}))
 
     t0 = time.perf_counter()
     model = load_model(cfg.model, cfg.model_args)

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 
 class _Strict(BaseModel):
@@ -45,9 +45,18 @@ class DocSpec(_Strict):
     frames: str | None = None  # a list of already-extracted frames (e.g. M3IT's 8 base64 frames)
     video_root: str | None = None  # folder video paths are relative to (relative to the YAML);
     # default: the local data file's folder, else the YAML's folder
+    media_root: str | None = None  # one more folder local image/video paths may come from (relative to
+    # the YAML; "/" allows any); by default only the data's folder and video_root are read
     choices: str | None = None
     lang: str | None = None  # per-row language field; default: the task's language
     instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):  # media_root unset leaves hashes of existing tasks as they were
+        out = handler(self)
+        if self.media_root is None:
+            out.pop("media_root", None)
+        return out
 
 
 class VideoSpec(_Strict):
