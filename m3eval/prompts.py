@@ -41,7 +41,8 @@ class _BoundedEnvironment(SandboxedEnvironment):
     def call_binop(self, context, operator, left, right):
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_PROMPT_CHARS:
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and n > 0 and \
+                        _size(seq, MAX_PROMPT_CHARS // n + 1) * n > MAX_PROMPT_CHARS:
                     raise _limit(f"{type(seq).__name__} of {len(seq)} * {n}")
         elif isinstance(left, int) and isinstance(right, int) and right > 0 and \
                 abs(left).bit_length() * right > _MAX_POW_BITS:
@@ -56,12 +57,36 @@ class _BoundedEnvironment(SandboxedEnvironment):
                 _check_ints(args, kwargs)
             elif name in ("format", "format_map"):
                 _check_format(owner, args, kwargs)
+            elif name == "replace":
+                _check_replace(owner, args)
         return super().call(__context, __obj, *args, **kwargs)
 
 
 _PADDING = {"center", "ljust", "rjust", "zfill", "expandtabs", "indent", "wordwrap", "truncate"}
 _WIDE = re.compile(r"%[-#0 +]*\d{7,}|\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")  # a literal width of >= 7 digits
 _DYNAMIC = re.compile(r"%[-#0 +]*\*|\{[^{}]*:[^{}]*\{")  # a width taken from an argument
+
+
+def _size(obj: Any, budget: int) -> int:
+    """Characters a value can expand to when joined (strings count their length, nested
+    lists their items'), counted only up to budget: `[q * 9000] * 1000` is caught too."""
+    if isinstance(obj, str):
+        return len(obj)
+    if isinstance(obj, (list, tuple)):
+        total = 0
+        for item in obj:
+            total += max(1, _size(item, budget - total))
+            if total > budget:
+                break
+        return total
+    return 1
+
+
+def _check_replace(text: Any, args: tuple) -> None:
+    if isinstance(text, str) and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        grow = (len(args[1]) - len(args[0])) * (text.count(args[0]) if args[0] else len(text) + 1)
+        if len(text) + grow > MAX_PROMPT_CHARS:
+            raise _limit("replace")
 
 
 def _check_ints(args: tuple, kwargs: dict) -> None:
@@ -86,6 +111,8 @@ def _bounded_filter(name: str, fn):
             rest.pop(0)
         if name == "format":
             _check_format(rest[0] if rest else None, tuple(rest[1:]), kwargs)
+        elif name == "replace":
+            _check_replace(rest[0] if rest else None, tuple(rest[1:]))
         else:
             _check_ints(tuple(rest[1:]), kwargs)
         return fn(*args, **kwargs)
@@ -93,7 +120,8 @@ def _bounded_filter(name: str, fn):
 
 
 _env = _BoundedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
-_env.filters = {n: _bounded_filter(n, f) if n in _PADDING | {"format"} else f for n, f in _env.filters.items()}
+_env.filters = {n: _bounded_filter(n, f) if n in _PADDING | {"format", "replace"} else f
+                for n, f in _env.filters.items()}
 
 
 def is_template(text: str) -> bool:

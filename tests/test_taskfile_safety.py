@@ -124,6 +124,8 @@ def test_validate_counts_every_file_and_reports_template_errors(tmp_path):
     "{{ question.center(10**10) }}", "{{ question | center(10**10) }}", "{{ question | indent(10**10) }}",
     "{{ '%*s' | format(10**10, question) }}", "{{ '{:>10000000000}'.format(question) }}",
     "{{ '{:>{w}}'.format(question, w=10**10) }}", "{{ 7 ** 10000000 }}",
+    "{{ ([question * 90000] * 1000000) | join }}", "{{ (question * 90000) | replace('w', question * 1000) }}",
+    "{{ (question * 90000).replace('w', question * 1000) }}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{{ question }}{% endfor %}{% endfor %}"])
 def test_template_bombs_are_refused_before_they_allocate(template):
     t = time.perf_counter()
