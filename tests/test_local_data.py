@@ -81,6 +81,14 @@ def test_image_paths_outside_the_data_folder_fail_their_sample(layout, path):
     assert prepare(got["ok"], VideoRule(), media).error is None
 
 
+def test_stored_frames_given_as_paths_are_confined_too(layout):
+    rows(layout / "tasks" / "data", [{"id": "f", "q": "?", "a": "x", "frames": ["img/cat.png", "../../secret/x.png"]},
+                                     {"id": "g", "q": "?", "a": "x", "frames": ["img/cat.png", "img/cat.png"]}])
+    got = samples_of(task(layout / "tasks", doc="frames: frames"))
+    assert "path '../../secret/x.png' leaves the data folder" in prepare(got["f"], VideoRule(), None).error
+    assert len(prepare(got["g"], VideoRule(), None).message[0]["frames"]) == 2
+
+
 def test_media_root_allows_a_named_folder(layout):
     data = layout / "tasks" / "data"
     rows(data, [{"id": "s", "q": "?", "a": "x", "image": "../../secret/x.png"}])

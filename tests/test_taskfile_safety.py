@@ -83,13 +83,16 @@ def test_a_group_including_itself_is_set_aside_at_discovery(tmp_path):
         reg.resolve(["loop"])  # a run that names it fails here, before any model loads
 
 
-def test_an_unrelated_run_survives_a_self_including_group(tiny_model, tmp_path):
+def test_an_unrelated_run_survives_a_self_including_group(tiny_model, tmp_path, capsys):
     write(tmp_path / "inc", "loop.yaml", "group: loop\ntasks: [demo_vqa, loop]\n")
+    write(tmp_path / "inc", "bomb.yaml", alias_bomb())
     cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path / "out", model_args={"pretrained": str(tiny_model)},
                     run_name="r", limit=2, include_paths=[tmp_path / "inc"], progress=False)
     results, failures = evaluate(cfg)
     assert results["tasks"]["demo_vqa"]["n_samples"] == 2 and failures == []
     assert (tmp_path / "out" / "r" / "results.json").exists()
+    err = capsys.readouterr().err  # both problems reported as warnings, the run unharmed
+    assert "warning: " in err and "loop.yaml: group cycle" in err and "bomb.yaml: the YAML expands" in err
 
 
 @pytest.mark.parametrize("field,text", [("doc.prompt", "{{ q }"), ("doc.prompt", "{{ q | no_such_filter }}"),

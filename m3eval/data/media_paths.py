@@ -41,8 +41,8 @@ def confine(value: str | Path, kind: str, base: Path, roots: list[Path]) -> Path
 
 def resolve_media(value: Any, kind: str, base: Path, roots: list[Path]) -> Any:
     """A row's media value with local paths resolved and confined; other forms unchanged."""
-    if isinstance(value, list) and kind == "image":
-        return [resolve_media(v, kind, base, roots) for v in value]
+    if isinstance(value, list) and kind in ("image", "frames"):  # a list of images, or stored frames
+        return [resolve_media(v, "image", base, roots) for v in value]
     if isinstance(value, dict) and value.get("path") and not value.get("bytes"):
         return confine(value["path"], kind, base, roots)
     if isinstance(value, Path):

@@ -120,7 +120,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
         if doc.images:
             media.append(Media("image", LazyField(ds, i, doc.images, data_dir, roots, "image")))
         if doc.frames:
-            media.append(Media("frames", LazyField(ds, i, doc.frames)))
+            media.append(Media("frames", LazyField(ds, i, doc.frames, data_dir, roots, "frames")))
         if doc.video:
             media.append(Media("video", LazyField(ds, i, doc.video, media_root, roots, "video")))
         missing = None if any(r.strip() for r in references) else \
