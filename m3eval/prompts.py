@@ -20,6 +20,10 @@ LETTERS = [chr(ord("A") + i) for i in range(26)]
 _env = bounded_environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
+def is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
 @lru_cache(maxsize=256)
 def _compile(template: str):
     return _env.from_string(template)
