@@ -143,7 +143,7 @@ def _expected_references(task: str, fixtures: dict[str, Path]) -> list[list[str]
     if task == "aokvqa_mc":
         return [[r["choices"][r["correct_choice_idx"]]] for r in fx.aokvqa_rows()]
     if task == "aokvqa_da":
-        return [r["direct_answers"] for r in fx.aokvqa_rows()]
+        return [r["direct_answers"] for r in fx.aokvqa_rows() if not r["difficult_direct_answer"]]  # exclude_if
     if task in ("msrvtt_qa", "msvd_qa"):
         return [[r["answer"]] for r in fx.videoqa_rows(["a", "b", "c"])]
     if task == "msrvtt_caption":
