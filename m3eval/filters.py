@@ -64,8 +64,11 @@ def _lowercase(text: str, choices: Any) -> str:
     return text.lower()
 
 
-def _first_line(text: str, choices: Any) -> str:
-    """First non-empty line."""
+def _first_line(text: str, choices: Any, skip_empty: bool = True) -> str:
+    """First non-empty line, stripped. skip_empty=False: the text before the first "\n", as is
+    (Ying-VLM's `generated_text.split("\n")[0]`, the M3IT paper protocol)."""
+    if not skip_empty:
+        return text.split("\n")[0]
     for line in text.splitlines():
         if line.strip():
             return line.strip()
