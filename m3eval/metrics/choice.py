@@ -233,6 +233,8 @@ def aokvqa_mc_items(items: list[MetricInput]) -> MetricResult:
 
 
 register_metric(Metric("choice_accuracy", choice_accuracy_items,
-                       description="multiple-choice accuracy: predicted option (letter or text) == gold option"))
+                       description="multiple-choice accuracy: predicted option (letter or text) == gold option",
+                       source="m3eval"))
 register_metric(Metric("aokvqa_mc", aokvqa_mc_items,
-                       description="A-OKVQA multiple-choice accuracy (allenai/aokvqa): prediction == correct choice"))
+                       description="A-OKVQA multiple-choice accuracy: prediction == correct choice's text",
+                       source="allenai/aokvqa evaluation/eval_predictions.py @ 42e8c44ff40d13cf272776a3197365f582137772"))
