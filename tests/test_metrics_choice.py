@@ -51,6 +51,10 @@ ADVERSARIAL = [
     ("It is a dog.", ANIMALS, "B"),
     ("Answer: A cat", ANIMALS, "A"),
     ("A cat", ANIMALS, "A"),
+    ("It is a cat or a dog", ANIMALS, None),
+    ("Answer: A dog or a cat", ANIMALS, None),
+    ("Answer: A cat, not a dog", ANIMALS, None),
+    ("A\nDog.", ANIMALS, "A"),
     # a label followed by an explanation
     ("B because it is not red", COLORS, "B"),
     ("B\nIt is not red.", COLORS, "B"),
@@ -59,6 +63,9 @@ ADVERSARIAL = [
     ("C - green is the color of grass", COLORS, "C"),
     ("D: yellow", COLORS, "D"),
     ("(B) blue", COLORS, "B"),
+    ("A. blue", COLORS, None),
+    ("Answer: (C) red", COLORS, None),
+    ("A. It is the colour of blood", COLORS, "A"),
     # several options, no settling cue
     ("Answer: A, B", COLORS, None),
     ("A or B?", COLORS, None),
@@ -115,6 +122,37 @@ def test_adversarial_suite_has_no_confident_wrong_pick():
     assert not wrong, f"confident wrong picks: {wrong}"
     missed = [(t, g, e) for t, g, e in got if g != e]
     assert not missed, f"not extracted: {missed}"
+
+
+_POOL = ["cat", "dog", "red", "blue", "a bird", "two", "the sea", "yellow car", "红色", "一只猫", "tree", "Apple"]
+_ONE = ["{L}", "({L})", "{L}.", "**{L}**", "The answer is {L}.", "Answer: {l}", "I think it's {L}", "I would choose {L}",
+        "{L}. {T}", "({L}) {T}", "Answer: {L} {T}", "{L} because it is {T}", "{L}\nIt is {T}.", "答案是{L}", "我选{L}",
+        "选{L}", "正确答案是：{L}", "{T}", "It is {T}.", "The answer is ({L}) {T}."]
+_MANY = ["{L} or {M}", "Answer: {L}, {M}", "{T} or {U}", "选项{L}和{M}", "答案是{L}或{M}", "{ECHO}", "Either ({L}) or ({M})",
+         "It is {T}, or maybe {U}", "{L}/{M}"]
+
+
+def test_generated_responses_never_pick_a_wrong_letter():
+    import random
+    rng = random.Random(3)
+    wrong, missed = [], []
+    for _ in range(1500):
+        n = rng.choice([2, 3, 4, 5])
+        choices = rng.sample(_POOL, n)
+        i, j = rng.sample(range(n), 2)
+        fill = {"L": chr(65 + i), "l": chr(97 + i), "M": chr(65 + j), "T": choices[i], "U": choices[j],
+                "ECHO": rng.choice(["\n", " "]).join(f"{chr(65 + k)}. {c}" for k, c in enumerate(choices))}
+        if rng.random() < 0.6:
+            text, expected = rng.choice(_ONE).format(**fill), chr(65 + i)
+        else:
+            text, expected = rng.choice(_MANY).format(**fill), None
+        got = extract_choice_letter(text, choices)
+        if got is not None and got != expected:
+            wrong.append((text, choices, got))
+        elif got != expected:
+            missed.append((text, choices))
+    assert not wrong, f"{len(wrong)} confident wrong picks, e.g. {wrong[:5]}"
+    assert not missed, missed[:10]  # answers a reader settles are extracted too
 
 
 def test_no_choices_uses_n_choices():

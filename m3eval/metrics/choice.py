@@ -24,7 +24,7 @@ _ANSWER_CUES = re.compile(
     r"i(?: would| will|'d|’d) (?:choose|pick|select|go with|say)|i (?:choose|pick|select|go with)|"
     r"i think (?:it is|it's|the answer is)|it (?:is|'s|must be|should be)|it’s)\b)"
     r"\s*(?i:is|would be|should be|will be|must be)?\s*(?::|：)?\s*(?i:option|choice)?\s*" + _LETTER
-    + r"|(?:正确答案|答案|应该选|应选|我选|选择|选)\s*(?:应该是|应为|是|为|：|:)?\s*(?:选项)?\s*" + _LETTER)
+    + r"|(?:正确答案|答案|应该选|应选|我选|选择|选)\s*(?:应该是|应为|是|为)?\s*[:：]?\s*(?:选项)?\s*" + _LETTER)
 _OPTION_CUES = re.compile(r"(?i:\b(?:option|choice)\b)\s*" + _LETTER + r"|选项\s*" + _LETTER
                           + r"|(?<![A-Za-z])([A-Za-z])\s*(?:选项|项)")
 # An enumerated label: "A. red", "(B) blue", "C) green", "D: yellow" (at the start or after a space)
@@ -33,8 +33,8 @@ _LIST_AFTER = re.compile(r"^\s*(?:,|，|/|&|、|和|或|与|及|\bor\b|\band\b)\
                          r"\s*[\(\[]?\s*([A-Z]|[a-z](?=\s*(?:$|[^\w\s])))"
                          r"(?![A-Za-z])")
 _NEG_AFTER = re.compile(r"\s*(?i:(?:is|was|would be|seems)\s+(?:not|wrong|incorrect)\b|isn't|isn’t)|\s*(?:不|错)")
-_CONNECTORS = frozenset("because since as is was seems would should which this it correct right here "
-                        "seems, so".split())
+# words after a label that show it is a label, not the article "A": "A because ...", "A is correct"
+_CONNECTORS = frozenset("because since as is was seems would should which this it correct right here so".split())
 _PAREN = re.compile(r"\(([A-Z])\)")
 _MARKDOWN = re.compile(r"\*\*|__|`")
 
@@ -62,18 +62,21 @@ def _contains(hay: str, needle: str) -> bool:
     return needle in hay
 
 
-def _match_choice_text(text: str, choices: list[str]) -> int | None:
-    """Index of the one choice the text names by its own words, else None."""
+def _named(text: str, choices: list[str]) -> list[int]:
+    """Indices of the choices the text names by their own words: the one it equals, else those it
+    contains ("red" inside "red and blue" counts once, as the longer)."""
     norm = _norm_text(text)
     normed = [_norm_text(c) for c in choices]
     equal = [i for i, c in enumerate(normed) if c and c == norm]
-    if len(equal) == 1:
-        return equal[0]
     if equal:
-        return None  # duplicate choice texts: ambiguous
+        return equal  # several: duplicate choice texts, ambiguous
     hits = [i for i, c in enumerate(normed) if _contains(norm, c)]
-    # "red" inside "red and blue": keep only the longest of nested hits
-    hits = [i for i in hits if not any(j != i and normed[i] in normed[j] and normed[i] != normed[j] for j in hits)]
+    return [i for i in hits if not any(j != i and normed[i] in normed[j] and normed[i] != normed[j] for j in hits)]
+
+
+def _match_choice_text(text: str, choices: list[str]) -> int | None:
+    """Index of the one choice the text names by its own words, else None."""
+    hits = _named(text, choices)
     return hits[0] if len(hits) == 1 else None
 
 
@@ -95,19 +98,24 @@ def _read(t: str, end: int, got: str, valid: str, choices: list[str] | None) -> 
     rest = t[end:]
     if (m := _LIST_AFTER.match(rest)) and m.group(1).upper() in valid and m.group(1).upper() != up:
         return "?"
-    word = re.match(r"\s+([^\W\d_][\w'’-]*)", rest)
-    if word is None:  # end, punctuation, a line break before more text, CJK: the letter stands alone
+    word = re.match(r"[ \t]+([^\W\d_][\w'’-]*)", rest)
+    if word is None:  # end, punctuation, a line break, CJK: the letter stands alone
         return up
-    if choices:  # "B dog" / "A dog": does the text after the letter name an option?
-        named = _starts_with_choice(rest, choices)
-        if ord(up) - 65 in named:
-            return up
-        if up == "A" and len(named) == 1:
-            return letter(named[0])  # "A" was the article
-    if got in "Aa" and word.group(1).casefold() not in _CONNECTORS:
-        return "?" if got == "A" else None  # "A dog" not naming an option; "a cat" is running text
-    if got.islower() and word.group(1).casefold() not in _CONNECTORS:
-        return None
+    connector = word.group(1).casefold() in _CONNECTORS
+    if got.islower() and not connector:
+        return None  # "a cat", "b dog": running text, left to the option-text rule
+    marked = t[end - 1: end] in ").]:、"  # "A." / "(A)": a label, never the article
+    if choices and not connector:  # "B dog" / "A dog": the words after the letter must agree
+        start, named = _starts_with_choice(rest, choices), set(_named(rest, choices))
+        own = ord(up) - 65
+        if own in start:
+            return up if named <= {own} else "?"
+        if start and marked:
+            return "?"  # "A. blue" when blue is B: label and text disagree
+        if up == "A" and len(start) == 1:  # "A" was the article: "Answer: A dog"
+            return letter(start[0]) if named == set(start) else "?"
+    if up == "A" and not connector and not marked:
+        return "?"  # "A cow" naming no option: the article or the label, cannot tell
     return up
 
 
