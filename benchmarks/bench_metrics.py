@@ -85,12 +85,10 @@ def bench_vqa(n: int) -> None:
     items = [MetricInput(p.prediction, p.references) for p in preds]
     print(f"VQA: {n} predictions x 10 answers")
     vqa.normalize_answer.cache_clear()
-    vqa._punct_cached.cache_clear()
     r, _ = timed("vqa_accuracy (cold normalization cache)", lambda: get_metric("vqa_accuracy").compute(items))
     timed("vqa_accuracy (warm cache)", lambda: get_metric("vqa_accuracy").compute(items))
     timed("bootstrap CI (1000 resamples)", lambda: bootstrap_ci(r.per_sample))
     vqa.normalize_answer.cache_clear()
-    vqa._punct_cached.cache_clear()
     timed("score_task: vqa_accuracy + CI, cold (target <= 3 s)", lambda: score_task(preds, ["vqa_accuracy"]))
 
 

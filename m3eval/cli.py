@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", type=Path, default=Path("results"))
     lb.add_argument("--port", type=int, default=8501)
 
+    m = sub.add_parser("metrics", help="list metrics and filters: arguments, scale, source")
+    m.add_argument("--format", choices=["text", "json"], default="text")
+
     d = sub.add_parser("demo", help="run the embedded demo: a tiny VLM on synthetic tasks, offline")
     d.add_argument("--output", type=Path, default=Path("runs"))
     d.add_argument("--batch-size", type=_positive, default=8)
@@ -84,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "metrics":  # before `commands`, whose imports (datasets, torch) it does not need
+        from .catalog import cmd_metrics
+        return cmd_metrics(args)
     from . import commands  # heavy imports only after parsing: `m3eval --help` stays instant
     try:
         return getattr(commands, f"cmd_{args.command}")(args)

@@ -25,6 +25,7 @@ class Filter:
     name: str
     fn: Callable[..., str | None]  # fn(text: str, choices: list[str] | None, **args) -> str | None
     description: str = ""
+    source: str = "m3eval"  # the official implementation it follows, if any
 
 
 _REGISTRY: Registry[Filter] = Registry("filter", "m3eval.filters", Filter)
@@ -64,8 +65,11 @@ def _lowercase(text: str, choices: Any) -> str:
     return text.lower()
 
 
-def _first_line(text: str, choices: Any) -> str:
-    """First non-empty line."""
+def _first_line(text: str, choices: Any, skip_empty: bool = True) -> str:
+    """First non-empty line, stripped. skip_empty=False: the text before the first "\n", as is
+    (Ying-VLM's `generated_text.split("\n")[0]`, the M3IT paper protocol)."""
+    if not skip_empty:
+        return text.split("\n")[0]
     for line in text.splitlines():
         if line.strip():
             return line.strip()
@@ -142,7 +146,8 @@ def _choice_text(text: str, choices: list[str] | None) -> str | None:
 for _f in [
     Filter("strip", _strip, "strip surrounding whitespace (arg chars)"),
     Filter("lowercase", _lowercase, "lowercase"),
-    Filter("first_line", _first_line, "first non-empty line"),
+    Filter("first_line", _first_line, "first non-empty line (skip_empty: false = text before the first newline)",
+           "skip_empty=false: M3-IT/YING-VLM inference_example.py @ cd965973591ad7bf5030fceadc1aa9e4f28a9be6"),
     Filter("first_sentence", _first_sentence, "first sentence"),
     Filter("regex", _regex, "first match of pattern (args pattern, group, ignore_case, fallback)"),
     Filter("remove_prefix", _remove_prefix, "strip a leading prefix such as 'Answer:' (arg prefixes)"),

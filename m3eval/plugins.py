@@ -5,8 +5,9 @@ loaded on the first lookup, so importing m3eval never imports a plugin.
 """
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -43,3 +44,18 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         self._load_plugins()
         return sorted(self._items)
+
+    def items(self) -> list[T]:
+        """Every registered item (plugins included), by name."""
+        return [self._items[n] for n in self.names()]
+
+
+def arguments(fn: Callable[..., Any], skip: int) -> dict[str, Any]:
+    """The keyword arguments a registered callable takes after its `skip` positional inputs,
+    with their defaults (inspect.Parameter.empty when required): what a task YAML's `args:` may
+    set. Listed by `m3eval metrics`."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())[skip:]
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}

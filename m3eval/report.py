@@ -26,6 +26,10 @@ def format_results(results: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    for name, t in results.get("tasks", {}).items():
+        if t.get("excluded_by"):
+            n = t.get("n_excluded")
+            lines.append(f"{name}: {'?' if n is None else n} rows not evaluated ({t['excluded_by']})")
     t = results.get("timings", {})
     if t:
         lines.append(f"\nload {t.get('load_s', 0):.1f}s  generate {t.get('generate_s', 0):.1f}s  "

@@ -2,6 +2,7 @@
 `tasks`, `groups` and `consistency` parts of results.json. Needs no model."""
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,28 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
         "n_empty": sum(1 for p in preds if p.error is None and not p.prediction.strip()),
         "n_generate_errors": sum(1 for p in preds if (p.error or "").startswith(GENERATE_ERROR)),
     }
+    if spec.doc.exclude_if:
+        entry.update(_excluded(spec, run_dir))
     if spec.doc.video or spec.doc.frames:
         entry["video"] = _video_block(spec, preds)
     entry.update(_breakdowns(spec, preds, seed))
     return entry
+
+
+def _excluded(spec: TaskSpec, run_dir: Path | None) -> dict[str, Any]:
+    """n_excluded / excluded_by: rows doc.exclude_if dropped, counted when the rows were read
+    (this process), else as recorded by the run that read them (re-scoring reads no data)."""
+    from .data.samples import EXCLUDED
+
+    field = spec.doc.exclude_if
+    got = EXCLUDED.get(spec.task)
+    if got is not None and got["field"] == field:
+        return {"n_excluded": got["n"], "excluded_by": f"{field} is true"}
+    path = run_dir / "results.json" if run_dir is not None else None
+    old = json.loads(path.read_text()).get("tasks", {}).get(spec.task, {}) if path and path.exists() else {}
+    if old.get("excluded_by") == f"{field} is true":
+        return {"n_excluded": old.get("n_excluded"), "excluded_by": old["excluded_by"]}
+    return {"n_excluded": None, "excluded_by": f"{field} is true"}
 
 
 def _primary_only(spec: TaskSpec) -> list[StepSpec]:

@@ -25,6 +25,136 @@ def test_extraction_table(text, expected):
     assert extract_choice_letter(text, CHOICES) == expected
 
 
+
+COLORS = ["red", "blue", "green", "yellow"]
+ANIMALS = ["cat", "dog", "bird", "fish"]
+
+# Adversarial responses (issue 8 item 3): (response, choices, expected). A wrong letter is far worse
+# than None, so the expected value is None wherever the response does not settle one option.
+ADVERSARIAL = [
+    # echoed options
+    ("A. red B. blue C. green D. yellow", COLORS, None),
+    ("A. red\nB. blue\nC. green\nD. yellow", COLORS, None),
+    ("(A) red (B) blue (C) green (D) yellow", COLORS, None),
+    ("A) red\nB) blue\nC) green\nD) yellow", COLORS, None),
+    ("Options:\nA: red\nB: blue\nC: green\nD: yellow", COLORS, None),
+    ("A. red\nB. blue\nC. green\nD. yellow\nAnswer: B", COLORS, "B"),
+    ("(A) red (B) blue (C) green (D) yellow\nThe answer is (C).", COLORS, "C"),
+    # the article is not a letter
+    ("Answer: A dog", ANIMALS, "B"),
+    ("The answer is A dog.", ANIMALS, "B"),
+    ("A dog.", ANIMALS, "B"),
+    ("A fish is swimming", ANIMALS, "D"),
+    ("A cow is shown", ANIMALS, None),
+    ("Answer: A cow", ANIMALS, None),
+    ("the answer is a bird", ANIMALS, "C"),
+    ("It is a dog.", ANIMALS, "B"),
+    ("Answer: A cat", ANIMALS, "A"),
+    ("A cat", ANIMALS, "A"),
+    ("It is a cat or a dog", ANIMALS, None),
+    ("Answer: A dog or a cat", ANIMALS, None),
+    ("Answer: A cat, not a dog", ANIMALS, None),
+    ("A\nDog.", ANIMALS, "A"),
+    # a label followed by an explanation
+    ("B because it is not red", COLORS, "B"),
+    ("B\nIt is not red.", COLORS, "B"),
+    ("B. blue, since the sky is blue", COLORS, "B"),
+    ("A because it is red", COLORS, "A"),
+    ("C - green is the color of grass", COLORS, "C"),
+    ("D: yellow", COLORS, "D"),
+    ("(B) blue", COLORS, "B"),
+    ("A. blue", COLORS, None),
+    ("Answer: (C) red", COLORS, None),
+    ("A. It is the colour of blood", COLORS, "A"),
+    # several options, no settling cue
+    ("Answer: A, B", COLORS, None),
+    ("A or B?", COLORS, None),
+    ("A and C", COLORS, None),
+    ("The answer is B or C", COLORS, None),
+    ("It is B or maybe C", COLORS, None),
+    ("答案是A或者B", COLORS, None),
+    ("Answer: A. No, the answer is B", COLORS, None),
+    ("It could be red or blue", COLORS, None),
+    ("red, blue", COLORS, None),
+    ("Either (A) or (B)", COLORS, None),
+    # cues
+    ("I think it's B", COLORS, "B"),
+    ("I would choose C", COLORS, "C"),
+    ("I'd go with D.", COLORS, "D"),
+    ("Answer: b", COLORS, "B"),
+    ("**B**", COLORS, "B"),
+    ("The correct answer is **C**.", COLORS, "C"),
+    ("Final answer: (D)", COLORS, "D"),
+    ("My answer is B.", COLORS, "B"),
+    ("The best option is A.", COLORS, "A"),
+    ("Option A is wrong; the answer is B.", COLORS, "B"),
+    ("Option C", COLORS, "C"),
+    ("The answer is not A", COLORS, None),
+    ("blue", COLORS, "B"),
+    ("It is yellow.", COLORS, "D"),
+    ("I don't know", COLORS, None),
+    ("None of the above", COLORS, None),
+    ("E", COLORS, None),
+    ("The answer is F", COLORS, None),
+    ("", COLORS, None),
+    # Chinese
+    ("答案是B", COLORS, "B"),
+    ("答案：C", COLORS, "C"),
+    ("正确答案是D。", COLORS, "D"),
+    ("选B", COLORS, "B"),
+    ("我选C", COLORS, "C"),
+    ("应该选A，因为它是红色的", COLORS, "A"),
+    ("选项A和B", COLORS, None),
+    ("答案是A或B", COLORS, None),
+    ("答案不是A", COLORS, None),
+    ("B选项正确", COLORS, "B"),
+    ("答案为（Ｃ）", COLORS, "C"),
+    ("A. 红色\nB. 蓝色\nC. 绿色\nD. 黄色", ["红色", "蓝色", "绿色", "黄色"], None),
+    ("蓝色", ["红色", "蓝色", "绿色", "黄色"], "B"),
+    ("我认为是红色或者蓝色", ["红色", "蓝色", "绿色", "黄色"], None),
+]
+
+
+def test_adversarial_suite_has_no_confident_wrong_pick():
+    assert len(ADVERSARIAL) >= 60 and sum(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t, _, _ in ADVERSARIAL) >= 12
+    got = [(t, extract_choice_letter(t, c), e) for t, c, e in ADVERSARIAL]
+    wrong = [(t, g, e) for t, g, e in got if g is not None and g != e]
+    assert not wrong, f"confident wrong picks: {wrong}"
+    missed = [(t, g, e) for t, g, e in got if g != e]
+    assert not missed, f"not extracted: {missed}"
+
+
+_POOL = ["cat", "dog", "red", "blue", "a bird", "two", "the sea", "yellow car", "红色", "一只猫", "tree", "Apple"]
+_ONE = ["{L}", "({L})", "{L}.", "**{L}**", "The answer is {L}.", "Answer: {l}", "I think it's {L}", "I would choose {L}",
+        "{L}. {T}", "({L}) {T}", "Answer: {L} {T}", "{L} because it is {T}", "{L}\nIt is {T}.", "答案是{L}", "我选{L}",
+        "选{L}", "正确答案是：{L}", "{T}", "It is {T}.", "The answer is ({L}) {T}."]
+_MANY = ["{L} or {M}", "Answer: {L}, {M}", "{T} or {U}", "选项{L}和{M}", "答案是{L}或{M}", "{ECHO}", "Either ({L}) or ({M})",
+         "It is {T}, or maybe {U}", "{L}/{M}"]
+
+
+def test_generated_responses_never_pick_a_wrong_letter():
+    import random
+    rng = random.Random(3)
+    wrong, missed = [], []
+    for _ in range(1500):
+        n = rng.choice([2, 3, 4, 5])
+        choices = rng.sample(_POOL, n)
+        i, j = rng.sample(range(n), 2)
+        fill = {"L": chr(65 + i), "l": chr(97 + i), "M": chr(65 + j), "T": choices[i], "U": choices[j],
+                "ECHO": rng.choice(["\n", " "]).join(f"{chr(65 + k)}. {c}" for k, c in enumerate(choices))}
+        if rng.random() < 0.6:
+            text, expected = rng.choice(_ONE).format(**fill), chr(65 + i)
+        else:
+            text, expected = rng.choice(_MANY).format(**fill), None
+        got = extract_choice_letter(text, choices)
+        if got is not None and got != expected:
+            wrong.append((text, choices, got))
+        elif got != expected:
+            missed.append((text, choices))
+    assert not wrong, f"{len(wrong)} confident wrong picks, e.g. {wrong[:5]}"
+    assert not missed, missed[:10]  # answers a reader settles are extracted too
+
+
 def test_no_choices_uses_n_choices():
     assert extract_choice_letter("E", None) is None
     assert extract_choice_letter("E", None, n_choices=5) == "E"

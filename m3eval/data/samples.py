@@ -80,6 +80,11 @@ def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
     return list(dict.fromkeys(str(v) for v in ds[field.split(".")[0]]))
 
 
+# task -> {"field", "n", "of"}: rows dropped by doc.exclude_if at the last build_samples of the
+# task, for score_run to put in results (a Sample list has no place for rows that are not in it).
+EXCLUDED: dict[str, dict[str, Any]] = {}
+
+
 def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
                   media_root: Path | None = None, media_roots: list[Path] | None = None) -> Iterator[Sample]:
     """Yield the task's samples. instructions: "default" (each row's own),
@@ -101,7 +106,16 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
     text_cols = [c for c in ds.column_names if c not in media_cols]
     seen: dict[str, int] = {}
+    n_excluded = 0
     for i, row in enumerate(ds.select_columns(text_cols)):
+        if doc.exclude_if:
+            try:
+                if get_field(row, doc.exclude_if):
+                    n_excluded += 1
+                    continue
+            except KeyError:
+                raise SampleError(f"task {spec.task}: row {i}: no field {doc.exclude_if!r} (doc.exclude_if; "
+                                  f"columns: {', '.join(ds.column_names)})") from None
         try:
             choices = _as_list(get_field(row, doc.choices)) if doc.choices else None
             base_id = str(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
@@ -138,6 +152,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             yield Sample(id=base_id if text is None else f"{base_id}#i{k}", task=spec.task, prompt=prompt,
                          references=references, media=media, choices=choices, lang=lang,
                          instruction=None if text is None else k, metadata=meta)
+    if doc.exclude_if:
+        EXCLUDED[spec.task] = {"field": doc.exclude_if, "n": n_excluded, "of": len(ds)}
 
 
 def _instruction_key(field: str | None) -> str:

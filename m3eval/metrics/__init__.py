@@ -2,13 +2,16 @@
 
 Plain functions (predictions: list[str]; references: one list[str] per prediction):
     vqa_accuracy(prediction, answers) -> float       0..1, official VQA accuracy of one answer
+    aokvqa_da_accuracy(prediction, direct_answers, normalize=False) -> float  0..1, official A-OKVQA DA
+    extract_choice_letter(response, choices) -> str | None   the option letter named, None when unsure
     exact_match(predictions, references, ignore_case=False, ignore_punctuation=False) -> float  0..1
     rouge_l(predictions, references, lang="en") -> float   0..1, mean rouge-score rougeL F-measure
     bleu(predictions, references, lang="en") -> float      0..100, sacrebleu corpus BLEU
     chrf(predictions, references, lang="en") -> float      0..100, sacrebleu corpus chrF2
     cider(predictions, references, lang="en") -> float     pycocoevalcap CIDEr-D scale (x10; ~0..1.5 typical)
 
-Registry: get_metric(name), metric_names(), register_metric(Metric(...)).
+Registry: get_metric(name), metric_names(), register_metric(Metric(...)); `m3eval metrics` lists
+every metric with its args, scale and source.
 """
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, get_metric, metric_names, register_metric
 from m3eval.metrics.vqa import aokvqa_da_accuracy, exact_match, normalize_answer, vqa_accuracy  # registers VQA metrics

@@ -49,6 +49,8 @@ class Metric:
     scale: int = 1  # 1 for 0..1 scores, 100 for 0..100 scores
     resamples: int = 1000  # bootstrap resamples for the CI (corpus metrics: re-scorings, kept small where costly)
     description: str = ""
+    source: str = ""  # the official implementation it follows (repo, path, commit), or "m3eval"
+    bounds: str = ""  # value range for `m3eval metrics`; default "0-1" / "0-100" from scale
 
 
 def _hf_evaluate(name: str) -> Metric | None:

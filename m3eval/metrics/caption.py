@@ -28,6 +28,7 @@ import tempfile
 import threading
 import unicodedata
 from functools import lru_cache
+from importlib.metadata import version as _version
 from pathlib import Path
 
 import numpy as np
@@ -382,14 +383,20 @@ def coco_meteor_items(items: list[MetricInput], segment: str = "char") -> Metric
     return MetricResult(score, per, "meteor-1.5 -l en -norm", rescore)
 
 
+_COCO = f"pycocoevalcap {_version('pycocoevalcap')} (PyPI; salaniz/pycocoevalcap, the MS-COCO caption evaluation) "
+
 register_metric(Metric("coco_bleu", coco_bleu_items, kind="corpus", resamples=1000,
-                       description="pycocoevalcap BLEU-n (arg n, default 4), corpus"))
+                       description="pycocoevalcap BLEU-n (arg n, default 4), corpus", source=_COCO + "bleu/bleu_scorer.py"))
 for _n in (1, 2, 3, 4):
     register_metric(Metric(f"coco_bleu_{_n}", (lambda n: lambda items, segment="char": coco_bleu_items(
         items, n=n, segment=segment))(_n), kind="corpus", resamples=1000,
-        description=f"pycocoevalcap BLEU-{_n}, corpus"))
-register_metric(Metric("coco_rouge_l", coco_rouge_l_items, description="pycocoevalcap ROUGE_L (mean over images)"))
+        description=f"pycocoevalcap BLEU-{_n}, corpus", source=_COCO + "bleu/bleu_scorer.py"))
+register_metric(Metric("coco_rouge_l", coco_rouge_l_items, description="pycocoevalcap ROUGE_L (mean over images)",
+                       source=_COCO + "rouge/rouge.py"))
 register_metric(Metric("coco_cider", coco_cider_items, kind="corpus", resamples=200,
-                       description="pycocoevalcap CIDEr(-D), whole corpus (IDF over all references)"))
+                       description="pycocoevalcap CIDEr(-D), whole corpus (IDF over all references)",
+                       bounds="0-10 (CIDEr-D x10, not a 0-1 score; typically 0-1.5)",
+                       source=_COCO + "cider/cider_scorer.py"))
 register_metric(Metric("coco_meteor", coco_meteor_items, kind="corpus", resamples=1000,
-                       description="pycocoevalcap METEOR 1.5 (Java), corpus"))
+                       description="pycocoevalcap METEOR 1.5 (Java), corpus",
+                       source=_COCO + "meteor/meteor.py (METEOR 1.5 jar)"))

@@ -45,4 +45,5 @@ def hf_metric(name: str) -> Metric:
             raise RuntimeError(f"metric {name!r}: result has keys {sorted(out)}; pick one with args.key")
         return MetricResult(float(out[k]) / scale, None, f"hf-evaluate:{metric}")
 
-    return Metric(name, compute, kind="corpus", resamples=0, description=f"HF evaluate metric {metric!r} (optional)")
+    return Metric(name, compute, kind="corpus", resamples=0, description=f"HF evaluate metric {metric!r} (optional)",
+                  source=f"huggingface/evaluate metric {metric!r}", bounds="as the metric defines")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib.metadata import version as _version
 from typing import Callable
 
 import numpy as np
@@ -167,9 +168,13 @@ def _rouge_items(items: list[MetricInput], use_stemmer: bool = False) -> MetricR
 
 
 register_metric(Metric("rouge_l", _rouge_items,
-                       description="rouge-score rougeL F-measure, max over references; per-character for zh/ja"))
+                       description="rouge-score rougeL F-measure, max over references; per-character for zh/ja; "
+                                   "no stemming unless use_stemmer",
+                       source=f"rouge-score {_version('rouge-score')} (PyPI; google-research/rouge) RougeScorer(['rougeL'])"))
 # BLEU/chrF re-scoring is a sum over statistics: 1,000 resamples cost well under a second.
 register_metric(Metric("bleu", bleu_items, kind="corpus", scale=100, resamples=1000,
-                       description="sacrebleu corpus BLEU (tokenize zh for Chinese, char for Japanese, else 13a)"))
+                       description="sacrebleu corpus BLEU (tokenize zh for Chinese, char for Japanese, else 13a)",
+                       source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) BLEU.corpus_score; signature stored in results"))
 register_metric(Metric("chrf", chrf_items, kind="corpus", scale=100, resamples=1000,
-                       description="sacrebleu corpus chrF2"))
+                       description="sacrebleu corpus chrF2",
+                       source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) CHRF.corpus_score; signature stored in results"))

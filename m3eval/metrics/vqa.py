@@ -1,12 +1,15 @@
 """VQA-style answer accuracy: official VQA (OK-VQA), A-OKVQA direct answer, open-ended QA, exact match.
 
-References followed:
-- GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py (VQAEval): answer
-  normalization (processPunctuation, processDigitArticle) and accuracy = mean over the
-  leave-one-out subsets of the ground-truth answers of min(1, #matches / 3).
-  OK-VQA is scored with the same script.
-- allenai/aokvqa, evaluation/eval_predictions.py (eval_aokvqa), direct-answer setting:
-  min(1, #(pred == direct_answer) / 3) over the 10 direct answers, no leave-one-out.
+Official sources followed (the ports in tests/reference/ are the differential-test oracles):
+- VQA accuracy: GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py, VQAEval.evaluate
+  at master commit a013f00 (2021-03-11, "Fixed processing answers bug"). The stored index holds the
+  file at c4e6a0e4e84b9702d99800d3393652d92b5df224 (the 2016 tables: punctuation list and
+  contractions with straight apostrophes, unchanged by a013f00, which only moved the normalization
+  of answers and prediction under the "answers not all identical" branch). OK-VQA uses this script.
+- A-OKVQA: allenai/aokvqa, evaluation/eval_predictions.py (eval_aokvqa) at commit
+  42e8c44ff40d13cf272776a3197365f582137772: direct answer = min(1, #(pred == da) / 3), compared
+  as given; questions with difficult_direct_answer are dropped (tasks/official/aokvqa_da.yaml,
+  doc.exclude_if).
 """
 from __future__ import annotations
 
@@ -16,30 +19,30 @@ from functools import lru_cache
 
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, mean, register_metric
 
-# vqaEval.py self.contractions, verbatim in content (keys and values keep the script's mix of ' and ’;
-# written here as "key value" pairs).
+# vqaEval.py self.contractions (c4e6a0e), as "key value" pairs; note the script's own quirk
+# "somebody'd" -> "somebodyd", kept.
 _CONTRACTIONS_TABLE = """
-aint ain't|arent aren't|cant can't|couldve could've|couldnt couldn't|couldn'tve couldn’t’ve
-couldnt’ve couldn’t’ve|didnt didn’t|doesnt doesn’t|dont don’t|hadnt hadn’t|hadnt’ve hadn’t’ve
-hadn'tve hadn’t’ve|hasnt hasn’t|havent haven’t|hed he’d|hed’ve he’d’ve|he’dve he’d’ve|hes he’s
-howd how’d|howll how’ll|hows how’s|Id’ve I’d’ve|I’dve I’d’ve|Im I’m|Ive I’ve|isnt isn’t|itd it’d
-itd’ve it’d’ve|it’dve it’d’ve|itll it’ll|let’s let’s|maam ma’am|mightnt mightn’t|mightnt’ve mightn’t’ve
-mightn’tve mightn’t’ve|mightve might’ve|mustnt mustn’t|mustve must’ve|neednt needn’t|notve not’ve
-oclock o’clock|oughtnt oughtn’t|ow’s’at ’ow’s’at|’ows’at ’ow’s’at|’ow’sat ’ow’s’at|shant shan’t
-shed’ve she’d’ve|she’dve she’d’ve|she’s she’s|shouldve should’ve|shouldnt shouldn’t
-shouldnt’ve shouldn’t’ve|shouldn’tve shouldn’t’ve|somebody’d somebodyd|somebodyd’ve somebody’d’ve
-somebody’dve somebody’d’ve|somebodyll somebody’ll|somebodys somebody’s|someoned someone’d
-someoned’ve someone’d’ve|someone’dve someone’d’ve|someonell someone’ll|someones someone’s
-somethingd something’d|somethingd’ve something’d’ve|something’dve something’d’ve|somethingll something’ll
-thats that’s|thered there’d|thered’ve there’d’ve|there’dve there’d’ve|therere there’re|theres there’s
-theyd they’d|theyd’ve they’d’ve|they’dve they’d’ve|theyll they’ll|theyre they’re|theyve they’ve
-twas ’twas|wasnt wasn’t|wed’ve we’d’ve|we’dve we’d’ve|weve we've|werent weren’t|whatll what’ll
-whatre what’re|whats what’s|whatve what’ve|whens when’s|whered where’d|wheres where's|whereve where’ve
-whod who’d|whod’ve who’d’ve|who’dve who’d’ve|wholl who’ll|whos who’s|whove who've|whyll why’ll
-whyre why’re|whys why’s|wont won’t|wouldve would’ve|wouldnt wouldn’t|wouldnt’ve wouldn’t’ve
-wouldn’tve wouldn’t’ve|yall y’all|yall’ll y’all’ll|y’allll y’all’ll|yall’d’ve y’all’d’ve
-y’alld’ve y’all’d’ve|y’all’dve y’all’d’ve|youd you’d|youd’ve you’d’ve|you’dve you’d’ve|youll you’ll
-youre you’re|youve you’ve
+aint ain't|arent aren't|cant can't|couldve could've|couldnt couldn't|couldn'tve couldn't've
+couldnt've couldn't've|didnt didn't|doesnt doesn't|dont don't|hadnt hadn't|hadnt've hadn't've
+hadn'tve hadn't've|hasnt hasn't|havent haven't|hed he'd|hed've he'd've|he'dve he'd've|hes he's
+howd how'd|howll how'll|hows how's|Id've I'd've|I'dve I'd've|Im I'm|Ive I've|isnt isn't|itd it'd
+itd've it'd've|it'dve it'd've|itll it'll|let's let's|maam ma'am|mightnt mightn't|mightnt've mightn't've
+mightn'tve mightn't've|mightve might've|mustnt mustn't|mustve must've|neednt needn't|notve not've
+oclock o'clock|oughtnt oughtn't|ow's'at 'ow's'at|'ows'at 'ow's'at|'ow'sat 'ow's'at|shant shan't
+shed've she'd've|she'dve she'd've|she's she's|shouldve should've|shouldnt shouldn't
+shouldnt've shouldn't've|shouldn'tve shouldn't've|somebody'd somebodyd|somebodyd've somebody'd've
+somebody'dve somebody'd've|somebodyll somebody'll|somebodys somebody's|someoned someone'd
+someoned've someone'd've|someone'dve someone'd've|someonell someone'll|someones someone's
+somethingd something'd|somethingd've something'd've|something'dve something'd've|somethingll something'll
+thats that's|thered there'd|thered've there'd've|there'dve there'd've|therere there're|theres there's
+theyd they'd|theyd've they'd've|they'dve they'd've|theyll they'll|theyre they're|theyve they've
+twas 'twas|wasnt wasn't|wed've we'd've|we'dve we'd've|weve we've|werent weren't|whatll what'll
+whatre what're|whats what's|whatve what've|whens when's|whered where'd|wheres where's|whereve where've
+whod who'd|whod've who'd've|who'dve who'd've|wholl who'll|whos who's|whove who've|whyll why'll
+whyre why're|whys why's|wont won't|wouldve would've|wouldnt wouldn't|wouldnt've wouldn't've
+wouldn'tve wouldn't've|yall y'all|yall'll y'all'll|y'allll y'all'll|yall'd've y'all'd've
+y'alld've y'all'd've|y'all'dve y'all'd've|youd you'd|youd've you'd've|you'dve you'd've|youll you'll
+youre you're|youve you've
 """
 CONTRACTIONS: dict[str, str] = dict(
     pair.split(" ") for pair in _CONTRACTIONS_TABLE.replace("\n", "|").split("|") if pair
@@ -48,13 +51,13 @@ CONTRACTIONS: dict[str, str] = dict(
 MANUAL_MAP = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
               "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
 ARTICLES = frozenset({"a", "an", "the"})
-# vqaEval.py self.punct (note: no '.', '-', '!' — periods have their own rule, '-' and '!' are kept)
-PUNCT = (";", ":", "/", "'", "[", "]", '"', "(", ")", "=", "+", "\\", "_", ">", "<", "@", "`", ",", "?")
+# vqaEval.py self.punct (c4e6a0e): no '.', ':' or "'" (periods have their own rule; ':' and "'" stay)
+PUNCT = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
 # vqaEval.py self.periodStrip: "(?!<=\d)" is a (buggy) negative lookahead, kept as is: it removes
 # every period not followed by a digit.
 _PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
 _COMMA_STRIP = re.compile(r"(\d)(\,)(\d)")
-_ANY_PUNCT = re.compile(r"[;:/'\[\]\"()=+\\_><@`,?.]")  # fast path: most answers have none of these
+_ANY_PUNCT = re.compile(r"[;/\[\]\"{}()=+\\_\-><@`,?!.]")  # fast path: most answers have none of these
 # vqaEval.py calls periodStrip.sub("", outText, re.UNICODE): the flag lands in `count`, so only the
 # first re.UNICODE (== 32) periods are removed. Kept for exactness.
 _PERIOD_COUNT = int(re.UNICODE)
@@ -89,16 +92,16 @@ def process_digit_article(text: str) -> str:
     return " ".join(words)
 
 
+def _clean(text: str) -> str:
+    """vqaEval.py's first step on every answer and the prediction."""
+    return text.replace("\n", " ").replace("\t", " ").strip()
+
+
 @lru_cache(maxsize=1 << 18)
 def normalize_answer(text: str) -> str:
-    """The normalization vqaEval.py applies to a model's answer (resAns)."""
-    text = text.replace("\n", " ").replace("\t", " ").strip()
-    return process_digit_article(process_punctuation(text))
-
-
-@lru_cache(maxsize=1 << 18)
-def _punct_cached(text: str) -> str:
-    return process_punctuation(text)
+    """The full vqaEval.py normalization (clean, processPunctuation, processDigitArticle). The
+    official VQA accuracy applies it only to questions whose answers are not all identical."""
+    return process_digit_article(process_punctuation(_clean(text)))
 
 
 def _check_answers(prediction: object, answers: object) -> None:
@@ -112,15 +115,14 @@ def _check_answers(prediction: object, answers: object) -> None:
 
 
 def vqa_accuracy(prediction: str | None, answers: list[str]) -> float:
-    """Official VQA accuracy of one answer, 0..1 (GT-Vision-Lab/VQA vqaEval.py).
+    """Official VQA accuracy of one answer, 0..1 (vqaEval.py at a013f00, see the module doc).
 
-    The prediction gets the full answer normalization; the ground-truth answers get only
-    processPunctuation, and only when they are not all identical (as in vqaEval.py: the released
-    annotations are already normalized). Accuracy = mean over leaving each ground-truth answer out
-    of min(1, #remaining answers equal to the prediction / 3). With 10 answers, 3 matches give 0.9
-    (3 subsets see 2 matches -> 2/3, 7 see 3 -> 1). Other list lengths use the same leave-one-out
-    over however many answers there are (note: with fewer than 4 answers a perfect answer cannot
-    reach 1.0); a single answer is an error, since leaving it out always scores 0.
+    Every answer and the prediction are cleaned (newlines/tabs -> spaces, stripped). Only when the
+    cleaned answers are not all identical do the answers AND the prediction get processPunctuation
+    and processDigitArticle: against ten identical answers the comparison is exact ("two" vs ten
+    "2" scores 0). Accuracy = mean over leaving each answer out of min(1, #remaining equal to the
+    prediction / 3): with 10 answers, 3 matches give 0.9. Fewer than 2 answers is an error, since
+    leaving the only answer out always scores 0.
     """
     _check_answers(prediction, answers)
     if len(answers) < 2:
@@ -128,8 +130,12 @@ def vqa_accuracy(prediction: str | None, answers: list[str]) -> float:
                          f"{len(answers)}; use open_qa_accuracy or exact_match for single-answer data")
     if prediction is None:
         return 0.0
-    res = normalize_answer(prediction)
-    gts = [_punct_cached(a) for a in answers] if len(set(answers)) > 1 else answers
+    gts = [_clean(a) for a in answers]
+    if len(set(gts)) > 1:
+        gts = [normalize_answer(a) for a in gts]
+        res = normalize_answer(prediction)
+    else:
+        res = _clean(prediction)
     matches = sum(1 for a in gts if a == res)
     if matches == 0:
         return 0.0
@@ -141,12 +147,11 @@ def vqa_accuracy(prediction: str | None, answers: list[str]) -> float:
     return total / len(gts)
 
 
-def aokvqa_da_accuracy(prediction: str | None, direct_answers: list[str], normalize: bool = True) -> float:
+def aokvqa_da_accuracy(prediction: str | None, direct_answers: list[str], normalize: bool = False) -> float:
     """A-OKVQA direct-answer accuracy (allenai/aokvqa eval_aokvqa): min(1, #matches / 3), no
-    leave-one-out. The official script compares strings as given (its direct answers are already
-    VQA-normalized); with normalize=True (default) the prediction and the answers both get the VQA
-    answer normalization first, so a raw model output like "Two." matches "2". normalize=False is
-    byte-for-byte the official comparison."""
+    leave-one-out. Default: the official comparison, strings as given (pred == da). normalize=True
+    (a convenience, named in the task YAML and so in results) first gives both sides the full VQA
+    answer normalization, so a raw output like "Two." matches "2"."""
     _check_answers(prediction, direct_answers)
     if not direct_answers:
         raise ValueError("aokvqa_da needs the direct answers, got none")
@@ -160,16 +165,22 @@ def aokvqa_da_accuracy(prediction: str | None, direct_answers: list[str], normal
     return min(1.0, matches / 3.0)
 
 
-def open_qa_match(prediction: str | None, references: list[str]) -> float:
-    """Open-ended QA accuracy (MSRVTT-QA / MSVD-QA style): 1 when the VQA-normalized prediction
-    equals any VQA-normalized reference, else 0."""
+def open_qa_match(prediction: str | None, references: list[str], normalize: str = "vqa") -> float:
+    """Open-ended QA accuracy (MSRVTT-QA / MSVD-QA style): 1 when the prediction equals any
+    reference, else 0. These benchmarks have no official scorer for generated text (their papers
+    classify over an answer vocabulary, i.e. exact match on the answer word), so the comparison is
+    m3eval's convention, named by `normalize`: "vqa" (default) gives both sides the full VQA answer
+    normalization; "none" compares strings as given (only surrounding whitespace stripped)."""
     _check_answers(prediction, references)
     if not references:
         raise ValueError("open_qa_accuracy needs at least one reference")
+    if normalize not in ("vqa", "none"):
+        raise ValueError(f"open_qa_accuracy: normalize must be 'vqa' or 'none', got {normalize!r}")
     if prediction is None:
         return 0.0
-    pred = normalize_answer(prediction)
-    return 1.0 if any(normalize_answer(r) == pred for r in references) else 0.0
+    norm = normalize_answer if normalize == "vqa" else str.strip
+    pred = norm(prediction)
+    return 1.0 if any(norm(r) == pred for r in references) else 0.0
 
 
 # ---- exact match ----
@@ -218,17 +229,23 @@ def _per_item(fn, items: list[MetricInput], **kw) -> MetricResult:
     return MetricResult(mean(scores), scores)
 
 
+_VQA_SRC = "GT-Vision-Lab/VQA PythonEvaluationTools/vqaEvaluation/vqaEval.py @ a013f00 (master, 2021-03-11)"
+_AOKVQA_SRC = "allenai/aokvqa evaluation/eval_predictions.py @ 42e8c44ff40d13cf272776a3197365f582137772"
+
 register_metric(Metric(
     "exact_match",
     lambda items, ignore_case=False, ignore_punctuation=False: _per_item(
         exact_match_one, items, ignore_case=ignore_case, ignore_punctuation=ignore_punctuation),
-    description="1 if the prediction equals any reference (options: ignore_case, ignore_punctuation)"))
+    description="1 if the prediction equals any reference (options: ignore_case, ignore_punctuation)",
+    source="m3eval (whitespace always collapsed)"))
 register_metric(Metric(
     "vqa_accuracy", lambda items: _per_item(vqa_accuracy, items),
-    description="official VQA accuracy (GT-Vision-Lab/VQA vqaEval.py), leave-one-out min(1, n/3)"))
+    description="official VQA accuracy, leave-one-out min(1, n/3)", source=_VQA_SRC))
 register_metric(Metric(
-    "aokvqa_da", lambda items, normalize=True: _per_item(aokvqa_da_accuracy, items, normalize=normalize),
-    description="A-OKVQA direct-answer accuracy (allenai/aokvqa), min(1, n/3) over the direct answers"))
+    "aokvqa_da", lambda items, normalize=False: _per_item(aokvqa_da_accuracy, items, normalize=normalize),
+    description="A-OKVQA direct-answer accuracy, min(1, n/3), strings as given (normalize: VQA "
+                "normalization on both sides, a convenience)", source=_AOKVQA_SRC))
 register_metric(Metric(
-    "open_qa_accuracy", lambda items: _per_item(open_qa_match, items),
-    description="open-ended QA accuracy: VQA-normalized prediction equals any normalized reference"))
+    "open_qa_accuracy", lambda items, normalize="vqa": _per_item(open_qa_match, items, normalize=normalize),
+    description="open-ended QA accuracy: prediction equals any reference (normalize: vqa | none)",
+    source="m3eval convention (no official scorer for generated answers); normalization from " + _VQA_SRC))

@@ -50,6 +50,9 @@ class DocSpec(_Strict):
     choices: str | None = None
     lang: str | None = None  # per-row language field; default: the task's language
     instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
+    # rows where this field is truthy are not evaluated, and counted in results as `excluded`
+    # (e.g. A-OKVQA's official DA evaluation drops `difficult_direct_answer` questions)
+    exclude_if: str | None = None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):  # media_root unset leaves hashes of existing tasks as they were
