@@ -15,6 +15,7 @@ from m3eval.data.synthetic import draw_image, encode_video
 from m3eval.pipeline import load_task_samples
 from m3eval.runner import prepare
 from m3eval.tasks.loader import load_file
+from m3eval.tasks.schema import DatasetSpec
 
 
 def task(folder: Path, data: str = "data/rows.jsonl", doc: str = "images: image") -> Path:
@@ -138,6 +139,16 @@ def test_an_empty_data_file_says_it_has_no_rows(tmp_path, content, name):
     (spec,) = load_file(task(tmp_path, data=name, doc=""))
     with pytest.raises(DataError, match=rf"{name}: the file has no rows"):
         load_dataset_rows(spec.dataset, tmp_path, "t")
+
+
+def test_an_empty_m3it_raw_file_says_it_has_no_rows(tmp_path):
+    folder = tmp_path / "M3IT" / "data" / "vqa" / "okvqa"
+    folder.mkdir(parents=True)
+    (folder / "instructions.json").write_text(json.dumps(["Answer."]))
+    (folder / "val_v2.jsonl").write_text("")
+    spec = DatasetSpec(path=str(tmp_path / "M3IT"), name="okvqa", split="validation", format="m3it")
+    with pytest.raises(DataError, match=r"split 'validation' has no rows \(read: .*val_v2\.jsonl"):
+        load_dataset_rows(spec, tmp_path, "t")
 
 
 def test_an_empty_parquet_file_says_it_has_no_rows(tmp_path):

@@ -49,6 +49,9 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str,
             read = [Path(c["filename"]) for c in ds.cache_files]
         else:
             ds = _load_local(local, spec)
+        if len(ds) == 0:  # an empty split or raw file: say so here, not "scored nothing" after the model ran
+            raise DataError(f"split {spec.split!r} has no rows"
+                            + (f" (read: {', '.join(str(p) for p in dict.fromkeys(read))})" if read else ""))
         if fingerprint is not None:
             fingerprint.update(_fingerprint(spec, base_dir, local, read))
     except DataError as e:
