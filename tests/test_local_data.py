@@ -183,3 +183,21 @@ def test_an_override_file_replaces_the_split(tmp_path):
     rows(tmp_path / "data", [{"id": "o", "q": "?", "a": "x"}], "over.jsonl")
     yaml = task(tmp_path, data="org/hub-dataset, split: val2014", doc="")
     assert list(samples_of(yaml, str(tmp_path / "data" / "over.jsonl"))) == ["o"]
+
+
+def test_bad_rows_are_counted_in_a_real_run(tiny_model, layout):
+    """End to end: a row without references and a row whose image leaves the data folder
+    fail alone, are counted in n_errors and name themselves; the other rows are scored."""
+    from m3eval.pipeline import RunConfig, evaluate
+    from m3eval.results import read_jsonl
+    rows(layout / "tasks" / "data", [{"id": "ok", "q": "?", "a": "x", "image": "img/cat.png"},
+                                     {"id": "norefs", "q": "?", "a": [], "image": "img/cat.png"},
+                                     {"id": "escape", "q": "?", "a": "x", "image": "../../secret/x.png"}])
+    task(layout / "tasks")
+    results, failures = evaluate(RunConfig(tasks=["t"], output=layout / "out", model_args={"pretrained": str(tiny_model)},
+                                           run_name="r", include_paths=[layout / "tasks"], progress=False))
+    entry = results["tasks"]["t"]
+    assert failures == [] and entry["n_samples"] == 3 and entry["n_errors"] == 2
+    errors = {p["id"]: p["error"] for p in read_jsonl(layout / "out" / "r" / "predictions" / "t.jsonl")}
+    assert errors["ok"] is None and "has no references" in errors["norefs"] and "leaves the data folder" in errors["escape"]
+    assert sorted(p.name.split("-")[0] for p in (layout / "out" / "r" / "media" / "t").iterdir()) == ["ok"]  # nothing copied for the failed rows
