@@ -91,7 +91,8 @@ def test_fingerprint_of_an_m3it_snapshot_covers_the_files_read(tmp_path):
     task = snap / "data" / "vqa" / "okvqa"
     task.mkdir(parents=True)
     (task / "instructions.json").write_text(json.dumps(["Answer the question."]))
-    write(task / "val_v2.jsonl", [{"question": "q?", "paraphrased_answer": "yes", "answer": "yes", "image_str": "aGk="}])
+    write(task / "val_v2.jsonl",
+          [{"question": "q?", "paraphrased_answer": "yes", "answer": "yes", "image_str": "aGk="}])
     spec = DatasetSpec(path=str(snap), name="okvqa", split="validation", format="m3it")
 
     def fp() -> dict:
@@ -113,7 +114,8 @@ def test_hub_commit_is_read_from_cache_paths():
     blob = f"/root/.cache/huggingface/hub/datasets--org--name/blobs/{'f' * 40}"
     assert commit_from_paths([hub]) == SHA and commit_from_paths([arrow]) == SHA
     assert commit_from_paths([blob]) is None and commit_from_paths(["/tmp/x.arrow"]) is None
-    a, b = hub_fingerprint("org/name", "main", [hub]), hub_fingerprint("org/name", "main", [arrow.replace(SHA, "f" * 40)])
+    a = hub_fingerprint("org/name", "main", [hub])
+    b = hub_fingerprint("org/name", "main", [arrow.replace(SHA, "f" * 40)])
     assert a["commit"] == SHA and "hub commit" in data_changed(a, b)
     unknown = hub_fingerprint("org/name", "main", [])
     assert data_changed(a, unknown) is None  # a commit that cannot be told is not a change

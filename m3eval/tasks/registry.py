@@ -63,7 +63,8 @@ class Registry:
     def unknown(self, name: str) -> TaskError:
         near = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(near)}?" if near else "; `m3eval tasks` lists them"
-        broken = f" ({len(self.errors)} task files or groups failed to load: run `m3eval validate`)" if self.errors else ""
+        broken = f" ({len(self.errors)} task files or groups failed to load: run `m3eval validate`)" \
+            if self.errors else ""
         return TaskError(f"unknown task or group {name!r}{hint}{broken}")
 
     def expand(self, name: str, _stack: tuple[str, ...] = ()) -> list[str]:
