@@ -11,9 +11,12 @@ are distinct.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import json
+from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from m3eval.metrics.base import Metric, MetricResult, mean, register_metric
 
 CHUNK_BYTES = 256 * 2**20  # similarity block per chunk: 256 MB
 
@@ -84,3 +87,78 @@ def recall_at_k(similarity: np.ndarray, positives: Sequence[Iterable[int]], k: i
 def topk_hits(logits: np.ndarray, labels: Sequence[int], k: int) -> np.ndarray:
     """Per sample 1.0 if its label is among the k highest logits (ties count against), else 0.0."""
     return (ranks(logits, [[int(y)] for y in labels]) < k).astype(np.float64)
+
+
+# ---- registered metrics over the predictions m3eval/encode.py writes ----------------------
+# zero-shot: prediction "i1 i2 ... i10" (class indices, best first), reference the label index;
+# retrieval: prediction {"i2t": rank of the image's best caption, "t2i": [rank of the image for
+# each of its captions]} (0-based ranks, as embedding_ranks gives).
+
+def _topk_items(items: list, k: int) -> MetricResult:
+    scores = [float(it.prediction is not None and it.references[0] in it.prediction.split()[:k]) for it in items]
+    return MetricResult(mean(scores), scores)
+
+
+def _ranks_of(items: list, i: int, key: str) -> Any:
+    it = items[i]
+    if it.prediction is None:
+        return None
+    try:
+        return json.loads(it.prediction)[key]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"sample {i}: prediction is not a retrieval record with {key!r}: "
+                         f"{it.prediction[:80]!r}") from None
+
+
+def _i2t_items(items: list, k: int) -> MetricResult:
+    scores = []
+    for i in range(len(items)):
+        r = _ranks_of(items, i, "i2t")
+        scores.append(float(r is not None and r < k))
+    return MetricResult(mean(scores), scores)
+
+
+def _t2i_counts(items: list, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: (hits among its captions, number of captions)."""
+    hits, n = np.zeros(len(items)), np.zeros(len(items))
+    for i, it in enumerate(items):
+        r = _ranks_of(items, i, "t2i")
+        n[i] = len(r) if r is not None else len(it.references)  # a failed sample's captions all miss
+        hits[i] = sum(x < k for x in r) if r is not None else 0
+    return hits, n
+
+
+def _t2i_items(items: list, k: int) -> MetricResult:
+    """Mean over captions (the queries); the CI resamples images with all their captions (a
+    cluster bootstrap: the captions of one image are not independent)."""
+    hits, n = _t2i_counts(items, k)
+    return MetricResult(float(hits.sum() / n.sum()), (hits / np.maximum(n, 1)).tolist(),
+                        rescore=lambda c: float((c * hits).sum() / max((c * n).sum(), 1)))
+
+
+def _mean_recall_items(items: list) -> MetricResult:
+    """Mean of image->text and text->image R@1, R@5, R@10 (the six numbers M2-Encoder, ALBEF and
+    Chinese-CLIP average as "mean recall"), resampled over images."""
+    i2t = [np.asarray(_i2t_items(items, k).per_sample) for k in (1, 5, 10)]
+    t2i = [_t2i_counts(items, k) for k in (1, 5, 10)]
+
+    def score(c: np.ndarray) -> float:
+        parts = [float((c * s).sum() / c.sum()) for s in i2t] + \
+                [float((c * h).sum() / max((c * n).sum(), 1)) for h, n in t2i]
+        return sum(parts) / 6
+
+    ones = np.ones(len(items))
+    per = [(sum(s[i] for s in i2t) + sum(h[i] / max(n[i], 1) for h, n in t2i)) / 6 for i in range(len(items))]
+    return MetricResult(score(ones), per, rescore=score)
+
+
+for _k in (1, 5):
+    register_metric(Metric(f"top{_k}_accuracy", (lambda k: lambda items: _topk_items(items, k))(_k),
+                           description=f"zero-shot classification: label among the {_k} best classes"))
+for _k in (1, 5, 10):
+    register_metric(Metric(f"i2t_r{_k}", (lambda k: lambda items: _i2t_items(items, k))(_k),
+                           description=f"image->text recall@{_k} (a caption of the image in the top {_k})"))
+    register_metric(Metric(f"t2i_r{_k}", (lambda k: lambda items: _t2i_items(items, k))(_k), kind="corpus",
+                           description=f"text->image recall@{_k} over captions; CI resamples images"))
+register_metric(Metric("mean_recall", _mean_recall_items, kind="corpus",
+                       description="mean of i2t and t2i R@1/5/10"))
