@@ -18,6 +18,7 @@ Encoder tasks run on rank 0 (no sharding yet).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ def is_encoder(model: Any) -> bool:
 def model_fits(spec: TaskSpec, model: Any) -> str | None:
     """Why this model cannot run this task, or None."""
     if spec.type == "generate" and is_encoder(model):
-        return f"type generate: the encoder backend cannot generate text (run it with --model hf / openai)"
+        return "type generate: the encoder backend cannot generate text (run it with --model hf / openai)"
     if spec.type != "generate" and not is_encoder(model):
         return f"type {spec.type}: needs a contrastive encoder backend (--model clip)"
     return None
@@ -70,12 +71,12 @@ def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: Any, run_dir:
         preds, extra = _zero_shot(spec, samples, img, errors, cache, model)
     else:
         preds, extra = _retrieval(samples, img, errors, cache, model)
-    atomic_write_jsonl(path, [p.to_json() for p in preds])
-    if extra:
-        atomic_write_json(run_dir / "encoders" / f"{spec.task}.json", extra)
     seconds = time.perf_counter() - t0
     for p in preds:
         p.seconds = seconds / max(len(preds), 1)
+    atomic_write_jsonl(path, [p.to_json() for p in preds])
+    if extra:
+        atomic_write_json(run_dir / "encoders" / f"{spec.task}.json", extra)
     return preds, seconds
 
 
@@ -125,7 +126,6 @@ class _Cache:
                 out.append(np.load(path))
                 continue
             emb = np.asarray(encode(items[s:s + CHUNK]), dtype=np.float32)
-            import io
             buf = io.BytesIO()
             np.save(buf, emb)
             atomic_write_bytes(path, buf.getvalue())
