@@ -12,6 +12,7 @@ drop from the smallest to the full vocabulary. Ties are broken towards the lower
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -48,12 +49,19 @@ def openness_curve(logits: np.ndarray, labels: Sequence[int], step: int = 10, tr
             s.append(float(correct[first].mean()) if first.any() else float("nan"))
         ext.append(e)
         stab.append(s)
-    ext_mean = np.nanmean(np.array(ext), axis=0)
-    stab_mean = np.nanmean(np.array(stab), axis=0)
+    with warnings.catch_warnings():  # a size no sample falls in is NaN (null in JSON), not an error
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ext_mean = np.nanmean(np.array(ext), axis=0)
+        stab_mean = np.nanmean(np.array(stab), axis=0)
+        summary = {"extensibility": np.nanmean(ext_mean), "stability_mean": np.nanmean(stab_mean),
+                   "drop": ext_mean[0] - ext_mean[-1]}
     return {
         "protocol": "CLIP-openness extensibility (arXiv 2206.01986)", "step": step, "trials": trials,
-        "seed": seed, "sizes": sizes, "accuracy": ext_mean.tolist(), "stability": stab_mean.tolist(),
-        "per_trial": ext, "extensibility": float(np.nanmean(ext_mean)),
-        "stability_mean": float(np.nanmean(stab_mean)), "drop": float(ext_mean[0] - ext_mean[-1]),
+        "seed": seed, "sizes": sizes, "accuracy": _json(ext_mean), "stability": _json(stab_mean),
+        "per_trial": [_json(e) for e in ext], **{k: _json([v])[0] for k, v in summary.items()},
         "orders": orders,
     }
+
+
+def _json(values: Any) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in values]
