@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import encode
+from . import encode, judge
 from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
@@ -194,7 +194,8 @@ def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[
     """(results entry, seconds, error): one task's bad data fails that task, not the run."""
     t = time.perf_counter()
     try:
-        return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
+        with judge.run_folder(run_dir):  # judge calls are cached in the run folder
+            return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
 
