@@ -138,3 +138,9 @@ def test_topk_hits():
     logits = np.array([[0.1, 0.9, 0.0], [0.5, 0.2, 0.3]])
     assert topk_hits(logits, [1, 1], 1).tolist() == [1.0, 0.0]
     assert topk_hits(logits, [1, 1], 3).tolist() == [1.0, 1.0]
+
+
+def test_qwen_pattern_spacing_follows_the_official_scorer():
+    for answer in ["(10,20),(300,400)", "( 10, 20),(300 ,400 )", "(10,20), (300,400)", "(10,20) ,(300,400)"]:
+        assert grounding_accuracy(answer, [10, 20, 300, 400], 999, 999) == float(
+            qwen_vl_correct(answer, [10, 20, 300, 400], 999, 999)), answer

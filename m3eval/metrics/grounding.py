@@ -26,8 +26,10 @@ from typing import Sequence
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
 
 _NUM = r"[-+]?\d+(?:\.\d+)?"
-# Qwen-VL's scorer takes the first "(a,b),(c,d)"; the <box> tag around it is optional there too.
-_QWEN = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
+# Qwen-VL's scorer takes the first "(a,b),(c,d)" (spaces inside the brackets, none around the
+# middle comma); the <box> tag around it is optional there too. Unlike its `(.*?)` groups, a
+# bracket pair holding no two numbers is skipped rather than scored as the box (0,0,0,0).
+_QWEN = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\),\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 _PLAIN = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
 UNITS = ("auto", "pixel", "norm")
 

@@ -120,8 +120,4 @@ class CLIPAdapter:
         self.model = None
 
 
-def is_encoder(model: Any) -> bool:
-    return callable(getattr(model, "encode_images", None)) and callable(getattr(model, "encode_texts", None))
-
-
-__all__ = ["CLIPAdapter", "is_encoder"]
+__all__ = ["CLIPAdapter"]
