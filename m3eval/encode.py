@@ -180,6 +180,9 @@ def _zero_shot(spec: TaskSpec, samples: list[Sample], img: np.ndarray, errors: l
         logits = img[idx] @ cls.T if img.shape[1] else np.zeros((len(idx), len(cls)))
         top = np.argsort(-logits, axis=1, kind="stable")[:, :TOP]
         for row, i in enumerate(idx):
+            ref = samples[i].references[0] if samples[i].references else ""
+            if errors[i] is None and not (ref.isdigit() and int(ref) < len(cls)):  # a bad row fails alone
+                errors[i] = f"label {ref!r} is not a class index 0..{len(cls) - 1}"
             preds[i] = _pred(samples[i], " ".join(map(str, top[row])), errors[i], f"{len(cls)} classes")
         ok = [r for r, i in enumerate(idx) if errors[i] is None]
         if spec.encoder.openness and ok:

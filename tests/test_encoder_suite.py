@@ -85,3 +85,17 @@ def test_a_missing_class_file_fails_the_task_clearly(tmp_path):
     model = load_model("clip", {"pretrained": str(build_tiny_clip(tmp_path / "clip"))})
     with pytest.raises(ValueError, match="imagenet_cn_classes.txt"):
         run_encoder_task(moved, samples, model, tmp_path / "run")
+
+
+def test_a_bad_label_fails_only_its_sample(tmp_path):
+    import datasets as ds
+    rows = [{"image": _png(i), "label": lab} for i, lab in enumerate([0, 1, 7, 2])]  # 7: not a class of 3
+    ds.Dataset.from_list(rows).cast_column("image", ds.Image()).to_parquet(str(tmp_path / "d.parquet"))
+    spec = Registry.discover().tasks["demo_zero_shot"]
+    spec = spec.model_copy(update={"encoder": spec.encoder.model_copy(update={
+        "classes": {"en": ["red circle", "blue square", "green triangle"]}, "openness": None})})
+    samples = load_task_samples(spec, None, "default", override=str(tmp_path / "d.parquet"))
+    model = load_model("clip", {"pretrained": str(build_tiny_clip(tmp_path / "clip"))})
+    preds, _ = run_encoder_task(spec, samples, model, tmp_path / "run")
+    assert [p.error is not None for p in preds] == [False, False, True, False]
+    assert "not a class index 0..2" in preds[2].error
