@@ -59,14 +59,9 @@ def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: Any, run_dir:
     if done and set(done) == {s.id for s in samples}:
         return [done[s.id] for s in samples], 0.0
     cache = _Cache(run_dir / "embeddings" / spec.task, model)
-    images, errors = _decode_images(samples)
-    good = [i for i, e in enumerate(errors) if e is None]
-    img = np.zeros((len(samples), 0), np.float32)
-    if good:
-        emb = cache.embed("image", [samples[i].id for i in good], lambda i: model.encode_images([images[k] for k in i]),
-                          good)
-        img = np.zeros((len(samples), emb.shape[1]), np.float32)
-        img[good] = emb
+    # images are decoded chunk by chunk (never a whole dataset in memory); a bad one fails alone
+    img, errors = cache.embed("image", [s.id for s in samples], lambda idx: _image_chunk(samples, idx, model))
+    img = np.nan_to_num(img)  # failed images: zero vectors (their samples score 0 as errors)
     if spec.type == "zero_shot_classification":
         preds, extra = _zero_shot(spec, samples, img, errors, cache, model)
     else:
@@ -90,21 +85,25 @@ def add_extras(run_dir: Path, tasks: dict[str, dict[str, Any]]) -> None:
 
 # ---- images and the embedding cache ---------------------------------------------------------
 
-def _decode_images(samples: list[Sample]) -> tuple[list[Any], list[str | None]]:
-    images, errors = [], []
-    for s in samples:
+def _image_chunk(samples: list[Sample], idx: list[int], model: Any) -> tuple[np.ndarray, dict[int, str]]:
+    """Embeddings of these samples' images (NaN rows where an image cannot be decoded) and the errors."""
+    images, ok, errors = [], [], {}
+    for j, i in enumerate(idx):
         try:
+            s = samples[i]
             if not s.media or s.media[0].kind != "image":
                 raise ValueError("the sample has no image (doc.images)")
             m = s.media[0]
             value = m.source.get() if isinstance(m.source, LazyField) else m.source
             part, _ = decode_media(Media("image", value[0] if isinstance(value, list) else value))
             images.append(part["image"])
-            errors.append(None)
+            ok.append(j)
         except (OSError, KeyError, ValueError) as e:  # MediaError is a ValueError
-            images.append(None)
-            errors.append(f"{type(e).__name__}: {e}")
-    return images, errors
+            errors[j] = f"{type(e).__name__}: {e}"
+    emb = np.asarray(model.encode_images(images), np.float32) if images else np.zeros((0, 0), np.float32)
+    out = np.full((len(idx), emb.shape[1]), np.nan, np.float32)
+    out[ok] = emb
+    return out, errors
 
 
 class _Cache:
@@ -113,24 +112,30 @@ class _Cache:
         info = model.info() if hasattr(model, "info") else {}
         self.model_key = json.dumps([info.get("id"), info.get("revision"), info.get("dtype")])
 
-    def embed(self, kind: str, keys: list[str], encode: Callable[[list[int]], np.ndarray],
-              items: list[int] | None = None) -> np.ndarray:
-        """Embeddings of items (indices passed to encode), CHUNK at a time, each chunk cached
-        under a hash of the model and the chunk's keys (sample ids or texts)."""
-        items = list(range(len(keys))) if items is None else items
-        out = []
+    def embed(self, kind: str, keys: list[str],
+              encode: Callable[[list[int]], tuple[np.ndarray, dict[int, str]]]) -> tuple[np.ndarray, list[str | None]]:
+        """(embeddings of all keys, per key the error or None), CHUNK at a time; each chunk is
+        cached under a hash of the model and the chunk's keys (sample ids or texts)."""
+        parts, errors = [], []
         for s in range(0, len(keys), CHUNK):
+            n = len(keys[s:s + CHUNK])
             h = hashlib.sha256("\n".join([self.model_key, kind, *keys[s:s + CHUNK]]).encode()).hexdigest()[:24]
-            path = self.folder / f"{kind}-{h}.npy"
+            path, err_path = self.folder / f"{kind}-{h}.npy", self.folder / f"{kind}-{h}.errors.json"
             if path.exists():
-                out.append(np.load(path))
-                continue
-            emb = np.asarray(encode(items[s:s + CHUNK]), dtype=np.float32)
-            buf = io.BytesIO()
-            np.save(buf, emb)
-            atomic_write_bytes(path, buf.getvalue())
-            out.append(emb)
-        return np.concatenate(out)
+                emb = np.load(path)
+                errs = {int(k): v for k, v in json.loads(err_path.read_text()).items()} if err_path.exists() else {}
+            else:
+                emb, errs = encode(list(range(s, s + n)))
+                if errs:
+                    atomic_write_json(err_path, errs)
+                buf = io.BytesIO()
+                np.save(buf, emb)
+                atomic_write_bytes(path, buf.getvalue())
+            parts.append(emb)
+            errors += [errs.get(j) for j in range(n)]
+        width = max((p.shape[1] for p in parts), default=0)
+        parts = [p if p.shape[1] == width else np.full((len(p), width), np.nan, np.float32) for p in parts]
+        return (np.concatenate(parts) if parts else np.zeros((0, width), np.float32)), errors
 
 
 def _pred(s: Sample, text: str, error: str | None, prompt: str = "") -> Prediction:
@@ -165,7 +170,7 @@ def class_embeddings(spec: TaskSpec, lang: str, samples: list[Sample], cache: _C
     names = _lines(enc.classes[lang], spec, samples, f"classes.{lang}")
     templates = _lines(enc.templates[lang], spec, samples, f"templates.{lang}")
     texts = [t.replace("{}", n) for n in names for t in templates]
-    emb = cache.embed("text", texts, lambda i: model.encode_texts([texts[k] for k in i]))
+    emb, _ = cache.embed("text", texts, lambda i: (model.encode_texts([texts[k] for k in i]), {}))
     emb = emb.reshape(len(names), len(templates), -1).mean(axis=1)
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
@@ -203,7 +208,9 @@ def _retrieval(samples: list[Sample], img: np.ndarray, errors: list[str | None],
             errors[i] = errors[i] or "the image has no captions"
         texts += s.references
         owner += [i] * len(s.references)
-    txt = cache.embed("text", texts, lambda i: model.encode_texts([texts[k] for k in i]))
+    txt, _ = cache.embed("text", texts, lambda i: (model.encode_texts([texts[k] for k in i]), {}))
+    if img.shape[1] != txt.shape[1]:  # no image could be decoded
+        img = np.zeros((len(samples), txt.shape[1]), np.float32)
     caps: list[list[int]] = [[] for _ in samples]
     for j, i in enumerate(owner):
         caps[i].append(j)

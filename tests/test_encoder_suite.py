@@ -99,3 +99,19 @@ def test_a_bad_label_fails_only_its_sample(tmp_path):
     preds, _ = run_encoder_task(spec, samples, model, tmp_path / "run")
     assert [p.error is not None for p in preds] == [False, False, True, False]
     assert "not a class index 0..2" in preds[2].error
+
+
+def test_a_corrupt_image_fails_only_its_sample_also_on_resume(tmp_path):
+    import datasets as ds
+    rows = [{"image_id": f"im{i}", "image": _png(i), "caption": [f"a photo number {i}", "a dog"]} for i in range(5)]
+    rows[2]["image"] = {"bytes": b"not a png", "path": None}
+    ds.Dataset.from_list(rows).cast_column("image", ds.Image(decode=False)).to_parquet(str(tmp_path / "r.parquet"))
+    spec = Registry.discover().tasks["demo_retrieval"]
+    samples = load_task_samples(spec, None, "default", override=str(tmp_path / "r.parquet"))
+    model = load_model("clip", {"pretrained": str(build_tiny_clip(tmp_path / "clip"))})
+    preds, _ = run_encoder_task(spec, samples, model, tmp_path / "run")
+    assert [p.error is not None for p in preds] == [False, False, True, False, False]
+    (tmp_path / "run" / "predictions" / "demo_retrieval.jsonl").unlink()  # resume from the embedding cache
+    again, _ = run_encoder_task(spec, samples, model, tmp_path / "run")
+    assert [p.error for p in again] == [p.error for p in preds]
+    assert [p.prediction for p in again] == [p.prediction for p in preds]

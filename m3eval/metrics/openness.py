@@ -22,7 +22,7 @@ def openness_curve(logits: np.ndarray, labels: Sequence[int], step: int = 10, tr
                    seed: int = 0) -> dict[str, Any]:
     """logits: samples x classes; labels: each sample's class index. Returns the curve, its
     summaries and the vocabulary orders used (so the result can be reproduced)."""
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = np.asarray(logits, dtype=np.float32)  # ImageNet: 50k x 1000, 200 MB
     labels = np.asarray(labels, dtype=np.int64)
     n_cls = logits.shape[1]
     if logits.ndim != 2 or len(labels) != logits.shape[0]:
