@@ -29,7 +29,7 @@ import numpy as np
 from .data.media import decode_media
 from .data.samples import LazyField
 from .metrics.openness import openness_curve
-from .metrics.retrieval import embedding_ranks
+from .metrics.retrieval import retrieval_ranks
 from .results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_predictions
 from .tasks.schema import TaskSpec
 from .types import Media, Prediction, Sample
@@ -214,10 +214,7 @@ def _retrieval(samples: list[Sample], img: np.ndarray, errors: list[str | None],
     caps: list[list[int]] = [[] for _ in samples]
     for j, i in enumerate(owner):
         caps[i].append(j)
-    has = [i for i in range(len(samples)) if caps[i]]
-    i2t = np.full(len(samples), -1)
-    i2t[has] = embedding_ranks(img[has], txt, [caps[i] for i in has])
-    t2i = embedding_ranks(txt, img, [[i] for i in owner])
+    i2t, t2i = retrieval_ranks(img, txt, owner)
     preds = [_pred(s, json.dumps({"i2t": int(i2t[i]), "t2i": [int(t2i[j]) for j in caps[i]]}), errors[i],
                    f"{len(samples)} images x {len(texts)} captions") for i, s in enumerate(samples)]
     return preds, {}

@@ -11,7 +11,7 @@ from m3eval.filters import apply_filters
 from m3eval.metrics import box_iou, get_metric, grounding_accuracy, recall_at_k
 from m3eval.metrics.base import MetricInput
 from m3eval.metrics.grounding import parse_box
-from m3eval.metrics.retrieval import embedding_ranks, ranks, topk_hits
+from m3eval.metrics.retrieval import embedding_ranks, ranks, retrieval_ranks, topk_hits
 
 
 # ---- reference ports -----------------------------------------------------------------------
@@ -144,3 +144,14 @@ def test_qwen_pattern_spacing_follows_the_official_scorer():
     for answer in ["(10,20),(300,400)", "( 10, 20),(300 ,400 )", "(10,20), (300,400)", "(10,20) ,(300,400)"]:
         assert grounding_accuracy(answer, [10, 20, 300, 400], 999, 999) == float(
             qwen_vl_correct(answer, [10, 20, 300, 400], 999, 999)), answer
+
+
+def test_one_pass_both_directions_equals_two_passes():
+    rng = np.random.default_rng(5)
+    img, txt = rng.normal(size=(23, 8)), rng.normal(size=(70, 8))
+    owner = [j % 21 for j in range(70)]  # images 21 and 22 have no caption
+    caps = [[j for j, o in enumerate(owner) if o == i] for i in range(23)]
+    for rows in (None, 4, 1):
+        i2t, t2i = retrieval_ranks(img, txt, owner, chunk_rows=rows)
+        assert np.array_equal(i2t[:21], embedding_ranks(img[:21], txt, caps[:21])) and list(i2t[21:]) == [-1, -1]
+        assert np.array_equal(t2i, embedding_ranks(txt, img, [[o] for o in owner]))

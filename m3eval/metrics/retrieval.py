@@ -74,6 +74,38 @@ def embedding_ranks(queries: np.ndarray, candidates: np.ndarray, positives: Sequ
     return out
 
 
+def retrieval_ranks(images: np.ndarray, texts: np.ndarray, owner: Sequence[int],
+                    chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Both directions from ONE pass over the image x text similarities (half the work of two
+    embedding_ranks calls). owner[j] = the image caption j describes.
+    Returns (i2t: rank of each image's best caption, t2i: rank of each caption's image)."""
+    img = np.ascontiguousarray(images, dtype=np.float32)
+    txt = np.ascontiguousarray(texts, dtype=np.float32)
+    own = np.asarray(owner, dtype=np.int64)
+    if img.ndim != 2 or txt.ndim != 2 or img.shape[1] != txt.shape[1] or len(own) != len(txt):
+        raise ValueError(f"retrieval_ranks: images {img.shape}, texts {txt.shape}, {len(own)} owners")
+    if len(own) and (own.min() < 0 or own.max() >= len(img)):
+        raise ValueError(f"retrieval_ranks: owner index out of range 0..{len(img) - 1}")
+    caps: list[list[int]] = [[] for _ in range(len(img))]
+    for j, o in enumerate(own.tolist()):
+        caps[o].append(j)
+    has = np.array([bool(c) for c in caps])
+    pos = _positives_matrix([c or [0] for c in caps], len(txt)) if len(txt) else np.zeros((len(img), 1), np.int64)
+    best_t = np.einsum("ij,ij->i", img[own], txt)  # each caption's score with its own image
+    t2i = np.zeros(len(txt), dtype=np.int64)
+    i2t = np.full(len(img), -1, dtype=np.int64)
+    rows = chunk_rows or max(1, CHUNK_BYTES // (4 * max(len(txt), 1)))
+    tt = np.ascontiguousarray(txt.T)
+    for s in range(0, len(img), rows):
+        block = _matmul(img[s:s + rows], tt)
+        i2t[s:s + rows] = np.where(has[s:s + rows], _ranks_block(block, pos[s:s + rows]), -1)
+        ge = block >= best_t[None, :]
+        t2i += np.count_nonzero(ge, axis=0)
+        mine = np.nonzero((own >= s) & (own < s + len(block)))[0]  # the own image never counts
+        t2i[mine] -= ge[own[mine] - s, mine]
+    return i2t, t2i
+
+
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b in float32; through torch when it is installed (its sgemm is ~3x numpy's for the
     narrow embedding widths of contrastive encoders). Same products, same float32 rounding
