@@ -3,13 +3,10 @@ weights): embeddings, the CLIP zero-shot protocol and retrieval ranks recomputed
 independently, results.json shape, embedding cache / resume, rescoring, openness."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from m3eval.demo.tiny_clip import build_tiny_clip
 from m3eval.metrics.openness import openness_curve
