@@ -18,7 +18,7 @@ from m3eval.judge import parse_pair, parse_single, pairwise_outcome, run_folder
 from m3eval.metrics.base import MetricInput, get_metric
 from m3eval.models.base import register_backend
 from m3eval.pipeline import timed_score
-from m3eval.tasks.schema import TaskSpec
+from m3eval.tasks.registry import Registry
 from m3eval.types import Prediction
 
 
@@ -134,11 +134,12 @@ def served(tiny_model):
 
 def test_judge_end_to_end_against_transformers_serve(served, tiny_model, tmp_path):
     url, proc = served
-    spec = TaskSpec(task="judged", dataset={"path": "x.parquet"}, doc={"prompt": "{{ q }}", "references": "a"},
-                    metrics=[{"name": "judge", "args": {
-                        "backend": "openai", "model_args": {"base_url": url, "model": str(tiny_model)},
-                        "mode": "pairwise", "max_new_tokens": 8, "batch_size": 2}}])
-    preds = [Prediction(id=str(i), prediction=p, prompt="What color is the shape?", references=["red"])
+    spec = Registry.discover().tasks["okvqa_judged"]  # the shipped YAML, its rubric, judge pointed here
+    vqa, judge = spec.metrics
+    args = {**judge.args, "model_args": {"base_url": url, "model": str(tiny_model)}, "mode": "pairwise",
+            "max_new_tokens": 8, "batch_size": 2}
+    spec = spec.model_copy(update={"metrics": [vqa, judge.model_copy(update={"args": args})]})
+    preds = [Prediction(id=str(i), prediction=p, prompt="What color is the shape?", references=["red"] * 10)
              for i, p in enumerate(["red", "blue", "a green square"])]
     entry, _, err = timed_score(spec, preds, tmp_path, 0)
     assert err is None
