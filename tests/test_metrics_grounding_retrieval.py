@@ -11,7 +11,7 @@ from m3eval.filters import apply_filters
 from m3eval.metrics import box_iou, get_metric, grounding_accuracy, recall_at_k
 from m3eval.metrics.base import MetricInput
 from m3eval.metrics.grounding import parse_box
-from m3eval.metrics.retrieval import embedding_ranks, ranks, retrieval_ranks, topk_hits
+from m3eval.metrics.retrieval import embedding_ranks, ranks, retrieval_ranks
 
 
 # ---- reference ports -----------------------------------------------------------------------
@@ -132,12 +132,6 @@ def test_recall_ties_count_against_and_chunks_agree():
         recall_at_k(np.zeros((2, 3)), [{0}, set()], 1)
     with pytest.raises(ValueError, match="out of range"):
         recall_at_k(np.zeros((1, 3)), [{3}], 1)
-
-
-def test_topk_hits():
-    logits = np.array([[0.1, 0.9, 0.0], [0.5, 0.2, 0.3]])
-    assert topk_hits(logits, [1, 1], 1).tolist() == [1.0, 0.0]
-    assert topk_hits(logits, [1, 1], 3).tolist() == [1.0, 1.0]
 
 
 def test_qwen_pattern_spacing_follows_the_official_scorer():

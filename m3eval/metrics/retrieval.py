@@ -127,11 +127,6 @@ def recall_at_k(similarity: np.ndarray, positives: Sequence[Iterable[int]], k: i
     return float((ranks(similarity, positives) < k).mean())
 
 
-def topk_hits(logits: np.ndarray, labels: Sequence[int], k: int) -> np.ndarray:
-    """Per sample 1.0 if its label is among the k highest logits (ties count against), else 0.0."""
-    return (ranks(logits, [[int(y)] for y in labels]) < k).astype(np.float64)
-
-
 # ---- registered metrics over the predictions m3eval/encode.py writes ----------------------
 # zero-shot: prediction "i1 i2 ... i10" (class indices, best first), reference the label index;
 # retrieval: prediction {"i2t": rank of the image's best caption, "t2i": [rank of the image for
