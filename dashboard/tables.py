@@ -11,7 +11,7 @@ import pandas as pd
 
 from m3eval.runs import Reference, Run, display_ci, display_value
 
-CATEGORIES = ["knowledge_vqa", "video", "chinese", "multilingual"]
+CATEGORIES = ["knowledge_vqa", "video", "chinese", "multilingual", "grounding", "zero_shot", "retrieval"]
 
 
 @dataclass

@@ -74,6 +74,7 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
                 parts.append(part)
                 if m.kind == "image":
                     info["images"] = info.get("images", 0) + 1
+                    info.setdefault("image_size", part_info["size"])  # grounding scales boxes by it
                 else:  # one video a sample: keep its sampling record (rule, frames, indices)
                     info.update(part_info)
     except (MediaError, OSError, KeyError, ValueError) as e:

@@ -80,6 +80,7 @@ def truncate_at_stop(text: str, stop: list[str]) -> str:
 _BUILTIN: dict[str, str] = {
     "hf": "m3eval.models.hf:HFAdapter",
     "openai": "m3eval.models.openai_compat:OpenAICompatAdapter",
+    "clip": "m3eval.models.clip:CLIPAdapter",
 }
 _REGISTERED: dict[str, Callable[..., ModelAdapter]] = {}
 
