@@ -18,7 +18,7 @@ from m3eval.runs import Reference, Run
 PROVENANCE = ["status", "n", "limit", "overrides", "protocol", "instructions", "date", "backend"]
 
 
-def _invocation(run: Run, task: str, key: str) -> Any:
+def invocation_setting(run: Run, task: str, key: str) -> Any:
     """A task's invocation setting (tasks.<t>.invocation[.config].<key>), else the run's config."""
     inv = run.tasks.get(task, {}).get("invocation")
     if isinstance(inv, dict):
@@ -31,8 +31,8 @@ def _invocation(run: Run, task: str, key: str) -> Any:
 
 def provenance(run: Run, tasks: list[str]) -> dict[str, Any]:
     """What a reader needs to trust a row, over the tasks it is scored on."""
-    limits = sorted({str(v) for t in tasks if (v := _invocation(run, t, "limit")) is not None})
-    overridden = sorted(t for t in tasks if _overrides(_invocation(run, t, "dataset_overrides"), t))
+    limits = sorted({str(v) for t in tasks if (v := invocation_setting(run, t, "limit")) is not None})
+    overridden = sorted(t for t in tasks if _overrides(invocation_setting(run, t, "dataset_overrides"), t))
     failures = (run.results["run"].get("failures") or [])
     status = []
     if limits:
@@ -207,6 +207,16 @@ def paper_vs_measured(rows: list[Row], refs: list[Reference], runs: dict[str, Ru
                                 "source": ref.source})
     return pd.DataFrame(out, columns=["model", "run", "task", "metric", "reported", "measured", "measured 95% CI",
                                       "Δ (measured − reported)", "reported inside CI", "source"])
+
+
+def run_keys(runs: list[Run]) -> dict[str, Run]:
+    """A unique label per run: its name, with the folder added when two runs share a name."""
+    names = [r.name for r in runs]
+    out: dict[str, Run] = {}
+    for r in runs:
+        label = r.name if names.count(r.name) == 1 else f"{r.name} [{r.path.name}]"
+        out[label] = r
+    return out
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard.board import to_csv
+from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the pages import it from here)
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
 from m3eval.runs import Reference, ResultsError, Run, find_runs, load_references
 
@@ -77,16 +77,6 @@ def load_hierarchy_or_stop() -> Hierarchy:
     except HierarchyError as e:
         st.error(md_escape(str(e)))
         st.stop()
-
-
-def run_keys(runs: list[Run]) -> dict[str, Run]:
-    """A unique label per run: its name, with the folder added when two runs share a name."""
-    names = [r.name for r in runs]
-    out: dict[str, Run] = {}
-    for r in runs:
-        label = r.name if names.count(r.name) == 1 else f"{r.name} [{r.path.name}]"
-        out[label] = r
-    return out
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")

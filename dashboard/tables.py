@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard.board import invocation_setting
 from m3eval.runs import Reference, Run, display_ci, display_value
 
 CATEGORIES = ["knowledge_vqa", "video", "chinese", "multilingual"]
@@ -118,15 +119,47 @@ def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, sca
             score = float(score) * 100.0 / scale if isinstance(score, (int, float)) else None
             failed = bool(r.get("error")) or r.get("extracted") is None or score is None or score < threshold * 100
             rows.append({"id": r["id"], f"score {suffix}": score, f"failed {suffix}": failed,
+                         f"prediction {suffix}": _text(r.get("prediction")),
                          f"extracted {suffix}": r.get("extracted"), f"error {suffix}": r.get("error")})
-        return pd.DataFrame(rows, columns=["id", f"score {suffix}", f"failed {suffix}",
+        return pd.DataFrame(rows, columns=["id", f"score {suffix}", f"failed {suffix}", f"prediction {suffix}",
                                            f"extracted {suffix}", f"error {suffix}"])
     a = frame(recs_a, "A")
+    a.insert(4, "reference", [" | ".join(map(str, _as_list(r.get("references")))) for r in recs_a])
     a.insert(1, "lang", [r.get("lang") for r in recs_a])
     a.insert(2, "instruction", [r.get("instruction") for r in recs_a])
     if recs_b is None:
         return a
     return a.merge(frame(recs_b, "B"), on="id", how="inner")
+
+
+def _as_list(value) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def missing_ids_note(run_a: Run, run_b: Run, task: str, ids_a: set[str], ids_b: set[str]) -> str | None:
+    """When run B lacks samples of run A: how many, and the differences that explain it."""
+    missing = ids_a - ids_b
+    if not missing:
+        return None
+    ta, tb = run_a.tasks[task], run_b.tasks[task]
+    why = []
+    for label, key in (("--limit", "limit"), ("dataset overrides", "dataset_overrides")):
+        va, vb = (invocation_setting(r, task, key) for r in (run_a, run_b))
+        if va != vb:
+            why.append(f"{label} differs (A: {va or 'none'}, B: {vb or 'none'})")
+    if ta.get("hash") != tb.get("hash"):
+        why.append("the task definitions differ (hash)")
+    if (ta.get("dataset") or {}) != (tb.get("dataset") or {}):
+        why.append("the datasets differ (path, split or revision)")
+    if tb.get("n_samples") is not None and len(ids_b) < int(tb["n_samples"]):
+        why.append(f"run B's samples file has {len(ids_b)} of its {tb['n_samples']} records")
+    reason = "; ".join(why) or "no setting differs: samples were dropped or failed in run B"
+    return (f"Run B lacks {len(missing)} of run A's {len(ids_a)} samples (only shared ids are compared): "
+            f"{reason}.")
 
 
 def select_samples(df: pd.DataFrame, only_failures: bool, only_disagree: bool) -> pd.DataFrame:
@@ -199,3 +232,15 @@ def instruction_scores(runs: dict[str, Run]) -> pd.DataFrame:
                     rows.append({"model": label, "task": t, "instruction": k, "metric": metric,
                                  "score": float(v) * 100.0 / scale})
     return pd.DataFrame(rows, columns=["model", "task", "instruction", "metric", "score"])
+
+
+def metrics_frame(run: Run) -> pd.DataFrame:
+    """Every metric of a run on the display scale, its 95% interval rounded to 0.1."""
+    rows = []
+    for name, t in sorted(run.tasks.items()):
+        for m, entry in t["metrics"].items():
+            ci = display_ci(entry)
+            rows.append({"task": name, "metric": m, "primary": m == t.get("primary_metric"),
+                         "value": display_value(entry), "95% CI": _ci_text(ci), "kind": entry.get("kind"),
+                         "n": t.get("n_samples"), "signature": entry.get("signature")})
+    return pd.DataFrame(rows, columns=["task", "metric", "primary", "value", "95% CI", "kind", "n", "signature"])

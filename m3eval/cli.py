@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="start the leaderboard page")
     lb.add_argument("--results", type=Path, default=Path("results"))
     lb.add_argument("--port", type=int, default=8501)
+    lb.add_argument("--export", type=Path, metavar="FILE.html",
+                    help="write the leaderboard as one self-contained HTML file instead of serving it")
 
     d = sub.add_parser("demo", help="run the embedded demo: a tiny VLM on synthetic tasks, offline")
     d.add_argument("--output", type=Path, default=Path("runs"))
