@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.board import invocation_setting
+from dashboard.board import build_rows, invocation_setting
 from m3eval.runs import Reference, Run, display_ci, display_value
 
 CATEGORIES = ["knowledge_vqa", "video", "chinese", "multilingual"]
@@ -244,3 +244,28 @@ def metrics_frame(run: Run) -> pd.DataFrame:
                          "value": display_value(entry), "95% CI": _ci_text(ci), "kind": entry.get("kind"),
                          "n": t.get("n_samples"), "signature": entry.get("signature")})
     return pd.DataFrame(rows, columns=["task", "metric", "primary", "value", "95% CI", "kind", "n", "signature"])
+
+
+def capability_scores(h, runs: dict[str, Run]) -> pd.DataFrame:
+    """model × capability scores of the hierarchy, with intervals and how many of the capability's
+    datasets (results tasks) each run has (`tasks` of `of`)."""
+    rows = []
+    for r in build_rows(h, runs, [], {}, None):
+        for c in h.capabilities:
+            s = r.board.capabilities.get(c.key)
+            if s is not None:
+                rows.append({"model": r.label, "capability": c.title, "score": s.value, "ci_low": s.lo,
+                             "ci_high": s.hi, "tasks": len(h.under(c.key, list(r.board.leaves))),
+                             "of": len(h.under(c.key, sorted(r.expected)))})
+    return pd.DataFrame(rows, columns=["model", "capability", "score", "ci_low", "ci_high", "tasks", "of"])
+
+
+def task_count_notes(caps: pd.DataFrame) -> list[str]:
+    """One warning per capability whose bars rest on different numbers of tasks."""
+    out = []
+    for cap, sub in caps.groupby("capability", sort=False):
+        if sub["tasks"].nunique() > 1:
+            counts = ", ".join(f"{m}: {int(k)}" for m, k in zip(sub["model"], sub["tasks"]))
+            out.append(f"{cap}: these bars average different numbers of tasks ({counts} of "
+                       f"{int(sub['of'].max())}); they are not a like-for-like comparison.")
+    return out
