@@ -229,7 +229,7 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
         return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
     out = df.copy()
     for c in out.columns:
-        if out[c].dtype == object:
+        if not pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
             out[c] = out[c].map(fix)
     out.columns = [fix(str(c)) for c in out.columns]
     return out
