@@ -157,7 +157,7 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
     for r in visible:
         s = headline[r.label]
         d: dict[str, Any] = {"rank": band_text(bands.get(r.label)), "model": r.label, "reported": r.reported,
-                             head_title: None if s is None else s.value}
+                             "status": r.prov["status"], head_title: None if s is None else s.value}
         if show_ci:
             d[f"{head_title} 95% CI"] = _ci_text(s)
         d["coverage"] = _coverage(h, r, level)
@@ -166,7 +166,7 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
             d[title] = None if cs is None else cs.value
             if show_ci:
                 d[f"{title} 95% CI"] = _ci_text(cs)
-        d.update({k: r.prov[k] for k in PROVENANCE})
+        d.update({k: r.prov[k] for k in PROVENANCE if k != "status"})
         d["source"] = r.source
         out.append(d)
     df = pd.DataFrame(out)

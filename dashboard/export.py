@@ -35,13 +35,13 @@ ul.tree{font-size:.9rem}
 """
 
 
-def _cell(v) -> tuple[str, bool]:
+def _cell(v, column: str = "") -> tuple[str, bool]:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "", False
     if isinstance(v, bool):
         return ("yes" if v else ""), False
     if isinstance(v, float):
-        return f"{v:.1f}", True
+        return (f"{v:.0f}" if column == "n" else f"{v:.1f}"), True
     if isinstance(v, int):
         return str(v), True
     return html.escape(str(v)), False
@@ -58,7 +58,7 @@ def html_table(df: pd.DataFrame) -> str:
             cls.append("unranked")
         cells = []
         for c in df.columns:
-            text, num = _cell(row[c])
+            text, num = _cell(row[c], str(c))
             if c == "status" and text and text != "full":
                 text = f'<span class="badge">{text}</span>'
             cells.append(f'<td class="num">{text}</td>' if num else f"<td>{text}</td>")
@@ -66,8 +66,9 @@ def html_table(df: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def svg_bars(items: list[tuple[str, float, float | None, float | None]], title: str) -> str:
-    """Horizontal bars on 0..100 with each 95% interval drawn through the middle of its bar."""
+def svg_bars(items: list[tuple], title: str) -> str:
+    """Horizontal bars on 0..100 with each 95% interval drawn through the middle of its bar;
+    items are (label, value, lo, hi[, muted]): muted bars (not ranked) are grey."""
     label_w, bar_w, row_h, pad = 260, 520, 22, 24
     height = pad + row_h * len(items) + 24
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_w + bar_w + 80}" '
@@ -76,18 +77,20 @@ def svg_bars(items: list[tuple[str, float, float | None, float | None]], title: 
         x = label_w + bar_w * tick / 100
         out.append(f'<line x1="{x:.1f}" y1="{pad - 6}" x2="{x:.1f}" y2="{height - 20}" stroke="#e3e3e3"/>'
                    f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle" fill="#666">{tick}</text>')
-    for i, (label, value, lo, hi) in enumerate(items):
+    for i, (label, value, lo, hi, *muted) in enumerate(items):
         y = pad + i * row_h
         mid = y + (row_h - 6) / 2
         w = bar_w * max(0.0, min(value, 100.0)) / 100
         out.append(f'<text x="{label_w - 8}" y="{mid + 4:.1f}" text-anchor="end">{html.escape(label)}</text>'
-                   f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{row_h - 6}" fill="#4c78a8">'
+                   f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{row_h - 6}" '
+                   f'fill="{"#b9bec7" if muted and muted[0] else "#4c78a8"}">'
                    f'<title>{html.escape(label)}: {value:.1f}</title></rect>')
         if lo is not None and hi is not None:
             x1, x2 = label_w + bar_w * lo / 100, label_w + bar_w * hi / 100
             out.append(f'<line class="ci" x1="{x1:.1f}" y1="{mid:.1f}" x2="{x2:.1f}" y2="{mid:.1f}" '
                        f'stroke="#222" stroke-width="1.5"/>')
-        out.append(f'<text x="{label_w + w + 6:.1f}" y="{mid + 4:.1f}" fill="#333">{value:.1f}</text>')
+        right = max(w, bar_w * (hi or 0) / 100)  # the value sits right of the bar and its interval
+        out.append(f'<text x="{label_w + right + 6:.1f}" y="{mid + 4:.1f}" fill="#333">{value:.1f}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -102,7 +105,7 @@ def _chart(df: pd.DataFrame, col: str, title: str) -> str:
         lo = hi = None
         if isinstance(r.get(ci), str) and "–" in r[ci]:
             lo, hi = (float(x) for x in r[ci].split("–"))
-        items.append((str(r["model"]), float(v), lo, hi))
+        items.append((str(r["model"]), float(v), lo, hi, r.get("rank") == ""))
     return svg_bars(items, title) if items else ""
 
 

@@ -54,7 +54,9 @@ shown = select_samples(df, only_failures, only_disagree and run_b is not None)
 value = display_value(info["metrics"][metric])
 st.caption(md_escape(f"{len(shown)} of {len(df)} samples shown · {metric} on a 0..100 scale · "
                      f"task score {value:.1f}") + " · select a row to open its sample")
-event = table(shown, f"{task}_{label_a}_samples", "samples", on_select="rerun", selection_mode="single-row")
+visible = shown[[c for c in shown.columns if c in ("id", "score A", "failed A") or shown[c].notna().any()]]
+event = table(visible, f"{task}_{label_a}_samples", "samples", on_select="rerun", selection_mode="single-row",
+              height=320)
 
 if shown.empty:
     st.stop()

@@ -39,9 +39,10 @@ def bars_with_ci(data, row: str, row_title: str, tooltip: list):
     base = alt.Chart(data).encode(y=alt.Y("model:N", title=None))
     bar = base.mark_bar().encode(x=score_axis, color=alt.Color("model:N", legend=None), tooltip=tooltip)
     rule = base.mark_rule(color="black", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q")
-    return alt.layer(bar, rule).facet(
+    return alt.layer(bar, rule).properties(width=640).facet(
         row=alt.Row(f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left",
-                                                                    labelLimit=0, labelFontWeight="bold")))
+                                                                    labelLimit=0, labelFontWeight="bold"))
+    ).resolve_scale(y="independent")  # a panel lists only the runs that have that task
 
 
 st.subheader("Scores per task")
@@ -80,8 +81,9 @@ else:
     box = base.mark_boxplot(extent="min-max").encode(x=score_axis, color=alt.Color("model:N", legend=None))
     dots = base.mark_circle(size=30, color="black").encode(
         x="score:Q", tooltip=["model", "task", "instruction", alt.Tooltip("score:Q", format=".1f")])
-    st.altair_chart(alt.layer(box, dots).facet(row=alt.Row("task:N", title=None, header=alt.Header(
-        labelAngle=0, labelAlign="left", labelLimit=0, labelFontWeight="bold"))), width="stretch")
+    st.altair_chart(alt.layer(box, dots).properties(width=640).facet(row=alt.Row("task:N", title=None, header=alt.Header(
+        labelAngle=0, labelAlign="left", labelLimit=0, labelFontWeight="bold"))).resolve_scale(y="independent"),
+        width="stretch")
     st.caption("Each dot is one instruction variant's score; the box spans min to max.")
     with st.expander("Data"):
         table(inst, "instructions", "instructions")

@@ -35,12 +35,14 @@ else:
              if relative else alt.Color("score:Q", title="score", scale=alt.Scale(scheme="viridis")))
     order = list(sub.sort_values(["family_order", "family", "script", "lang"])["lang"].drop_duplicates())
     heat = alt.Chart(sub).mark_rect().encode(
-        x=alt.X("lang:N", sort=order, title=None), y=alt.Y("model:N", title=None), color=color,
+        x=alt.X("lang:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("model:N", title=None), color=color,
         tooltip=["model", "lang", "name", "family", "script", alt.Tooltip("score:Q", format=".1f"),
                  alt.Tooltip("en_score:Q", title="English", format=".1f"),
                  alt.Tooltip("vs_en:Q", title="Δ vs English", format="+.1f")])
-    st.altair_chart(heat.facet(column=alt.Column("family:N", title=None, sort=list(
-        sub.sort_values("family_order")["family"].drop_duplicates()), header=alt.Header(labelAngle=0)))
+    families = list(sub.sort_values("family_order")["family"].drop_duplicates())
+    st.altair_chart(heat.properties(width=alt.Step(34)).facet(
+        row=alt.Row("family:N", title=None, sort=families, header=alt.Header(
+            labelAngle=0, labelAlign="left", labelLimit=0, labelFontWeight="bold")))
         .resolve_scale(x="independent"), width="content")
     st.caption("Languages grouped by family (branch for Indo-European), then by script; English first, as "
                "the reference (dashboard/leaderboard.yaml `languages`).")
