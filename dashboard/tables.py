@@ -4,105 +4,14 @@ Scores are on the page's 0..100 scale: 0..1 metrics multiplied by 100 (docs/FORM
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pandas as pd
 
 from dashboard.board import build_rows, invocation_setting
-from m3eval.runs import Reference, Run, display_ci, display_value
-
-CATEGORIES = ["knowledge_vqa", "video", "chinese", "multilingual"]
-
-
-@dataclass
-class TaskInfo:
-    name: str
-    category: str | None
-    protocol: str | None
-    language: str | None
-    primary: str | None
-
-
-def task_infos(runs: list[Run], refs: list[Reference]) -> dict[str, TaskInfo]:
-    """What each task is, from the first run that has it (reference rows only name tasks)."""
-    out: dict[str, TaskInfo] = {}
-    for run in runs:
-        for name, t in run.tasks.items():
-            out.setdefault(name, TaskInfo(name, t.get("category"), t.get("protocol"), t.get("language"),
-                                          t.get("primary_metric")))
-    for ref in refs:
-        for name in ref.tasks:
-            out.setdefault(name, TaskInfo(name, None, None, None, None))
-    return dict(sorted(out.items()))
-
-
-def filter_tasks(infos: dict[str, TaskInfo], categories: list[str] | None, languages: list[str] | None,
-                 protocols: list[str] | None) -> list[str]:
-    """Tasks passing every filter; an empty or None filter lets everything through."""
-    def ok(value: str | None, allowed: list[str] | None) -> bool:
-        return not allowed or value in allowed
-    return [n for n, i in infos.items()
-            if ok(i.category, categories) and ok(i.language, languages) and ok(i.protocol, protocols)]
+from m3eval.runs import Run, display_ci, display_value
 
 
 def _ci_text(ci: tuple[float, float] | None) -> str:
     return "" if ci is None else f"{ci[0]:.1f}–{ci[1]:.1f}"
-
-
-def _group_defs(runs: list[Run]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        for g, d in run.groups.items():
-            out.setdefault(g, d)
-    return dict(sorted(out.items()))
-
-
-def overview_frame(runs: dict[str, Run], refs: list[Reference], tasks: list[str], show_ci: bool
-                   ) -> tuple[pd.DataFrame, list[str]]:
-    """Rows = runs then reported rows; columns = groups (averages) then tasks, primary metrics.
-
-    A group is shown when all its tasks pass the filters. A reference row gets a task's
-    score only for that task's primary metric (never a different metric under the same
-    column), and a group average only when it reports every task of the group.
-    """
-    infos = task_infos(list(runs.values()), refs)
-    groups = {g: d for g, d in _group_defs(list(runs.values())).items()
-              if d.get("tasks") and all(t in tasks for t in d["tasks"])}
-    score_cols = [f"{g} (avg)" for g in groups] + list(tasks)
-    rows = []
-    for label, run in runs.items():
-        row: dict[str, Any] = {"model": label, "reported": False, "source": run.model_id}
-        for g, d in groups.items():
-            rg = run.groups.get(g)
-            value = None if rg is None else rg.get("value")
-            row[f"{g} (avg)"] = None if value is None else float(value) * 100.0 / float(rg.get("scale", 1))
-        for t in tasks:
-            task = run.tasks.get(t)
-            metric = task["metrics"][task["primary_metric"]] if task else None
-            row[t] = display_value(metric) if metric else None
-            if show_ci:
-                row[f"{t} 95% CI"] = _ci_text(display_ci(metric)) if metric else ""
-        rows.append(row)
-    for ref in refs:
-        row = {"model": f"{ref.model} (reported)", "reported": True, "source": ref.source}
-        values: dict[str, float] = {}
-        for t in tasks:
-            primary = infos[t].primary
-            metric = (ref.tasks.get(t) or {}).get("metrics", {}).get(primary) if primary else None
-            if metric:
-                values[t] = display_value(metric)
-            row[t] = values.get(t)
-            if show_ci:
-                row[f"{t} 95% CI"] = ""
-        for g, d in groups.items():
-            have = [values[t] for t in d["tasks"] if t in values]
-            row[f"{g} (avg)"] = sum(have) / len(have) if len(have) == len(d["tasks"]) else None
-        rows.append(row)
-    columns = ["model", "reported"] + [c for s in score_cols for c in ([s, f"{s} 95% CI"] if show_ci and s in tasks
-                                                                        else [s])] + ["source"]
-    df = pd.DataFrame(rows, columns=columns)
-    return df, score_cols
 
 
 def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, scale: float,

@@ -18,7 +18,7 @@ PAGES = ROOT / "dashboard" / "pages"
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory) -> Path:
-    return write_leaderboard(tmp_path_factory.mktemp("results"), n=24)
+    return write_leaderboard(tmp_path_factory.mktemp("results"), n=24, partial_run=True)
 
 
 def page(name: str, results: Path, monkeypatch) -> AppTest:

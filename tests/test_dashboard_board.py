@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory) -> Path:
-    return write_leaderboard(tmp_path_factory.mktemp("results"), n=24)
+    return write_leaderboard(tmp_path_factory.mktemp("results"), n=24, partial_run=True)
 
 
 def _rows(root: Path, weights=None, protocols=None):
@@ -179,7 +179,7 @@ def test_svg_bars_centre_the_interval_on_the_bar():
 
 
 def test_export_is_self_contained_and_escaped(tmp_path):
-    root = write_leaderboard(tmp_path / "results", n=8)
+    root = write_leaderboard(tmp_path / "results", n=8, partial_run=True)
     write_run(root, "<script>alert(1)</script>", n=6, tasks=["okvqa"], overrides={"okvqa-0": XSS})
     out = tmp_path / "site" / "index.html"
     assert export(root, out) == 0
@@ -195,7 +195,7 @@ def test_export_is_self_contained_and_escaped(tmp_path):
 
 def test_export_cli_and_errors(tmp_path, capsys):
     from m3eval.cli import main
-    root = write_leaderboard(tmp_path / "results", n=6)
+    root = write_leaderboard(tmp_path / "results", n=6, partial_run=True)
     out = tmp_path / "board.html"
     assert main(["leaderboard", "--results", str(root), "--export", str(out)]) == 0
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")

@@ -60,7 +60,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 40.0) -> No
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    return write_leaderboard(tmp_path_factory.mktemp("browser") / "results")
+    return write_leaderboard(tmp_path_factory.mktemp("browser") / "results", partial_run=True)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,7 @@ def test_other_pages_render(server, browser, path, name, ready):
 
 @pytest.mark.timeout(120)
 def test_static_export_offline(tmp_path, browser):
-    root = write_leaderboard(tmp_path / "results", n=8)
+    root = write_leaderboard(tmp_path / "results", n=8, partial_run=True)
     write_run(root, "<img src=x onerror=alert(1)>", n=6, tasks=["okvqa"], overrides={"okvqa-0": XSS})
     out = tmp_path / "site" / "index.html"
     assert export(root, out) == 0
