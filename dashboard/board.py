@@ -18,21 +18,26 @@ from m3eval.runs import Reference, Run
 PROVENANCE = ["status", "n", "limit", "overrides", "protocol", "instructions", "date", "backend"]
 
 
-def invocation_setting(run: Run, task: str, key: str) -> Any:
-    """A task's invocation setting (tasks.<t>.invocation[.config].<key>), else the run's config."""
+def task_meta(run: Run, task: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(config, model, created) of the invocation that produced a task: its own record
+    (tasks.<t>.invocation, when a run folder was filled by several `m3eval run` calls),
+    else the run block."""
+    block = run.results["run"]
     inv = run.tasks.get(task, {}).get("invocation")
-    if isinstance(inv, dict):
-        if key in inv:
-            return inv[key]
-        if isinstance(inv.get("config"), dict) and key in inv["config"]:
-            return inv["config"][key]
-    return (run.results["run"].get("config") or {}).get(key)
+    inv = inv if isinstance(inv, dict) else {}
+    return (inv.get("config") or block.get("config") or {}, inv.get("model") or block.get("model") or {},
+            str(inv.get("created") or block.get("created") or ""))
+
+
+def invocation_setting(run: Run, task: str, key: str) -> Any:
+    return task_meta(run, task)[0].get(key)
 
 
 def provenance(run: Run, tasks: list[str]) -> dict[str, Any]:
     """What a reader needs to trust a row, over the tasks it is scored on."""
-    limits = sorted({str(v) for t in tasks if (v := invocation_setting(run, t, "limit")) is not None})
-    overridden = sorted(t for t in tasks if _overrides(invocation_setting(run, t, "dataset_overrides"), t))
+    metas = [task_meta(run, t) for t in tasks] or [task_meta(run, "")]
+    limits = sorted({str(c["limit"]) for c, _, _ in metas if c.get("limit") is not None})
+    overridden = sorted(t for t, (c, _, _) in zip(tasks, metas) if _overrides(c.get("dataset_overrides"), t))
     failures = (run.results["run"].get("failures") or [])
     status = []
     if limits:
@@ -41,16 +46,18 @@ def provenance(run: Run, tasks: list[str]) -> dict[str, Any]:
         status.append(f"partial ({len(failures)} failed)")
     if overridden:
         status.append("overridden data")
-    model = run.results["run"].get("model") or {}
+
+    def values(items) -> str:
+        return ", ".join(sorted({str(v) for v in items if v})) or "—"
     return {
         "status": ", ".join(status) or "full",
         "n": sum(int(run.tasks[t].get("n_samples") or 0) for t in tasks),
         "limit": ", ".join(limits) or "—",
         "overrides": ", ".join(overridden) or "—",
-        "protocol": ", ".join(sorted({str(run.tasks[t].get("protocol")) for t in tasks})) or "—",
-        "instructions": str((run.results["run"].get("config") or {}).get("instructions") or "default"),
-        "date": str(run.results["run"].get("created") or "")[:10],
-        "backend": str(model.get("backend") or "—"),
+        "protocol": values(run.tasks[t].get("protocol") for t in tasks),
+        "instructions": values(c.get("instructions") or "default" for c, _, _ in metas),
+        "date": values(created[:10] for _, _, created in metas),
+        "backend": values(m.get("backend") for _, m, _ in metas),
     }
 
 

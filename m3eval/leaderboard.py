@@ -40,6 +40,10 @@ def launch(results_dir: str | Path = "results", port: int = 8501, address: str =
 
 def export_html(results_dir: str | Path, out: str | Path) -> int:
     """`--export FILE.html`: the static page (dashboard/export.py), no server."""
+    if not (APP.parent / "export.py").is_file():
+        print(f"m3eval leaderboard: {APP.parent}/export.py is missing (install m3eval from its source tree)",
+              file=sys.stderr)
+        return 2
     if str(APP.parent.parent) not in sys.path:
         sys.path.insert(0, str(APP.parent.parent))  # the dashboard package sits beside m3eval
     from dashboard.export import export

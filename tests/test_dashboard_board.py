@@ -137,10 +137,13 @@ def test_partial_and_reported_rows_are_marked_and_not_ranked(board):
 
 def test_invocation_records_and_overrides(tmp_path):
     write_run(tmp_path, "a", n=6, tasks=["okvqa", "msrvtt_qa"],
-              invocation={"okvqa": {"config": {"limit": 6, "dataset_overrides": {"okvqa": "/tmp/x.jsonl"}}}})
+              invocation={"okvqa": {"config": {"limit": 6, "dataset_overrides": {"okvqa": "/tmp/x.jsonl"},
+                                               "instructions": "all"},
+                                    "model": {"backend": "openai"}, "created": "2026-12-01T01:00:00Z"}})
     run = load_run(tmp_path / "a")
     p = provenance(run, ["okvqa", "msrvtt_qa"])
     assert p["limit"] == "6" and p["overrides"] == "okvqa"
+    assert (p["backend"], p["date"], p["instructions"]) == ("hf, openai", "2026-11-21, 2026-12-01", "all, default")
     assert p["status"] == "partial (--limit), overridden data"
     assert provenance(run, ["msrvtt_qa"])["status"] == "full"  # the run's config has neither
 
