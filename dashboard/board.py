@@ -177,9 +177,12 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
         d["source"] = r.source
         out.append(d)
     df = pd.DataFrame(out)
-    if not df.empty:
-        df = df.sort_values(head_title, ascending=False, na_position="last", kind="stable")
-    return df, [head_title] + [t for _, t in cols], hidden
+    if df.empty:
+        return df, [head_title] + [t for _, t in cols], hidden
+    df = df.sort_values(head_title, ascending=False, na_position="last", kind="stable")
+    empty = [t for _, t in cols if df[t].isna().all()]  # a child no visible row has: no column
+    df = df.drop(columns=empty + [f"{t} 95% CI" for t in empty if f"{t} 95% CI" in df.columns])
+    return df, [head_title] + [t for _, t in cols if t not in empty], hidden
 
 
 def paper_vs_measured(rows: list[Row], refs: list[Reference], runs: dict[str, Run]) -> pd.DataFrame:

@@ -73,7 +73,7 @@ def test_combine_weights_and_interval():
 def test_the_project_hierarchy_loads_and_places_the_suite():
     h = load_hierarchy(DEFAULT_YAML)
     keys = [c.key for c in h.capabilities]
-    assert keys[:5] == ["knowledge_vqa", "video", "chinese", "multilingual", "captioning"]
+    assert keys == ["knowledge_vqa", "video", "chinese", "multilingual", "captioning", "encoder", "grounding"]
     tasks = ["m3it_okvqa", "okvqa", "m3it80_okvqa_fr", "m3it80_okvqa_en", "m3it80_msrvtt_qa_zh",
              "m3it80_msrvtt_zh", "demo_captions", "unknown_task"]
     placed = h.placed(tasks)
@@ -82,6 +82,7 @@ def test_the_project_hierarchy_loads_and_places_the_suite():
     okvqa80 = h.capabilities[3].tasks[0].leaves[0]
     assert h.leaf_tasks(okvqa80, tasks) == ["m3it80_okvqa_fr"]  # not m3it80_msrvtt_qa_* nor en
     assert h.normalization["coco_cider"] == {"rule": "clip", "max": 2.0}
+    assert all(m in h.normalization for m in ("top1_accuracy", "mean_recall", "grounding_acc"))
     assert len(h.languages) == 81
 
 
@@ -214,4 +215,5 @@ def test_export_of_the_published_results_uses_the_project_hierarchy(tmp_path):
     refs, _ = load_references(ROOT / "results")
     text = render(load_hierarchy(), run_keys(runs), refs, "results")
     assert "VQA (demo data)" in text and "Captioning" in text
+    assert ">Grounding<" not in text  # no run has a grounding task: no column, no section
     assert json.dumps("tiny-llava")[1:-1] in text
