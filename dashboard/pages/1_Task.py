@@ -61,10 +61,12 @@ event = table(visible, f"{task}_{label_a}_samples", "samples", on_select="rerun"
 if shown.empty:
     st.stop()
 ids = list(shown["id"])
-picked = event.selection.rows if event is not None and hasattr(event, "selection") else []
-if picked and picked[0] < len(ids):
-    st.session_state["sample_id"] = ids[picked[0]]  # the selected row opens its sample
-elif st.session_state.get("sample_id") not in ids:
+picked = list(event.selection.rows) if event is not None and hasattr(event, "selection") else []
+if picked != st.session_state.get("_picked"):  # a new row selection opens that sample; the Sample box
+    st.session_state["_picked"] = picked       # keeps working while the selection stays the same
+    if picked and picked[0] < len(ids):
+        st.session_state["sample_id"] = ids[picked[0]]
+if st.session_state.get("sample_id") not in ids:
     st.session_state["sample_id"] = ids[0]
 sid = st.selectbox("Sample", ids, key="sample_id")
 by_id_a = {r["id"]: r for r in recs_a}
