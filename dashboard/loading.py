@@ -48,8 +48,9 @@ def _fingerprint(root: Path) -> tuple:
     return tuple(out)
 
 
+# `fingerprint` is part of the cache key (a leading underscore would leave it out)
 @st.cache_data(show_spinner=False, max_entries=8)
-def _load(root: str, _fingerprint: tuple) -> tuple[list[Run], list[Reference], list[str], str | None]:
+def _load(root: str, fingerprint: tuple) -> tuple[list[Run], list[Reference], list[str], str | None]:
     try:
         runs, warnings = find_runs(root)
     except ResultsError as e:

@@ -179,6 +179,15 @@ def test_run_labels_are_never_rendered_as_markdown(tmp_path, monkeypatch):
     assert labels and plain(labels[0]) == f"Run A: {evil}"
     assert "\\!\\[p\\]\\(http" in labels[0]  # every Markdown character escaped
 
+    run_file = next(tmp_path.rglob("results.json"))
+    data = json.loads(run_file.read_text())
+    data["tasks"]["okvqa"]["protocol"] = "[x](javascript:alert(1))"
+    run_file.write_text(json.dumps(data))
+    at = page("0_Overview.py", tmp_path, monkeypatch)
+    pills = at.button_group(key="protocol")
+    assert [plain(o) for o in pills.options] == ["[x](javascript:alert(1))"]
+    assert all("](" not in o for o in pills.options)
+
 
 def test_compare_page_matches_the_gate(board, monkeypatch):
     at = page("2_Compare.py", board, monkeypatch)
@@ -301,3 +310,15 @@ def test_task_page_survives_a_damaged_samples_file(tmp_path, monkeypatch):
     rerun(at)
     assert "References: dog" in [t.value for t in at.text]
     assert len(at.get("image")) == 0  # a path outside the run directory is never read
+
+
+def test_the_page_rereads_a_changed_results_file(tmp_path, monkeypatch):
+    write_run(tmp_path, "r", n=6, tasks=["okvqa"])
+    at = page("0_Overview.py", tmp_path, monkeypatch)
+    before = at.dataframe[0].value["overall"].item()
+    file = tmp_path / "r" / "results.json"
+    data = json.loads(file.read_text())
+    data["tasks"]["okvqa"]["metrics"]["vqa_accuracy"]["value"] = 0.123
+    file.write_text(json.dumps(data))
+    after = rerun(at).dataframe[0].value["overall"].item()
+    assert before != pytest.approx(12.3) and after == pytest.approx(12.3)  # not served from a stale cache

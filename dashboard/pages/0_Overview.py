@@ -37,6 +37,7 @@ level = c1.selectbox("Level", list(levels), index=list(levels).index(level_defau
                      format_func=lambda k: levels[k], key="level")
 proto_default = [p for p in q.get_all("protocol") if p in present]
 protocols = c2.pills("Protocol", present, selection_mode="multi", default=proto_default or None, key="protocol",
+                     format_func=md_escape,  # pill labels render Markdown; protocols come from results files
                      help="paper: M3IT's ROUGE-L for every task; official: each benchmark's own metric. "
                           "None selected: all.")
 o1, o2, o3 = st.columns(3)
