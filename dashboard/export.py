@@ -31,7 +31,7 @@ th{background:#f3f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.unranked td{color:#777}tr.reported td{font-style:italic}
 .badge{display:inline-block;padding:0 .35rem;border-radius:.3rem;font-size:.75rem;background:#fde2c8;color:#7a3c00}
 svg text{font-family:inherit;font-size:12px}
-ul.tree{font-size:.9rem}
+ul.tree{font-size:.9rem}details{margin:.3rem 0}summary{cursor:pointer;color:#334}
 """
 
 
@@ -125,6 +125,11 @@ def render(h: Hierarchy, runs, refs, results_name: str) -> str:
         if cdf.empty:
             continue
         parts.append(f"<h2>{html.escape(c.title)}</h2>" + _chart(cdf, "score", c.title) + html_table(cdf))
+        for n in c.tasks:  # the datasets/protocols of each task, folded (no script needed)
+            ndf, _, _ = level_frame(h, rows, f"{c.key}/{n.key}")
+            if not ndf.empty:
+                parts.append(f"<details><summary>{html.escape(n.title)}: datasets and protocols</summary>"
+                             f"{html_table(ndf)}</details>")
     pvm = paper_vs_measured(rows, refs, runs)
     if not pvm.empty:
         parts.append("<h2>Reported vs reproduced</h2>" + html_table(pvm))

@@ -195,6 +195,7 @@ def test_export_is_self_contained_and_escaped(tmp_path):
     for title in ("All capabilities", "Knowledge VQA", "Chinese", "Reported vs reproduced", "Hierarchy"):
         assert f">{title}<" in text
     assert "partial (--limit)" in text and "Flickr8k-CN 中文" in text and text.count("<svg") >= 4
+    assert "<summary>OK-VQA: datasets and protocols</summary>" in text and "<th>m3it_okvqa</th>" in text
 
 
 def test_export_cli_and_errors(tmp_path, capsys):
