@@ -82,6 +82,7 @@ class Row:
     prov: dict[str, Any]
     source: str
     expected: set[str]  # the results tasks some visible row has (protocol filter applied)
+    n_samples: dict[str, int] | None = None  # results task -> samples scored (measured rows)
 
 
 def build_rows(h: Hierarchy, runs: dict[str, Run], refs: list[Reference], cap_weights: dict[str, float],
@@ -94,7 +95,8 @@ def build_rows(h: Hierarchy, runs: dict[str, Run], refs: list[Reference], cap_we
     rows = []
     for label, run in runs.items():
         b = score_board(h, tables[label], cap_weights, protocols, expected)
-        rows.append(Row(label, False, b, provenance(run, sorted(b.leaves)), run.model_id, expected))
+        rows.append(Row(label, False, b, provenance(run, sorted(b.leaves)), run.model_id, expected,
+                        {t: int(run.tasks[t].get("n_samples") or 0) for t in b.leaves}))
     for ref in refs:
         tab = task_table(ref.tasks, primary)
         for t, row in tab.items():
@@ -174,6 +176,8 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
             if show_ci:
                 d[f"{title} 95% CI"] = _ci_text(cs)
         d.update({k: r.prov[k] for k in PROVENANCE if k != "status"})
+        if r.n_samples is not None:  # samples behind this level's score, not the whole run's
+            d["n"] = sum(r.n_samples[t] for t in h.under(level, list(r.board.leaves)))
         d["source"] = r.source
         out.append(d)
     df = pd.DataFrame(out)

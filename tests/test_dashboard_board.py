@@ -132,6 +132,7 @@ def test_partial_and_reported_rows_are_marked_and_not_ranked(board):
     ranked_all, _, _ = level_frame(h, rows, "knowledge_vqa/okvqa", rank_all=True)
     # the partial run lacks `okvqa` at this level: still not ranked even with rank_all
     assert ranked_all.set_index("model").loc["ying-vlm", "rank"] == ""
+    assert ranked_all.set_index("model").loc["tiny-llava", "n"] == 2 * 24  # the samples behind this level
     df, _, hidden = level_frame(h, rows, "multilingual/msrvtt_80")
     assert df.empty and hidden == 4  # nobody ran the per-language tasks: every row hidden, counted
 
