@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="start the leaderboard page")
     lb.add_argument("--results", type=Path, default=Path("results"))
     lb.add_argument("--port", type=int, default=8501)
+    lb.add_argument("--export", type=Path, metavar="FILE.html",
+                    help="write the leaderboard as one self-contained HTML file instead of serving it")
 
     m = sub.add_parser("metrics", help="list metrics and filters: arguments, scale, source")
     m.add_argument("--format", choices=["text", "json"], default="text")

@@ -133,6 +133,9 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:
+    if getattr(a, "export", None):
+        from .leaderboard import export_html
+        return export_html(a.results, a.export)
     from .leaderboard import launch
     return launch(a.results, a.port)
 
