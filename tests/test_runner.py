@@ -85,11 +85,11 @@ class CrashingAdapter(HFAdapter):
 
     calls = 0
 
-    def generate(self, batch, gen):
+    def generate_prepared(self, inputs, gen):  # the model thread's only call (see runner.Decoded)
         CrashingAdapter.calls += 1
         if CrashingAdapter.calls == 3:
             raise KeyboardInterrupt
-        return super().generate(batch, gen)
+        return super().generate_prepared(inputs, gen)
 
 
 def test_crash_midway_loses_nothing_and_resume_generates_only_the_rest(tiny_model, tmp_path, bs8):
