@@ -42,19 +42,21 @@ class RequestError(RuntimeError):
 
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;}]+")
-_AUTH_HEADER = re.compile(r"(?i)(\"?(?:proxy-)?authorization\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;}]+)")
+_AUTH_HEADER = re.compile(r"(?i)(\"?(?:proxy-)?authorization\"?\s*[:=]\s*)"
+                          r"(\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic)\s+)?[^\s,;}\"]+)")
 _KEY_LIKE = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-]{6,}")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` without the given secrets, Authorization header values, bearer tokens or
     sk-... keys: a server that echoes our request in its error body must not leak them."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
     text = _AUTH_HEADER.sub(lambda m: m.group(1) + "***", text)
     text = _BEARER.sub(lambda m: m.group(1) + " ***", text)
-    return _KEY_LIKE.sub(lambda m: m.group(1) + "-***", text)
+    text = _KEY_LIKE.sub(lambda m: m.group(1) + "-***", text)
+    for s in secrets:  # last: a key of any shape, anywhere (e.g. quoted in a message)
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
 
 
 def _public_url(url: str) -> str:
