@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -207,6 +208,33 @@ def generate_tasks(plans: list[TaskPlan], model: Any, on_done: Callable[[TaskPla
             on_done(plan, stats)
 
 
+class _Appender:
+    """One log's rows appended behind the model, coalesced: each write takes every row queued
+    by then, so a burst of answers costs one append + fsync, not one per row."""
+
+    def __init__(self, writer: ThreadPoolExecutor, path: Path):
+        self.writer, self.path = writer, path
+        self.rows: list[dict] = []
+        self.lock = threading.Lock()
+        self.writes: list = []
+
+    def add(self, row: dict) -> None:
+        with self.lock:
+            self.rows.append(row)
+            if len(self.rows) == 1:  # no write queued that will take this row: queue one
+                self.writes.append(self.writer.submit(self._write))
+
+    def _write(self) -> None:
+        with self.lock:
+            rows, self.rows = self.rows, []
+        if rows:
+            append_jsonl(self.path, rows)
+
+    def wait(self) -> None:
+        for w in self.writes:
+            w.result()  # a failed write (disk full) is an error, not a silent loss
+
+
 def _stream_tasks(plans: list[TaskPlan], model: Any, decoded: Iterator[Decoded], writer: ThreadPoolExecutor,
                   on_done: Callable[[TaskPlan, GenStats], None], progress: bool) -> None:
     """Continuous submission: the backend pulls samples as its slots free, across batch and
@@ -216,14 +244,14 @@ def _stream_tasks(plans: list[TaskPlan], model: Any, decoded: Iterator[Decoded],
     index = {id(p): i for i, p in enumerate(plans)}
     left = [sum(map(len, p.batches)) for p in plans]
     stats = [GenStats() for _ in plans]
-    writes: list[list] = [[] for _ in plans]
+    logs = [_Appender(writer, p.log) for p in plans]
     first: list[float | None] = [None] * len(plans)
     last = [0.0] * len(plans)
     bar = _progress("generate", sum(left), progress)
     finished = 0
 
     def log(i: int, row: dict) -> None:
-        writes[i].append(writer.submit(append_jsonl, plans[i].log, [row]))
+        logs[i].add(row)
         left[i] -= 1
         stats[i].samples += 1
         bar.update(1)
@@ -242,8 +270,7 @@ def _stream_tasks(plans: list[TaskPlan], model: Any, decoded: Iterator[Decoded],
         nonlocal finished
         while finished < len(plans) and left[finished] == 0:
             i = finished
-            for w in writes[i]:
-                w.result()  # a failed write (disk full) is an error, not a silent loss
+            logs[i].wait()
             stats[i].generate_s = max(0.0, last[i] - first[i]) if first[i] else 0.0
             finished += 1
             on_done(plans[i], stats[i])
