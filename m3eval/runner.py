@@ -155,7 +155,9 @@ class Decoded:
 def _decoded(plans: list[TaskPlan], model: Any, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
     """Every plan's batches in order, decoded PREFETCH batches ahead (across task boundaries)."""
     stream = [(plan, batch) for plan in plans for batch in plan.batches]
-    preprocess = getattr(model, "preprocess", None)
+    # A backend that splits its work (hf: `preprocess` = processor, `generate_prepared` = the model)
+    # gets its inputs built here, off the model thread.
+    preprocess = model.preprocess if getattr(model, "splits_preprocessing", False) else None
 
     def decode(plan: TaskPlan, batch: list[Sample]) -> Decoded:
         prepared = [prepare(s, plan.rule, plan.media_dir) for s in batch]

@@ -331,6 +331,12 @@ class HFAdapter:
             config.temperature = config.top_p = config.top_k = None
         return {"generation_config": config}
 
+    @property
+    def splits_preprocessing(self) -> bool:
+        """Whether the runner may call preprocess + generate_prepared instead of generate: not
+        for a subclass that overrides generate (a plugin, a test double), whose generate must run."""
+        return type(self).generate is HFAdapter.generate
+
     def preprocess(self, batch: list[Message], gen: GenerationConfig | None = None) -> Any:
         """Chat template + image processing for one batch, off the model thread (the runner
         calls it in its prefetch threads). One at a time: a fast tokenizer is not safe to
