@@ -198,10 +198,11 @@ class OpenAICompatAdapter:
             if e.status_code in (404, 405) and wanted:  # some servers do not list models
                 return wanted
             raise ModelLoadError(f"openai backend: {self._error_text(e)}") from None
-        except self._openai.APIError as e:
-            text = self._error_text(e).split(" after ")[0]
-            raise ModelLoadError(f"openai backend: {text} (GET /models; is the server running at "
-                                 f"{_public_url(self.base_url)}?)") from None
+        except self._openai.APIError as e:  # connection refused, DNS, connect timeout
+            cause = e.__cause__ or e
+            text = redact(f"{type(cause).__name__}: {cause}", [self._secret])
+            raise ModelLoadError(f"openai backend: cannot reach {_public_url(self.base_url)}/models within "
+                                 f"{self._connect_timeout:g} s: {text} (is the server running?)") from None
         if not wanted:
             if len(served) != 1:
                 raise ModelLoadError(f"openai backend: model arg 'model' is required when the server does not "
