@@ -9,6 +9,15 @@ plugin's pyproject.toml:
     mybackend = "my_pkg.adapter:MyAdapter"
 
 A factory is called as `factory(**model_args)` and returns a ModelAdapter.
+
+Optional parts a backend may add (the runner uses them when present):
+- `preflight(model_args)` (static): cheap checks run before any task data loads
+  (a missing package or GPU, a missing required arg); raises ModelLoadError.
+- `generate_stream(items)`: (key, message, gen) in, (key, text or the sample's Exception,
+  seconds) out in completion order. The runner then feeds every task's samples as one
+  lazy stream (continuous submission) and logs each answer as it arrives.
+- `splits_preprocessing` + `preprocess(messages, gen)` + `generate_prepared(inputs, gen)`:
+  the runner builds inputs in its prefetch threads, the model thread only generates.
 """
 from __future__ import annotations
 
