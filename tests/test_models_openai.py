@@ -290,3 +290,32 @@ def test_dead_server_costs_one_attempt_per_retry_and_each_sample_fails_once(serv
     assert server.attempts == {"DOWN 1": 2, "DOWN 2": 2, "ok": 1}  # no second round from the runner
     assert rows["DOWN 1"]["error"].startswith("generate: RequestError: HTTP 503")
     assert rows["ok"]["error"] is None and rows["ok"]["prediction"].startswith("0 images  | ok")
+
+
+def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_rest(server, tmp_path):
+    from m3eval.models.base import register_backend
+    from m3eval.models.openai_compat import OpenAICompatAdapter
+    from m3eval.pipeline import RunConfig, evaluate
+
+    class Interrupted(OpenAICompatAdapter):
+        stop_at: int | None = 5
+
+        def generate_stream(self, items):
+            for n, out in enumerate(super().generate_stream(items)):
+                if n == Interrupted.stop_at:
+                    raise KeyboardInterrupt  # like Ctrl-C with requests in flight
+                yield out
+
+    register_backend("openai-interrupted", Interrupted)
+    args = {"base_url": server.url, "model": "tiny-vlm", "concurrency": 4}
+    common = dict(tasks=["demo_vqa"], output=tmp_path, run_name="r", batch_size=4, limit=12, progress=False,
+                  save_media=False)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(RunConfig(model="openai-interrupted", model_args=args, **common))
+    logged = [json.loads(line) for line in (tmp_path / "r" / "predictions" / "demo_vqa.rank0.jsonl").open()]
+    assert len(logged) == 5 and all(r["error"] is None and r["prediction"] for r in logged)
+    server.requests.clear()
+    Interrupted.stop_at = None
+    results, failures = evaluate(RunConfig(model="openai-interrupted", model_args=args, **common))
+    assert failures == [] and results["timings"]["samples"] == 7
+    assert len(server.requests) == 7  # the 5 logged answers are not asked again

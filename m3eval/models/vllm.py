@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from m3eval.models.base import (
@@ -145,7 +146,8 @@ class VLLMAdapter:
         self._vllm = vllm
         self.native_video = video == "native"
         self.chunk = max(1, int(chunk))
-        self.name = str(pretrained).rstrip("/").split("/")[-1] if "/" in str(pretrained) else str(pretrained)
+        local = Path(str(pretrained)).expanduser()
+        self.name = local.resolve().name if local.is_dir() else str(pretrained)  # a folder's name, or the hub id
         self._info = {"backend": "vllm", "id": str(pretrained), "revision": revision,
                       "vllm": vllm.__version__, "dtype": str(dtype), "tensor_parallel_size": int(tensor_parallel_size),
                       "data_parallel_size": int(data_parallel_size), "video": video}
