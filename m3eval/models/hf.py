@@ -339,8 +339,8 @@ class HFAdapter:
 
     def preprocess(self, batch: list[Message], gen: GenerationConfig | None = None) -> Any:
         """Chat template + image processing for one batch, off the model thread (the runner
-        calls it in its prefetch threads). One at a time: a fast tokenizer is not safe to
-        call from two threads at once ("Already borrowed")."""
+        calls it in its prefetch threads). One tokenizer call at a time: padding mutates a fast
+        tokenizer, which then fails in another thread with "Already borrowed"."""
         with self._preprocess_lock:
             return self._prepare(batch)
 
@@ -359,7 +359,8 @@ class HFAdapter:
             out = self.model.generate(**inputs, **self._generation_kwargs(gen))
         if not self.model.config.is_encoder_decoder:
             out = out[:, inputs["input_ids"].shape[1]:]  # only the new tokens
-        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        with self._preprocess_lock:  # the tokenizer again: not while a prefetch thread pads a batch
+            texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [truncate_at_stop(t, gen.stop).strip() for t in texts]
 
     def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:

@@ -16,7 +16,6 @@ import base64
 import io
 import os
 import re
-import threading
 import time
 import urllib.parse
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -148,7 +147,6 @@ class OpenAICompatAdapter:
         self._openai = openai
         self._connect_timeout = float(connect_timeout)
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="m3eval-openai")
-        self._lock = threading.Lock()
         self.model = str(model) if model else ""
         if check_model or not self.model:
             self.model = self._check_model(self.model)
