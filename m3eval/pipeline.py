@@ -16,7 +16,7 @@ from . import encode, judge
 from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
-from .models.base import GenerationConfig, load_model
+from .models.base import GenerationConfig, check_backend, load_model
 from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
 from .resume import RunError, check_model_revision, check_resume, identity
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
@@ -85,6 +85,7 @@ def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
     """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run)."""
     t_start = time.perf_counter()
+    check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
     dist = dist or init_distributed()
     registry = Registry.discover(cfg.include_paths)
     specs = registry.resolve(cfg.tasks)
