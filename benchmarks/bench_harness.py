@@ -1,17 +1,27 @@
-"""Harness overhead on the tiny model: how much of a run's wall time (model load
-excluded) is spent outside `generate`. Target: overhead <= 10%.
+"""Harness overhead on the tiny model.
 
-    python benchmarks/bench_harness.py [--tasks demo] [--batch-size 8] [--max-new-tokens N] [--repeat 3]
+    python benchmarks/bench_harness.py --sizes 200,800,3200 [--batch-size 8]
+    python benchmarks/bench_harness.py --overhead [--tasks demo] [--repeat 3]
 
-Prints, per repeat: samples, wall time without model load, time inside generate,
-scoring time, and overhead = 1 - generate / (total - load).
+--sizes (default): for each size N, a demo_vqa dataset of N samples (the demo's generator,
+images and ten answers each) goes through a whole `python -m m3eval run` process. Prints
+the whole-process wall time, the generation floor (the same batches through the adapter's
+generate alone, media decoded beforehand, nothing else running), wall / floor, and
+start-up = process start to the first batch reaching the model. Target at 3,200:
+wall <= 1.3 x floor + start-up, start-up <= 2.5 s.
+
+--overhead: in-process runs; how much of a run's wall time (model load excluded) is
+spent outside `generate`. Target: overhead <= 10%.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -21,15 +31,72 @@ from m3eval.demo.tiny_model import ensure_tiny_model  # noqa: E402
 from m3eval.pipeline import RunConfig, evaluate  # noqa: E402
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(stamp: str, argv: list[str]) -> int:
+    """A `m3eval run` process that writes the wall-clock time its first batch reaches the model."""
+    from m3eval.cli import main as cli_main
+    from m3eval.models.hf import HFAdapter
+
+    real = HFAdapter.generate_prepared
+
+    def first_call(self, inputs, gen):
+        if not os.path.exists(stamp):
+            Path(stamp).write_text(repr(time.time()))
+        return real(self, inputs, gen)
+
+    HFAdapter.generate_prepared = first_call
+    return cli_main(argv)
+
+
+def sizes(a: argparse.Namespace) -> None:
+    from m3eval.demo.data import vqa_rows
+    import datasets
+
+    model = ensure_tiny_model()
+    print(f"task=demo_vqa (N synthetic samples) batch_size={a.batch_size} torch threads=1, whole process")
+    print(f"{'N':>6} {'wall s':>8} {'floor s':>8} {'wall/floor':>10} {'start-up s':>10} {'target s':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in [int(x) for x in a.sizes.split(",")]:
+            data = Path(tmp) / f"vqa{n}.parquet"
+            ds = datasets.Dataset.from_list(vqa_rows(n, seed=1)).cast_column("image", datasets.Image())
+            ds.to_parquet(str(data))
+            stamp = Path(tmp) / f"first{n}"
+            argv = ["run", "--model", "hf", "--model-args", f"pretrained={model}", "--tasks", "demo_vqa",
+                    "--dataset-override", f"demo_vqa={data}", "--output", str(Path(tmp) / f"out{n}"),
+                    "--batch-size", str(a.batch_size), "--threads", "1"]
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+            t0 = time.time()
+            r = subprocess.run([sys.executable, __file__, "--child", str(stamp), "--", *argv], env=env,
+                               capture_output=True, text=True)  # its stderr is kept for a failure message
+            wall = time.time() - t0
+            if r.returncode != 0:
+                raise SystemExit(f"run failed ({r.returncode}):\n{r.stderr[-2000:]}")
+            startup = float(stamp.read_text()) - t0
+            a.tasks, a.max_new_tokens = "demo_vqa", None
+            floor = generate_alone(model, a, override=str(data))
+            print(f"{n:>6} {wall:>8.2f} {floor:>8.2f} {wall / floor:>10.2f} {startup:>10.2f} "
+                  f"{1.3 * floor + startup:>9.2f}   (load average {os.getloadavg()[0]:.1f} on "
+                  f"{os.cpu_count()} cores)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="200,800,3200")
+    ap.add_argument("--overhead", action="store_true", help="the in-process overhead runs instead")
     ap.add_argument("--tasks", default="demo")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-media", action="store_true")
-    a = ap.parse_args()
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a, rest = ap.parse_known_args()
+    if a.child:
+        raise SystemExit(child(a.child, rest[1:] if rest[:1] == ["--"] else rest))
     torch.set_num_threads(1)
+    if not a.overhead:
+        return sizes(a)
     model = ensure_tiny_model()
     overheads = []
     print(f"tasks={a.tasks} batch_size={a.batch_size} max_new_tokens={a.max_new_tokens or 'per task'} "
@@ -53,7 +120,7 @@ def main() -> None:
           f"running): {floor:.2f}s")
 
 
-def generate_alone(model_dir: Path, a: argparse.Namespace) -> float:
+def generate_alone(model_dir: Path, a: argparse.Namespace, override: str | None = None) -> float:
     """The model's own time for the run's batches with no harness around it; background
     work (decoding, scoring) in a real run competes with it for the GIL on a model this
     small, so `generate` inside a run is somewhat above this floor."""
@@ -69,7 +136,7 @@ def generate_alone(model_dir: Path, a: argparse.Namespace) -> float:
     total = 0.0
     for spec in Registry.discover().resolve(a.tasks.split(",")):
         rule = VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames)
-        samples = sorted(load_task_samples(spec, None, "default"), key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))
+        samples = sorted(load_task_samples(spec, None, "default", override), key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))
         messages = [prepare(s, rule, None).message for s in samples]
         gen = GenerationConfig(max_new_tokens=a.max_new_tokens or spec.generation.max_new_tokens)
         for i in range(0, len(messages), a.batch_size):

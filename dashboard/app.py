@@ -15,4 +15,5 @@ st.navigation([
     st.Page(PAGES / "2_Compare.py", title="Compare", url_path="compare"),
     st.Page(PAGES / "3_Charts.py", title="Charts", url_path="charts"),
     st.Page(PAGES / "4_Run_details.py", title="Run details", url_path="run-details"),
+    st.Page(PAGES / "5_Multilingual.py", title="Multilingual", url_path="multilingual"),
 ]).run()

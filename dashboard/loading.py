@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the pages import it from here)
+from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
 from m3eval.runs import Reference, ResultsError, Run, find_runs, load_references
 
 DEFAULT_RESULTS = "results"
@@ -46,8 +48,9 @@ def _fingerprint(root: Path) -> tuple:
     return tuple(out)
 
 
+# `fingerprint` is part of the cache key (a leading underscore would leave it out)
 @st.cache_data(show_spinner=False, max_entries=8)
-def _load(root: str, _fingerprint: tuple) -> tuple[list[Run], list[Reference], list[str], str | None]:
+def _load(root: str, fingerprint: tuple) -> tuple[list[Run], list[Reference], list[str], str | None]:
     try:
         runs, warnings = find_runs(root)
     except ResultsError as e:
@@ -68,14 +71,13 @@ def load_all() -> tuple[list[Run], list[Reference]]:
     return runs, refs
 
 
-def run_keys(runs: list[Run]) -> dict[str, Run]:
-    """A unique label per run: its name, with the folder added when two runs share a name."""
-    names = [r.name for r in runs]
-    out: dict[str, Run] = {}
-    for r in runs:
-        label = r.name if names.count(r.name) == 1 else f"{r.name} [{r.path.name}]"
-        out[label] = r
-    return out
+def load_hierarchy_or_stop() -> Hierarchy:
+    """The results folder's leaderboard.yaml, else dashboard/leaderboard.yaml."""
+    try:
+        return hierarchy_for(results_dir())
+    except HierarchyError as e:
+        st.error(md_escape(str(e)))
+        st.stop()
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -86,11 +88,17 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def table(df: pd.DataFrame, name: str, key: str, **kwargs) -> None:
-    """A dataframe with a CSV download under it (every table on the page can be downloaded)."""
-    st.dataframe(df, hide_index=True, key=f"df_{key}", **kwargs)
-    st.download_button("Download CSV", df.to_csv(index=False).encode("utf-8"), file_name=f"{name}.csv",
+def table(df: pd.DataFrame, name: str, key: str, **kwargs):
+    """A dataframe with a CSV download under it (every table on the page can be downloaded);
+    the CSV's text cells cannot start a spreadsheet formula (board.csv_safe)."""
+    event = st.dataframe(df, hide_index=True, key=f"df_{key}", **kwargs)
+    st.download_button("Download CSV", to_csv(df), file_name=f"{_safe_name(name)}.csv",
                        mime="text/csv", key=f"dl_{key}")
+    return event
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)[:120] or "table"
 
 
 def safe_media(run: Run, rel: str) -> Path | None:

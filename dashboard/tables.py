@@ -4,104 +4,14 @@ Scores are on the page's 0..100 scale: 0..1 metrics multiplied by 100 (docs/FORM
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pandas as pd
 
-from m3eval.runs import Reference, Run, display_ci, display_value
-
-CATEGORIES = ["knowledge_vqa", "video", "chinese", "multilingual"]
-
-
-@dataclass
-class TaskInfo:
-    name: str
-    category: str | None
-    protocol: str | None
-    language: str | None
-    primary: str | None
-
-
-def task_infos(runs: list[Run], refs: list[Reference]) -> dict[str, TaskInfo]:
-    """What each task is, from the first run that has it (reference rows only name tasks)."""
-    out: dict[str, TaskInfo] = {}
-    for run in runs:
-        for name, t in run.tasks.items():
-            out.setdefault(name, TaskInfo(name, t.get("category"), t.get("protocol"), t.get("language"),
-                                          t.get("primary_metric")))
-    for ref in refs:
-        for name in ref.tasks:
-            out.setdefault(name, TaskInfo(name, None, None, None, None))
-    return dict(sorted(out.items()))
-
-
-def filter_tasks(infos: dict[str, TaskInfo], categories: list[str] | None, languages: list[str] | None,
-                 protocols: list[str] | None) -> list[str]:
-    """Tasks passing every filter; an empty or None filter lets everything through."""
-    def ok(value: str | None, allowed: list[str] | None) -> bool:
-        return not allowed or value in allowed
-    return [n for n, i in infos.items()
-            if ok(i.category, categories) and ok(i.language, languages) and ok(i.protocol, protocols)]
+from dashboard.board import build_rows, invocation_setting
+from m3eval.runs import Run, display_ci, display_value
 
 
 def _ci_text(ci: tuple[float, float] | None) -> str:
     return "" if ci is None else f"{ci[0]:.1f}–{ci[1]:.1f}"
-
-
-def _group_defs(runs: list[Run]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        for g, d in run.groups.items():
-            out.setdefault(g, d)
-    return dict(sorted(out.items()))
-
-
-def overview_frame(runs: dict[str, Run], refs: list[Reference], tasks: list[str], show_ci: bool
-                   ) -> tuple[pd.DataFrame, list[str]]:
-    """Rows = runs then reported rows; columns = groups (averages) then tasks, primary metrics.
-
-    A group is shown when all its tasks pass the filters. A reference row gets a task's
-    score only for that task's primary metric (never a different metric under the same
-    column), and a group average only when it reports every task of the group.
-    """
-    infos = task_infos(list(runs.values()), refs)
-    groups = {g: d for g, d in _group_defs(list(runs.values())).items()
-              if d.get("tasks") and all(t in tasks for t in d["tasks"])}
-    score_cols = [f"{g} (avg)" for g in groups] + list(tasks)
-    rows = []
-    for label, run in runs.items():
-        row: dict[str, Any] = {"model": label, "reported": False, "source": run.model_id}
-        for g, d in groups.items():
-            rg = run.groups.get(g)
-            value = None if rg is None else rg.get("value")
-            row[f"{g} (avg)"] = None if value is None else float(value) * 100.0 / float(rg.get("scale", 1))
-        for t in tasks:
-            task = run.tasks.get(t)
-            metric = task["metrics"][task["primary_metric"]] if task else None
-            row[t] = display_value(metric) if metric else None
-            if show_ci:
-                row[f"{t} 95% CI"] = _ci_text(display_ci(metric)) if metric else ""
-        rows.append(row)
-    for ref in refs:
-        row = {"model": f"{ref.model} (reported)", "reported": True, "source": ref.source}
-        values: dict[str, float] = {}
-        for t in tasks:
-            primary = infos[t].primary
-            metric = (ref.tasks.get(t) or {}).get("metrics", {}).get(primary) if primary else None
-            if metric:
-                values[t] = display_value(metric)
-            row[t] = values.get(t)
-            if show_ci:
-                row[f"{t} 95% CI"] = ""
-        for g, d in groups.items():
-            have = [values[t] for t in d["tasks"] if t in values]
-            row[f"{g} (avg)"] = sum(have) / len(have) if len(have) == len(d["tasks"]) else None
-        rows.append(row)
-    columns = ["model", "reported"] + [c for s in score_cols for c in ([s, f"{s} 95% CI"] if show_ci and s in tasks
-                                                                        else [s])] + ["source"]
-    df = pd.DataFrame(rows, columns=columns)
-    return df, score_cols
 
 
 def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, scale: float,
@@ -118,15 +28,47 @@ def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, sca
             score = float(score) * 100.0 / scale if isinstance(score, (int, float)) else None
             failed = bool(r.get("error")) or r.get("extracted") is None or score is None or score < threshold * 100
             rows.append({"id": r["id"], f"score {suffix}": score, f"failed {suffix}": failed,
+                         f"prediction {suffix}": _text(r.get("prediction")),
                          f"extracted {suffix}": r.get("extracted"), f"error {suffix}": r.get("error")})
-        return pd.DataFrame(rows, columns=["id", f"score {suffix}", f"failed {suffix}",
+        return pd.DataFrame(rows, columns=["id", f"score {suffix}", f"failed {suffix}", f"prediction {suffix}",
                                            f"extracted {suffix}", f"error {suffix}"])
     a = frame(recs_a, "A")
+    a.insert(4, "reference", [" | ".join(map(str, _as_list(r.get("references")))) for r in recs_a])
     a.insert(1, "lang", [r.get("lang") for r in recs_a])
     a.insert(2, "instruction", [r.get("instruction") for r in recs_a])
     if recs_b is None:
         return a
     return a.merge(frame(recs_b, "B"), on="id", how="inner")
+
+
+def _as_list(value) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def missing_ids_note(run_a: Run, run_b: Run, task: str, ids_a: set[str], ids_b: set[str]) -> str | None:
+    """When run B lacks samples of run A: how many, and the differences that explain it."""
+    missing = ids_a - ids_b
+    if not missing:
+        return None
+    ta, tb = run_a.tasks[task], run_b.tasks[task]
+    why = []
+    for label, key in (("--limit", "limit"), ("dataset overrides", "dataset_overrides")):
+        va, vb = (invocation_setting(r, task, key) for r in (run_a, run_b))
+        if va != vb:
+            why.append(f"{label} differs (A: {va or 'none'}, B: {vb or 'none'})")
+    if ta.get("hash") != tb.get("hash"):
+        why.append("the task definitions differ (hash)")
+    if (ta.get("dataset") or {}) != (tb.get("dataset") or {}):
+        why.append("the datasets differ (path, split or revision)")
+    if tb.get("n_samples") is not None and len(ids_b) < int(tb["n_samples"]):
+        why.append(f"run B's samples file has {len(ids_b)} of its {tb['n_samples']} records")
+    reason = "; ".join(why) or "no setting differs: samples were dropped or failed in run B"
+    return (f"Run B lacks {len(missing)} of run A's {len(ids_a)} samples (only shared ids are compared): "
+            f"{reason}.")
 
 
 def select_samples(df: pd.DataFrame, only_failures: bool, only_disagree: bool) -> pd.DataFrame:
@@ -199,3 +141,40 @@ def instruction_scores(runs: dict[str, Run]) -> pd.DataFrame:
                     rows.append({"model": label, "task": t, "instruction": k, "metric": metric,
                                  "score": float(v) * 100.0 / scale})
     return pd.DataFrame(rows, columns=["model", "task", "instruction", "metric", "score"])
+
+
+def metrics_frame(run: Run) -> pd.DataFrame:
+    """Every metric of a run on the display scale, its 95% interval rounded to 0.1."""
+    rows = []
+    for name, t in sorted(run.tasks.items()):
+        for m, entry in t["metrics"].items():
+            ci = display_ci(entry)
+            rows.append({"task": name, "metric": m, "primary": m == t.get("primary_metric"),
+                         "value": display_value(entry), "95% CI": _ci_text(ci), "kind": entry.get("kind"),
+                         "n": t.get("n_samples"), "signature": entry.get("signature")})
+    return pd.DataFrame(rows, columns=["task", "metric", "primary", "value", "95% CI", "kind", "n", "signature"])
+
+
+def capability_scores(h, runs: dict[str, Run]) -> pd.DataFrame:
+    """model × capability scores of the hierarchy, with intervals and how many of the capability's
+    datasets (results tasks) each run has (`tasks` of `of`)."""
+    rows = []
+    for r in build_rows(h, runs, [], {}, None):
+        for c in h.capabilities:
+            s = r.board.capabilities.get(c.key)
+            if s is not None:
+                rows.append({"model": r.label, "capability": c.title, "score": s.value, "ci_low": s.lo,
+                             "ci_high": s.hi, "tasks": len(h.under(c.key, list(r.board.leaves))),
+                             "of": len(h.under(c.key, sorted(r.expected)))})
+    return pd.DataFrame(rows, columns=["model", "capability", "score", "ci_low", "ci_high", "tasks", "of"])
+
+
+def task_count_notes(caps: pd.DataFrame) -> list[str]:
+    """One warning per capability whose bars rest on different numbers of tasks."""
+    out = []
+    for cap, sub in caps.groupby("capability", sort=False):
+        if sub["tasks"].nunique() > 1:
+            counts = ", ".join(f"{m}: {int(k)}" for m, k in zip(sub["model"], sub["tasks"]))
+            out.append(f"{cap}: these bars average different numbers of tasks ({counts} of "
+                       f"{int(sub['of'].max())}); they are not a like-for-like comparison.")
+    return out

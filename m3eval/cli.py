@@ -33,8 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="evaluate a model on tasks")
-    r.add_argument("--model", default="hf", help="backend: hf, openai, or a plugin's (default hf)")
-    r.add_argument("--model-args", default="", help="pretrained=PATH_OR_HUB_ID[,dtype=bfloat16,device=cuda]")
+    r.add_argument("--model", default="hf", help="backend: hf, vllm, openai, or a plugin's (default hf)")
+    r.add_argument("--model-args", default="", help=(
+        "comma-separated key=value. hf: pretrained=PATH_OR_HUB_ID[,dtype=bfloat16,device=cuda,revision=R,"
+        "trust_remote_code=true,chat_template=FILE]. vllm: pretrained=...[,tensor_parallel_size=N,"
+        "data_parallel_size=N,dtype=D,max_model_len=N,gpu_memory_utilization=0.9,limit_mm_per_prompt="
+        "image:8;video:1,trust_remote_code=true,revision=R,video=frames|native,chunk=512]. openai: "
+        "base_url=URL (required)[,model=NAME (default: the only one served),api_key_env=OPENAI_API_KEY,"
+        "concurrency=16,timeout=120,connect_timeout=5,max_retries=5,image_format=png|jpeg,check_model=true]"))
     r.add_argument("--tasks", required=True, help="comma-separated tasks or groups")
     r.add_argument("--output", type=Path, default=Path("runs"), help="folder for run directories (default runs/)")
     r.add_argument("--run-name", help="run directory name (default: the model's name)")
@@ -75,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="start the leaderboard page")
     lb.add_argument("--results", type=Path, default=Path("results"))
     lb.add_argument("--port", type=int, default=8501)
+    lb.add_argument("--export", type=Path, metavar="FILE.html",
+                    help="write the leaderboard as one self-contained HTML file instead of serving it")
 
     m = sub.add_parser("metrics", help="list metrics and filters: arguments, scale, source")
     m.add_argument("--format", choices=["text", "json"], default="text")

@@ -133,6 +133,9 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:
+    if getattr(a, "export", None):
+        from .leaderboard import export_html
+        return export_html(a.results, a.export)
     from .leaderboard import launch
     return launch(a.results, a.port)
 
@@ -146,9 +149,12 @@ def cmd_demo(a: argparse.Namespace) -> int:
                     batch_size=a.batch_size)
     results, failures = evaluate(cfg)
     code = _outcome(results, failures)
+    from .demo.encoders import run_encoder_demo  # grounding, then the tiny contrastive encoder
+    enc_code, enc_run = run_encoder_demo(cfg, _outcome)
+    code = max(code, enc_code)
     if results is not None:
         run = cfg.output / results["run"]["name"]
-        print(f"\nrun directory: {run}\nre-score: m3eval score {run}\n"
+        print(f"\nrun directories: {run} {enc_run or ''}\nre-score: m3eval score {run}\n"
               f"leaderboard: m3eval leaderboard --results {cfg.output}")
     return code
 

@@ -18,6 +18,7 @@ from m3eval.plugins import Registry
 from typing import Any, Callable
 
 from m3eval.metrics.choice import choice_index, extract_choice_letter, letter
+from m3eval.metrics.grounding import box_filter
 
 
 @dataclass(frozen=True)
@@ -156,5 +157,6 @@ for _f in [
     Filter("choice_text", _choice_text, "option letter -> choice text"),
 ]:
     register_filter(_f)
+register_filter(Filter("box", box_filter, "the first box named (Qwen-VL (x1,y1),(x2,y2) or [x1, y1, x2, y2]); None if none"))
 
 __all__ = ["Filter", "apply_filters", "filter_names", "get_filter", "letter", "register_filter"]

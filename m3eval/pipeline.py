@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import encode, judge
 from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
-from .models.base import GenerationConfig, load_model
+from .models.base import GenerationConfig, check_backend, load_model
 from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
 from .resume import RunError, check_model_revision, check_resume, identity
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
@@ -97,6 +98,7 @@ def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
     """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run)."""
     t_start = time.perf_counter()
+    check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
     dist = dist or init_distributed()
     registry = Registry.discover(cfg.include_paths)
     specs = registry.resolve(cfg.tasks)
@@ -133,9 +135,17 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     if dist.is_main:
         atomic_write_json(run_dir / "run.json", ident)
     generate_s, n_new = 0.0, 0
+    unfit = {s.task: why for s in runnable if (why := encode.model_fits(s, model))}  # e.g. clip on a VQA task
+    failures += [f"{task}: {why}" for task, why in unfit.items()]
+    runnable = [s for s in runnable if s.task not in unfit]
+    if not runnable:
+        _close(model, dist)
+        raise RunError("no task can run with this model:\n  " + "\n  ".join(failures))
 
     plans = []
     for spec in runnable:
+        if spec.type != "generate":  # encoder task types: m3eval/encode.py, below
+            continue
         g = spec.generation
         gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
                                temperature=g.temperature, top_p=g.top_p, num_beams=g.num_beams,
@@ -159,6 +169,14 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
                 scoring[plan.spec.task] = scorer.submit(timed_score, plan.spec, got, run_dir, cfg.seed)
 
         generate_tasks(plans, model, task_done, progress=cfg.progress and dist.is_main)
+        for spec in (s for s in runnable if s.type != "generate" and dist.is_main):
+            try:
+                preds, seconds = encode.run_encoder_task(spec, samples[spec.task], model, run_dir)
+            except (ValueError, KeyError) as e:  # a bad class list or file fails this task only
+                failures.append(f"{spec.task} ({spec.source}): {e}")
+                continue
+            generate_s, n_new = generate_s + seconds, n_new + (len(preds) if seconds else 0)
+            scoring[spec.task] = scorer.submit(timed_score, spec, preds, run_dir, cfg.seed)
         scored = {task: f.result() for task, f in scoring.items()}
     if not dist.is_main:
         _close(model, dist)
@@ -166,6 +184,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
 
     failures += [f"{task}: scoring failed: {err}" for task, (_, _, err) in scored.items() if err]
     tasks = _with_earlier_tasks(run_dir, {task: entry for task, (entry, _, err) in scored.items() if not err})
+    encode.add_extras(run_dir, tasks)
     total_s = time.perf_counter() - t_start
     results = {
         "format": RESULTS_FORMAT,
@@ -194,7 +213,8 @@ def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[
     """(results entry, seconds, error): one task's bad data fails that task, not the run."""
     t = time.perf_counter()
     try:
-        return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
+        with judge.run_folder(run_dir):  # judge calls are cached in the run folder
+            return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
 
@@ -237,6 +257,7 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
         if err:
             raise RunError(f"task {name} ({registry.tasks[name].source}): scoring failed: {err}")
         tasks[name] = entry
+    encode.add_extras(run_dir, tasks)
     specs = [registry.tasks[n] for n in names]
     results = {**old, "tasks": tasks, "groups": group_scores(registry, tasks),
                "consistency": consistency(specs, tasks, run_dir)}

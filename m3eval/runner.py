@@ -1,8 +1,11 @@
 """Generation: samples -> batches -> model -> predictions/<task>.jsonl.
 
 Each rank takes `rank::world_size` of a task's pending samples, sorts them by
-prompt length, decodes the next batches' media in background threads while the
-model generates, and appends every finished batch to its own log at once.
+prompt length, decodes the next batches' media (and builds the model's inputs, for
+a backend that splits that step out) in background threads while the model
+generates, and appends every finished batch to its own log at once. A streaming
+backend (openai, vllm) gets all tasks' samples as one stream and each answer is
+logged as it arrives; its `seconds` is the request's own latency.
 Rank 0 gathers, writes predictions/<task>.jsonl in dataset order and removes
 the logs. A re-run reads every log and regenerates nothing already finished.
 """
@@ -12,12 +15,13 @@ import hashlib
 import json
 import re
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
@@ -76,6 +80,7 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
                 parts.append(part)
                 if m.kind == "image":
                     info["images"] = info.get("images", 0) + 1
+                    info.setdefault("image_size", part_info["size"])  # grounding scales boxes by it
                 else:  # one video a sample: keep its sampling record (rule, frames, indices)
                     info.update(part_info)
     except (MediaError, OSError, KeyError, ValueError) as e:
@@ -143,27 +148,64 @@ def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_
                     run_dir / "media" / spec.task if save_media else None)
 
 
+@dataclass
+class Decoded:
+    """One batch after the prefetch threads: samples decoded, and (for a backend with
+    `preprocess`, e.g. hf) the model inputs already built, so the model thread only generates."""
+
+    plan: TaskPlan
+    prepared: list[Prepared]
+    inputs: Any = None
+
+
+def _decoded(plans: list[TaskPlan], model: Any, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
+    """Every plan's batches in order, decoded PREFETCH batches ahead (across task boundaries)."""
+    stream = [(plan, batch) for plan in plans for batch in plan.batches]
+    # A backend that splits its work (hf: `preprocess` = processor, `generate_prepared` = the model)
+    # gets its inputs built here, off the model thread.
+    preprocess = model.preprocess if getattr(model, "splits_preprocessing", False) else None
+
+    def decode(plan: TaskPlan, batch: list[Sample]) -> Decoded:
+        prepared = [prepare(s, plan.rule, plan.media_dir) for s in batch]
+        inputs = None
+        ready = [p.message for p in prepared if p.error is None]
+        if preprocess is not None and ready:
+            try:
+                inputs = preprocess(ready, plan.gen)
+            except Exception:  # noqa: BLE001 - the model thread retries and blames one sample
+                inputs = None
+        return Decoded(plan, prepared, inputs)
+
+    ahead = deque(pool.submit(decode, *item) for item in stream[:PREFETCH])
+    queued = len(ahead)
+    while ahead:
+        decoded = ahead.popleft().result()
+        if queued < len(stream):
+            ahead.append(pool.submit(decode, *stream[queued]))
+            queued += 1
+        yield decoded
+
+
 def generate_tasks(plans: list[TaskPlan], model: Any, on_done: Callable[[TaskPlan, GenStats], None],
                    progress: bool = True) -> None:
-    """Run every plan's batches as one stream. Media decoding runs PREFETCH batches ahead
-    of the model (across task boundaries) and the logs are written behind it, each in its
-    own threads, so the model waits for neither. A task's log is complete before
-    `on_done` sees it; leaving the `with` (also on a crash) waits for every queued write,
-    so finished batches are never lost."""
-    stream = [(plan, batch) for plan in plans for batch in plan.batches]
+    """Run every plan's batches as one stream. Media decoding (and the model's own
+    pre-processing) runs PREFETCH batches ahead of the model, across task boundaries, and
+    the logs are written behind it, each in its own threads, so the model waits for
+    neither. A backend with `generate_stream` (openai, vllm) gets all samples of all
+    tasks as one lazy stream and each prediction is logged as it completes. A task's log
+    is complete before `on_done` sees it, and tasks finish in plan order (so every rank
+    meets the same collectives); leaving the `with` (also on a crash) waits for every
+    queued write, so finished predictions are never lost."""
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer:
-        decode = lambda plan, batch: [prepare(s, plan.rule, plan.media_dir) for s in batch]  # noqa: E731
-        ahead = deque(pool.submit(decode, *item) for item in stream[:PREFETCH])
-        queued = len(ahead)
+        decoded = _decoded(plans, model, pool)
+        if hasattr(model, "generate_stream"):
+            _stream_tasks(plans, model, decoded, writer, on_done, progress)
+            return
         for plan in plans:
             stats, writes = GenStats(), []
             bar = _progress(plan.spec.task, sum(map(len, plan.batches)), progress)
             for _ in plan.batches:
-                prepared = ahead.popleft().result()
-                if queued < len(stream):
-                    ahead.append(pool.submit(decode, *stream[queued]))
-                    queued += 1
-                rows, dt = _run_batch(model, prepared, plan.gen)
+                rows, dt = _run_batch(model, next(decoded), plan.gen)
                 stats.generate_s += dt
                 stats.samples += len(rows)
                 writes.append(writer.submit(append_jsonl, plan.log, rows))
@@ -174,15 +216,99 @@ def generate_tasks(plans: list[TaskPlan], model: Any, on_done: Callable[[TaskPla
             on_done(plan, stats)
 
 
-def _run_batch(model: Any, prepared: list[Prepared], gen: GenerationConfig) -> tuple[list[dict], float]:
+class _Appender:
+    """One log's rows appended behind the model, coalesced: each write takes every row queued
+    by then, so a burst of answers costs one append + fsync, not one per row."""
+
+    def __init__(self, writer: ThreadPoolExecutor, path: Path):
+        self.writer, self.path = writer, path
+        self.rows: list[dict] = []
+        self.lock = threading.Lock()
+        self.writes: list = []
+
+    def add(self, row: dict) -> None:
+        with self.lock:
+            self.rows.append(row)
+            if len(self.rows) == 1:  # no write queued that will take this row: queue one
+                self.writes.append(self.writer.submit(self._write))
+
+    def _write(self) -> None:
+        with self.lock:
+            rows, self.rows = self.rows, []
+        if rows:
+            append_jsonl(self.path, rows)
+
+    def wait(self) -> None:
+        for w in self.writes:
+            w.result()  # a failed write (disk full) is an error, not a silent loss
+
+
+def _stream_tasks(plans: list[TaskPlan], model: Any, decoded: Iterator[Decoded], writer: ThreadPoolExecutor,
+                  on_done: Callable[[TaskPlan, GenStats], None], progress: bool) -> None:
+    """Continuous submission: the backend pulls samples as its slots free, across batch and
+    task boundaries. A failed request is that sample's error once: no retry round here
+    (the backend's client already retried). A task's generate_s is its wall time from its
+    first submitted sample to its last answer (tasks overlap)."""
+    index = {id(p): i for i, p in enumerate(plans)}
+    left = [sum(map(len, p.batches)) for p in plans]
+    stats = [GenStats() for _ in plans]
+    logs = [_Appender(writer, p.log) for p in plans]
+    first: list[float | None] = [None] * len(plans)
+    last = [0.0] * len(plans)
+    bar = _progress("generate", sum(left), progress)
+    finished = 0
+
+    def log(i: int, row: dict) -> None:
+        logs[i].add(row)
+        left[i] -= 1
+        stats[i].samples += 1
+        bar.update(1)
+
+    def requests() -> Iterator[tuple[tuple[int, Prepared], Message, GenerationConfig]]:
+        for d in decoded:
+            i = index[id(d.plan)]
+            for p in d.prepared:
+                if p.error is not None:  # bad media: logged now, never sent
+                    log(i, _prediction(p, "", p.error, 0.0).to_json())
+                else:
+                    first[i] = first[i] or time.perf_counter()
+                    yield (i, p), p.message, d.plan.gen
+
+    def finish_ready() -> None:
+        nonlocal finished
+        while finished < len(plans) and left[finished] == 0:
+            i = finished
+            logs[i].wait()
+            stats[i].generate_s = max(0.0, last[i] - first[i]) if first[i] else 0.0
+            finished += 1
+            on_done(plans[i], stats[i])
+
+    finish_ready()
+    for (i, p), out, seconds in model.generate_stream(requests()):
+        last[i] = time.perf_counter()
+        error = f"{GENERATE_ERROR}{type(out).__name__}: {out}" if isinstance(out, Exception) else None
+        log(i, _prediction(p, "" if error else out, error, seconds).to_json())
+        finish_ready()
+    finish_ready()
+    bar.close()
+
+
+def _run_batch(model: Any, batch: Decoded, gen: GenerationConfig) -> tuple[list[dict], float]:
     """Generate for the samples that decoded; every sample gets a row, failed ones with their error."""
-    ready = [p for p in prepared if p.error is None]
+    ready = [p for p in batch.prepared if p.error is None]
     t0 = time.perf_counter()
-    outputs = _generate_batch(model, ready, gen) if ready else []
+    outputs = None
+    if batch.inputs is not None:
+        try:
+            outputs = list(model.generate_prepared(batch.inputs, gen))
+        except Exception:  # noqa: BLE001 - e.g. out of memory: fall back to the splitting path
+            outputs = None
+    if outputs is None or len(outputs) != len(ready):
+        outputs = _generate_batch(model, ready, gen) if ready else []
     dt = time.perf_counter() - t0
     by_id = {p.sample.id: o for p, o in zip(ready, outputs)}
     rows = []
-    for p in prepared:
+    for p in batch.prepared:
         out = by_id.get(p.sample.id, "")
         error = p.error or (f"{GENERATE_ERROR}{type(out).__name__}: {out}" if isinstance(out, Exception) else None)
         text = "" if isinstance(out, Exception) else out

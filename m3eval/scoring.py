@@ -112,7 +112,7 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
                 raise ValueError(f"sample {p.id!r}: {e}") from None
             n_fail += extracted is None
         n_err += error is not None
-        items.append(MetricInput(extracted, list(p.references), p.choices, p.lang or lang))
+        items.append(MetricInput(extracted, list(p.references), p.choices, p.lang or lang, p.media_info, p.prompt))
         records.append({"id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
                         "references": list(p.references), "choices": p.choices, "lang": p.lang or lang,
                         "instruction": p.instruction, "error": error, "scores": {}})

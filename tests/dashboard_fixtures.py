@@ -132,14 +132,18 @@ def _task_result(task: str, spec: dict, records: list[dict], version: int) -> di
 
 def write_run(root: Path, name: str, *, accuracy: float = 0.6, seed: int = 0, n: int = 24,
               tasks: list[str] | None = None, versions: dict[str, int] | None = None,
-              drop: dict[str, int] | None = None, overrides: dict[str, str] | None = None) -> Path:
-    """One run directory root/name; `drop` removes the last k samples of a task."""
+              drop: dict[str, int] | None = None, overrides: dict[str, str] | None = None,
+              config: dict[str, Any] | None = None, invocation: dict[str, dict] | None = None) -> Path:
+    """One run directory root/name; `drop` removes the last k samples of a task; `config`
+    updates run.config (limit, dataset_overrides); `invocation` adds tasks.<t>.invocation."""
     run_dir = Path(root) / name
     results_tasks: dict[str, Any] = {}
     for task in tasks or DEFAULT_TASKS:
         spec = TASKS[task]
         records = _records(task, spec, run_dir, accuracy, seed, n - (drop or {}).get(task, 0), overrides or {})
         results_tasks[task] = _task_result(task, spec, records, (versions or {}).get(task, 1))
+        if task in (invocation or {}):
+            results_tasks[task]["invocation"] = invocation[task]
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         (run_dir / "predictions").mkdir(parents=True, exist_ok=True)
         with open(run_dir / "samples" / f"{task}.jsonl", "w", encoding="utf-8") as f:
@@ -161,7 +165,7 @@ def write_run(root: Path, name: str, *, accuracy: float = 0.6, seed: int = 0, n:
         "run": {"name": name, "model": {"backend": "hf", "args": {"pretrained": f"/models/{name}"},
                                          "id": f"fixture/{name}", "revision": None},
                 "config": {"tasks": list(results_tasks), "batch_size": 8, "limit": None, "seed": 0,
-                           "instructions": "default", "world_size": 1},
+                           "instructions": "default", "world_size": 1, "dataset_overrides": {}} | (config or {}),
                 "created": "2026-11-21T23:59:00Z", "git_sha": "abc123",
                 "versions": {"m3eval": "0.1.0", "torch": "2.13.0", "transformers": "5.23.0"}},
         "timings": {"load_s": 1.2, "generate_s": 10.0, "score_s": 0.4, "total_s": 11.6,
@@ -191,11 +195,46 @@ def write_broken(root: Path) -> None:
     (Path(root) / "old" / "results.json").write_text(json.dumps({"format": "m3eval.results/0", "run": {}}))
 
 
-def write_leaderboard(root: Path, n: int = 24) -> Path:
-    """A results/ folder as the page reads it: two runs, a reference row, two broken files."""
+# The hierarchy of the fixture tasks (a results folder may carry its own leaderboard.yaml)
+HIERARCHY = """
+normalization: {vqa_accuracy: linear, exact_match: linear, rouge_l: linear, bleu: linear}
+capabilities:
+  knowledge_vqa:
+    title: Knowledge VQA
+    tasks:
+      okvqa: {title: OK-VQA, leaves: [{task: okvqa}, {task: m3it_okvqa}]}
+  video:
+    title: Video understanding
+    tasks:
+      msrvtt_qa: {title: MSRVTT-QA, leaves: [{task: msrvtt_qa}]}
+  chinese:
+    title: Chinese
+    tasks:
+      flickr8k_cn: {title: Flickr8k-CN 中文, leaves: [{task: flickr8k_cn}]}
+  multilingual:
+    title: Multilingual (M3IT-80)
+    tasks:
+      vqa_80: {title: VQA in many languages, leaves: [{task: m3it80_vqa}]}
+      msrvtt_80: {title: MSRVTT in 80 languages, leaves: [{task: "m3it80_msrvtt_{lang}"}]}
+languages:
+  en: [English, Germanic, Latin]
+  fr: [French, Romance, Latin]
+  zh: [Chinese, Sino-Tibetan, Han]
+  sw: [Swahili, Niger-Congo, Latin]
+"""
+
+
+def write_leaderboard(root: Path, n: int = 24, partial_run: bool = False) -> Path:
+    """A results/ folder as the page reads it: two full runs, the reference row, two broken
+    files, its leaderboard.yaml; with `partial_run`, also a --limit 8 run of the model the
+    reference row reports on (ying-vlm)."""
     root = Path(root)
     write_run(root, "tiny-llava", accuracy=0.7, seed=0, n=n, overrides={"okvqa-0": XSS})
     write_run(root, "tiny-qwen", accuracy=0.45, seed=0, n=n)
+    if partial_run:
+        write_run(root, "ying-vlm", accuracy=0.5, seed=1, n=8, tasks=["m3it_okvqa", "flickr8k_cn"],
+                  config={"limit": 8})
     write_reference(root)
     write_broken(root)
+    (root / "leaderboard.yaml").write_text(HIERARCHY, encoding="utf-8")
     return root

@@ -1,8 +1,10 @@
-"""End to end: `streamlit run dashboard/app.py` on 127.0.0.1, driven by Debian's Chromium.
+"""End to end: `streamlit run dashboard/app.py` on 127.0.0.1 and the static export, driven by
+Debian's Chromium through Playwright (never `playwright install`).
 
-Needs /usr/bin/chromium (apt-get install chromium) and the playwright Python package;
-never `playwright install`. Loads the overview, applies a filter, opens a sample on the
-Task page, checks a prediction holding HTML shows as text, and saves a screenshot.
+Every page is opened, checked for what it must show, and photographed into test-artifacts/
+(ignored by git; $M3EVAL_ARTIFACTS moves it). Chinese text must render with a real CJK
+font (Debian fonts-noto-cjk): glyphs are compared with the tofu box of an unassigned
+character, no OCR needed.
 """
 from __future__ import annotations
 
@@ -17,13 +19,23 @@ import pytest
 from PIL import Image, ImageStat
 from playwright.sync_api import expect, sync_playwright
 
+from dashboard.export import export
 from m3eval.leaderboard import launch, streamlit_command
-from tests.dashboard_fixtures import XSS, write_leaderboard
+from tests.dashboard_fixtures import XSS, write_leaderboard, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("M3EVAL_ARTIFACTS") or ROOT / "test-artifacts")
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ZH = "一只狗在草地上奔跑"
+
+# draws one character on a canvas in the given font and returns its pixels (alpha channel)
+GLYPH_JS = """([ch, font]) => {
+  const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+  const g = c.getContext('2d'); g.font = '40px ' + font; g.fillText(ch, 4, 48);
+  return Array.from(g.getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 === 3));
+}"""
 
 
 def _free_port() -> int:
@@ -46,14 +58,18 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 40.0) -> No
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout} s")
 
 
-@pytest.fixture()
-def server(tmp_path):
-    results = write_leaderboard(tmp_path / "results")
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    return write_leaderboard(tmp_path_factory.mktemp("browser") / "results", partial_run=True)
+
+
+@pytest.fixture(scope="module")
+def server(results):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"M3EVAL_RESULTS": str(results)}
     cmd = streamlit_command(port)  # what `m3eval leaderboard` runs
     assert "--server.headless" in cmd and "--browser.gatherUsageStats" in cmd
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, env=env, cwd=results.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -67,53 +83,157 @@ def server(tmp_path):
             proc.kill()
 
 
-@pytest.mark.timeout(120)
-def test_overview_filter_and_sample_in_chromium(server, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
-    dialogs: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-
-            page.goto(server, wait_until="domcontentloaded")
-            page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
-            expect(page.get_by_text("Showing 5 tasks", exact=False)).to_be_visible(timeout=15_000)
-            # the two broken results files are reported, the page still renders
-            expect(page.get_by_text("malformed or partial JSON", exact=False)).to_be_visible()
-            expect(page.get_by_text("m3eval.results/0", exact=False)).to_be_visible()
-
-            # filter: category "video" leaves one task
-            page.get_by_role("button", name="video", exact=True).click()
-            expect(page.get_by_text("Showing 1 tasks: msrvtt_qa", exact=False)).to_be_visible(timeout=15_000)
-            page.wait_for_selector('[data-testid="stDataFrame"]')
-
-            # open the Task page from the sidebar and open the first sample of okvqa
-            page.get_by_role("link", name="Task", exact=True).click()
-            page.wait_for_selector('[data-testid="stSelectbox"]', timeout=30_000)
-            page.locator('[data-testid="stSelectbox"]').first.click()
-            page.get_by_role("option", name="okvqa", exact=True).click()
-            first = page.locator('[data-testid="stExpander"]').first
-            expect(first).to_contain_text("okvqa-0", timeout=15_000)
-            first.locator("summary").click()
-            prediction = page.get_by_text(f"Prediction: {XSS}", exact=True)
-            expect(prediction).to_be_visible(timeout=15_000)
-            expect(first.locator('[data-testid="stImage"] img').first).to_be_visible()
-            assert first.locator("b").count() == 0, "prediction text was rendered as HTML"
-            page.wait_for_timeout(500)  # let images paint before the screenshot
-            shot = tmp_path / "task_page.png"
-            page.screenshot(path=str(shot), full_page=False)
+            yield b
         finally:
-            browser.close()
+            b.close()
+
+
+def _page(browser, dialogs: list[str], offline: bool = False):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=offline)
+    page = ctx.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    return ctx, page
+
+
+def _shot(page, name: str) -> Path:
+    """Save a screenshot as a test artefact and check it is a page, not a blank canvas."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)  # let charts and images paint
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    img = Image.open(path).convert("RGB")
+    assert max(ImageStat.Stat(img).stddev) > 10, f"{name}: screenshot looks blank"
+    assert len(img.getcolors(maxcolors=1 << 20) or []) > 50, f"{name}: too few colours to be a page"
+    return path
+
+
+def _open(page, url: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector('[data-testid="stMainBlockContainer"]', timeout=30_000)
+
+
+def _assert_cjk_renders(page, font: str) -> None:
+    """A Chinese character's glyph is drawn (ink, not the tofu box of an unassigned code point),
+    and two different characters give two different glyphs."""
+    tofu = page.evaluate(GLYPH_JS, ["\u0378", font])
+    glyphs = [page.evaluate(GLYPH_JS, [ch, font]) for ch in ZH[:3]]
+    assert all(sum(g) > 0 for g in glyphs), "no ink for Chinese characters"
+    assert all(g != tofu for g in glyphs), "Chinese characters render as tofu boxes (no CJK font)"
+    assert glyphs[0] != glyphs[1] != glyphs[2]
+
+
+def test_a_cjk_font_is_installed():
+    out = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=True).stdout
+    assert "CJK" in out, "install Debian's fonts-noto-cjk (scripts/install_test_deps.sh)"
+
+
+@pytest.mark.timeout(180)
+def test_overview_and_task_pages_in_chromium(server, browser):
+    dialogs: list[str] = []
+    ctx, page = _page(browser, dialogs)
+    try:
+        _open(page, server)
+        page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
+        expect(page.get_by_text("1 measured row(s) without a rank", exact=False)).to_be_visible(timeout=15_000)
+        expect(page.get_by_text("malformed or partial JSON", exact=False)).to_be_visible()
+        expect(page.get_by_text("Reported vs reproduced")).to_be_visible()
+        _shot(page, "overview")
+
+        # a view shared by its link: the level and a weight come from the URL
+        _open(page, server + "/?level=chinese&w_chinese=3")
+        page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
+        expect(page.get_by_role("combobox", name="Level")).to_have_value("Chinese → tasks", timeout=15_000)
+        assert "w_chinese=3" in page.url
+
+        # Task page: selecting the third row of the table opens that sample
+        _open(page, server + "/task")
+        page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
+        page.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name="okvqa", exact=True).click()
+        expect(page.get_by_text("Prediction: " + XSS, exact=True)).to_be_visible(timeout=15_000)  # row 0
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 18, box["y"] + 35 * 3 + 18)  # the row-selection cell of row index 2
+        view = page.locator(".st-key-sample_view")
+        expect(view).to_contain_text("okvqa-2 · ", timeout=15_000)
+        expect(view.locator('[data-testid="stImage"] img').first).to_be_visible()
+        view.scroll_into_view_if_needed()
+        _shot(page, "task")
+
+        # Chinese predictions on the Task page render with a CJK font
+        task_box = page.get_by_role("combobox", name="Task")
+        task_box.click()
+        task_box.fill("flickr8k_cn")
+        page.keyboard.press("Enter")
+        zh = page.get_by_text("Prediction: 一", exact=False).first
+        expect(zh).to_be_visible(timeout=15_000)
+        zh.scroll_into_view_if_needed()
+        font = zh.evaluate("e => getComputedStyle(e).fontFamily")
+        _assert_cjk_renders(page, font)
+        _shot(page, "task_chinese")
+    finally:
+        ctx.close()
     assert not dialogs, f"a script from the data ran: {dialogs}"
-    img = Image.open(shot).convert("RGB")
-    assert img.size == (1400, 1000)
-    stat = ImageStat.Stat(img)
-    assert max(stat.stddev) > 10, "screenshot looks blank"
-    assert len(img.getcolors(maxcolors=1 << 20) or []) > 50, "screenshot has too few colors to be a page"
-    if os.environ.get("M3EVAL_SCREENSHOT"):  # to look at it by hand
-        img.save(os.environ["M3EVAL_SCREENSHOT"])
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path,name,ready", [
+    ("/compare", "compare", '[data-testid="stDataFrame"]'),
+    ("/charts", "charts", '[data-testid="stVegaLiteChart"]'),
+    ("/run-details", "run_details", '[data-testid="stJson"]'),
+    ("/multilingual", "multilingual", '[data-testid="stVegaLiteChart"]'),
+])
+def test_other_pages_render(server, browser, path, name, ready):
+    dialogs: list[str] = []
+    ctx, page = _page(browser, dialogs)
+    try:
+        _open(page, server + path)
+        page.wait_for_selector(ready, timeout=30_000)
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+        if name == "charts":
+            chart = page.locator('[data-testid="stVegaLiteChart"]').first
+            chart.locator("canvas, svg").first.wait_for(timeout=15_000)
+            expect(page.get_by_text("these bars average different numbers of tasks", exact=False)).to_be_visible()
+        _shot(page, name)
+    finally:
+        ctx.close()
+    assert not dialogs
+
+
+@pytest.mark.timeout(120)
+def test_static_export_offline(tmp_path, browser):
+    root = write_leaderboard(tmp_path / "results", n=8, partial_run=True)
+    write_run(root, "<img src=x onerror=alert(1)>", n=6, tasks=["okvqa"], overrides={"okvqa-0": XSS})
+    out = tmp_path / "site" / "index.html"
+    assert export(root, out) == 0
+    dialogs: list[str] = []
+    requests: list[str] = []
+    ctx, page = _page(browser, dialogs, offline=True)
+    try:
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                   else (requests.append(route.request.url), route.abort()))
+        page.goto(out.as_uri(), wait_until="load")
+        expect(page.get_by_role("heading", name="All capabilities")).to_be_visible()
+        expect(page.get_by_role("heading", name="Reported vs reproduced")).to_be_visible()
+        assert page.locator("table").count() >= 5 and page.locator("svg rect").count() >= 4
+        expect(page.get_by_text("<img src=x onerror=alert(1)>").first).to_be_visible()  # shown as text
+        assert page.locator("img").count() == 0
+        expect(page.get_by_text("partial (--limit)").first).to_be_visible()
+        zh = page.get_by_text("Flickr8k-CN 中文").first
+        expect(zh).to_be_visible()
+        _assert_cjk_renders(page, zh.evaluate("e => getComputedStyle(e).fontFamily"))
+        _shot(page, "export")
+    finally:
+        ctx.close()
+    assert not requests, f"the export fetched {requests}"
+    assert not dialogs
 
 
 def test_leaderboard_refuses_a_missing_folder(tmp_path, capsys):

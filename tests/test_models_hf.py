@@ -234,7 +234,7 @@ def test_parse_model_args_types_values():
 
 
 def test_unknown_backend_and_unknown_arg(tiny_dir: Path):
-    with pytest.raises(ModelLoadError, match=r"unknown model backend 'hff' \(did you mean 'hf'\?\); known backends: hf, openai"):
+    with pytest.raises(ModelLoadError, match=r"unknown model backend 'hff' \(did you mean 'hf'\?\); known backends: hf, openai, vllm"):
         get_backend("hff")
     with pytest.raises(ModelLoadError, match=r"unknown model arg\(s\) 'batch_size'; accepted: pretrained"):
         load_model("hf", {"pretrained": str(tiny_dir), "batch_size": 8})
@@ -304,3 +304,12 @@ def test_second_architecture_idefics3_is_batch_invariant(tmp_path: Path):
     batched = m.generate(msgs, gen)
     assert batched == [m.generate([x], gen)[0] for x in msgs]
     assert all(batched) and len(set(batched)) == len(msgs)
+
+
+def test_preprocess_then_generate_prepared_equals_generate(model):
+    """The runner builds inputs in its prefetch threads (`preprocess`) and the model
+    thread only calls `generate_prepared`: the split changes no prediction."""
+    msgs, gen = varied_messages(), GenerationConfig(max_new_tokens=16)
+    inputs = model.preprocess(msgs, gen)
+    assert set(inputs) >= {"input_ids", "attention_mask", "pixel_values"}
+    assert model.generate_prepared(inputs, gen) == model.generate(msgs, gen)

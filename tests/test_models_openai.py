@@ -1,7 +1,10 @@
-"""The `openai` backend against a real HTTP server on 127.0.0.1 (stdlib http.server).
+"""The `openai` backend (official `openai` client) against a hand-written HTTP server on
+127.0.0.1, for behaviour that is not the server's: retries, Retry-After, concurrency,
+a dead server, secrets in error bodies. (tests/test_openai_server.py runs a real
+`transformers serve` and compares predictions with the hf backend.)
 
-The server speaks the OpenAI chat-completions format and answers with text
-derived from the request, so every assertion checks what really went over HTTP.
+The server speaks the OpenAI chat-completions format and answers with text derived
+from the request, so every assertion checks what really went over HTTP.
 """
 from __future__ import annotations
 
@@ -15,13 +18,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from m3eval.models import BadMessageError, GenerationConfig, ModelLoadError, load_model
+from m3eval.models import BadMessageError, GenerationConfig, ModelLoadError, check_backend, load_model
 from m3eval.models.openai_compat import RequestError
 
 
 class FakeOpenAIServer(ThreadingHTTPServer):
     """Serves /v1/models and /v1/chat/completions. Prompt text triggers failures:
-    RATE -> one 429, FLAKY -> two 500s, DOWN -> always 503, BAD -> 400, SLOW -> 0.3 s delay."""
+    RATE -> one 429 (Retry-After: 1), FLAKY -> two 500s, DOWN -> always 503, BAD -> 400,
+    SLOW -> 0.3 s delay, ECHO401 -> a 401 whose body echoes the Authorization header.
+    `delay` slows every request (for in-flight counting)."""
 
     daemon_threads = True
 
@@ -31,6 +36,8 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.attempts: dict[str, int] = {}
         self.auth: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
+        self.delay = 0.0
+        self.times: dict[str, list[float]] = {}
         self.lock = threading.Lock()
 
     @property
@@ -68,13 +75,16 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests.append(body)
             srv.auth.append(self.headers.get("Authorization"))
             n = srv.attempts[text] = srv.attempts.get(text, 0) + 1
+            srv.times.setdefault(text, []).append(time.monotonic())
             srv.in_flight += 1
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
-            if "SLOW" in text:
-                time.sleep(0.3)
+            time.sleep(0.3 if "SLOW" in text else srv.delay)
             if "RATE" in text and n == 1:
-                return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
+                return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"})
+            if "ECHO401" in text:
+                return self._send(401, {"error": {"message": f"invalid key; you sent Authorization: "
+                                                             f"{self.headers.get('Authorization')}"}})
             if "FLAKY" in text and n <= 2:
                 return self._send(500, {"error": {"message": "oops"}})
             if "DOWN" in text:
@@ -108,7 +118,7 @@ def server():
 
 
 def adapter(server, **extra):
-    args = {"base_url": server.url, "model": "tiny-vlm", "backoff": 0.01, "max_retries": 3, **extra}
+    args = {"base_url": server.url, "model": "tiny-vlm", "max_retries": 3, **extra}
     return load_model("openai", args)
 
 
@@ -123,11 +133,11 @@ def test_answers_in_order_with_concurrency(server):
     out = m.generate([text(p) for p in prompts], GenerationConfig(max_new_tokens=7))
     elapsed = time.perf_counter() - start
     assert out == [f"0 images  | {p} | t=0.0 n=7" for p in prompts]
-    assert server.max_in_flight > 1 and elapsed < 8 * 0.3  # really concurrent
+    assert server.max_in_flight == 4 and elapsed < 8 * 0.3  # really concurrent, and bounded
     m.close()
 
 
-def test_images_and_video_frames_go_as_data_urls(server):
+def test_images_and_video_frames_go_as_png_data_urls(server):
     m = adapter(server)
     red, blue = Image.new("RGB", (5, 4), (255, 0, 0)), Image.new("L", (3, 2), 7)
     frames = [Image.new("RGB", (2, 2), (0, i, 0)) for i in range(3)]
@@ -140,30 +150,28 @@ def test_images_and_video_frames_go_as_data_urls(server):
     assert sent == {"two": ["image_url"] * 2 + ["text"], "vid": ["image_url"] * 3 + ["text"]}  # order kept
 
 
-def test_retries_429_and_5xx_then_succeeds(server):
+def test_client_retries_5xx_and_honours_retry_after(server):
     m = adapter(server)
     out = m.generate([text("RATE me"), text("FLAKY me"), text("fine")], GenerationConfig())
     assert [o.split(" | ")[1] for o in out] == ["RATE me", "FLAKY me", "fine"]
     assert server.attempts == {"RATE me": 2, "FLAKY me": 3, "fine": 1}
-    assert m.retries == 3
+    first, second = server.times["RATE me"]
+    assert second - first >= 0.95  # Retry-After: 1 (the client's own backoff starts at 0.5 s with jitter)
 
 
-def test_gives_up_after_bounded_retries(server):
+def test_a_dead_request_fails_once_after_the_clients_retries(server):
     m = adapter(server, max_retries=2)
-    with pytest.raises(RequestError, match=r"gave up after 3 attempts: HTTP 503 .*overloaded"):
-        m.generate([text("DOWN")], GenerationConfig())
-    assert server.attempts["DOWN"] == 3
+    outs = list(m.generate_stream([("k", text("DOWN"), GenerationConfig())]))
+    assert len(outs) == 1 and outs[0][0] == "k"
+    assert isinstance(outs[0][1], RequestError) and "HTTP 503" in str(outs[0][1]) and "overloaded" in str(outs[0][1])
+    assert server.attempts["DOWN"] == 3  # 1 + max_retries, nothing more
 
 
-def test_rejected_request_is_a_bad_message_and_others_are_not_resent(server):
+def test_rejected_request_is_a_bad_message(server):
     m = adapter(server)
-    batch = [text("ok one"), text("BAD one"), text("ok two")]
     with pytest.raises(BadMessageError, match=r"message 1: server rejected the request: HTTP 400.*image too large"):
-        m.generate(batch, GenerationConfig())
-    # The caller drops the bad sample and asks again: finished answers are reused, not re-requested.
-    out = m.generate([batch[0], batch[2]], GenerationConfig())
-    assert [o.split(" | ")[1] for o in out] == ["ok one", "ok two"]
-    assert server.attempts["ok one"] == 1 and server.attempts["ok two"] == 1
+        m.generate([text("ok one"), text("BAD one")], GenerationConfig())
+    assert server.attempts["BAD one"] == 1  # a 400 is not retried
 
 
 def test_api_key_from_env_is_sent_but_never_shown(server, monkeypatch):
@@ -172,7 +180,26 @@ def test_api_key_from_env_is_sent_but_never_shown(server, monkeypatch):
     m.generate([text("hi")], GenerationConfig())
     assert server.auth[-1] == "Bearer sk-secret-123"
     assert "sk-secret" not in json.dumps(m.info())
-    assert m.info() == {"backend": "openai", "id": "tiny-vlm", "revision": None, "base_url": server.url}
+    assert m.info()["base_url"] == server.url and m.info()["client"].startswith("openai ")
+
+
+def test_error_body_echoing_the_key_is_redacted_in_stored_predictions(server, monkeypatch, tmp_path):
+    """A 401 whose body echoes `Authorization: Bearer sk-...` must not land in predictions."""
+    monkeypatch.setenv("MY_KEY", "sk-live-abcdef123456")
+    rows = _run_tasks(server, tmp_path, prompts=["ECHO401 a", "fine b"], api_key_env="MY_KEY")
+    stored = (tmp_path / "predictions" / "t.rank0.jsonl").read_text()
+    assert server.auth[-1] == "Bearer sk-live-abcdef123456"  # really sent, really echoed
+    assert "abcdef123456" not in stored and "sk-live" not in stored
+    err = rows["ECHO401 a"]["error"]
+    assert err.startswith("generate: RequestError: HTTP 401") and "Authorization: ***" in err and "$MY_KEY" in err
+    assert rows["fine b"]["error"] is None
+
+
+def test_redact_patterns():
+    from m3eval.models.openai_compat import redact
+    assert redact('{"headers": {"Authorization": "Bearer abc.def"}} key=K123x', ["K123x"]) == \
+        '{"headers": {"Authorization": ***}} key=***'
+    assert redact("token sk-proj-AAAAAAAAAA and bearer xyz9") == "token sk-*** and bearer ***"
 
 
 def test_credentials_in_url_are_not_shown(server):
@@ -191,18 +218,104 @@ def test_generation_settings_and_stop(server):
 def test_unknown_model_and_unreachable_server(server):
     with pytest.raises(ModelLoadError, match=r"model 'gpt-x' is not served at .*; served: tiny-vlm"):
         adapter(server, model="gpt-x")
+    assert adapter(server, model=None).model == "tiny-vlm"  # the only model served
     port = server.server_address[1]
     server.shutdown()
     server.server_close()
-    with pytest.raises(ModelLoadError, match=rf"cannot reach http://127.0.0.1:{port}/v1/models"):
-        load_model("openai", {"base_url": f"http://127.0.0.1:{port}/v1", "model": "m",
-                              "max_retries": 1, "backoff": 0.01})
-    with pytest.raises(ModelLoadError, match="'base_url' and 'model' are required"):
-        load_model("openai", {"model": "m"})
+    t0 = time.perf_counter()
+    with pytest.raises(ModelLoadError, match=rf"cannot reach http://127.0.0.1:{port}/v1/models within 5 s: .*Connect"):
+        load_model("openai", {"base_url": f"http://127.0.0.1:{port}/v1", "model": "m", "max_retries": 5})
+    assert time.perf_counter() - t0 < 2  # one probe, no retries
+
+
+def test_missing_base_url_lists_the_model_args():
+    with pytest.raises(ModelLoadError, match=r"'base_url' is required; model args: base_url .*concurrency"):
+        check_backend("openai", {"model": "m"})
 
 
 def test_malformed_message_is_refused_before_any_request(server):
     m = adapter(server)
     with pytest.raises(BadMessageError, match=r"message 1: part 0 \(image\): expected a PIL.Image"):
         m.generate([text("ok"), [{"type": "image", "image": "/not/decoded.jpg"}]], GenerationConfig())
-    assert server.requests == []
+    assert [r["messages"][0]["content"][-1]["text"] for r in server.requests] == ["ok"]
+
+
+# ---- through the runner: continuous submission ------------------------------------
+
+def _plans(tmp_path, tasks: dict[str, list[str]], batch_size: int):
+    from m3eval.data.media import VideoRule
+    from m3eval.runner import TaskPlan
+    from m3eval.types import Sample
+
+    plans = []
+    for task, prompts in tasks.items():
+        samples = [Sample(id=p, task=task, prompt=p, references=["x"]) for p in prompts]
+        spec = type("Spec", (), {"task": task})()
+        plans.append(TaskPlan(spec, samples, GenerationConfig(max_new_tokens=3),
+                              [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)],
+                              tmp_path / "predictions" / f"{task}.rank0.jsonl", VideoRule(frames=2), None))
+    (tmp_path / "predictions").mkdir(exist_ok=True)
+    return plans
+
+
+def _run_tasks(server, tmp_path, prompts, batch_size=4, **extra) -> dict[str, dict]:
+    from m3eval.runner import generate_tasks
+
+    plans = _plans(tmp_path, {"t": prompts}, batch_size)
+    generate_tasks(plans, adapter(server, **extra), lambda plan, stats: None, progress=False)
+    return {r["id"]: r for r in map(json.loads, plans[0].log.read_text().splitlines())}
+
+
+def test_concurrency_spans_batches_and_tasks_and_each_answer_is_logged(server, tmp_path):
+    from m3eval.runner import generate_tasks
+
+    server.delay = 0.2
+    plans = _plans(tmp_path, {"a": [f"a{i}" for i in range(10)], "b": [f"b{i}" for i in range(10)]}, batch_size=4)
+    seen = []
+
+    def on_done(plan, stats):  # called in plan order, each log complete when it is
+        seen.append((plan.spec.task, len(plan.log.read_text().splitlines()), stats.samples))
+
+    t0 = time.perf_counter()
+    generate_tasks(plans, adapter(server, concurrency=16), on_done, progress=False)
+    wall = time.perf_counter() - t0
+    assert seen == [("a", 10, 10), ("b", 10, 10)]
+    assert server.max_in_flight > 10  # > batch size 4, and across the task boundary (task a has 10)
+    assert wall < 4 * 0.2  # 20 requests at 16 in flight: two waves, not five batches
+    assert sorted(server.attempts) == sorted(f"{t}{i}" for t in "ab" for i in range(10))
+
+
+def test_dead_server_costs_one_attempt_per_retry_and_each_sample_fails_once(server, tmp_path):
+    rows = _run_tasks(server, tmp_path, ["DOWN 1", "DOWN 2", "ok"], batch_size=3, max_retries=1)
+    assert server.attempts == {"DOWN 1": 2, "DOWN 2": 2, "ok": 1}  # no second round from the runner
+    assert rows["DOWN 1"]["error"].startswith("generate: RequestError: HTTP 503")
+    assert rows["ok"]["error"] is None and rows["ok"]["prediction"].startswith("0 images  | ok")
+
+
+def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_rest(server, tmp_path):
+    from m3eval.models.base import register_backend
+    from m3eval.models.openai_compat import OpenAICompatAdapter
+    from m3eval.pipeline import RunConfig, evaluate
+
+    class Interrupted(OpenAICompatAdapter):
+        stop_at: int | None = 5
+
+        def generate_stream(self, items):
+            for n, out in enumerate(super().generate_stream(items)):
+                if n == Interrupted.stop_at:
+                    raise KeyboardInterrupt  # like Ctrl-C with requests in flight
+                yield out
+
+    register_backend("openai-interrupted", Interrupted)
+    args = {"base_url": server.url, "model": "tiny-vlm", "concurrency": 4}
+    common = dict(tasks=["demo_vqa"], output=tmp_path, run_name="r", batch_size=4, limit=12, progress=False,
+                  save_media=False)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(RunConfig(model="openai-interrupted", model_args=args, **common))
+    logged = [json.loads(line) for line in (tmp_path / "r" / "predictions" / "demo_vqa.rank0.jsonl").open()]
+    assert len(logged) == 5 and all(r["error"] is None and r["prediction"] for r in logged)
+    server.requests.clear()
+    Interrupted.stop_at = None
+    results, failures = evaluate(RunConfig(model="openai-interrupted", model_args=args, **common))
+    assert failures == [] and results["timings"]["samples"] == 7
+    assert len(server.requests) == 7  # the 5 logged answers are not asked again

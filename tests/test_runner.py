@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,11 +86,11 @@ class CrashingAdapter(HFAdapter):
 
     calls = 0
 
-    def generate(self, batch, gen):
+    def generate_prepared(self, inputs, gen):  # the model thread's only call (see runner.Decoded)
         CrashingAdapter.calls += 1
         if CrashingAdapter.calls == 3:
             raise KeyboardInterrupt
-        return super().generate(batch, gen)
+        return super().generate_prepared(inputs, gen)
 
 
 def test_crash_midway_loses_nothing_and_resume_generates_only_the_rest(tiny_model, tmp_path, bs8):
@@ -145,3 +146,32 @@ def test_missing_data_file_fails_that_task_only(tiny_model, tmp_path):
     results, failures = evaluate(cfg)
     assert list(results["tasks"]) == ["demo_mc"]
     assert len(failures) == 1 and "demo_vqa" in failures[0] and "gone.parquet" in failures[0]
+
+
+class ThreadRecordingAdapter(HFAdapter):
+    """Records which thread builds inputs (processor: chat template + images) and which generates."""
+
+    seen: list[tuple[str, str]] = []
+
+    def _prepare(self, batch):
+        ThreadRecordingAdapter.seen.append(("processor", threading.current_thread().name))
+        return super()._prepare(batch)
+
+    def generate_prepared(self, inputs, gen):
+        ThreadRecordingAdapter.seen.append(("generate", threading.current_thread().name))
+        return super().generate_prepared(inputs, gen)
+
+
+def test_processor_runs_in_prefetch_threads_and_predictions_stay_identical(tiny_model, tmp_path, bs8):
+    register_backend("thread-recording-hf", ThreadRecordingAdapter)
+    ThreadRecordingAdapter.seen = []
+    cfg = RunConfig(tasks=["demo_vqa", "demo_mc"], output=tmp_path, model="thread-recording-hf",
+                    model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=24,
+                    progress=False)
+    evaluate(cfg)
+    main = threading.main_thread().name
+    where = {(kind, name == main) for kind, name in ThreadRecordingAdapter.seen}
+    assert where == {("processor", False), ("generate", True)}  # the model thread never runs the processor
+    assert sum(k == "generate" for k, _ in ThreadRecordingAdapter.seen) == 6  # 2 tasks x 3 batches
+    assert predictions(tmp_path / "r") == {k: v for k, v in predictions(bs8[1]).items()
+                                           if k.startswith(("demo_vqa/", "demo_mc/"))}

@@ -1,4 +1,7 @@
-"""Overview: models × tasks and groups, with CIs, sorting and filters; reported rows marked."""
+"""Overview: capability -> task -> dataset scores with CIs, rank bands, provenance, paper vs reproduced.
+
+The view (level, protocols, weights) lives in the URL query, so a link shares it.
+"""
 import sys
 from pathlib import Path
 
@@ -8,8 +11,8 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, md_escape, run_keys, table  # noqa: E402
-from dashboard.tables import CATEGORIES, filter_tasks, overview_frame, task_infos  # noqa: E402
+from dashboard.board import build_rows, level_frame, paper_vs_measured  # noqa: E402
+from dashboard.loading import load_all, load_hierarchy_or_stop, md_escape, run_keys, table  # noqa: E402
 
 st.set_page_config(page_title="m3eval leaderboard", page_icon="📊", layout="wide")
 st.title("m3eval leaderboard")
@@ -17,41 +20,87 @@ runs, refs = load_all()
 if not runs and not refs:
     st.info("No runs or reference rows to show yet. Produce a run with `m3eval run ... --output results/`.")
     st.stop()
-
+h = load_hierarchy_or_stop()
 runs_by = run_keys(runs)
-infos = task_infos(runs, refs)
-present_cats = sorted({i.category for i in infos.values() if i.category},
-                      key=lambda c: (CATEGORIES.index(c) if c in CATEGORIES else 99, c))
-c1, c2, c3 = st.columns([3, 2, 2])
-categories = c1.pills("Category", present_cats, selection_mode="multi", key="category")
-protocols = c2.pills("Protocol", sorted({i.protocol for i in infos.values() if i.protocol}),
-                     selection_mode="multi", key="protocol",
-                     help="paper: M3IT's ROUGE-L for every task; official: each benchmark's own metric")
-languages = c3.multiselect("Language", sorted({i.language for i in infos.values() if i.language}), key="language")
-o1, o2, o3, o4 = st.columns(4)
-show_ci = o1.toggle("Show 95% CIs", value=True, key="show_ci")
-show_reported = o2.toggle("Show reported rows", value=True, key="show_reported")
-descending = o3.toggle("Highest first", value=True, key="descending")
-groups_only = o4.toggle("Groups only", value=False, key="groups_only", help="hide single tasks (M3IT-80 has 240)")
+q = st.query_params
 
-tasks = filter_tasks(infos, categories, languages, protocols)
-df, score_cols = overview_frame(runs_by, refs if show_reported else [], tasks, show_ci)
-if not tasks:
-    st.info("No task matches these filters.")
+levels = {"capabilities": "All capabilities"}
+for c in h.capabilities:
+    levels[c.key] = f"{c.title} → tasks"
+    for n in c.tasks:
+        levels[f"{c.key}/{n.key}"] = f"{c.title} → {n.title} → datasets"
+present = sorted({str(t.get("protocol")) for r in runs for t in r.tasks.values() if t.get("protocol")})
+
+c1, c2 = st.columns([3, 2])
+level_default = q.get("level") if q.get("level") in levels else "capabilities"
+level = c1.selectbox("Level", list(levels), index=list(levels).index(level_default),
+                     format_func=lambda k: levels[k], key="level")
+proto_default = [p for p in q.get_all("protocol") if p in present]
+protocols = c2.pills("Protocol", present, selection_mode="multi", default=proto_default or None, key="protocol",
+                     format_func=md_escape,  # pill labels render Markdown; protocols come from results files
+                     help="paper: M3IT's ROUGE-L for every task; official: each benchmark's own metric. "
+                          "None selected: all.")
+o1, o2, o3 = st.columns(3)
+show_ci = o1.toggle("Show 95% CIs", value=q.get("ci", "1") == "1", key="show_ci")
+show_reported = o2.toggle("Show reported rows", value=q.get("reported", "1") == "1", key="show_reported")
+rank_all = o3.toggle("Rank partial and overridden runs", value=q.get("rank_all") == "1", key="rank_all",
+                     help="by default only full runs on the task's own data get a rank")
+
+weights = {}
+with st.expander("Capability weights (saved in the link)"):
+    cols = st.columns(max(1, len(h.capabilities)))
+    for col, c in zip(cols, h.capabilities):
+        try:
+            default = float(q.get(f"w_{c.key}", c.weight))
+        except ValueError:
+            default = c.weight
+        weights[c.key] = col.number_input(c.title, 0.0, 10.0, min(max(default, 0.0), 10.0), 0.5, key=f"w_{c.key}")
+
+# the view, written back to the URL so it can be shared
+view = {"level": level, "ci": "1" if show_ci else "0", "reported": "1" if show_reported else "0",
+        "rank_all": "1" if rank_all else "0"}
+view |= {f"w_{k}": f"{v:g}" for k, v in weights.items() if v != next(c.weight for c in h.capabilities if c.key == k)}
+for key in list(q.keys()):
+    if key not in view:
+        del q[key]
+q.update(view)
+if protocols:
+    q["protocol"] = list(protocols)
+
+rows = build_rows(h, runs_by, refs if show_reported else [], weights, set(protocols or []) or None)
+df, score_cols, hidden = level_frame(h, rows, level, show_ci=show_ci, rank_all=rank_all)
+if df.empty:
+    st.info("No row has a score at this level with these filters.")
     st.stop()
-if groups_only:
-    score_cols = [c for c in score_cols if c.endswith(" (avg)")]
-    df = df[[c for c in df.columns if c in ("model", "reported", "source") or c in score_cols]]
-    if not score_cols:
-        st.info("No group has all its tasks among the filtered tasks.")
-        st.stop()
-sort_by = st.selectbox("Sort by", score_cols + ["model"], key="sort_by")
-df = df.sort_values(sort_by, ascending=not descending if sort_by != "model" else True, na_position="last")
-
-st.caption(md_escape(f"Showing {len(tasks)} tasks: {', '.join(tasks)}"))
 config = {c: st.column_config.NumberColumn(c, format="%.1f") for c in score_cols}
 config["reported"] = st.column_config.CheckboxColumn("reported", help="score reported in a paper, not measured here")
-table(df, "overview", "overview", column_config=config)
-st.caption("Scores on a 0..100 scale (0..1 metrics × 100), each task's primary metric; "
-           "rows marked (reported) are scores from papers, not measured by m3eval; "
-           "group columns average their tasks' primary metrics.")
+config["rank"] = st.column_config.TextColumn("rank", help="rank band: rows whose 95% intervals overlap share ranks")
+config["n"] = st.column_config.NumberColumn("n", help="samples scored", format="%d")
+table(df, "leaderboard", "overview", column_config=config)
+notes = [f"{hidden} row(s) hidden: no score in these columns."] if hidden else []
+unranked = int(((df["rank"] == "") & ~df["reported"]).sum())
+if unranked:
+    notes.append(f"{unranked} measured row(s) without a rank: partial (--limit or failed tasks), "
+                 "overridden data, or not every dataset at this level (see status and coverage).")
+for n in notes:
+    st.caption(n)
+st.caption("Scores on 0..100 after each metric's normalization (accuracy and ROUGE-L ×100; CIDEr-D ÷ 2, "
+           "capped at 100); a parent is the weighted mean of its children present, with a 95% interval "
+           "combined from theirs (docs/LEADERBOARD.md). Rows marked reported are from papers, never ranked.")
+all_tasks = sorted({t for r in runs for t in r.tasks})
+unplaced = [t for t in all_tasks if t not in h.placed(all_tasks)]
+if unplaced:
+    st.caption(md_escape(f"Not in the hierarchy ({h.source.name}), shown on the Task and Charts pages only: "
+                         f"{', '.join(unplaced[:20])}{' …' if len(unplaced) > 20 else ''}"))
+
+st.subheader("Reported vs reproduced")
+pvm = paper_vs_measured(rows, refs, runs_by)
+if pvm.empty:
+    st.caption("No run of a model that a reference row reports on (matched by name, e.g. run `ying-vlm` for "
+               "Ying-VLM).")
+else:
+    table(pvm, "reported_vs_reproduced", "pvm",
+          column_config={c: st.column_config.NumberColumn(c, format="%.1f")
+                         for c in ("reported", "measured", "Δ (measured − reported)")})
+    st.caption("Reported: the paper's number; measured: this harness's run of the same model and task, "
+               "same metric, with its 95% bootstrap interval.")

@@ -1,4 +1,5 @@
-"""Task: browse the samples behind a score — media, prompt, prediction, references, scores."""
+"""Task: the samples behind a score; selecting a table row opens that sample (media, prompt,
+prediction, references, scores), beside run B's answer when a second run is chosen."""
 import sys
 from pathlib import Path
 
@@ -9,9 +10,8 @@ if _ROOT not in sys.path:
 import streamlit as st  # noqa: E402
 
 from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, safe_media, table  # noqa: E402
-from dashboard.tables import sample_frame, select_samples  # noqa: E402
-
-PAGE_SIZE = 10
+from dashboard.tables import missing_ids_note, sample_frame, select_samples  # noqa: E402
+from m3eval.runs import display_value  # noqa: E402
 
 st.set_page_config(page_title="m3eval · task", page_icon="🔎", layout="wide")
 st.title("Task samples")
@@ -46,15 +46,29 @@ if not recs_a:
     st.stop()
 scale = float(info["metrics"][metric].get("scale", 1))
 df = sample_frame(recs_a, recs_b if run_b else None, metric, scale, threshold)
+if run_b is not None:
+    note = missing_ids_note(run_a, run_b, task, {r["id"] for r in recs_a}, {r["id"] for r in recs_b})
+    if note:
+        st.info(md_escape(note))
 shown = select_samples(df, only_failures, only_disagree and run_b is not None)
+value = display_value(info["metrics"][metric])
 st.caption(md_escape(f"{len(shown)} of {len(df)} samples shown · {metric} on a 0..100 scale · "
-                     f"task score {info['metrics'][metric]['value']:.4g} (scale {scale:g})"))
-table(shown, f"{task}_{label_a}_samples", "samples")
+                     f"task score {value:.1f}") + " · select a row to open its sample")
+visible = shown[[c for c in shown.columns if c in ("id", "score A", "failed A") or shown[c].notna().any()]]
+event = table(visible, f"{task}_{label_a}_samples", "samples", on_select="rerun", selection_mode="single-row",
+              height=320)
 
 if shown.empty:
     st.stop()
-pages = (len(shown) - 1) // PAGE_SIZE + 1
-page = st.number_input("Page", 1, pages, 1, key="page") if pages > 1 else 1
+ids = list(shown["id"])
+picked = list(event.selection.rows) if event is not None and hasattr(event, "selection") else []
+if picked != st.session_state.get("_picked"):  # a new row selection opens that sample; the Sample box
+    st.session_state["_picked"] = picked       # keeps working while the selection stays the same
+    if picked and picked[0] < len(ids):
+        st.session_state["sample_id"] = ids[picked[0]]
+if st.session_state.get("sample_id") not in ids:
+    st.session_state["sample_id"] = ids[0]
+sid = st.selectbox("Sample", ids, key="sample_id")
 by_id_a = {r["id"]: r for r in recs_a}
 by_id_b = {r["id"]: r for r in recs_b}
 
@@ -64,7 +78,7 @@ def as_list(value) -> list:
 
 
 def show_record(rec: dict, run, title: str) -> None:
-    st.caption(title)
+    st.caption(md_escape(title))  # a run label is data: never rendered as Markdown (links, images)
     images = [p for p in (safe_media(run, str(m)) for m in as_list(rec.get("media"))) if p is not None]
     if images:
         st.image([str(p) for p in images], width=120)
@@ -83,16 +97,16 @@ def show_record(rec: dict, run, title: str) -> None:
                                    for k, v in rec.get("scores", {}).items()))
 
 
-for pos, (_, row) in enumerate(shown.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].iterrows()):
-    sid = row["id"]
-    verdict = "✗" if row["failed A"] else "✓"
-    score = "—" if row["score A"] is None else f"{row['score A']:.1f}"
-    with st.expander(f"{verdict} {md_escape(sid)} · {md_escape(metric)} {score}", key=f"sample_{page}_{pos}"):
-        if run_b is not None and sid in by_id_b:
-            left, right = st.columns(2)
-            with left:
-                show_record(by_id_a[sid], run_a, f"Run A: {label_a}")
-            with right:
-                show_record(by_id_b[sid], run_b, f"Run B: {label_b}")
-        else:
+row = shown[shown["id"] == sid].iloc[0]
+verdict = "✗ failed" if row["failed A"] else "✓ passed"
+score = "—" if row["score A"] != row["score A"] or row["score A"] is None else f"{row['score A']:.1f}"
+with st.container(border=True, key="sample_view"):
+    st.markdown(f"**{md_escape(sid)}** · {verdict} · {md_escape(metric)} {score}")
+    if run_b is not None and sid in by_id_b:
+        left, right = st.columns(2)
+        with left:
             show_record(by_id_a[sid], run_a, f"Run A: {label_a}")
+        with right:
+            show_record(by_id_b[sid], run_b, f"Run B: {label_b}")
+    else:
+        show_record(by_id_a[sid], run_a, f"Run A: {label_a}")

@@ -1,4 +1,4 @@
-"""Charts: scores per task and per category, a language heatmap, the spread over instructions."""
+"""Charts: scores per task and per capability with their intervals, the spread over instructions."""
 import sys
 from pathlib import Path
 
@@ -9,8 +9,8 @@ if _ROOT not in sys.path:
 import altair as alt  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, no_runs_stop, run_keys, table  # noqa: E402
-from dashboard.tables import instruction_scores, language_scores, long_scores  # noqa: E402
+from dashboard.loading import load_all, load_hierarchy_or_stop, md_escape, no_runs_stop, run_keys, table  # noqa: E402
+from dashboard.tables import capability_scores, instruction_scores, long_scores, task_count_notes  # noqa: E402
 
 st.set_page_config(page_title="m3eval · charts", page_icon="📈", layout="wide")
 st.title("Charts")
@@ -23,55 +23,67 @@ if not runs_by:
     st.info("Choose at least one run.")
     st.stop()
 all_tasks = sorted({t for r in runs_by.values() for t in r.tasks})
-scores = long_scores(runs_by, all_tasks)
-score_axis = alt.Y("score:Q", title="score (0..100; CIDEr ×100 can exceed 100)")
+h = load_hierarchy_or_stop()
+per_language = h.placed(all_tasks) - {t for c in h.capabilities for n in c.tasks for lf in n.leaves
+                                      if "{lang}" not in lf.task for t in h.leaf_tasks(lf, all_tasks)}
+default_tasks = [t for t in all_tasks if t not in per_language][:30]
+tasks = st.multiselect("Tasks", all_tasks, default=default_tasks, key="tasks",
+                       help="per-language M3IT-80 tasks are on the Multilingual page")
+scores = long_scores(runs_by, tasks)
+score_axis = alt.X("score:Q", title="score (0..100; CIDEr ×100 can exceed 100)")
+
+
+def bars_with_ci(data, row: str, row_title: str, tooltip: list):
+    """Horizontal bars, one panel per `row`: each 95% rule is drawn on its own bar's band
+    (y = model inside the panel), so it sits centred on the bar; panel titles are never cut."""
+    base = alt.Chart(data).encode(y=alt.Y("model:N", title=None))
+    bar = base.mark_bar().encode(x=score_axis, color=alt.Color("model:N", legend=None), tooltip=tooltip)
+    rule = base.mark_rule(color="black", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q")
+    return alt.layer(bar, rule).properties(width=640).facet(
+        row=alt.Row(f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left",
+                                                                    labelLimit=0, labelFontWeight="bold"))
+    ).resolve_scale(y="independent")  # a panel lists only the runs that have that task
+
 
 st.subheader("Scores per task")
-bars = alt.Chart(scores).mark_bar().encode(
-    x=alt.X("task:N", title=None), xOffset="model:N", y=score_axis, color="model:N",
-    tooltip=["model", "task", "metric", alt.Tooltip("score:Q", format=".1f"),
-             alt.Tooltip("ci_low:Q", format=".1f"), alt.Tooltip("ci_high:Q", format=".1f")])
-rules = alt.Chart(scores).mark_rule().encode(x="task:N", xOffset="model:N", y="ci_low:Q", y2="ci_high:Q")
-st.altair_chart(bars + rules, width="stretch")
-with st.expander("Data"):
-    table(scores, "scores_per_task", "per_task")
-
-st.subheader("Scores per category")
-per_cat = (scores.groupby(["model", "category"], dropna=False)["score"].mean().reset_index()
-           if not scores.empty else scores)
-st.altair_chart(alt.Chart(per_cat).mark_bar().encode(
-    x=alt.X("category:N", title=None), xOffset="model:N", y=score_axis, color="model:N",
-    tooltip=["model", "category", alt.Tooltip("score:Q", format=".1f")]), width="stretch")
-st.caption("Category score: the mean of its tasks' primary metrics (both protocols).")
-with st.expander("Data"):
-    table(per_cat, "scores_per_category", "per_category")
-
-st.subheader("Languages")
-langs = language_scores(runs_by)
-if langs.empty:
-    st.caption("No run reports per-language scores (tasks with `languages`).")
+if scores.empty:
+    st.caption("No score for these tasks.")
 else:
-    task = st.selectbox("Multilingual task", sorted(langs["task"].unique()), key="lang_task")
-    sub = langs[langs["task"] == task]
-    heat = alt.Chart(sub).mark_rect().encode(
-        x=alt.X("lang:N", title="language"), y=alt.Y("model:N", title=None),
-        color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis")),
-        tooltip=["model", "lang", alt.Tooltip("score:Q", format=".1f")])
-    st.altair_chart(heat, width="stretch")
+    st.altair_chart(bars_with_ci(scores, "task", None, [
+        "model", "task", "metric", alt.Tooltip("score:Q", format=".1f"), alt.Tooltip("ci_low:Q", format=".1f"),
+        alt.Tooltip("ci_high:Q", format=".1f")]), width="stretch")
+    st.caption("Bars: each task's primary metric; black rule: its 95% bootstrap interval.")
     with st.expander("Data"):
-        table(sub, f"languages_{task}", "languages")
+        table(scores, "scores_per_task", "per_task")
+
+st.subheader("Scores per capability")
+caps = capability_scores(h, runs_by)
+if caps.empty:
+    st.caption("No run has a task of the hierarchy.")
+else:
+    st.altair_chart(bars_with_ci(caps, "capability", None, [
+        "model", "capability", "tasks", alt.Tooltip("score:Q", format=".1f"), alt.Tooltip("ci_low:Q", format=".1f"),
+        alt.Tooltip("ci_high:Q", format=".1f")]), width="stretch")
+    uneven = task_count_notes(caps)
+    for note in uneven:
+        st.warning(md_escape(note), icon="⚠️")
+    st.caption("Capability score: the weighted mean of its tasks' normalized scores (docs/LEADERBOARD.md), "
+               "with a combined 95% interval; `tasks` counts the tasks each run has.")
+    with st.expander("Data"):
+        table(caps, "scores_per_capability", "per_category")
 
 st.subheader("Spread over instructions")
 inst = instruction_scores(runs_by)
 if inst.empty:
     st.caption("No run reports per-instruction scores (tasks with `instructions`).")
 else:
-    box = alt.Chart(inst).mark_boxplot(extent="min-max").encode(
-        x=alt.X("task:N", title=None), xOffset="model:N", y=score_axis, color="model:N")
-    dots = alt.Chart(inst).mark_circle(size=30, color="black").encode(
-        x="task:N", xOffset="model:N", y="score:Q", tooltip=["model", "task", "instruction",
-                                                             alt.Tooltip("score:Q", format=".1f")])
-    st.altair_chart(box + dots, width="stretch")
+    base = alt.Chart(inst).encode(y=alt.Y("model:N", title=None))
+    box = base.mark_boxplot(extent="min-max").encode(x=score_axis, color=alt.Color("model:N", legend=None))
+    dots = base.mark_circle(size=30, color="black").encode(
+        x="score:Q", tooltip=["model", "task", "instruction", alt.Tooltip("score:Q", format=".1f")])
+    st.altair_chart(alt.layer(box, dots).properties(width=640).facet(row=alt.Row("task:N", title=None, header=alt.Header(
+        labelAngle=0, labelAlign="left", labelLimit=0, labelFontWeight="bold"))).resolve_scale(y="independent"),
+        width="stretch")
     st.caption("Each dot is one instruction variant's score; the box spans min to max.")
     with st.expander("Data"):
         table(inst, "instructions", "instructions")

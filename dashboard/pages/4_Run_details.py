@@ -10,6 +10,8 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, table  # noqa: E402
+from dashboard.tables import metrics_frame  # noqa: E402
+from m3eval.runs import display_value  # noqa: E402
 
 st.set_page_config(page_title="m3eval · run details", page_icon="🧾", layout="wide")
 st.title("Run details")
@@ -37,7 +39,7 @@ for name, t in sorted(run.tasks.items()):
     primary = t["metrics"][t["primary_metric"]]
     rows.append({"task": name, "category": t.get("category"), "protocol": t.get("protocol"),
                  "language": t.get("language"), "version": t.get("version"), "hash": t.get("hash"),
-                 "primary": t["primary_metric"], "value": primary["value"], "scale": primary.get("scale", 1),
+                 "primary": t["primary_metric"], "value (0..100)": round(display_value(primary), 1),
                  "n_samples": t.get("n_samples"), "n_errors": t.get("n_errors"),
                  "n_extraction_failures": t.get("n_extraction_failures"),
                  "dataset": ds.get("path"), "split": ds.get("split"), "revision": ds.get("revision"),
@@ -45,10 +47,10 @@ for name, t in sorted(run.tasks.items()):
 table(pd.DataFrame(rows), f"{run.name}_tasks", "tasks")
 
 st.subheader("Metrics")
-metric_rows = [{"task": name, "metric": m, **{k: (str(v) if isinstance(v, (list, dict)) else v)
-                                            for k, v in entry.items()}}
-               for name, t in sorted(run.tasks.items()) for m, entry in t["metrics"].items()]
-table(pd.DataFrame(metric_rows), f"{run.name}_metrics", "metrics")
+table(metrics_frame(run), f"{run.name}_metrics", "metrics",
+      column_config={"value": st.column_config.NumberColumn("value (0..100)", format="%.1f")})
+st.caption("Values on the page's 0..100 scale (0..1 metrics × 100; CIDEr-D × 100 can exceed 100); "
+           "95% bootstrap intervals rounded to 0.1.")
 
 st.subheader("Timings")
 timings = pd.DataFrame(sorted((run.results.get("timings") or {}).items()), columns=["timing", "value"])

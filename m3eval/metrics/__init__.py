@@ -9,6 +9,9 @@ Plain functions (predictions: list[str]; references: one list[str] per predictio
     bleu(predictions, references, lang="en") -> float      0..100, sacrebleu corpus BLEU
     chrf(predictions, references, lang="en") -> float      0..100, sacrebleu corpus chrF2
     cider(predictions, references, lang="en") -> float     pycocoevalcap CIDEr-D scale (x10; ~0..1.5 typical)
+    recall_at_k(similarity, positives, k) -> float         0..1, queries x candidates; positives: sets of indices
+    box_iou(a, b) -> float                                 0..1, boxes [x1, y1, x2, y2]
+    grounding_accuracy(prediction, box, width, height, threshold=0.5) -> float   1.0 / 0.0 (Qwen-VL or plain box)
 
 Registry: get_metric(name), metric_names(), register_metric(Metric(...)); `m3eval metrics` lists
 every metric with its args, scale and source.
@@ -18,9 +21,12 @@ from m3eval.metrics.vqa import aokvqa_da_accuracy, exact_match, normalize_answer
 from m3eval.metrics.choice import extract_choice_letter  # registers choice_accuracy, aokvqa_mc
 from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, chrf
 from m3eval.metrics.caption import cider  # registers coco_* metrics
+from m3eval.metrics.grounding import box_iou, grounding_accuracy  # registers grounding_acc
+from m3eval.metrics.retrieval import recall_at_k  # registers top*_accuracy, i2t_r*, t2i_r*, mean_recall
+import m3eval.judge  # noqa: E402,F401  registers judge
 
 __all__ = [
     "Metric", "MetricInput", "MetricResult", "get_metric", "metric_names", "register_metric",
     "vqa_accuracy", "aokvqa_da_accuracy", "exact_match", "normalize_answer", "extract_choice_letter",
-    "rouge_l", "bleu", "chrf", "cider",
+    "rouge_l", "bleu", "chrf", "cider", "box_iou", "grounding_accuracy", "recall_at_k",
 ]

@@ -29,6 +29,8 @@ class MetricInput:
     references: list[str]
     choices: list[str] | None = None
     lang: str = "en"
+    media_info: dict[str, Any] | None = None  # what the runner recorded, e.g. image_size (grounding)
+    prompt: str = ""  # the question the model saw (the judge metric shows it to the judge)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from m3eval.models.base import (
     ModelAdapter,
     ModelLoadError,
     backend_names,
+    check_backend,
     check_message,
     get_backend,
     load_model,
@@ -15,6 +16,6 @@ from m3eval.models.base import (
 
 __all__ = [
     "BadMessageError", "GenerationConfig", "ModelAdapter", "ModelLoadError", "backend_names",
-    "check_message", "get_backend", "load_model", "parse_model_args", "register_backend",
+    "check_backend", "check_message", "get_backend", "load_model", "parse_model_args", "register_backend",
     "truncate_at_stop",
 ]

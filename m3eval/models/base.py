@@ -9,6 +9,15 @@ plugin's pyproject.toml:
     mybackend = "my_pkg.adapter:MyAdapter"
 
 A factory is called as `factory(**model_args)` and returns a ModelAdapter.
+
+Optional parts a backend may add (the runner uses them when present):
+- `preflight(model_args)` (static): cheap checks run before any task data loads
+  (a missing package or GPU, a missing required arg); raises ModelLoadError.
+- `generate_stream(items)`: (key, message, gen) in, (key, text or the sample's Exception,
+  seconds) out in completion order. The runner then feeds every task's samples as one
+  lazy stream (continuous submission) and logs each answer as it arrives.
+- `splits_preprocessing` + `preprocess(messages, gen)` + `generate_prepared(inputs, gen)`:
+  the runner builds inputs in its prefetch threads, the model thread only generates.
 """
 from __future__ import annotations
 
@@ -80,6 +89,8 @@ def truncate_at_stop(text: str, stop: list[str]) -> str:
 _BUILTIN: dict[str, str] = {
     "hf": "m3eval.models.hf:HFAdapter",
     "openai": "m3eval.models.openai_compat:OpenAICompatAdapter",
+    "clip": "m3eval.models.clip:CLIPAdapter",
+    "vllm": "m3eval.models.vllm:VLLMAdapter",
 }
 _REGISTERED: dict[str, Callable[..., ModelAdapter]] = {}
 
@@ -115,18 +126,33 @@ def get_backend(name: str) -> Callable[..., ModelAdapter]:
     raise ModelLoadError(f"unknown model backend {name!r}{hint}; known backends: {', '.join(known)}")
 
 
-def load_model(backend: str, model_args: dict[str, Any]) -> ModelAdapter:
-    factory = get_backend(backend)
+def _check_args(backend: str, factory: Callable[..., ModelAdapter], model_args: dict[str, Any]) -> None:
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # some callables have no signature
-        params = None
-    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = [k for k in model_args if k not in accepted]
         if unknown:
             raise ModelLoadError(f"backend {backend!r}: unknown model arg(s) {', '.join(map(repr, unknown))}; "
                                  f"accepted: {', '.join(accepted)}")
+
+
+def check_backend(backend: str, model_args: dict[str, Any]) -> None:
+    """Cheap checks before any task data loads: the backend exists, its args are known, and
+    its own `preflight(model_args)` (if it has one: a missing package, GPU or required arg)
+    passes. Raises ModelLoadError."""
+    factory = get_backend(backend)
+    _check_args(backend, factory, model_args)
+    preflight = getattr(factory, "preflight", None)
+    if callable(preflight):
+        preflight(model_args)
+
+
+def load_model(backend: str, model_args: dict[str, Any]) -> ModelAdapter:
+    factory = get_backend(backend)
+    _check_args(backend, factory, model_args)
     return factory(**model_args)
 
 

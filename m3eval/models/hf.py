@@ -12,6 +12,7 @@ import gc
 import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,7 @@ class HFAdapter:
         self._placeholders = [t for t in (getattr(self.processor, "image_token", None),
                                           getattr(self.processor, "video_token", None)) if isinstance(t, str) and t]
         self.name = _display_name(self.pretrained, local)
+        self._preprocess_lock = threading.Lock()
         self._info = {
             "backend": "hf", "id": source, "revision": _revision(self.pretrained, local, config),
             "class": type(self.model).__name__, "dtype": str(self.model.dtype).replace("torch.", ""),
@@ -329,12 +331,23 @@ class HFAdapter:
             config.temperature = config.top_p = config.top_k = None
         return {"generation_config": config}
 
-    def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:
+    @property
+    def splits_preprocessing(self) -> bool:
+        """Whether the runner may call preprocess + generate_prepared instead of generate: not
+        for a subclass that overrides generate (a plugin, a test double), whose generate must run."""
+        return type(self).generate is HFAdapter.generate
+
+    def preprocess(self, batch: list[Message], gen: GenerationConfig | None = None) -> Any:
+        """Chat template + image processing for one batch, off the model thread (the runner
+        calls it in its prefetch threads). One tokenizer call at a time: padding mutates a fast
+        tokenizer, which then fails in another thread with "Already borrowed"."""
+        with self._preprocess_lock:
+            return self._prepare(batch)
+
+    def generate_prepared(self, inputs: Any, gen: GenerationConfig) -> list[str]:
+        """`generate` for inputs that `preprocess` built: the only work on the model thread."""
         import torch
 
-        if not batch:
-            return []
-        inputs = self._prepare(batch)
         device = self.model.device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
         for key, value in inputs.items():  # pixels in the model's dtype (bf16 weights, fp32 processor output)
@@ -346,5 +359,11 @@ class HFAdapter:
             out = self.model.generate(**inputs, **self._generation_kwargs(gen))
         if not self.model.config.is_encoder_decoder:
             out = out[:, inputs["input_ids"].shape[1]:]  # only the new tokens
-        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        with self._preprocess_lock:  # the tokenizer again: not while a prefetch thread pads a batch
+            texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [truncate_at_stop(t, gen.stop).strip() for t in texts]
+
+    def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:
+        if not batch:
+            return []
+        return self.generate_prepared(self.preprocess(batch, gen), gen)

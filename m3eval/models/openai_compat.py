@@ -1,43 +1,61 @@
-"""Backend `openai`: any OpenAI-compatible chat-completions server.
+"""Backend `openai`: any OpenAI-compatible chat-completions server, on the official client.
 
-Works with vLLM serve, SGLang, hosted APIs. Images go as base64 data URLs in
-`image_url` parts, a video as its frames (several images). Requests run
-concurrently on a thread pool and are retried with bounded exponential backoff
-on 429 / 5xx / timeouts. The API key is read from the environment variable
-named by `api_key_env` and is never stored in info() or results.
-Only the standard library is used (urllib), so no extra dependency.
+Works with vLLM serve, SGLang, `transformers serve` and hosted APIs. Images go as
+base64 data URLs in `image_url` parts (PNG by default: lossless), a video as its
+frames (several images). The `openai` client keeps connections alive, retries
+408/409/429/5xx and connection errors with exponential backoff and jitter, and
+honours `Retry-After`; a request that still fails is one sample's error, never
+retried again by m3eval. `generate_stream` keeps `concurrency` requests in flight
+over the whole run (the runner feeds it every task's samples as one stream).
+The API key is read from the environment variable `api_key_env`; it, and anything
+that looks like a bearer token, is removed from every error text before it is stored.
 """
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
-import json
 import os
-import socket
-import threading
+import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Iterable, Iterator
 
 from m3eval.models.base import (
     BadMessageError, GenerationConfig, ModelLoadError, check_message, truncate_at_stop,
 )
 from m3eval.types import Message
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-REQUEST_STATUS = {400, 413, 422}  # the server rejects this one request: a per-sample error
+REQUEST_STATUS = {400, 413, 422}  # the server rejects this one request: its sample is bad
+MODEL_ARGS = ("base_url (required, e.g. http://localhost:8000/v1), model (the served name; default: the only "
+              "one served), api_key_env (default OPENAI_API_KEY), concurrency (16), timeout (120 s per "
+              "request), connect_timeout (5 s), max_retries (5), image_format (png|jpeg), check_model (true)")
 
 
 class RequestError(RuntimeError):
-    """A request failed for good (after retries, or a non-retryable status)."""
+    """A request failed for good (after the client's retries, or a non-retryable status)."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;}]+")
+_AUTH_HEADER = re.compile(r"(?i)(\"?(?:proxy-)?authorization\"?\s*[:=]\s*)"
+                          r"(\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic)\s+)?[^\s,;}\"]+)")
+_KEY_LIKE = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-]{6,}")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` without the given secrets, Authorization header values, bearer tokens or
+    sk-... keys: a server that echoes our request in its error body must not leak them."""
+    text = _AUTH_HEADER.sub(lambda m: m.group(1) + "***", text)
+    text = _BEARER.sub(lambda m: m.group(1) + " ***", text)
+    text = _KEY_LIKE.sub(lambda m: m.group(1) + "-***", text)
+    for s in secrets:  # last: a key of any shape, anywhere (e.g. quoted in a message)
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
 
 
 def _public_url(url: str) -> str:
@@ -49,7 +67,7 @@ def _public_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _data_url(image: Any, fmt: str) -> str:
+def data_url(image: Any, fmt: str) -> str:
     buf = io.BytesIO()
     if fmt == "jpeg":
         image.save(buf, format="JPEG", quality=95)
@@ -58,8 +76,46 @@ def _data_url(image: Any, fmt: str) -> str:
     return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def to_content(index: int, message: Message, image_format: str = "png") -> list[dict[str, Any]]:
+    """One Message -> OpenAI chat `content` parts, in order (a video as its frames)."""
+    content: list[dict[str, Any]] = []
+    for part in check_message(index, message):
+        if part["type"] == "text":
+            content.append({"type": "text", "text": part["text"]})
+        else:
+            images = [part["image"]] if part["type"] == "image" else part["frames"]
+            content.extend({"type": "image_url", "image_url": {"url": data_url(im, image_format)}}
+                           for im in images)
+    return content
+
+
+def request_body(model: str, content: list[dict[str, Any]], gen: GenerationConfig) -> dict[str, Any]:
+    """Keyword arguments of `chat.completions.create` for one sample (greedy unless sampling)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": gen.max_new_tokens,
+        "temperature": gen.temperature if gen.do_sample else 0.0,
+        "top_p": gen.top_p if gen.do_sample else 1.0,
+        "seed": gen.seed,
+    }
+    stop = [s for s in gen.stop if s][:4]  # the API takes at most 4
+    if stop:
+        body["stop"] = stop
+    return body
+
+
+def _require_client() -> Any:
+    try:
+        import openai
+    except ImportError:
+        raise ModelLoadError("openai backend: the `openai` package is not installed: pip install openai "
+                             "(or pip install 'm3eval[api]')") from None
+    return openai
+
+
 class OpenAICompatAdapter:
-    """`load_model("openai", {"base_url": "http://host:8000/v1", "model": NAME, ...})`."""
+    """`load_model("openai", {"base_url": "http://host:8000/v1", "model": NAME, ...})`; args: see MODEL_ARGS."""
 
     backend = "openai"
 
@@ -68,152 +124,155 @@ class OpenAICompatAdapter:
         base_url: str | None = None,
         model: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 8,
+        concurrency: int = 16,
         timeout: float = 120.0,
-        max_retries: int = 6,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 5,
         image_format: str = "png",
         check_model: bool = True,
     ):
-        if not base_url or not model:
-            raise ModelLoadError("openai backend: model args 'base_url' and 'model' are required "
-                                 "(e.g. base_url=http://localhost:8000/v1,model=Qwen/Qwen2-VL-2B-Instruct)")
-        if image_format not in ("png", "jpeg"):
-            raise ModelLoadError(f"openai backend: image_format={image_format!r}: expected png or jpeg")
-        if int(concurrency) < 1 or int(max_retries) < 0:
-            raise ModelLoadError("openai backend: concurrency must be >= 1 and max_retries >= 0")
+        self.preflight({"base_url": base_url, "image_format": image_format, "concurrency": concurrency,
+                        "max_retries": max_retries})
+        openai = _require_client()
         self.base_url = str(base_url).rstrip("/")
-        self.model = str(model)
-        self.name = self.model
-        self.api_key_env = api_key_env
-        self.timeout, self.max_retries = float(timeout), int(max_retries)
-        self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        self.api_key_env = str(api_key_env)
+        self.concurrency = int(concurrency)
         self.image_format = image_format
-        self._pool = ThreadPoolExecutor(max_workers=int(concurrency), thread_name_prefix="m3eval-openai")
-        # Answers of the last call that raised, so a caller retrying the rest
-        # of a batch (after dropping a bad sample) does not pay for them twice.
-        self._recent: dict[str, str] = {}
-        self.retries = 0  # total retried attempts, for reporting
-        self._lock = threading.Lock()
-        if check_model:
-            self._check_model()
+        self.max_retries = int(max_retries)
+        self._secret = os.environ.get(self.api_key_env)
+        # One client for the whole run: its HTTP connection pool is reused by every request.
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self._secret or "EMPTY", max_retries=self.max_retries,
+            timeout=openai.Timeout(float(timeout), connect=float(connect_timeout)))
+        self._openai = openai
+        self._connect_timeout = float(connect_timeout)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="m3eval-openai")
+        self.model = str(model) if model else ""
+        if check_model or not self.model:
+            self.model = self._check_model(self.model)
+        self.name = self.model
 
-    # ---- HTTP ------------------------------------------------------------------
+    @staticmethod
+    def preflight(model_args: dict[str, Any]) -> None:
+        """Checks that need no server, run before any task data loads."""
+        if not model_args.get("base_url"):
+            raise ModelLoadError(f"openai backend: model arg 'base_url' is required; model args: {MODEL_ARGS}")
+        fmt = model_args.get("image_format", "png")
+        if fmt not in ("png", "jpeg"):
+            raise ModelLoadError(f"openai backend: image_format={fmt!r}: expected png or jpeg")
+        if int(model_args.get("concurrency", 1)) < 1 or int(model_args.get("max_retries", 0)) < 0:
+            raise ModelLoadError("openai backend: concurrency must be >= 1 and max_retries >= 0")
+        _require_client()
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+    # ---- server ------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One HTTP call with retries. Raises RequestError when it gives up."""
-        url = self.base_url + path
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            req = urllib.request.Request(url, data=data, method=method, headers=self._headers())
-            wait = None
+    def _error_text(self, e: Exception) -> str:
+        url = _public_url(self.base_url)
+        if isinstance(e, self._openai.APIStatusError):
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as e:
-                detail = e.read().decode("utf-8", "replace")[:500]
-                last = f"HTTP {e.code} from {_public_url(url)}: {detail}"
-                if e.code not in RETRY_STATUS:
-                    if e.code in (401, 403):
-                        last += f" (is the API key in ${self.api_key_env} right?)"
-                    raise RequestError(last, e.code) from None
-                retry_after = e.headers.get("Retry-After") if e.headers else None
-                if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
-                    wait = float(retry_after)
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
-                reason = getattr(e, "reason", e)
-                last = f"cannot reach {_public_url(url)}: {reason}"
-            except json.JSONDecodeError as e:
-                raise RequestError(f"{_public_url(url)} answered with invalid JSON: {e}") from None
-            if attempt == self.max_retries:
-                break
-            with self._lock:
-                self.retries += 1
-            delay = self.backoff * (2 ** attempt) if wait is None else wait
-            time.sleep(min(delay, self.max_backoff))
-        raise RequestError(f"gave up after {self.max_retries + 1} attempts: {last}")
+                body = e.response.text
+            except Exception:  # noqa: BLE001 - a streamed or closed body
+                body = str(e)
+            text = f"HTTP {e.status_code} from {url}: {body[:500]}"
+            if e.status_code in (401, 403):
+                text += f" (is the API key in ${self.api_key_env} right?)"
+        elif isinstance(e, self._openai.APITimeoutError):
+            text = f"no answer from {url} within the timeout after {self.max_retries + 1} attempts"
+        elif isinstance(e, self._openai.APIConnectionError):
+            cause = e.__cause__ or e
+            text = f"cannot reach {url} after {self.max_retries + 1} attempts: {type(cause).__name__}: {cause}"
+        else:
+            text = f"{type(e).__name__}: {e}"
+        return redact(text, [self._secret])
 
-    def _check_model(self) -> None:
+    def _check_model(self, wanted: str) -> str:
+        """Probe /models once, without retries, within the connect timeout: an unreachable
+        server is one clear error before any sample, not minutes of retries."""
+        probe = self._client.with_options(max_retries=0, timeout=self._openai.Timeout(
+            2 * self._connect_timeout, connect=self._connect_timeout))
         try:
-            listing = self._request("GET", "/models")
-        except RequestError as e:
-            if e.status in (404, 405):  # some servers do not list models
-                return
-            raise ModelLoadError(f"openai backend: {e}") from None
-        served = [m.get("id") for m in listing.get("data", []) if isinstance(m, dict)]
-        if served and self.model not in served:
-            raise ModelLoadError(f"openai backend: model {self.model!r} is not served at "
+            served = [m.id for m in probe.models.list()]
+        except self._openai.APIStatusError as e:
+            if e.status_code in (404, 405) and wanted:  # some servers do not list models
+                return wanted
+            raise ModelLoadError(f"openai backend: {self._error_text(e)}") from None
+        except self._openai.APIError as e:  # connection refused, DNS, connect timeout
+            cause = e.__cause__ or e
+            text = redact(f"{type(cause).__name__}: {cause}", [self._secret])
+            raise ModelLoadError(f"openai backend: cannot reach {_public_url(self.base_url)}/models within "
+                                 f"{self._connect_timeout:g} s: {text} (is the server running?)") from None
+        if not wanted:
+            if len(served) != 1:
+                raise ModelLoadError(f"openai backend: model arg 'model' is required when the server does not "
+                                     f"serve exactly one model; served: {', '.join(served) or 'none'}")
+            return served[0]
+        if served and wanted not in served:
+            raise ModelLoadError(f"openai backend: model {wanted!r} is not served at "
                                  f"{_public_url(self.base_url)}; served: {', '.join(map(str, served))}")
+        return wanted
+
+    def _one(self, message: Message, gen: GenerationConfig) -> tuple[str | Exception, float]:
+        """One sample, in a pool thread (encoding its images there too). Never raises."""
+        t0 = time.perf_counter()
+        try:
+            body = request_body(self.model, to_content(0, message, self.image_format), gen)
+            reply = self._client.chat.completions.create(**body)
+            text = (reply.choices[0].message.content or "") if reply.choices else ""
+            return truncate_at_stop(text, gen.stop).strip(), time.perf_counter() - t0
+        except BadMessageError as e:
+            return BadMessageError(0, e.reason), time.perf_counter() - t0
+        except self._openai.APIError as e:
+            status = getattr(e, "status_code", None)
+            text = self._error_text(e)
+            err = BadMessageError(0, f"server rejected the request: {text}") if status in REQUEST_STATUS \
+                else RequestError(text, status)
+            return err, time.perf_counter() - t0
+        except Exception as e:  # noqa: BLE001 - e.g. an unexpected reply shape: this sample's error
+            return RequestError(redact(f"{type(e).__name__}: {e}", [self._secret])), time.perf_counter() - t0
 
     # ---- protocol --------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         return {"backend": "openai", "id": self.model, "revision": None,
-                "base_url": _public_url(self.base_url)}
+                "base_url": _public_url(self.base_url), "client": f"openai {self._openai.__version__}"}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
 
-    def _content(self, index: int, message: Message) -> list[dict[str, Any]]:
-        content: list[dict[str, Any]] = []
-        for part in check_message(index, message):
-            if part["type"] == "text":
-                content.append({"type": "text", "text": part["text"]})
-            else:
-                images = [part["image"]] if part["type"] == "image" else part["frames"]
-                content.extend({"type": "image_url", "image_url": {"url": _data_url(im, self.image_format)}}
-                               for im in images)
-        return content
-
-    def _body(self, content: list[dict[str, Any]], gen: GenerationConfig) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": gen.max_new_tokens,
-            "temperature": gen.temperature if gen.do_sample else 0.0,
-            "top_p": gen.top_p if gen.do_sample else 1.0,
-            "seed": gen.seed,
-        }
-        if gen.stop:
-            body["stop"] = [s for s in gen.stop if s][:4]  # the API takes at most 4
-        return body
-
-    def _one(self, index: int, body: dict[str, Any], gen: GenerationConfig) -> str:
+    def generate_stream(self, items: Iterable[tuple[Any, Message, GenerationConfig]]
+                        ) -> Iterator[tuple[Any, str | Exception, float]]:
+        """(key, message, gen) in -> (key, text or the sample's error, seconds) out, in
+        completion order, with up to `concurrency` requests in flight. Items are pulled
+        only when a slot frees, so the caller's stream can be lazy (decoded on demand)."""
+        source = iter(items)
+        inflight: dict[Future, Any] = {}
+        exhausted = False
         try:
-            reply = self._request("POST", "/chat/completions", body)
-        except RequestError as e:
-            if e.status in REQUEST_STATUS:
-                raise BadMessageError(index, f"server rejected the request: {e}") from None
-            raise
-        try:
-            text = reply["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise RequestError(f"unexpected reply shape from {_public_url(self.base_url)}: "
-                               f"{json.dumps(reply)[:300]}") from None
-        return truncate_at_stop(text, gen.stop).strip()
+            while True:
+                while not exhausted and len(inflight) < self.concurrency:
+                    try:
+                        key, message, gen = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    inflight[self._pool.submit(self._one, message, gen)] = key
+                if not inflight:
+                    return
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield (inflight.pop(fut), *fut.result())
+        finally:  # the caller stopped early (an error, Ctrl-C): drop what has not started
+            for fut in inflight:
+                fut.cancel()
 
     def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:
-        bodies = [self._body(self._content(i, m), gen) for i, m in enumerate(batch)]
-        keys = [hashlib.sha256(json.dumps(b, sort_keys=True).encode()).hexdigest() for b in bodies]
-        futures = {i: self._pool.submit(self._one, i, b, gen)
-                   for i, (b, k) in enumerate(zip(bodies, keys)) if k not in self._recent}
-        first_error: BaseException | None = None
-        for i, fut in futures.items():  # wait for all, so finished answers are kept
-            try:
-                self._recent[keys[i]] = fut.result()
-            except BaseException as e:  # noqa: BLE001 - re-raised below
-                first_error = first_error or e
-        if first_error is not None:
-            raise first_error
-        out = [self._recent[k] for k in keys]
-        self._recent.clear()
-        return out
+        """The plain protocol: one text per message; the first failure is raised (with its index)."""
+        results = dict((k, out) for k, out, _ in self.generate_stream((i, m, gen) for i, m in enumerate(batch)))
+        for i in range(len(batch)):
+            out = results[i]
+            if isinstance(out, BadMessageError):
+                raise BadMessageError(i, out.reason)
+            if isinstance(out, Exception):
+                raise out
+        return [results[i] for i in range(len(batch))]

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
+from .encoder_schema import EncoderSpec, TaskType, check_encoder_task
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -100,6 +102,8 @@ class TaskSpec(_Strict):
     metrics: list[StepSpec] = Field(min_length=1)
     primary_metric: str | None = None  # default: the first metric
     consistency_with: str | None = None  # a task over the same items in another language
+    type: TaskType = "generate"  # or an encoder task type (m3eval/encode.py)
+    encoder: EncoderSpec | None = None  # see tasks/encoder_schema.py
     source: str = Field("", exclude=True)  # the YAML file, for messages; not part of the hash
 
     @field_validator("task")
@@ -116,6 +120,7 @@ class TaskSpec(_Strict):
             raise ValueError(f"primary_metric {self.primary_metric!r} is not one of the metrics {names}")
         if len(set(names)) != len(names):
             raise ValueError(f"a metric is named twice in {names}")
+        check_encoder_task(self.type, self.encoder)
         return self
 
     @property
@@ -124,7 +129,10 @@ class TaskSpec(_Strict):
 
     def content_hash(self) -> str:
         """sha256 of the resolved definition; a change in any field changes it."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        d = self.model_dump(mode="json")
+        if d["type"] == "generate" and d["encoder"] is None:  # hashes of generative tasks stay as they were
+            del d["type"], d["encoder"]
+        canon = json.dumps(d, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canon.encode()).hexdigest()
 
 

@@ -1,0 +1,279 @@
+"""The capability -> task -> dataset/protocol hierarchy and its scores (pure: no Streamlit).
+
+Declared in dashboard/leaderboard.yaml (or <results>/leaderboard.yaml). Every score is
+on 0..100 after the metric's normalization rule; an aggregate is the weighted mean of
+its children present, with a 95% interval from the children's intervals (normal
+approximation, children independent: docs/LEADERBOARD.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_YAML = Path(__file__).resolve().parent / "leaderboard.yaml"
+Z95 = 1.959964
+
+
+class HierarchyError(ValueError):
+    """A leaderboard.yaml that cannot be used; the message names the file and key."""
+
+
+@dataclass
+class Leaf:
+    task: str  # a results task name, or a pattern with {lang}
+    metric: str | None = None  # None: the task's primary metric
+    weight: float = 1.0
+
+
+@dataclass
+class TaskNode:
+    key: str
+    title: str
+    leaves: list[Leaf]
+    weight: float = 1.0
+
+
+@dataclass
+class Capability:
+    key: str
+    title: str
+    tasks: list[TaskNode]
+    weight: float = 1.0
+
+
+@dataclass
+class Hierarchy:
+    capabilities: list[Capability]
+    normalization: dict[str, dict[str, Any]]
+    languages: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> name, family, script
+    source: Path | None = None
+
+    def leaf_tasks(self, leaf: Leaf, available: list[str]) -> list[str]:
+        """The results tasks a leaf stands for, among `available`."""
+        if "{lang}" not in leaf.task:
+            return [leaf.task] if leaf.task in available else []
+        head, tail = leaf.task.split("{lang}", 1)
+        out = []
+        for t in available:
+            if t.startswith(head) and t.endswith(tail) and len(t) > len(head) + len(tail):
+                lang = t[len(head): len(t) - len(tail)]
+                if lang in self.languages and lang != "en":  # English is the reference, not a language scored
+                    out.append(t)
+        return sorted(out)
+
+    def placed(self, available: list[str]) -> set[str]:
+        return {t for c in self.capabilities for n in c.tasks for leaf in n.leaves
+                for t in self.leaf_tasks(leaf, available)}
+
+    def under(self, level: str, available: list[str]) -> set[str]:
+        """The results tasks below a level ('capabilities', a capability key, or 'cap/task')."""
+        cap_key, _, task_key = level.partition("/")
+        return {t for c in self.capabilities if level == "capabilities" or c.key == cap_key
+                for n in c.tasks if not task_key or n.key == task_key
+                for leaf in n.leaves for t in self.leaf_tasks(leaf, available)}
+
+
+def _num(value: Any, where: str, file: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise HierarchyError(f"{file}: '{where}' should be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def load_hierarchy(path: str | Path | None = None) -> Hierarchy:
+    file = Path(path) if path else DEFAULT_YAML
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise HierarchyError(f"{file}: cannot read: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("capabilities"), dict):
+        raise HierarchyError(f"{file}: missing mapping 'capabilities'")
+    norm: dict[str, dict[str, Any]] = {}
+    for metric, rule in (data.get("normalization") or {}).items():
+        rule = {"rule": rule} if isinstance(rule, str) else rule
+        if not isinstance(rule, dict) or rule.get("rule") not in ("linear", "clip"):
+            raise HierarchyError(f"{file}: 'normalization.{metric}' should be linear or {{rule: clip, max: M}}")
+        if rule["rule"] == "clip" and not _num(rule.get("max"), f"normalization.{metric}.max", file) > 0:
+            raise HierarchyError(f"{file}: 'normalization.{metric}.max' should be > 0")
+        norm[str(metric)] = rule
+    caps = []
+    for ckey, c in data["capabilities"].items():
+        where = f"capabilities.{ckey}"
+        if not isinstance(c, dict) or not isinstance(c.get("tasks"), dict):
+            raise HierarchyError(f"{file}: '{where}.tasks' should be a mapping")
+        nodes = []
+        for tkey, t in c["tasks"].items():
+            if not isinstance(t, dict) or not isinstance(t.get("leaves"), list) or not t["leaves"]:
+                raise HierarchyError(f"{file}: '{where}.tasks.{tkey}.leaves' should be a non-empty list")
+            leaves = []
+            for i, leaf in enumerate(t["leaves"]):
+                if not isinstance(leaf, dict) or not isinstance(leaf.get("task"), str):
+                    raise HierarchyError(f"{file}: '{where}.tasks.{tkey}.leaves[{i}].task' should be a task name")
+                leaves.append(Leaf(leaf["task"], leaf.get("metric"),
+                                   _num(leaf.get("weight", 1), f"{where}.tasks.{tkey}.leaves[{i}].weight", file)))
+            nodes.append(TaskNode(str(tkey), str(t.get("title", tkey)), leaves,
+                                  _num(t.get("weight", 1), f"{where}.tasks.{tkey}.weight", file)))
+        caps.append(Capability(str(ckey), str(c.get("title", ckey)), nodes,
+                               _num(c.get("weight", 1), f"{where}.weight", file)))
+    langs = {}
+    for code, v in (data.get("languages") or {}).items():
+        if not (isinstance(v, list) and len(v) == 3):
+            raise HierarchyError(f"{file}: 'languages.{code}' should be [name, family, script]")
+        langs[str(code)] = (str(v[0]), str(v[1]), str(v[2]))
+    return Hierarchy(caps, norm, langs, file)
+
+
+def hierarchy_for(results_dir: str | Path) -> Hierarchy:
+    """A results folder's own leaderboard.yaml if it has one, else the project's."""
+    own = Path(results_dir) / "leaderboard.yaml"
+    return load_hierarchy(own if own.is_file() else None)
+
+
+# ---- scores -------------------------------------------------------------------------------
+
+@dataclass
+class Score:
+    value: float  # 0..100 after normalization
+    lo: float | None = None  # 95% interval; None when some part had none
+    hi: float | None = None
+    n_parts: int = 1  # children that had a score
+    n_expected: int = 1  # children declared (and visible)
+    complete: bool = True  # every child present, and each of them complete
+
+
+def normalize(value: float, scale: float, rule: dict[str, Any]) -> float:
+    x = float(value) / float(scale)
+    if rule["rule"] == "clip":
+        x = min(x / float(rule["max"]), 1.0)
+    return 100.0 * x
+
+
+def metric_score(metric: dict[str, Any], rule: dict[str, Any]) -> Score:
+    scale = float(metric.get("scale", 1))
+    ci = metric.get("ci")
+    lo, hi = (normalize(ci[0], scale, rule), normalize(ci[1], scale, rule)) if ci else (None, None)
+    return Score(normalize(metric["value"], scale, rule), lo, hi)
+
+
+def combine(parts: list[tuple[Score, float]], n_expected: int) -> Score | None:
+    """Weighted mean of the parts present; interval: mean ± 1.96·sqrt(Σ w²se²)/Σw, with each
+    part's se = (hi − lo) / 3.92 (the parts' samples are independent: different datasets)."""
+    parts = [(s, w) for s, w in parts if w > 0]
+    if not parts:
+        return None
+    total = sum(w for _, w in parts)
+    value = sum(s.value * w for s, w in parts) / total
+    complete = len(parts) >= n_expected and all(s.complete for s, _ in parts)
+    if len(parts) == 1:
+        s = parts[0][0]
+        return Score(value, s.lo, s.hi, 1, n_expected, complete)
+    if any(s.lo is None or s.hi is None for s, _ in parts):
+        return Score(value, None, None, len(parts), n_expected, complete)
+    se = math.sqrt(sum((w * (s.hi - s.lo) / (2 * Z95)) ** 2 for s, w in parts)) / total
+    lo, hi = max(value - Z95 * se, 0.0), min(value + Z95 * se, 100.0)  # normalized scores live in 0..100
+    return Score(value, lo, hi, len(parts), n_expected, complete)
+
+
+def task_table(tasks: dict[str, dict[str, Any]], primary: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Normalise a run's or a reference row's tasks to {task: {"metric": m, "entry": {...}, "protocol": p}}.
+
+    A reference row names metrics but no primary: it counts only for the metric the runs
+    use as primary (`primary`), never a different metric under the same column.
+    """
+    out = {}
+    for name, t in tasks.items():
+        metrics = t.get("metrics") or {}
+        m = t.get("primary_metric") or (primary or {}).get(name)
+        if m in metrics:
+            out[name] = {"metric": m, "entry": metrics[m], "protocol": t.get("protocol"), "metrics": metrics}
+    return out
+
+
+@dataclass
+class Board:
+    """Scores of one row (a run or a reported row) at every level of the hierarchy."""
+    leaves: dict[str, Score]  # results task -> score
+    tasks: dict[str, Score]  # "cap/task" -> score
+    capabilities: dict[str, Score]
+    overall: Score | None
+
+
+def leaf_score(h: Hierarchy, leaf: Leaf, table: dict[str, dict[str, Any]], protocols: set[str] | None,
+               out: dict[str, Score], expected: set[str] | None = None) -> Score | None:
+    """A leaf's score: one task, or the mean of a {lang} family (complete only when it has
+    every language some visible row has)."""
+    parts = []
+    for t in h.leaf_tasks(leaf, list(table)):
+        row = table[t]
+        if protocols and row["protocol"] not in protocols and row["protocol"] is not None:
+            continue
+        metric = leaf.metric or row["metric"]
+        entry = row["metrics"].get(metric)
+        rule = h.normalization.get(metric)
+        if entry is None or rule is None:
+            continue  # not aggregable: shown on its own elsewhere, never averaged
+        out[t] = metric_score(entry, rule)
+        parts.append((out[t], 1.0))
+    n_expected = len(h.leaf_tasks(leaf, sorted(expected))) if expected else len(parts)
+    return combine(parts, max(n_expected, len(parts))) if parts else None
+
+
+def score_board(h: Hierarchy, table: dict[str, dict[str, Any]], cap_weights: dict[str, float] | None = None,
+                protocols: set[str] | None = None, expected: set[str] | None = None) -> Board:
+    """All levels for one row. `expected`: the leaves (results tasks) any visible row has;
+    a row missing one of them is incomplete at that level (and is not ranked there)."""
+    leaves: dict[str, Score] = {}
+    tasks: dict[str, Score] = {}
+    caps: dict[str, Score] = {}
+    cap_parts = []
+    n_caps = 0
+    for c in h.capabilities:
+        parts = []
+        n_nodes = 0
+        for node in c.tasks:
+            node_parts = []
+            declared = [lf for lf in node.leaves if expected is None or h.leaf_tasks(lf, list(expected))]
+            for leaf in declared:
+                s = leaf_score(h, leaf, table, protocols, leaves, expected)
+                if s is not None:
+                    node_parts.append((s, leaf.weight))
+            if declared:
+                n_nodes += 1
+            s = combine(node_parts, len(declared))
+            if s is not None:
+                tasks[f"{c.key}/{node.key}"] = s
+                parts.append((s, node.weight))
+        s = combine(parts, n_nodes)
+        weight = (cap_weights or {}).get(c.key, c.weight)
+        if n_nodes and weight > 0:
+            n_caps += 1  # a capability the overall score should have
+        if s is not None:
+            caps[c.key] = s
+            cap_parts.append((s, weight))
+    overall = combine(cap_parts, n_caps)
+    return Board(leaves, tasks, caps, overall)
+
+
+# ---- ranks ------------------------------------------------------------------------------
+
+def rank_bands(scores: dict[str, tuple[float, float | None, float | None]]) -> dict[str, tuple[int, int]]:
+    """Rank bands from 95% intervals: a row's best rank is 1 + the rows whose interval lies
+    wholly above its own; its worst is N − the rows wholly below. Overlapping rows share
+    ranks (e.g. 2–4). A row without an interval uses its point value as both bounds."""
+    bounds = {k: (v if lo is None else lo, v if hi is None else hi) for k, (v, lo, hi) in scores.items()}
+    n = len(bounds)
+    out = {}
+    for k, (lo, hi) in bounds.items():
+        above = sum(1 for j, (lo2, _) in bounds.items() if j != k and lo2 > hi)
+        below = sum(1 for j, (_, hi2) in bounds.items() if j != k and hi2 < lo)
+        out[k] = (1 + above, n - below)
+    return out
+
+
+def band_text(band: tuple[int, int] | None) -> str:
+    if band is None:
+        return ""
+    return str(band[0]) if band[0] == band[1] else f"{band[0]}–{band[1]}"
