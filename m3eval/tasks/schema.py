@@ -31,9 +31,9 @@ class DocSpec(_Strict):
     """How a dataset row becomes a sample.
 
     `prompt` is a Jinja2 template over the row's fields. `id`, `references`,
-    `images`, `video`, `frames`, `choices`, `lang` and `instruction` name a
-    field (dotted paths map over lists: `answers.answer`); `id`, `references`
-    and `video` may instead be templates (anything containing `{{`), e.g.
+    `images`, `video`, `frames`, `choices`, `lang`, `instruction` and `cluster`
+    name a field (dotted paths map over lists: `answers.answer`); `id`, `references`,
+    `video` and `cluster` may instead be templates (anything containing `{{`), e.g.
     `video: "{{ video_id }}.mp4"`.
     """
 
@@ -48,6 +48,9 @@ class DocSpec(_Strict):
     choices: str | None = None
     lang: str | None = None  # per-row language field; default: the task's language
     instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
+    # cluster key (field or template, e.g. the video's id): samples sharing it are resampled together
+    # by the bootstrap; default: the sample id without its `#i<k>` instruction suffix
+    cluster: str | None = None
 
 
 class VideoSpec(_Strict):
