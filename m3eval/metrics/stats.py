@@ -51,7 +51,7 @@ def _as_array(scores: Sequence[float], name: str) -> np.ndarray:
     return a
 
 
-def _percentile_ci(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+def percentile_ci(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     lo, hi = np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
@@ -131,7 +131,7 @@ def corpus_bootstrap_ci(rescore: Callable[[np.ndarray], float], n_items: int, n:
     if n_items <= 0:
         raise ValueError("corpus bootstrap: empty corpus")
     vals = np.array([rescore(c) for c in resample_counts(n_items, n, seed, clusters)], dtype=np.float64)
-    return _percentile_ci(vals, level)
+    return percentile_ci(vals, level)
 
 
 def _p_two_sided(centered: np.ndarray, observed: float) -> float:
@@ -153,7 +153,7 @@ def paired_bootstrap(a_scores: Sequence[float], b_scores: Sequence[float], n: in
     d = _pair(a_scores, b_scores, "paired_bootstrap")
     diff = float(d.mean())
     means = bootstrap_means(d, n, seed, clusters)
-    return diff, _percentile_ci(means), _p_two_sided(means - diff, diff)
+    return diff, percentile_ci(means), _p_two_sided(means - diff, diff)
 
 
 def paired_permutation(a_scores: Sequence[float], b_scores: Sequence[float], n: int = 10000, seed: int = 0,
@@ -200,4 +200,4 @@ def paired_corpus_bootstrap(rescore_a: Callable[[np.ndarray], float], rescore_b:
     full = np.ones(n_items, dtype=np.int64)
     diff = float(rescore_b(full) - rescore_a(full))
     diffs = np.array([rescore_b(c) - rescore_a(c) for c in resample_counts(n_items, n, seed, clusters)])
-    return diff, _percentile_ci(diffs), _p_two_sided(diffs - diff, diff)
+    return diff, percentile_ci(diffs), _p_two_sided(diffs - diff, diff)

@@ -124,4 +124,8 @@ class GroupSpec(_Strict):
     tasks: list[str] = Field(min_length=1)  # tasks or groups
     description: str = ""
     category: str | None = None
+    # how members combine (docs/TASKS.md, Groups): macro = unweighted mean, micro = weighted by samples
+    aggregate: Literal["macro", "micro"] = "macro"
+    # "scale": allow members with different primary metrics, each divided by its scale; "none": refuse
+    normalize: Literal["none", "scale"] = "none"
     source: str = Field("", exclude=True)
