@@ -98,3 +98,19 @@ def test_paired_tests_respect_clusters():
     ref = sps.permutation_test((sums,), lambda x, axis=-1: x.sum(axis=axis) / 200, permutation_type="samples",
                                vectorized=True, n_resamples=2000, random_state=np.random.default_rng(0))
     assert p_cl == pytest.approx(ref.pvalue)
+
+
+def test_doc_cluster_field_or_template_reaches_the_predictions(tmp_path):
+    import json
+
+    from m3eval.data.samples import build_samples
+    from m3eval.data.sources import load_dataset_rows
+    from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
+
+    rows = [{"question_id": i, "video_name": f"video{i // 3}", "question": f"q{i}?", "answer": "a"} for i in range(6)]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for cluster, expect in (("video_name", "video1"), ("{{ video_name }}.mp4", "video1.mp4")):
+        spec = TaskSpec(task="t", dataset=DatasetSpec(path="qa.jsonl"), metrics=[StepSpec(name="exact_match")],
+                        doc=DocSpec(prompt="{{ question }}", references="answer", id="question_id", cluster=cluster))
+        samples = list(build_samples(spec, load_dataset_rows(spec.dataset, tmp_path, "t")))
+        assert samples[4].cluster == expect and samples[0].cluster != samples[3].cluster
