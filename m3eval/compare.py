@@ -138,7 +138,7 @@ def _paired_records(task: str, base: Run, new: Run, cmp: Comparison
                             f"{len(only_new)} only in NEW (e.g. {example}){hint}")
         return None
     ids = sorted(sides[0])
-    changed = [i for i in ids if list(sides[0][i].get("references") or []) != list(sides[1][i].get("references") or [])]
+    changed = [i for i in ids if (sides[0][i].get("references") or []) != (sides[1][i].get("references") or [])]
     if changed:
         i = changed[0]
         cmp.problems.append(f"task {task}: references differ for {len(changed)} of {len(ids)} samples (e.g. {i!r}: "

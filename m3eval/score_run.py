@@ -1,5 +1,5 @@
 """Scoring a run: predictions + current task definitions -> samples/ and the
-`tasks`, `groups` and `consistency` parts of results.json. Needs no model."""
+`tasks` and `consistency` parts of results.json (groups: groups.py). Needs no model."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +8,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .groups import group_scores  # noqa: F401  (re-exported: the run's `groups` part)
 from .results import atomic_write_jsonl, read_jsonl
 from .runner import GENERATE_ERROR, media_filename
 from .scoring import score_by, score_task
