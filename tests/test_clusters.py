@@ -114,3 +114,17 @@ def test_doc_cluster_field_or_template_reaches_the_predictions(tmp_path):
                         doc=DocSpec(prompt="{{ question }}", references="answer", id="question_id", cluster=cluster))
         samples = list(build_samples(spec, load_dataset_rows(spec.dataset, tmp_path, "t")))
         assert samples[4].cluster == expect and samples[0].cluster != samples[3].cluster
+
+
+def test_unset_cluster_leaves_hash_and_resume_key_unchanged():
+    from m3eval.runner import generation_key
+    from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
+
+    def spec(**doc):
+        return TaskSpec(task="t", dataset=DatasetSpec(path="d.jsonl"), metrics=[StepSpec(name="exact_match")],
+                        doc=DocSpec(prompt="p", references="a", **doc))
+    plain, clustered = spec(), spec(cluster="video_name")
+    assert "cluster" not in plain.model_dump()["doc"]  # as before the field existed
+    assert clustered.model_dump()["doc"]["cluster"] == "video_name"
+    assert plain.content_hash() != clustered.content_hash()
+    assert generation_key(plain) != generation_key(clustered)  # its predictions carry the key

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 
 class _Strict(BaseModel):
@@ -51,6 +51,14 @@ class DocSpec(_Strict):
     # cluster key (field or template, e.g. the video's id): samples sharing it are resampled together
     # by the bootstrap; default: the sample id without its `#i<k>` instruction suffix
     cluster: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_cluster(self, handler: Any) -> dict[str, Any]:
+        # unset, it is not dumped: tasks without it keep their hash and resume key from before it existed
+        data = handler(self)
+        if self.cluster is None:
+            data.pop("cluster", None)
+        return data
 
 
 class VideoSpec(_Strict):
