@@ -8,19 +8,23 @@ A group aggregates its members' primary metrics, each divided by its `scale` (0.
   accuracy) is refused (value null, `error` naming the group) unless it says
   `normalize: scale`: then the members are combined after dividing by their scales, and the
   results say so (CIDEr-D is unbounded: it is taken at its raw value).
-- Interval: a percentile bootstrap over the tasks' resamples, when every leaf's primary metric
-  is a mean metric with per-sample scores in samples/<task>.jsonl. Clusters are resampled
-  jointly across the group's tasks, so the same item in several tasks (M3IT-80's languages
-  share ids) moves together. Otherwise `ci` is null with `ci_note` saying why.
+- Interval: a percentile bootstrap over the tasks' samples (samples/<task>.jsonl): a mean
+  metric's per-sample scores are resampled, a corpus metric (BLEU, CIDEr) re-scored on each
+  resampled corpus through its `rescore`. Clusters are resampled jointly across the group's
+  tasks, so the same item in several tasks (M3IT-80's languages share ids) moves together.
+  Without per-sample records `ci` is null and `ci_note` says why.
 """
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from .metrics import get_metric
+from .metrics.base import MetricInput
 from .metrics.stats import _CHUNK_ELEMS, percentile_ci
 from .results import read_jsonl
 from .scoring import base_id
@@ -92,27 +96,57 @@ def _aggregate(registry: Registry, name: str, leaf: dict[str, Any], tasks: dict[
     return sum(vals) / len(vals)
 
 
+@dataclass
+class _Member:
+    """One leaf task's samples for the group bootstrap: a mean metric's scores (0..1 units),
+    or a corpus metric's rescore(counts)."""
+    keys: list[str]
+    scores: np.ndarray | None = None
+    rescore: Callable[[np.ndarray], float] | None = None
+    scale: float = 1.0
+
+
+def _member(task: str, entry: dict[str, Any], run_dir: Path) -> _Member | str:
+    """The member's resampling inputs, or why there are none."""
+    primary = entry["primary_metric"]
+    m = entry["metrics"][primary]
+    path = run_dir / "samples" / f"{task}.jsonl"
+    try:
+        recs = read_jsonl(path)
+    except (OSError, ValueError):
+        return f"no interval: cannot read {path}"
+    if not recs:
+        return f"no interval: {path} is empty"
+    keys = [str(r.get("cluster") or base_id(str(r["id"]))) for r in recs]
+    scale = float(m.get("scale", 1))
+    if m.get("kind", "mean") == "mean":
+        scores = [r.get("scores", {}).get(primary) for r in recs]
+        if any(not isinstance(v, (int, float)) for v in scores):
+            return f"no interval: {path} lacks per-sample {primary} scores"
+        return _Member(keys, scores=np.asarray(scores, dtype=np.float64) / scale)
+    # a corpus metric: re-scored on each resampled corpus, as the task's own interval is
+    items = [MetricInput(r.get("extracted"), list(r.get("references") or []), r.get("choices"), r.get("lang") or "en")
+             for r in recs]
+    try:
+        result = get_metric(primary).compute(items, **(m.get("args") or {}))
+    except (KeyError, TypeError, ValueError) as e:
+        return f"no interval: {task}'s {primary} cannot be re-scored from {path} ({e})"
+    if result.rescore is None:
+        return f"no interval: {task}'s {primary} cannot be re-scored on resampled corpora"
+    return _Member(keys, rescore=result.rescore, scale=scale)
+
+
 def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str, dict[str, Any]],
               run_dir: Path | None, seed: int) -> tuple[list[float] | None, str | None]:
     if run_dir is None:
         return None, "no interval: no per-sample records"
-    per_task: dict[str, tuple[list[str], np.ndarray, float]] = {}
+    members = {}
     for t in leaves:
-        primary = tasks[t]["primary_metric"]
-        m = tasks[t]["metrics"][primary]
-        if m.get("kind", "mean") != "mean":
-            return None, f"no interval: {t}'s {primary} is a corpus metric (no per-sample scores to resample)"
-        path = run_dir / "samples" / f"{t}.jsonl"
-        try:
-            recs = read_jsonl(path)
-        except (OSError, ValueError):
-            return None, f"no interval: cannot read {path}"
-        scores = [r.get("scores", {}).get(primary) for r in recs]
-        if not recs or any(not isinstance(s, (int, float)) for s in scores):
-            return None, f"no interval: {path} lacks per-sample {primary} scores"
-        keys = [str(r.get("cluster") or base_id(str(r["id"]))) for r in recs]
-        per_task[t] = (keys, np.asarray(scores, dtype=np.float64), float(m.get("scale", 1)))
-    reps = _joint_resamples(per_task, seed)
+        member = _member(t, tasks[t], run_dir)
+        if isinstance(member, str):
+            return None, member
+        members[t] = member
+    reps = _joint_resamples(members, seed)
     vals = np.asarray(_aggregate(registry, name, reps, tasks), dtype=np.float64)
     vals = vals[np.isfinite(vals)]  # a resample that drew none of a tiny task's clusters
     if vals.size < 0.99 * RESAMPLES:
@@ -121,29 +155,34 @@ def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str,
     return [lo, hi], None
 
 
-def _joint_resamples(per_task: dict[str, tuple[list[str], np.ndarray, float]], seed: int) -> dict[str, np.ndarray]:
-    """RESAMPLES resampled means per task (on 0..1 units), drawing the union of the tasks'
+def _joint_resamples(members: dict[str, _Member], seed: int) -> dict[str, np.ndarray]:
+    """RESAMPLES resampled scores per task (0..1 units), drawing the union of the tasks'
     cluster keys with replacement: a key shared by several tasks is drawn for all of them."""
     index: dict[str, int] = {}
-    for keys, _, _ in per_task.values():
-        for k in keys:
+    for m in members.values():
+        for k in m.keys:
             index.setdefault(k, len(index))
     n = len(index)
-    sums, counts = {}, {}
-    for t, (keys, scores, scale) in per_task.items():
-        labels = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
-        sums[t] = np.bincount(labels, weights=scores / scale, minlength=n)
-        counts[t] = np.bincount(labels, minlength=n).astype(np.float64)
+    labels = {t: np.fromiter((index[k] for k in m.keys), dtype=np.int64, count=len(m.keys))
+              for t, m in members.items()}
+    sums = {t: np.bincount(labels[t], weights=m.scores, minlength=n) for t, m in members.items()
+            if m.scores is not None}
+    counts = {t: np.bincount(labels[t], minlength=n).astype(np.float64) for t in members}
     rng = np.random.default_rng(seed)
     rows = max(1, _CHUNK_ELEMS // n)
-    out: dict[str, list[np.ndarray]] = {t: [] for t in per_task}
+    out: dict[str, list[np.ndarray]] = {t: [] for t in members}
     done = 0
     while done < RESAMPLES:
         k = min(rows, RESAMPLES - done)
         idx = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
         draws = np.bincount(idx.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
+        drawn = draws @ np.stack([counts[t] for t in members], axis=1)  # samples drawn per task
         with np.errstate(invalid="ignore", divide="ignore"):
-            for t in per_task:
-                out[t].append((draws @ sums[t]) / (draws @ counts[t]))
+            for j, (t, m) in enumerate(members.items()):
+                if m.scores is not None:
+                    out[t].append((draws @ sums[t]) / drawn[:, j])
+                else:
+                    out[t].append(np.array([m.rescore(row[labels[t]].astype(np.int64)) / m.scale if d else np.nan
+                                            for row, d in zip(draws, drawn[:, j])]))
         done += k
     return {t: np.concatenate(v) for t, v in out.items()}

@@ -37,13 +37,18 @@ def preds(n: int, right: int, prefix: str = "s") -> list[Prediction]:
             for i in range(n)]
 
 
+def captions() -> list[Prediction]:
+    return [Prediction(id=f"c{i}", prediction=f"a cat number {i} on a mat" if i % 2 else "a dog", prompt="p",
+                       references=[f"a cat number {i} on a mat", f"the cat {i} sits on the mat"]) for i in range(12)]
+
+
 @pytest.fixture()
 def run(registry, tmp_path):
     run_dir = tmp_path / "run"
     tasks = {"small": score_one(registry.tasks["small"], preds(10, 9), run_dir, 0),
              "big": score_one(registry.tasks["big"], preds(90, 45), run_dir, 0),
              "rl": score_one(registry.tasks["rl"], preds(20, 10), run_dir, 0),
-             "cap": score_one(registry.tasks["cap"], preds(10, 5), run_dir, 0)}
+             "cap": score_one(registry.tasks["cap"], captions(), run_dir, 0)}
     return tasks, run_dir
 
 
@@ -69,7 +74,10 @@ def test_mixed_primary_metrics_refused_unless_normalized_by_name(registry, run):
     ok = groups["mixed_ok"]
     assert ok["normalize"] == "scale" and ok["metric"] == "primary / scale (mixed: exact_match, coco_cider)"
     assert ok["value"] == pytest.approx((0.9 + tasks["cap"]["metrics"]["coco_cider"]["value"]) / 2)
-    assert ok["ci"] is None and "corpus metric" in ok["ci_note"]  # no misleading interval
+    # CIDEr enters the group's interval re-scored on each resampled corpus
+    assert ok["ci"][0] <= ok["value"] <= ok["ci"][1] and "ci_note" not in ok
+    cap = tasks["cap"]["metrics"]["coco_cider"]
+    assert cap["ci"][1] - cap["ci"][0] > 0 and ok["ci"][1] - ok["ci"][0] > 0
 
 
 def test_group_interval_from_the_tasks_resamples(registry, run):
