@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance", type=float, default=1.0, help="points (0..100 scale) a task may drop (default 1)")
     c.add_argument("--alpha", type=float, default=0.05)
     c.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    c.add_argument("--tasks", type=lambda s: [t for t in s.split(",") if t], default=None, metavar="T1,T2",
+                   help="compare only these tasks (each must be in both runs)")
+    c.add_argument("--shared", action="store_true", help="compare only the tasks both runs have")
 
     t = sub.add_parser("tasks", help="list tasks and groups")
     t.add_argument("--include-path", type=Path, action="append", default=[])

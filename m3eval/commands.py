@@ -83,7 +83,7 @@ def cmd_score(a: argparse.Namespace) -> int:
 def cmd_compare(a: argparse.Namespace) -> int:
     from .compare import run_compare
     try:
-        return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format)
+        return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format, tasks=a.tasks, shared=a.shared)
     except Exception as e:  # a CI gate must tell "could not compare" (2) from "regressed" (1)
         print(f"m3eval: error: cannot compare: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

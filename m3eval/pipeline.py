@@ -20,7 +20,10 @@ from .models.base import GenerationConfig, check_backend, load_model
 from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
 from .resume import RunError, check_model_revision, check_resume, identity
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
-from .score_run import consistency, group_scores, score_one
+from .groups import group_errors, group_scores
+from .invocations import (SINGLE_INSTRUCTION, inferred_invocation, invocation_record, merge_tasks,
+                          run_invocations)
+from .score_run import consistency, score_one
 from .scoring import check_scoring
 from .tasks.registry import Registry
 from .tasks.schema import DatasetSpec, TaskSpec
@@ -165,25 +168,36 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         return None, failures
 
     failures += [f"{task}: scoring failed: {err}" for task, (_, _, err) in scored.items() if err]
-    tasks = _with_earlier_tasks(run_dir, {task: entry for task, (entry, _, err) in scored.items() if not err})
+    config = {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
+              "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
+              "instructions": cfg.instructions, "world_size": dist.world_size,
+              "max_new_tokens": cfg.max_new_tokens, "dataset_overrides": cfg.dataset_overrides}
+    model_block = {**info, "backend": cfg.model, "args": cfg.model_args}
+    created, sha, versions = now_iso(), git_sha(), package_versions()
+    invocation = invocation_record(config, model_block, created, sha, versions)
+    new_tasks = {task: entry for task, (entry, _, err) in scored.items() if not err}
+    for entry in new_tasks.values():  # each task says which invocation produced it
+        entry["invocation"] = invocation
+        if cfg.instructions != "default" and "instructions" not in entry:
+            entry["instructions"] = {"n": 1, "mode": SINGLE_INSTRUCTION}
+    earlier = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else None
+    tasks = merge_tasks(earlier, new_tasks)
     encode.add_extras(run_dir, tasks)
+    groups = group_scores(registry, tasks, run_dir, cfg.seed)
+    failures += group_errors(groups)
     total_s = time.perf_counter() - t_start
     results = {
         "format": RESULTS_FORMAT,
-        "run": {"name": run_dir.name, "model": {**info, "backend": cfg.model, "args": cfg.model_args},
-                "config": {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
-                           "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
-                           "instructions": cfg.instructions, "world_size": dist.world_size,
-                           "max_new_tokens": cfg.max_new_tokens,
-                           "dataset_overrides": cfg.dataset_overrides},
-                "created": now_iso(), "git_sha": git_sha(), "versions": package_versions(),
-                "failures": failures},
+        "run": {"name": run_dir.name, "model": model_block,
+                "config": config,  # this (the latest) invocation's; each task's own is tasks.<t>.invocation
+                "created": created, "git_sha": sha, "versions": versions,
+                "failures": failures, **run_invocations(tasks)},
         "timings": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
                     "score_s": round(sum(t for _, t, _ in scored.values()), 3),  # overlapped with generation
                     "total_s": round(total_s, 3), "samples": n_new,
                     "samples_per_s": round(n_new / max(total_s - load_s, 1e-9), 2)},
         "tasks": tasks,
-        "groups": group_scores(registry, tasks),
+        "groups": groups,
         "consistency": consistency(runnable, tasks, run_dir),
     }
     atomic_write_json(run_dir / "results.json", results)
@@ -199,16 +213,6 @@ def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[
             return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
-
-
-def _with_earlier_tasks(run_dir: Path, tasks: dict[str, Any]) -> dict[str, Any]:
-    """results.json covers every task of the run directory: tasks scored by an earlier
-    invocation (`--tasks A`, then `--tasks B`) keep their entries."""
-    path = run_dir / "results.json"
-    if not path.exists():
-        return tasks
-    earlier = json.loads(path.read_text()).get("tasks", {})
-    return {**{t: e for t, e in earlier.items() if t not in tasks}, **tasks}
 
 
 def _close(model: Any, dist: Dist) -> None:
@@ -238,12 +242,18 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
         entry, _, err = timed_score(registry.tasks[name], preds, run_dir, seed)
         if err:
             raise RunError(f"task {name} ({registry.tasks[name].source}): scoring failed: {err}")
+        before = old.get("tasks", {}).get(name, {})
+        # re-scoring does not change which invocation generated the task
+        entry["invocation"] = before.get("invocation") or inferred_invocation(old)
+        if "instructions" not in entry and "mode" in (before.get("instructions") or {}):
+            entry["instructions"] = before["instructions"]
         tasks[name] = entry
     encode.add_extras(run_dir, tasks)
     specs = [registry.tasks[n] for n in names]
-    results = {**old, "tasks": tasks, "groups": group_scores(registry, tasks),
+    results = {**old, "tasks": tasks, "groups": group_scores(registry, tasks, run_dir, seed),
                "consistency": consistency(specs, tasks, run_dir)}
     results["timings"] = {**old.get("timings", {}), "score_s": round(time.perf_counter() - t0, 3)}
-    results["run"] = {**old.get("run", {}), "rescored": now_iso(), "rescored_git_sha": git_sha()}
+    results["run"] = {**old.get("run", {}), "rescored": now_iso(), "rescored_git_sha": git_sha(),
+                      **run_invocations(tasks)}
     atomic_write_json(path, results)
     return results

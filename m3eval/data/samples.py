@@ -87,11 +87,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     Relative video paths are resolved against media_root."""
     doc = spec.doc
     variants: list[str | None] = [None]
-    if instructions != "default":
-        pool = instruction_set(spec, ds)
-        if not pool:
-            raise SampleError(f"task {spec.task}: --instructions {instructions} needs instruction variants "
-                              "(`instructions:` in the YAML or a `doc.instruction` field)")
+    pool = instruction_set(spec, ds) if instructions != "default" else []
+    if pool:  # a task without variants runs its one prompt (results note it): tasks mix in one run
         k = len(pool) if instructions == "all" else int(instructions)
         variants = pool[:k]
     media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
@@ -112,6 +109,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             base_id = str(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
             references = _as_list(_text_or_field(row, doc.references, choices))
             lang = str(get_field(row, doc.lang)) if doc.lang else spec.language
+            cluster = str(_text_or_field(row, doc.cluster, choices)) if doc.cluster else None
         except KeyError as e:
             raise SampleError(f"task {spec.task}: row {i}: no field {e.args[0]!r} "
                               f"(columns: {', '.join(ds.column_names)})") from None
@@ -134,7 +132,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
                 raise SampleError(f"task {spec.task}: row {i}: prompt template: {e.args[0]}") from None
             yield Sample(id=base_id if text is None else f"{base_id}#i{k}", task=spec.task, prompt=prompt,
                          references=references, media=media, choices=choices, lang=lang,
-                         instruction=None if text is None else k, metadata={"row": i})
+                         instruction=None if text is None else k, cluster=cluster, metadata={"row": i})
     if doc.exclude_if:
         EXCLUDED[spec.task] = {"field": doc.exclude_if, "n": n_excluded, "of": len(ds)}
 
