@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +15,9 @@ from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
 from .models.base import GenerationConfig, load_model
-from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
+from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_json, read_predictions
 from .resume import RunError, check_model_revision, check_resume, identity
+from .run_lock import run_folder_lock
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
 from .score_run import consistency, group_scores, score_one
 from .scoring import check_scoring
@@ -44,6 +44,7 @@ class RunConfig:
     max_new_tokens: int | None = None
     save_media: bool = True
     progress: bool = True
+    free_model: bool = True  # False when the process exits right after (the CLI): freeing is wasted time
 
 
 def run_name_for(cfg: RunConfig) -> str:
@@ -82,7 +83,14 @@ def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
 
 
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
-    """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run)."""
+    """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run).
+    The run folder is held (locked, so proven writable) from before the model loads to the end."""
+    dist = dist or init_distributed()
+    with run_folder_lock(cfg.output / run_name_for(cfg), dist):
+        return _evaluate(cfg, dist)
+
+
+def _evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
     t_start = time.perf_counter()
     dist = dist or init_distributed()
     registry = Registry.discover(cfg.include_paths)
@@ -143,7 +151,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         generate_tasks(plans, model, task_done, progress=cfg.progress and dist.is_main)
         scored = {task: f.result() for task, f in scoring.items()}
     if not dist.is_main:
-        _close(model, dist)
+        _close(model, dist, cfg.free_model)
         return None, failures
 
     failures += [f"{task}: scoring failed: {err}" for task, (_, _, err) in scored.items() if err]
@@ -168,7 +176,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         "consistency": consistency(runnable, tasks, run_dir),
     }
     atomic_write_json(run_dir / "results.json", results)
-    _close(model, dist)  # after the timings: freeing a model is not part of evaluating it
+    _close(model, dist, cfg.free_model)  # after the timings: freeing a model is not part of evaluating it
     return results, failures
 
 
@@ -187,12 +195,12 @@ def _with_earlier_tasks(run_dir: Path, tasks: dict[str, Any]) -> dict[str, Any]:
     path = run_dir / "results.json"
     if not path.exists():
         return tasks
-    earlier = json.loads(path.read_text()).get("tasks", {})
+    earlier = read_json(path, "move it aside to start the run's results afresh").get("tasks", {})
     return {**{t: e for t, e in earlier.items() if t not in tasks}, **tasks}
 
 
-def _close(model: Any, dist: Dist) -> None:
-    if hasattr(model, "close"):
+def _close(model: Any, dist: Dist, free: bool = True) -> None:
+    if free and hasattr(model, "close"):
         model.close()
     dist.close()
 
@@ -203,7 +211,8 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
     path = run_dir / "results.json"
     if not (run_dir / "predictions").is_dir():
         raise RunError(f"{run_dir}: not a run directory (no predictions/ folder)")
-    old = json.loads(path.read_text()) if path.exists() else {"format": RESULTS_FORMAT, "run": {}, "timings": {}}
+    old = read_json(path, "move it aside: `m3eval score` then rebuilds it from the predictions (without the "
+                    "run's timings and versions)") if path.exists() else {"format": RESULTS_FORMAT, "run": {}, "timings": {}}
     registry = Registry.discover(include_paths or [])
     names = sorted({f.name.split(".")[0] for f in (run_dir / "predictions").glob("*.jsonl")})
     missing = [n for n in names if n not in registry.tasks]

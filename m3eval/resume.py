@@ -3,10 +3,10 @@ the same run — same model and weights, settings, task definitions and data."""
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
+from .results import read_json
 from .runner import generation_key, prediction_files
 from .tasks.schema import TaskSpec
 
@@ -42,7 +42,8 @@ def check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.exists():
         return ident
-    old = json.loads(path.read_text())
+    old = read_json(path, "it records what the predictions were made with: restore it, or use another "
+                    "--run-name (or delete the folder to start over)")
     for key in ("model", "seed", "instructions", "max_new_tokens"):
         if old.get(key) != ident[key]:
             raise RunError(f"{run_dir} holds a run with a different {key} ({old.get(key)!r} vs {ident[key]!r}); "
