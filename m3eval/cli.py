@@ -97,7 +97,7 @@ def os_error_line(e: OSError) -> str:
     """One line naming the path and what to do, not a traceback."""
     where = f"{e.filename}: " if e.filename else ""
     hint = _OS_HINTS.get(e.errno)
-    return f"{where}{e.strerror or e}" + (f" ({hint})" if hint else "")
+    return f"{where}{e.strerror or e}" + (f"; {hint}" if hint else "")
 
 
 def main(argv: list[str] | None = None) -> int:

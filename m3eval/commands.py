@@ -105,8 +105,13 @@ def cmd_score(a: argparse.Namespace) -> int:
             raise UsageError("give a run directory, or --task T --predictions FILE.jsonl")
         if a.task or a.allow_missing:
             raise UsageError("--task and --allow-missing go with --predictions")
-        from .pipeline import rescore
-        results = rescore(a.run_dir, a.include_path, a.seed)
+        from .distributed import Dist
+        from .pipeline import RunError, rescore
+        from .run_lock import run_folder_lock
+        if not (a.run_dir / "predictions").is_dir():
+            raise RunError(f"{a.run_dir}: not a run directory (no predictions/ folder)")
+        with run_folder_lock(a.run_dir, Dist()):  # no run may write the folder meanwhile
+            results = rescore(a.run_dir, a.include_path, a.seed)
         for task, entry in results["tasks"].items():
             print(f"m3eval score: task {task}: {entry['n_samples']} predictions read", file=sys.stderr)
         return _outcome(results, [])

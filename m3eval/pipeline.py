@@ -15,7 +15,8 @@ from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
 from .models.base import GenerationConfig, load_model
-from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_json, read_predictions
+from .results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, public_args,
+                      read_json, read_predictions)
 from .resume import RunError, check_model_revision, check_resume, identity
 from .run_lock import run_folder_lock
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
@@ -159,7 +160,7 @@ def _evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] 
     total_s = time.perf_counter() - t_start
     results = {
         "format": RESULTS_FORMAT,
-        "run": {"name": run_dir.name, "model": {**info, "backend": cfg.model, "args": cfg.model_args},
+        "run": {"name": run_dir.name, "model": {**info, "backend": cfg.model, "args": public_args(cfg.model_args)},
                 "config": {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
                            "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
                            "instructions": cfg.instructions, "world_size": dist.world_size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 break
             raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
     return rows
+
+
+_SECRET_KEY = re.compile(r"key|token|secret|passw|auth|credential", re.IGNORECASE)
+
+
+def public_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Model args as stored in run.json / results.json: values of secret-looking keys
+    (api_key, token, password, ...) are never written. (api_key_env names a variable: kept.)"""
+    return {k: "<redacted>" if _SECRET_KEY.search(k) and not k.endswith("_env") else v for k, v in args.items()}
 
 
 def read_json(path: Path, fix: str) -> Any:

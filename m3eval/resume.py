@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .results import read_json
+from .results import public_args, read_json
 from .runner import generation_key, prediction_files
 from .tasks.schema import TaskSpec
 
@@ -33,7 +33,7 @@ def identity(model: str, model_args: dict[str, Any], seed: int, instructions: st
         key = generation_key(spec)
         return f"{key}+{_fingerprint(overrides[spec.task])}" if spec.task in overrides else key
 
-    return {"model": {"backend": model, "args": model_args}, "seed": seed, "instructions": instructions,
+    return {"model": {"backend": model, "args": public_args(model_args)}, "seed": seed, "instructions": instructions,
             "max_new_tokens": max_new_tokens, "tasks": {s.task: task_key(s) for s in specs}}
 
 
