@@ -288,3 +288,25 @@ def test_secret_model_args_are_redacted_where_stored():
     assert public_args(args) == {"pretrained": "x", "api_key": "<redacted>", "hf_token": "<redacted>",
                                  "password": "<redacted>", "api_key_env": "MY_KEY"}
 
+
+
+# --- kept behaviours: Ctrl-C --------------------------------------------------------------------------
+
+def test_ctrl_c_exits_130_keeps_what_finished_and_the_rerun_completes(tiny_model, tmp_path):
+    args = ["run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_m3it_caption", "--instructions",
+            "all", "--batch-size", "1", "--max-new-tokens", "24", "--output", str(tmp_path), "--run-name", "r",
+            "--threads", "1"]
+    p = subprocess.Popen([sys.executable, "-m", "m3eval", *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "r" / "predictions" / "demo_m3it_caption.rank0.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None and not (log.exists() and log.read_text().count("\n") >= 10):
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "interrupted; finished predictions are saved" in err and "Traceback" not in err
+    kept = len(read_jsonl(log))
+    assert 10 <= kept < 128
+    r = m3eval(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["timings"]["samples"] == 128 - kept
