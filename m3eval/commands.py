@@ -67,9 +67,9 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-def _check_usage(tasks: list[str], include_paths: list, model_args: str) -> dict:
-    """What argparse cannot check: known task names, well-formed --model-args (exit 2, before
-    anything heavy loads). Returns the parsed model args."""
+def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrides: dict) -> dict:
+    """What argparse cannot check: known task names, overrides of tasks in the run, well-formed
+    --model-args (exit 2, before anything heavy loads). Returns the parsed model args."""
     from .models.base import parse_model_args
     if not tasks:
         raise UsageError("--tasks names no task")
@@ -77,6 +77,9 @@ def _check_usage(tasks: list[str], include_paths: list, model_args: str) -> dict
     for name in tasks:
         if name not in registry.tasks and name not in registry.groups:
             raise UsageError(str(registry.unknown(name)))
+    stray = set(overrides) - {s.task for s in registry.resolve(tasks)}
+    if stray:
+        raise UsageError(f"--dataset-override names tasks not in this run: {', '.join(sorted(stray))}")
     try:
         return parse_model_args(model_args)
     except ValueError as e:
@@ -85,7 +88,7 @@ def _check_usage(tasks: list[str], include_paths: list, model_args: str) -> dict
 
 def cmd_run(a: argparse.Namespace) -> int:
     tasks = [t for t in a.tasks.split(",") if t]
-    model_args = _check_usage(tasks, a.include_path, a.model_args)
+    model_args = _check_usage(tasks, a.include_path, a.model_args, dict(a.dataset_override))
     _threads(a.threads)
     from .pipeline import RunConfig, evaluate
     cfg = RunConfig(tasks=tasks, output=a.output, model=a.model,
