@@ -91,9 +91,8 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         return _evaluate(cfg, dist)
 
 
-def _evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[str]]:
     t_start = time.perf_counter()
-    dist = dist or init_distributed()
     registry = Registry.discover(cfg.include_paths)
     specs = registry.resolve(cfg.tasks)
     unknown = set(cfg.dataset_overrides) - {s.task for s in specs}
@@ -212,8 +211,10 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
     path = run_dir / "results.json"
     if not (run_dir / "predictions").is_dir():
         raise RunError(f"{run_dir}: not a run directory (no predictions/ folder)")
-    old = read_json(path, "move it aside: `m3eval score` then rebuilds it from the predictions (without the "
-                    "run's timings and versions)") if path.exists() else {"format": RESULTS_FORMAT, "run": {}, "timings": {}}
+    old = {"format": RESULTS_FORMAT, "run": {}, "timings": {}}
+    if path.exists():
+        old = read_json(path, "move it aside: `m3eval score` then rebuilds it from the predictions (without "
+                              "the run's timings and versions)")
     registry = Registry.discover(include_paths or [])
     names = sorted({f.name.split(".")[0] for f in (run_dir / "predictions").glob("*.jsonl")})
     missing = [n for n in names if n not in registry.tasks]
