@@ -122,6 +122,9 @@ def _dispatch(commands, args: argparse.Namespace) -> int:
         print("m3eval: interrupted; finished predictions are saved, re-run the same command to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `m3eval tasks | head`: the reader left; not an error worth a line
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush must not fail
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except commands.UsageError as e:
         print(f"m3eval: error: {e}", file=sys.stderr)
         return 2

@@ -82,6 +82,12 @@ def test_importtime_of_m3eval_tasks_lists_no_heavy_module():
     assert not imported & set(HEAVY), imported & set(HEAVY)
 
 
+def test_a_closed_output_pipe_is_quiet():
+    r = subprocess.run(f"{sys.executable} -m m3eval tasks | head -1; echo rc=${{PIPESTATUS[0]}} >&2", shell=True,
+                       executable="/bin/bash", cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.stdout.startswith("TASK") and r.stderr.strip() == "rc=141", r.stderr
+
+
 # --- 10.14: external predictions are checked strictly --------------------------------------------
 
 def _preds(tmp_path: Path, rows: list[dict]) -> Path:
