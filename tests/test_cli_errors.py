@@ -83,9 +83,10 @@ def test_importtime_of_m3eval_tasks_lists_no_heavy_module():
 
 
 def test_a_closed_output_pipe_is_quiet():
-    r = subprocess.run(f"{sys.executable} -m m3eval tasks | head -1; echo rc=${{PIPESTATUS[0]}} >&2", shell=True,
+    # `true` has exited long before m3eval (0.3 s to start) writes: the write meets a closed pipe
+    r = subprocess.run(f"{sys.executable} -m m3eval tasks | true; echo rc=${{PIPESTATUS[0]}} >&2", shell=True,
                        executable="/bin/bash", cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.stdout.startswith("TASK") and r.stderr.strip() == "rc=141", r.stderr
+    assert r.stderr.strip() == "rc=141", r.stderr
 
 
 # --- 10.14: external predictions are checked strictly --------------------------------------------
