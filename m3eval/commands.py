@@ -67,13 +67,20 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def _discover(include_paths: list) -> Registry:
+    for path in include_paths:
+        if not path.exists():
+            raise UsageError(f"--include-path {path}: no such file or folder")
+    return Registry.discover(include_paths)
+
+
 def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrides: dict) -> dict:
     """What argparse cannot check: known task names, overrides of tasks in the run, well-formed
     --model-args (exit 2, before anything heavy loads). Returns the parsed model args."""
     from .models.base import parse_model_args
     if not tasks:
         raise UsageError("--tasks names no task")
-    registry = Registry.discover(include_paths)
+    registry = _discover(include_paths)
     for name in tasks:
         if name not in registry.tasks and name not in registry.groups:
             raise UsageError(str(registry.unknown(name)))
@@ -137,7 +144,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_tasks(a: argparse.Namespace) -> int:
-    reg = Registry.discover(a.include_path)
+    reg = _discover(a.include_path)
     print(f"{'TASK':40} {'CATEGORY':15} {'PROTOCOL':9} {'LANG':5} METRICS")
     for name, s in sorted(reg.tasks.items()):
         print(f"{name:40} {s.category:15} {s.protocol:9} {s.language:5} {', '.join(m.name for m in s.metrics)}")

@@ -39,6 +39,8 @@ def one_line_error(r: subprocess.CompletedProcess) -> str:
     (["run", "--tasks", "demo_vqq"], "unknown task or group 'demo_vqq'"),
     (["run", "--tasks", "demo_mc", "--model-args", "pretrained"], "not key=value"),
     (["run", "--tasks", ","], "names no task"),
+    (["tasks", "--include-path", "/no/such/folder"], "--include-path /no/such/folder: no such"),
+    (["run", "--tasks", "demo_mc", "--include-path", "/no/such/folder"], "--include-path /no/such/folder: no such"),
     (["run", "--tasks", "demo_mc", "--dataset-override", "demo_vqa=x.jsonl"], "names tasks not in this run: demo_vqa"),
     (["score"], "give a run directory"),
     (["score", "--predictions", "p.jsonl"], "--predictions needs --task"),
