@@ -256,14 +256,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self):
-        self._send({"object": "list", "data": [{"id": "tiny-vlm", "object": "model"}]})
+    def do_GET(self):  # /v1/models, or /v1/models/tiny-vlm (the official client's retrieve)
+        model = {"id": "tiny-vlm", "object": "model", "created": 0, "owned_by": "test"}
+        self._send(model if self.path.rstrip("/").endswith("tiny-vlm") else {"object": "list", "data": [model]})
 
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         self.server.auth.append(self.headers.get("Authorization"))
-        self._send({"id": "x", "object": "chat.completion", "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A"}}]})
+        self._send({"id": "x", "object": "chat.completion", "created": 0, "model": "tiny-vlm",
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "A"}}]})
 
 
 def test_an_api_key_is_sent_but_never_stored(tmp_path):
