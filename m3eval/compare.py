@@ -18,6 +18,7 @@ regression, 1 at least one, 2 the runs cannot be compared (see docs/ci-gate.md).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -294,8 +295,14 @@ def _table_rows(cmp: Comparison) -> list[list[str]]:
 HEADER = ["task", "metric", "base", "new", "Δ (pts)", "95% CI", "p", "test", "status"]
 
 
+# Characters that start markup inside a line; `_` only at a word's edge (GFM ignores it inside words).
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<!\w)_|_(?!\w))")
+
+
 def _escape_md(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Run names and notes are data: shown as text, never as links, images, code or table cells."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def render(cmp: Comparison, fmt: str = "text") -> str:
@@ -309,7 +316,7 @@ def render(cmp: Comparison, fmt: str = "text") -> str:
     if fmt == "markdown":
         icon = {0: "✅", 1: "❌", 2: "⚠️"}[cmp.exit_code]
         out = [f"### {icon} m3eval compare: {_verdict(cmp)}", "",
-               f"BASE `{_escape_md(cmp.base)}` → NEW `{_escape_md(cmp.new)}` ({settings}; "
+               f"BASE **{_escape_md(cmp.base)}** → NEW **{_escape_md(cmp.new)}** ({settings}; "
                "Δ in points of the 0..100 scale, NEW−BASE)"]
         if cmp.problems:
             out += [""] + [f"- ⚠️ {_escape_md(p)}" for p in cmp.problems]

@@ -3,10 +3,10 @@ the same run — same model and weights, settings, task definitions and data."""
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
+from .results import public_args, read_json
 from .runner import generation_key, prediction_files
 from .tasks.schema import TaskSpec
 
@@ -33,7 +33,7 @@ def identity(model: str, model_args: dict[str, Any], seed: int, instructions: st
         key = generation_key(spec)
         return f"{key}+{_fingerprint(overrides[spec.task])}" if spec.task in overrides else key
 
-    return {"model": {"backend": model, "args": model_args}, "seed": seed, "instructions": instructions,
+    return {"model": {"backend": model, "args": public_args(model_args)}, "seed": seed, "instructions": instructions,
             "max_new_tokens": max_new_tokens, "tasks": {s.task: task_key(s) for s in specs}}
 
 
@@ -42,7 +42,8 @@ def check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.exists():
         return ident
-    old = json.loads(path.read_text())
+    old = read_json(path, "it records what the predictions were made with: restore it, or use another "
+                    "--run-name (or delete the folder to start over)")
     for key in ("model", "seed", "instructions", "max_new_tokens"):
         if old.get(key) != ident[key]:
             raise RunError(f"{run_dir} holds a run with a different {key} ({old.get(key)!r} vs {ident[key]!r}); "
