@@ -1,8 +1,11 @@
-"""The `m3eval` command: parses, delegates, prints. Exit codes: 0 ok, 1 failed
-(or a regression, for `compare`), 2 bad usage (or runs that cannot be compared)."""
+"""The `m3eval` command: parses, delegates, prints. Exit codes (README "Exit codes"): 0 ok,
+1 failed (or a regression, for `compare`), 2 bad usage (or runs that cannot be compared),
+130 interrupted."""
 from __future__ import annotations
 
 import argparse
+import atexit
+import errno
 import os
 import sys
 from pathlib import Path
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", help="with --predictions: the task the predictions are for")
     s.add_argument("--predictions", type=Path, help="JSONL of {id, prediction} made elsewhere")
     s.add_argument("--output", type=Path, help="with --predictions: write a run directory here")
+    s.add_argument("--allow-missing", action="store_true",
+                   help="with --predictions: exit 0 although some samples have no prediction (they score 0)")
     s.add_argument("--dataset-override", type=_kv, action="append", default=[], metavar="TASK=PATH")
     s.add_argument("--include-path", type=Path, action="append", default=[])
     s.add_argument("--seed", type=int)
@@ -71,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance", type=float, default=1.0, help="points (0..100 scale) a task may drop (default 1)")
     c.add_argument("--alpha", type=float, default=0.05)
     c.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    c.add_argument("--tasks", type=lambda s: [t for t in s.split(",") if t], default=None, metavar="T1,T2",
+                   help="compare only these tasks (each must be in both runs)")
+    c.add_argument("--shared", action="store_true", help="compare only the tasks both runs have")
 
     t = sub.add_parser("tasks", help="list tasks and groups")
     t.add_argument("--include-path", type=Path, action="append", default=[])
@@ -93,19 +101,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_OS_HINTS = {errno.ENOSPC: "free some space and re-run the same command (finished predictions are kept)",
+             errno.EROFS: "choose a writable --output", errno.EACCES: "choose a writable --output",
+             errno.ENOTDIR: "a path on the way is a file, not a folder",
+             errno.EEXIST: "a path on the way is a file, not a folder"}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line naming the path and what to do, not a traceback."""
+    where = f"{e.filename}: " if e.filename else ""
+    hint = _OS_HINTS.get(e.errno)
+    return f"{where}{e.strerror or e}" + (f"; {hint}" if hint else "")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """argv None means the real command line: then the process ends with os._exit once
+    every file is written, skipping interpreter teardown (freeing the model, module
+    clean-up: ~0.5-1 s that only frees memory)."""
     args = build_parser().parse_args(argv)
-    if args.command == "metrics":  # before `commands`, whose imports (datasets, torch) it does not need
-        from .catalog import cmd_metrics
-        return cmd_metrics(args)
-    from . import commands  # heavy imports only after parsing: `m3eval --help` stays instant
+    from . import commands  # heavy imports only inside the commands that need them
+    code = _dispatch(commands, args)
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()  # e.g. the METEOR JVM's shutdown
+        os._exit(code)
+    return code
+
+
+def _dispatch(commands, args: argparse.Namespace) -> int:
     try:
         return getattr(commands, f"cmd_{args.command}")(args)
     except KeyboardInterrupt:
         print("m3eval: interrupted; finished predictions are saved, re-run the same command to resume",
               file=sys.stderr)
         return 130
-    except commands.USER_ERRORS as e:
+    except BrokenPipeError:  # `m3eval tasks | head`: the reader left; not an error worth a line
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush must not fail
+        return 141  # 128 + SIGPIPE, as a shell reports it
+    except commands.UsageError as e:
+        print(f"m3eval: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"m3eval: error: {os_error_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if not isinstance(e, commands.user_errors()):
+            raise
         print(f"m3eval: error: {e}", file=sys.stderr)
         return 1
 

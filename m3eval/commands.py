@@ -4,16 +4,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .data.samples import SampleError
-from .data.sources import DataError
-from .models.base import ModelLoadError, parse_model_args
-from .pipeline import RunConfig, RunError, evaluate, rescore
+# Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
+# that need them: `m3eval tasks`, `validate`, `compare` and `--help` start in a fraction of a second.
 from .report import format_results
 from .tasks.loader import TaskError, iter_task_files, load_file
 from .tasks.registry import BUILTIN_TASKS, Registry
 from .tasks.schema import TaskSpec
 
-USER_ERRORS = (TaskError, DataError, SampleError, RunError, ModelLoadError, FileNotFoundError, ValueError, KeyError)
+
+class UsageError(ValueError):
+    """Bad command-line usage: exit code 2."""
+
+
+# An error class of a module that was never imported cannot have been raised: look the
+# classes up among the loaded modules, so catching them imports nothing.
+_ERROR_CLASSES = {"m3eval.resume": "RunError", "m3eval.models.base": "ModelLoadError"}
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix (TaskError, DataError, SampleError, ResultsError are
+    ValueErrors): one line, no traceback."""
+    found = [getattr(sys.modules[m], c) for m, c in _ERROR_CLASSES.items() if m in sys.modules]
+    return (FileNotFoundError, ValueError, KeyError, *found)
 
 
 def _outcome(results: dict | None, failures: list[str]) -> int:
@@ -55,13 +67,42 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def _discover(include_paths: list) -> Registry:
+    for path in include_paths:
+        if not path.exists():
+            raise UsageError(f"--include-path {path}: no such file or folder")
+    return Registry.discover(include_paths)
+
+
+def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrides: dict) -> dict:
+    """What argparse cannot check: known task names, overrides of tasks in the run, well-formed
+    --model-args (exit 2, before anything heavy loads). Returns the parsed model args."""
+    from .models.base import parse_model_args
+    if not tasks:
+        raise UsageError("--tasks names no task")
+    registry = _discover(include_paths)
+    for name in tasks:
+        if name not in registry.tasks and name not in registry.groups:
+            raise UsageError(str(registry.unknown(name)))
+    stray = set(overrides) - {s.task for s in registry.resolve(tasks)}
+    if stray:
+        raise UsageError(f"--dataset-override names tasks not in this run: {', '.join(sorted(stray))}")
+    try:
+        return parse_model_args(model_args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_run(a: argparse.Namespace) -> int:
+    tasks = [t for t in a.tasks.split(",") if t]
+    model_args = _check_usage(tasks, a.include_path, a.model_args, dict(a.dataset_override))
     _threads(a.threads)
-    cfg = RunConfig(tasks=[t for t in a.tasks.split(",") if t], output=a.output, model=a.model,
-                    model_args=parse_model_args(a.model_args), run_name=a.run_name, batch_size=a.batch_size,
+    from .pipeline import RunConfig, evaluate
+    cfg = RunConfig(tasks=tasks, output=a.output, model=a.model,
+                    model_args=model_args, run_name=a.run_name, batch_size=a.batch_size,
                     limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
                     dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
-                    save_media=not a.no_media)
+                    save_media=not a.no_media, free_model=False)
     results, failures = evaluate(cfg)
     if results is not None:
         print(f"results: {cfg.output / results['run']['name'] / 'results.json'}", file=sys.stderr)
@@ -71,26 +112,39 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_score(a: argparse.Namespace) -> int:
     if a.predictions is None:
         if a.run_dir is None:
-            raise RunError("give a run directory, or --task T --predictions FILE.jsonl")
-        return _outcome(rescore(a.run_dir, a.include_path, a.seed), [])
+            raise UsageError("give a run directory, or --task T --predictions FILE.jsonl")
+        if a.task or a.allow_missing:
+            raise UsageError("--task and --allow-missing go with --predictions")
+        from .distributed import Dist
+        from .pipeline import RunError, rescore
+        from .run_lock import run_folder_lock
+        if not (a.run_dir / "predictions").is_dir():
+            raise RunError(f"{a.run_dir}: not a run directory (no predictions/ folder)")
+        with run_folder_lock(a.run_dir, Dist()):  # no run may write the folder meanwhile
+            results = rescore(a.run_dir, a.include_path, a.seed)
+        for task, entry in results["tasks"].items():
+            print(f"m3eval score: task {task}: {entry['n_samples']} predictions read", file=sys.stderr)
+        return _outcome(results, [])
     if not a.task:
-        raise RunError("--predictions needs --task")
+        raise UsageError("--predictions needs --task")
+    if a.run_dir is not None:
+        raise UsageError("give a run directory or --predictions, not both")
     from .score_external import score_external
     return score_external(a.task, a.predictions, a.output, a.include_path, dict(a.dataset_override),
-                          a.seed or 0)
+                          a.seed or 0, allow_missing=a.allow_missing)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
     from .compare import run_compare
     try:
-        return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format)
+        return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format, tasks=a.tasks, shared=a.shared)
     except Exception as e:  # a CI gate must tell "could not compare" (2) from "regressed" (1)
         print(f"m3eval: error: cannot compare: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
 
 def cmd_tasks(a: argparse.Namespace) -> int:
-    reg = Registry.discover(a.include_path)
+    reg = _discover(a.include_path)
     print(f"{'TASK':40} {'CATEGORY':15} {'PROTOCOL':9} {'LANG':5} METRICS")
     for name, s in sorted(reg.tasks.items()):
         print(f"{name:40} {s.category:15} {s.protocol:9} {s.language:5} {', '.join(m.name for m in s.metrics)}")
@@ -132,6 +186,11 @@ def cmd_validate(a: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_metrics(a: argparse.Namespace) -> int:
+    from .catalog import cmd_metrics
+    return cmd_metrics(a)
+
+
 def cmd_leaderboard(a: argparse.Namespace) -> int:
     if getattr(a, "export", None):
         from .leaderboard import export_html
@@ -142,11 +201,12 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo.tiny_model import DEMO_TRAIN_STEPS, ensure_tiny_model
+    from .pipeline import RunConfig, evaluate
     _threads(1)  # a few-hundred-thousand-parameter model: one thread is fastest
     model_dir = ensure_tiny_model(train_steps=DEMO_TRAIN_STEPS)  # built once, then cached
     cfg = RunConfig(tasks=["demo"], output=a.output, model="hf",
                     model_args={"pretrained": str(model_dir), "device": "cpu"}, run_name="tiny-llava",
-                    batch_size=a.batch_size)
+                    batch_size=a.batch_size, free_model=False)
     results, failures = evaluate(cfg)
     code = _outcome(results, failures)
     from .demo.encoders import run_encoder_demo  # grounding, then the tiny contrastive encoder

@@ -2,9 +2,14 @@
 
 For every task and metric both runs report: the difference NEW-BASE in points of the
 page's 0..100 scale, its 95% paired-bootstrap interval, and a paired test on the
-per-sample scores matched by sample id (McNemar where both sides are all 0/1, a
-sign-flip permutation test for other mean metrics, a paired bootstrap that re-scores
-resampled corpora for corpus metrics such as BLEU and CIDEr).
+per-sample scores matched by sample id (McNemar where both sides are all 0/1 and every
+sample is its own cluster, a sign-flip permutation test for other mean metrics, a paired
+bootstrap that re-scores resampled corpora for corpus metrics such as BLEU and CIDEr).
+Samples of one cluster (the same item under several instructions, one video's questions)
+are resampled and sign-flipped together.
+
+Two runs are comparable only on the same data: same task definition, same sample ids and
+the same references per sample (or, without samples files, the same `references_sha256`).
 
 A regression is a change in the bad direction (per higher_is_better) that is both
 significant (p < alpha) and larger than `tolerance` points. Exit codes: 0 no
@@ -13,6 +18,7 @@ regression, 1 at least one, 2 the runs cannot be compared (see docs/ci-gate.md).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +28,7 @@ import numpy as np
 
 from m3eval.metrics import stats
 from m3eval.runs import ResultsError, Run, load_run
+from m3eval.scoring import base_id
 
 SEED = 0  # fixed: the gate must give the same verdict every time it runs
 MEAN_RESAMPLES = 1000  # bootstrap CI of a mean difference
@@ -84,6 +91,12 @@ class Comparison:
 
 
 
+def _limit(run: Run, task: str) -> Any:
+    """The --limit that produced a task: its own invocation record, else the run's config."""
+    inv = run.tasks[task].get("invocation") or {}
+    return (inv.get("config") or run.results["run"].get("config") or {}).get("limit")
+
+
 def _check_task(task: str, b: dict[str, Any], n: dict[str, Any]) -> list[str]:
     problems = []
     if b.get("version") != n.get("version"):
@@ -97,12 +110,17 @@ def _check_task(task: str, b: dict[str, Any], n: dict[str, Any]) -> list[str]:
 def _paired_records(task: str, base: Run, new: Run, cmp: Comparison
                     ) -> tuple[list[dict], list[dict]] | None:
     sides = []
+    fb, fn = base.tasks[task].get("references_sha256"), new.tasks[task].get("references_sha256")
     for label, run in (("BASE", base), ("NEW", new)):
         records, warnings = run.load_samples(task)
         cmp.notes.extend(f"{label}: {w}" for w in warnings)
         if not records:
-            cmp.problems.append(f"task {task}: {label} has no readable per-sample records "
-                                f"({run.samples_path(task)}); a paired test needs them")
+            if fb and fn and fb != fn:  # results.json alone shows the data differ
+                cmp.problems.append(f"task {task}: the runs scored different data (references_sha256 BASE "
+                                    f"{fb[:12]}, NEW {fn[:12]}: different sample ids or answers)")
+            else:
+                cmp.problems.append(f"task {task}: {label} has no readable per-sample records "
+                                    f"({run.samples_path(task)}); a paired test needs them")
             return None
         by_id: dict[str, dict] = {}
         for r in records:
@@ -115,11 +133,26 @@ def _paired_records(task: str, base: Run, new: Run, cmp: Comparison
     only_new = sorted(set(sides[1]) - set(sides[0]))
     if only_base or only_new:
         example = ", ".join(repr(i) for i in (only_base + only_new)[:3])
+        lb, ln = _limit(base, task), _limit(new, task)
+        hint = f"; rerun both with the same --limit (BASE {lb}, NEW {ln})" if lb != ln else ""
         cmp.problems.append(f"task {task}: different sample sets: {len(only_base)} ids only in BASE, "
-                            f"{len(only_new)} only in NEW (e.g. {example}); rerun both with the same --limit")
+                            f"{len(only_new)} only in NEW (e.g. {example}){hint}")
         return None
     ids = sorted(sides[0])
+    changed = [i for i in ids if (sides[0][i].get("references") or []) != (sides[1][i].get("references") or [])]
+    if changed:
+        i = changed[0]
+        cmp.problems.append(f"task {task}: references differ for {len(changed)} of {len(ids)} samples (e.g. {i!r}: "
+                            f"BASE {sides[0][i].get('references')!r}, NEW {sides[1][i].get('references')!r}); "
+                            "the runs scored different data (a --dataset-override or changed data?)")
+        return None
     return [sides[0][i] for i in ids], [sides[1][i] for i in ids]
+
+
+def _clusters(records: list[dict]) -> list[str] | None:
+    """Cluster keys of the records (None when every sample is its own cluster)."""
+    keys = [str(r.get("cluster") or base_id(r["id"])) for r in records]
+    return None if len(set(keys)) == len(keys) else keys
 
 
 def _per_sample(records: list[dict], metric: str) -> np.ndarray | None:
@@ -171,33 +204,50 @@ def _compare_metric(task: str, name: str, eb: dict, en: dict, rb: list[dict], rn
         if resamples <= 0:
             row.note = f"no paired test: metric {name} cannot be re-scored on resampled corpora"
             return row
-        _, (lo, hi), p = stats.paired_corpus_bootstrap(rescore_b, rescore_n, len(rb), n=resamples, seed=SEED)
+        _, (lo, hi), p = stats.paired_corpus_bootstrap(rescore_b, rescore_n, len(rb), n=resamples, seed=SEED,
+                                                       clusters=_clusters(rb))
         row.ci, row.p_value, row.test = (lo * k, hi * k), p, "bootstrap"
         return row
     sb, sn = _per_sample(rb, name), _per_sample(rn, name)
     if sb is None or sn is None:
         row.note = "no paired test: some samples lack a per-sample score"
         return row
-    _, (lo, hi), _ = stats.paired_bootstrap(sb, sn, n=MEAN_RESAMPLES, seed=SEED)
+    clusters = _clusters(rb)
+    _, (lo, hi), _ = stats.paired_bootstrap(sb, sn, n=MEAN_RESAMPLES, seed=SEED, clusters=clusters)
     row.ci = (lo * k, hi * k)
-    if np.isin(sb, (0.0, 1.0)).all() and np.isin(sn, (0.0, 1.0)).all():
+    if clusters is None and np.isin(sb, (0.0, 1.0)).all() and np.isin(sn, (0.0, 1.0)).all():
         row.p_value, row.test = stats.mcnemar(sb, sn), "mcnemar"
     else:
-        row.p_value, row.test = stats.paired_permutation(sb, sn, n=PERMUTATIONS, seed=SEED)[1], "permutation"
+        row.p_value = stats.paired_permutation(sb, sn, n=PERMUTATIONS, seed=SEED, clusters=clusters)[1]
+        row.test = "permutation" if clusters is None else "cluster permutation"
     return row
 
 
-def compare_runs(base: Run, new: Run, tolerance: float = 1.0, alpha: float = 0.05) -> Comparison:
-    """Compare every task and metric the two runs share. `tolerance` is in display points."""
+def compare_runs(base: Run, new: Run, tolerance: float = 1.0, alpha: float = 0.05,
+                 tasks: list[str] | None = None, shared: bool = False) -> Comparison:
+    """Compare every task and metric the two runs share. `tolerance` is in display points.
+    `tasks`: only these (each must be in both runs); `shared`: only the tasks both runs have
+    (a task missing from NEW is then a note, not a failure to compare)."""
     cmp = Comparison(base=base.name, new=new.name, base_path=str(base.path), new_path=str(new.path),
                      tolerance=tolerance, alpha=alpha)
-    missing = sorted(set(base.tasks) - set(new.tasks))
-    if missing:
-        cmp.problems.append(f"NEW lacks {len(missing)} task(s) that BASE has: {', '.join(missing)}")
-    extra = sorted(set(new.tasks) - set(base.tasks))
-    if extra:
-        cmp.notes.append(f"tasks only in NEW (not gated): {', '.join(extra)}")
-    for task in sorted(set(base.tasks) & set(new.tasks)):
+    if tasks:
+        for label, run in (("BASE", base), ("NEW", new)):
+            absent = [t for t in tasks if t not in run.tasks]
+            if absent:
+                cmp.problems.append(f"--tasks: {label} has no task {', '.join(absent)} "
+                                    f"(it has: {', '.join(sorted(run.tasks))})")
+        chosen = [t for t in tasks if t in base.tasks and t in new.tasks]
+    else:
+        missing = sorted(set(base.tasks) - set(new.tasks))
+        if missing:
+            (cmp.notes if shared else cmp.problems).append(
+                f"NEW lacks {len(missing)} task(s) that BASE has: {', '.join(missing)}"
+                + (" (not compared: --shared)" if shared else "; use --shared to compare only the tasks both have"))
+        extra = sorted(set(new.tasks) - set(base.tasks))
+        if extra:
+            cmp.notes.append(f"tasks only in NEW (not gated): {', '.join(extra)}")
+        chosen = sorted(set(base.tasks) & set(new.tasks))
+    for task in sorted(chosen):
         tb, tn = base.tasks[task], new.tasks[task]
         problems = _check_task(task, tb, tn)
         if problems:
@@ -245,8 +295,14 @@ def _table_rows(cmp: Comparison) -> list[list[str]]:
 HEADER = ["task", "metric", "base", "new", "Δ (pts)", "95% CI", "p", "test", "status"]
 
 
+# Characters that start markup inside a line; `_` only at a word's edge (GFM ignores it inside words).
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<!\w)_|_(?!\w))")
+
+
 def _escape_md(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Run names and notes are data: shown as text, never as links, images, code or table cells."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def render(cmp: Comparison, fmt: str = "text") -> str:
@@ -260,7 +316,7 @@ def render(cmp: Comparison, fmt: str = "text") -> str:
     if fmt == "markdown":
         icon = {0: "✅", 1: "❌", 2: "⚠️"}[cmp.exit_code]
         out = [f"### {icon} m3eval compare: {_verdict(cmp)}", "",
-               f"BASE `{_escape_md(cmp.base)}` → NEW `{_escape_md(cmp.new)}` ({settings}; "
+               f"BASE **{_escape_md(cmp.base)}** → NEW **{_escape_md(cmp.new)}** ({settings}; "
                "Δ in points of the 0..100 scale, NEW−BASE)"]
         if cmp.problems:
             out += [""] + [f"- ⚠️ {_escape_md(p)}" for p in cmp.problems]
@@ -287,13 +343,13 @@ def render(cmp: Comparison, fmt: str = "text") -> str:
 
 
 def run_compare(base_path: str | Path, new_path: str | Path, tolerance: float = 1.0, alpha: float = 0.05,
-                fmt: str = "text") -> int:
+                fmt: str = "text", tasks: list[str] | None = None, shared: bool = False) -> int:
     """What `m3eval compare` does: print the report to stdout, return the exit code."""
     try:
         base, new = load_run(base_path), load_run(new_path)
     except ResultsError as e:
         print(f"m3eval compare: cannot compare: {e}", file=sys.stderr)
         return 2
-    cmp = compare_runs(base, new, tolerance=tolerance, alpha=alpha)
+    cmp = compare_runs(base, new, tolerance=tolerance, alpha=alpha, tasks=tasks, shared=shared)
     sys.stdout.write(render(cmp, fmt))
     return cmp.exit_code

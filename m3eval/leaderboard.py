@@ -6,8 +6,10 @@ so every page of the multipage app sees the same folder.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -32,10 +34,38 @@ def launch(results_dir: str | Path = "results", port: int = 8501, address: str =
         return 2
     env = dict(os.environ, M3EVAL_RESULTS=str(root.resolve()))
     print(f"m3eval leaderboard: http://{address}:{port} (results from {root.resolve()})", file=sys.stderr)
+    return run_child(streamlit_command(port, address), env)
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> int:
+    """Run Streamlit and stop it with us: SIGTERM, SIGINT or SIGHUP to this process is passed
+    on to the child and we wait for it (else it would be re-parented and keep serving)."""
+    child = subprocess.Popen(cmd, env=env)
+    forwarded: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        forwarded.append(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    deadline = None
     try:
-        return subprocess.call(streamlit_command(port, address), env=env)
-    except KeyboardInterrupt:
-        return 0
+        while True:
+            try:
+                code = child.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if forwarded and deadline is None:
+                    deadline = time.monotonic() + 10
+                if deadline is not None and time.monotonic() > deadline:  # asked to stop, still serving
+                    child.kill()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if forwarded and forwarded[-1] == signal.SIGINT:
+        return 0  # Ctrl-C is how one stops the page
+    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell reports it
 
 
 def export_html(results_dir: str | Path, out: str | Path) -> int:

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -18,10 +17,15 @@ from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
 from .models.base import GenerationConfig, check_backend, load_model
-from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
+from .results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, public_args,
+                      read_json, read_predictions)
 from .resume import RunError, check_model_revision, check_resume, identity
+from .run_lock import run_folder_lock
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
-from .score_run import consistency, group_scores, score_one
+from .groups import group_errors, group_scores
+from .invocations import (SINGLE_INSTRUCTION, inferred_invocation, invocation_record, merge_tasks,
+                          run_invocations)
+from .score_run import consistency, score_one
 from .scoring import check_scoring
 from .tasks.registry import Registry
 from .tasks.schema import DatasetSpec, TaskSpec
@@ -46,6 +50,7 @@ class RunConfig:
     max_new_tokens: int | None = None
     save_media: bool = True
     progress: bool = True
+    free_model: bool = True  # False when the process exits right after (the CLI): freeing is wasted time
 
 
 def run_name_for(cfg: RunConfig) -> str:
@@ -96,10 +101,16 @@ def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path
 
 
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
-    """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run)."""
-    t_start = time.perf_counter()
+    """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run).
+    The run folder is held (locked, so proven writable) from before the model loads to the end."""
     check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
     dist = dist or init_distributed()
+    with run_folder_lock(cfg.output / run_name_for(cfg), dist):
+        return _evaluate(cfg, dist)
+
+
+def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[str]]:
+    t_start = time.perf_counter()
     registry = Registry.discover(cfg.include_paths)
     specs = registry.resolve(cfg.tasks)
     unknown = set(cfg.dataset_overrides) - {s.task for s in specs}
@@ -179,33 +190,45 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
             scoring[spec.task] = scorer.submit(timed_score, spec, preds, run_dir, cfg.seed)
         scored = {task: f.result() for task, f in scoring.items()}
     if not dist.is_main:
-        _close(model, dist)
+        _close(model, dist, cfg.free_model)
         return None, failures
 
     failures += [f"{task}: scoring failed: {err}" for task, (_, _, err) in scored.items() if err]
-    tasks = _with_earlier_tasks(run_dir, {task: entry for task, (entry, _, err) in scored.items() if not err})
+    config = {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
+              "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
+              "instructions": cfg.instructions, "world_size": dist.world_size,
+              "max_new_tokens": cfg.max_new_tokens, "dataset_overrides": cfg.dataset_overrides}
+    model_block = {**info, "backend": cfg.model, "args": public_args(cfg.model_args)}
+    created, sha, versions = now_iso(), git_sha(), package_versions()
+    invocation = invocation_record(config, model_block, created, sha, versions)
+    new_tasks = {task: entry for task, (entry, _, err) in scored.items() if not err}
+    for task, entry in new_tasks.items():  # each task says which invocation (and data) produced it
+        entry["invocation"] = {**invocation, "data": ident["data"].get(task)}
+        if cfg.instructions != "default" and "instructions" not in entry:
+            entry["instructions"] = {"n": 1, "mode": SINGLE_INSTRUCTION}
+    earlier = (read_json(run_dir / "results.json", "move it aside to start the run's results afresh")
+               if (run_dir / "results.json").exists() else None)
+    tasks = merge_tasks(earlier, new_tasks)
     encode.add_extras(run_dir, tasks)
+    groups = group_scores(registry, tasks, run_dir, cfg.seed)
+    failures += group_errors(groups)
     total_s = time.perf_counter() - t_start
     results = {
         "format": RESULTS_FORMAT,
-        "run": {"name": run_dir.name, "model": {**info, "backend": cfg.model, "args": cfg.model_args},
-                "config": {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
-                           "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
-                           "instructions": cfg.instructions, "world_size": dist.world_size,
-                           "max_new_tokens": cfg.max_new_tokens,
-                           "dataset_overrides": cfg.dataset_overrides},
-                "created": now_iso(), "git_sha": git_sha(), "versions": package_versions(),
-                "failures": failures},
+        "run": {"name": run_dir.name, "model": model_block,
+                "config": config,  # this (the latest) invocation's; each task's own is tasks.<t>.invocation
+                "created": created, "git_sha": sha, "versions": versions,
+                "failures": failures, **run_invocations(tasks)},
         "timings": {"load_s": round(load_s, 3), "generate_s": round(generate_s, 3),
                     "score_s": round(sum(t for _, t, _ in scored.values()), 3),  # overlapped with generation
                     "total_s": round(total_s, 3), "samples": n_new,
                     "samples_per_s": round(n_new / max(total_s - load_s, 1e-9), 2)},
         "tasks": tasks,
-        "groups": group_scores(registry, tasks),
+        "groups": groups,
         "consistency": consistency(runnable, tasks, run_dir),
     }
     atomic_write_json(run_dir / "results.json", results)
-    _close(model, dist)  # after the timings: freeing a model is not part of evaluating it
+    _close(model, dist, cfg.free_model)  # after the timings: freeing a model is not part of evaluating it
     return results, failures
 
 
@@ -219,18 +242,8 @@ def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
 
 
-def _with_earlier_tasks(run_dir: Path, tasks: dict[str, Any]) -> dict[str, Any]:
-    """results.json covers every task of the run directory: tasks scored by an earlier
-    invocation (`--tasks A`, then `--tasks B`) keep their entries."""
-    path = run_dir / "results.json"
-    if not path.exists():
-        return tasks
-    earlier = json.loads(path.read_text()).get("tasks", {})
-    return {**{t: e for t, e in earlier.items() if t not in tasks}, **tasks}
-
-
-def _close(model: Any, dist: Dist) -> None:
-    if hasattr(model, "close"):
+def _close(model: Any, dist: Dist, free: bool = True) -> None:
+    if free and hasattr(model, "close"):
         model.close()
     dist.close()
 
@@ -241,7 +254,10 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
     path = run_dir / "results.json"
     if not (run_dir / "predictions").is_dir():
         raise RunError(f"{run_dir}: not a run directory (no predictions/ folder)")
-    old = json.loads(path.read_text()) if path.exists() else {"format": RESULTS_FORMAT, "run": {}, "timings": {}}
+    old = {"format": RESULTS_FORMAT, "run": {}, "timings": {}}
+    if path.exists():
+        old = read_json(path, "move it aside: `m3eval score` then rebuilds it from the predictions (without "
+                              "the run's timings and versions)")
     registry = Registry.discover(include_paths or [])
     names = sorted({f.name.split(".")[0] for f in (run_dir / "predictions").glob("*.jsonl")})
     missing = [n for n in names if n not in registry.tasks]
@@ -256,12 +272,18 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
         entry, _, err = timed_score(registry.tasks[name], preds, run_dir, seed)
         if err:
             raise RunError(f"task {name} ({registry.tasks[name].source}): scoring failed: {err}")
+        before = old.get("tasks", {}).get(name, {})
+        # re-scoring does not change which invocation generated the task
+        entry["invocation"] = before.get("invocation") or inferred_invocation(old)
+        if "instructions" not in entry and "mode" in (before.get("instructions") or {}):
+            entry["instructions"] = before["instructions"]
         tasks[name] = entry
     encode.add_extras(run_dir, tasks)
     specs = [registry.tasks[n] for n in names]
-    results = {**old, "tasks": tasks, "groups": group_scores(registry, tasks),
+    results = {**old, "tasks": tasks, "groups": group_scores(registry, tasks, run_dir, seed),
                "consistency": consistency(specs, tasks, run_dir)}
     results["timings"] = {**old.get("timings", {}), "score_s": round(time.perf_counter() - t0, 3)}
-    results["run"] = {**old.get("run", {}), "rescored": now_iso(), "rescored_git_sha": git_sha()}
+    results["run"] = {**old.get("run", {}), "rescored": now_iso(), "rescored_git_sha": git_sha(),
+                      **run_invocations(tasks)}
     atomic_write_json(path, results)
     return results

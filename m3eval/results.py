@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import tempfile
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -18,21 +20,39 @@ _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", 
              "sacrebleu", "rouge_score", "pycocoevalcap", "jieba", "accelerate")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # os.umask only sets-and-returns: read it once, at import (one thread)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_read_umask()  # what open() would give: mkstemp's 0600 would hide runs from others
+TMP_PREFIX, TMP_SUFFIX = ".", ".tmp"  # temp names: .<name>.<8 random chars>.tmp (run_lock cleans stale ones)
+
+
+def _with_path(e: OSError, path: Path) -> OSError:
+    """A failed write(2) names no file (e.g. errno 28, disk full): name it."""
+    return e if e.filename else type(e)(e.errno, e.strerror, str(path))
+
+
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     """Write via a temp file in the same folder + fsync + rename: readers see the old
     file or the new one, never half of one. durable=False skips the fsync, for files
     that can be made again (thumbnails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.", suffix=TMP_SUFFIX)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _with_path(e, path) from None
         raise
 
 
@@ -48,10 +68,13 @@ def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append finished predictions and make them durable at once (a crash loses nothing finished)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_torn_tail(path)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise _with_path(e, path) from None
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -80,9 +103,29 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
             if n == len(lines) and not text.endswith("\n"):  # torn by a crash mid-append
+                print(f"m3eval: warning: {path}:{n}: last line is cut short (an interrupted write?); "
+                      f"skipped it, read {len(rows)} rows", file=sys.stderr)
                 break
             raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
     return rows
+
+
+_SECRET_KEY = re.compile(r"key|token|secret|passw|auth|credential", re.IGNORECASE)
+
+
+def public_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Model args as stored in run.json / results.json: values of secret-looking keys
+    (api_key, token, password, ...) are never written. (api_key_env names a variable: kept.)"""
+    return {k: "<redacted>" if _SECRET_KEY.search(k) and not k.endswith("_env") else v for k, v in args.items()}
+
+
+def read_json(path: Path, fix: str) -> Any:
+    """A JSON file m3eval wrote; a corrupt one is an error naming it and saying what to do."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f" (line {e.lineno} column {e.colno}: {e.msg})" if isinstance(e, json.JSONDecodeError) else ""
+        raise ValueError(f"{path}: not valid JSON{where}; {fix}") from None
 
 
 def read_predictions(files: Iterable[Path]) -> dict[str, Prediction]:

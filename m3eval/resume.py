@@ -2,11 +2,11 @@
 the same run — same model and weights, settings, task definitions and data."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .data.fingerprint import describe_change, model_files_fingerprint
+from .results import public_args, read_json
 from .runner import generation_key, prediction_files
 from .tasks.schema import TaskSpec
 
@@ -21,10 +21,11 @@ def identity(model: str, model_args: dict[str, Any], seed: int, instructions: st
     settings); `data`: each task's data fingerprint (m3eval/data/fingerprint.py: content of
     local files, commit of hub data); `model_files`: digests of files named by model
     arguments (a chat_template=FILE whose text may change under the same name)."""
-    return {"model": {"backend": model, "args": model_args}, "seed": seed, "instructions": instructions,
+    public = public_args(model_args)  # a secret (api_key=...) is neither stored nor digested
+    return {"model": {"backend": model, "args": public}, "seed": seed, "instructions": instructions,
             "max_new_tokens": max_new_tokens, "tasks": {s.task: generation_key(s) for s in specs},
             "data": {t: fp for t, fp in (data or {}).items() if fp},
-            "model_files": model_files_fingerprint(model_args)}
+            "model_files": model_files_fingerprint({k: v for k, v in model_args.items() if public[k] == v})}
 
 
 def data_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
@@ -46,7 +47,8 @@ def check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.exists():
         return ident
-    old = json.loads(path.read_text())
+    old = read_json(path, "it records what the predictions were made with: restore it, or use another "
+                    "--run-name (or delete the folder to start over)")
     for key in ("model", "seed", "instructions", "max_new_tokens"):
         if old.get(key) != ident[key]:
             raise RunError(f"{run_dir} holds a run with a different {key} ({old.get(key)!r} vs {ident[key]!r}); "
@@ -55,7 +57,7 @@ def check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
     for arg, digest in ident["model_files"].items():
         before = old.get("model_files", {}).get(arg)
         if before is not None and before != digest and done:
-            raise RunError(f"{run_dir}: the file of model argument {arg}={ident['model']['args'][arg]} changed since "
+            raise RunError(f"{run_dir}: the file of model argument {arg}={ident['model']['args'].get(arg)} changed since "
                            "its predictions were made; use a new --run-name (or delete the run folder) to regenerate")
     for task in done:
         why = data_changed(old.get("data", {}).get(task), ident["data"].get(task))

@@ -319,7 +319,7 @@ def _run_batch(model: Any, batch: Decoded, gen: GenerationConfig) -> tuple[list[
 def _prediction(p: Prepared, text: str, error: str | None, seconds: float) -> Prediction:
     s = p.sample
     return Prediction(id=s.id, prediction=text, prompt=s.prompt, references=s.references, choices=s.choices,
-                      lang=s.lang, instruction=s.instruction, error=error, seconds=round(seconds, 6),
+                      lang=s.lang, instruction=s.instruction, cluster=s.cluster, error=error, seconds=round(seconds, 6),
                       media_info=p.info)
 
 

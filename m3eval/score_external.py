@@ -2,8 +2,9 @@
 
 The file holds one JSON object a line with the sample `id` and its `prediction`.
 References come from the task's dataset (text fields only, no media decoded).
-Ids the task does not know are reported and left out; the task's samples with
-no prediction are reported and scored 0 (as errors), never silently dropped.
+An id given twice is an error (which line would count?). Ids the task does not
+know are reported and left out; the task's samples with no prediction are
+reported and scored 0 (as errors), and make the exit code 1 unless allow_missing.
 """
 from __future__ import annotations
 
@@ -20,18 +21,25 @@ from .types import Prediction
 
 
 def score_external(task: str, pred_file: Path, output: Path | None, include_paths: list[Path],
-                   overrides: dict[str, str], seed: int) -> int:
+                   overrides: dict[str, str], seed: int, allow_missing: bool = False) -> int:
+    from .commands import UsageError
     registry = Registry.discover(include_paths)
     if task not in registry.tasks:
-        raise registry.unknown(task)
+        raise UsageError(str(registry.unknown(task)))
     spec = registry.tasks[task]
     if not pred_file.exists():
         raise RunError(f"{pred_file}: no such file")
     given: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     for n, row in enumerate(read_jsonl(pred_file), 1):
         if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("prediction"), str):
             raise RunError(f"{pred_file}:{n}: expected {{\"id\": ..., \"prediction\": \"...\"}}, got {str(row)[:100]}")
-        given[str(row["id"])] = row["prediction"]
+        sid = str(row["id"])
+        if sid in given:
+            raise RunError(f"{pred_file}:{n}: id {sid!r} again (first on line {first_line[sid]}); "
+                           "keep one prediction per id")
+        given[sid], first_line[sid] = row["prediction"], n
+    print(f"m3eval score: {len(given)} predictions read from {pred_file}", file=sys.stderr)
     samples = load_task_samples(spec, None, "default", overrides.get(task))
     known = {s.id for s in samples}
     unknown = [i for i in given if i not in known]
@@ -40,8 +48,9 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
         print(f"m3eval: {len(unknown)} ids in {pred_file} are not in task {task} and were left out: "
               f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}", file=sys.stderr)
     if missing:
-        print(f"m3eval: {len(missing)} samples of task {task} have no prediction and score 0: "
-              f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", file=sys.stderr)
+        print(f"m3eval: {len(missing)} of {len(samples)} samples of task {task} have no prediction and score 0: "
+              f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+              f"{'' if allow_missing else ' (exit code 1; --allow-missing accepts this)'}", file=sys.stderr)
     preds = [Prediction(id=s.id, prediction=given.get(s.id, ""), prompt=s.prompt, references=s.references,
                         choices=s.choices, lang=s.lang,
                         error=None if s.id in given else "missing prediction") for s in samples]
@@ -58,4 +67,4 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
     if run_dir is not None:
         atomic_write_json(run_dir / "results.json", results)
     print(format_results(results))
-    return 1 if not given.keys() & known else 0
+    return 1 if not given.keys() & known or (missing and not allow_missing) else 0

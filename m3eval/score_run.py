@@ -1,7 +1,8 @@
 """Scoring a run: predictions + current task definitions -> samples/ and the
-`tasks`, `groups` and `consistency` parts of results.json. Needs no model."""
+`tasks` and `consistency` parts of results.json (groups: groups.py). Needs no model."""
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import Any
 from .results import atomic_write_jsonl, read_jsonl
 from .runner import GENERATE_ERROR, media_filename
 from .scoring import score_by, score_task
-from .tasks.registry import Registry
 from .tasks.schema import StepSpec, TaskSpec
 from .types import Prediction
 
@@ -18,7 +18,7 @@ from .types import Prediction
 def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int) -> dict[str, Any]:
     """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry."""
     summary, records = score_task(preds, spec.metrics, spec.filters, spec.language, seed=seed,
-                                  primary_metric=spec.primary)
+                                  primary_metric=spec.primary, cluster_field=spec.doc.cluster)
     if run_dir is not None:
         media_dir = run_dir / "media" / spec.task
         for r in records:
@@ -28,7 +28,8 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
     entry: dict[str, Any] = {
         "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,
-        "dataset": spec.dataset.model_dump(mode="json", exclude_none=True), **summary,
+        "dataset": spec.dataset.model_dump(mode="json", exclude_none=True),
+        "references_sha256": references_sha256(preds), **summary,
         "n_empty": sum(1 for p in preds if p.error is None and not p.prediction.strip()),
         "n_generate_errors": sum(1 for p in preds if (p.error or "").startswith(GENERATE_ERROR)),
     }
@@ -54,6 +55,11 @@ def _excluded(spec: TaskSpec, run_dir: Path | None) -> dict[str, Any]:
     if old.get("excluded_by") == f"{field} is true":
         return {"n_excluded": old.get("n_excluded"), "excluded_by": old["excluded_by"]}
     return {"n_excluded": None, "excluded_by": f"{field} is true"}
+def references_sha256(preds: list[Prediction]) -> str:
+    """Fingerprint of the data a task was scored against: sha256 over the sorted (id, references)
+    pairs, so `compare` can tell two results.json files scored different answers apart."""
+    pairs = sorted((str(p.id), list(p.references)) for p in preds)
+    return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest()
 
 
 def _primary_only(spec: TaskSpec) -> list[StepSpec]:
@@ -63,7 +69,7 @@ def _primary_only(spec: TaskSpec) -> list[StepSpec]:
 def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str, Any]:
     """Per instruction variant (mean, std, min-max) and per language, on the primary metric."""
     out: dict[str, Any] = {}
-    args = (_primary_only(spec), spec.filters, spec.language, seed)
+    args = (_primary_only(spec), spec.filters, spec.language, seed, None, True, spec.doc.cluster)
     varied = [p for p in preds if p.instruction is not None]
     if varied:
         by = score_by(varied, "instruction", *args)
@@ -87,27 +93,6 @@ def _video_block(spec: TaskSpec, preds: list[Prediction]) -> dict[str, Any]:
         got = [i["frames"] for i in infos]
         block.update(frames_min=min(got), frames_max=max(got), short=sum(1 for i in infos if i.get("short")))
     return block
-
-
-def group_scores(registry: Registry, tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Each group over the run's tasks: the mean of its members' scores (tasks' primary
-    metric on a 0..1 scale; a member group counts once)."""
-    out: dict[str, Any] = {}
-
-    def value(name: str) -> float:
-        if name in tasks:
-            m = tasks[name]["metrics"][tasks[name]["primary_metric"]]
-            return m["value"] / m.get("scale", 1)
-        if name not in out:
-            g = registry.groups[name]
-            out[name] = {"tasks": registry.expand(name), "members": list(g.tasks), "category": g.category,
-                         "metric": "primary (0..1)", "value": statistics.fmean(value(t) for t in g.tasks),
-                         "n_tasks": len(registry.expand(name))}
-        return out[name]["value"]
-
-    for g in registry.groups_within(list(tasks)):
-        value(g.group)
-    return dict(sorted(out.items()))
 
 
 def consistency(specs: list[TaskSpec], tasks: dict[str, dict[str, Any]], run_dir: Path) -> dict[str, Any]:

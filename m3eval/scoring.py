@@ -9,17 +9,22 @@ Rules: a prediction with `error` set, or whose answer the filters cannot extract
 denominator and scores 0 on every metric (for corpus metrics it enters the corpus as an empty
 hypothesis); dropping it would inflate the score. Each sample is tokenized in its own language.
 Same inputs and seed -> byte-identical output.
+
+Intervals resample clusters (metrics/stats.py): the task's `doc.cluster` key when it declares
+one, else the sample id without its `#i<k>` instruction suffix (the same item under K
+instructions is one cluster); the task entry says which key and how many clusters.
 """
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable
 
 
 from m3eval.filters import apply_filters, get_filter
 from m3eval.metrics import get_metric  # registers the built-in metrics
 from m3eval.metrics.base import Metric, MetricInput, MetricResult
-from m3eval.metrics.stats import bootstrap_ci, corpus_bootstrap_ci
+from m3eval.metrics.stats import bootstrap_interval, cluster_labels, corpus_bootstrap_ci
 from m3eval.types import Prediction
 
 
@@ -60,15 +65,35 @@ def check_scoring(metrics: list[Any], filters: list[Any] | None) -> None:
         _check_params(get_filter(name).fn, args, 2, f"filter {name!r}")
 
 
-def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int) -> dict:
+_VARIANT_SUFFIX = re.compile(r"#i\d+$")  # data/samples.py: "<id>#i<k>" under --instructions
+
+
+def base_id(sample_id: str) -> str:
+    return _VARIANT_SUFFIX.sub("", sample_id)
+
+
+def cluster_keys(predictions: list[Prediction], declared: str | None = None) -> tuple[list[str], str]:
+    """One cluster key per prediction and a description of where the keys came from."""
+    if any(p.cluster is not None for p in predictions):
+        return [p.cluster if p.cluster is not None else base_id(p.id) for p in predictions], \
+            f"doc.cluster ({declared})" if declared else "doc.cluster"
+    keys = [base_id(p.id) for p in predictions]
+    if any(k != p.id for k, p in zip(keys, predictions)):
+        return keys, "sample id without its #i<k> instruction suffix"
+    return keys, "sample id (one sample per cluster)"
+
+
+def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clusters: list[str]) -> dict:
     entry: dict[str, Any] = {"value": float(result.value), "ci": None, "scale": metric.scale,
                              "higher_is_better": metric.higher_is_better, "kind": metric.kind}
     if metric.kind == "mean":
         if result.per_sample is None or len(result.per_sample) != n:
             raise RuntimeError(f"metric {metric.name!r} is a mean metric but returned no aligned per-sample scores")
-        entry["ci"] = list(bootstrap_ci(result.per_sample, metric.resamples, seed))
+        lo, hi, entry["ci_method"] = bootstrap_interval(result.per_sample, metric.resamples, seed, clusters=clusters)
+        entry["ci"] = [lo, hi]
     elif result.rescore is not None and metric.resamples > 0:
-        entry["ci"] = list(corpus_bootstrap_ci(result.rescore, n, metric.resamples, seed))
+        entry["ci"] = list(corpus_bootstrap_ci(result.rescore, n, metric.resamples, seed, clusters=clusters))
+        entry["ci_method"] = "percentile"
     if result.signature is not None:
         entry["signature"] = result.signature
     if metric.kind == "corpus":
@@ -78,9 +103,10 @@ def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int) -> di
 
 def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[Any] | None = None,
                lang: str = "en", seed: int = 0, primary_metric: str | None = None,
-               with_ci: bool = True) -> tuple[dict, list[dict]]:
+               with_ci: bool = True, cluster_field: str | None = None) -> tuple[dict, list[dict]]:
     """Score one task's predictions. `metrics` / `filters` are specs with .name and .args (or
-    {"name", "args"} dicts, or bare metric names). Returns (task aggregate dict, per-sample records)."""
+    {"name", "args"} dicts, or bare metric names); `cluster_field` names the task's doc.cluster
+    (for the results' description only). Returns (task aggregate dict, per-sample records)."""
     if not predictions:
         raise ValueError("score_task: no predictions to score")
     if not metrics:
@@ -97,6 +123,7 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
     if primary_metric is not None and primary_metric not in names:
         raise ValueError(f"primary_metric {primary_metric!r} is not one of the task's metrics {names}")
 
+    clusters, cluster_source = cluster_keys(predictions, cluster_field)
     items, records, n_err, n_fail = [], [], 0, 0
     for i, p in enumerate(predictions):
         if not isinstance(p, Prediction):
@@ -115,7 +142,7 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
         items.append(MetricInput(extracted, list(p.references), p.choices, p.lang or lang, p.media_info, p.prompt))
         records.append({"id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
                         "references": list(p.references), "choices": p.choices, "lang": p.lang or lang,
-                        "instruction": p.instruction, "error": error, "scores": {}})
+                        "instruction": p.instruction, "cluster": clusters[i], "error": error, "scores": {}})
 
     entries: dict[str, dict] = {}
     for name, metric, args in resolved:
@@ -127,7 +154,7 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
                 idx = int(msg.split(":")[0][7:])
                 msg = f"sample {predictions[idx].id!r} (index {idx}):{msg.split(':', 1)[1]}"
             raise type(e)(f"metric {name!r}: {msg}") from None
-        entries[name] = _metric_entry(metric, result, len(items), seed) if with_ci else {
+        entries[name] = _metric_entry(metric, result, len(items), seed, clusters) if with_ci else {
             "value": float(result.value), "ci": None, "scale": metric.scale,
             "higher_is_better": metric.higher_is_better, "kind": metric.kind}
         if args:  # so `compare` can re-score resampled corpora exactly as the task did
@@ -136,7 +163,8 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
             rec["scores"][name] = None if s is None else float(s)
 
     summary = {"n_samples": len(predictions), "n_errors": n_err, "n_extraction_failures": n_fail,
-               "primary_metric": primary_metric or names[0], "metrics": entries}
+               "primary_metric": primary_metric or names[0], "metrics": entries,
+               "clusters": {"key": cluster_source, "n": cluster_labels(clusters, len(clusters))[1]}}
     return summary, records
 
 
@@ -152,8 +180,9 @@ def split_by(predictions: list[Prediction], key: str | Callable[[Prediction], An
 
 def score_by(predictions: list[Prediction], key: str | Callable[[Prediction], Any], metrics: list[Any],
              filters: list[Any] | None = None, lang: str = "en", seed: int = 0,
-             primary_metric: str | None = None, with_ci: bool = True) -> dict[Any, dict]:
+             primary_metric: str | None = None, with_ci: bool = True,
+             cluster_field: str | None = None) -> dict[Any, dict]:
     """score_task on each group of split_by(predictions, key): e.g. per instruction variant
     (key="instruction") or per language (key="lang"). Returns {group: task aggregate dict}."""
-    return {k: score_task(ps, metrics, filters, lang, seed, primary_metric, with_ci)[0]
+    return {k: score_task(ps, metrics, filters, lang, seed, primary_metric, with_ci, cluster_field)[0]
             for k, ps in split_by(predictions, key).items()}

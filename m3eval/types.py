@@ -40,6 +40,7 @@ class Sample:
     choices: list[str] | None = None
     lang: str = "en"
     instruction: int | None = None  # index of the instruction variant, when a task has several
+    cluster: str | None = None  # doc.cluster's value: samples sharing it are resampled together
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,6 +55,7 @@ class Prediction:
     choices: list[str] | None = None
     lang: str = "en"
     instruction: int | None = None
+    cluster: str | None = None  # from doc.cluster, when the task declares one
     error: str | None = None
     seconds: float = 0.0  # this sample's share of its batch's generate() time
     media_info: dict[str, Any] = field(default_factory=dict)  # e.g. frames sampled, rule used

@@ -24,7 +24,7 @@ def m3eval(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 def test_unknown_task_suggests_near_names(tiny_model, tmp_path):
     r = m3eval("run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_vqq", "--output", str(tmp_path))
-    assert r.returncode == 1 and "unknown task or group 'demo_vqq'" in r.stderr and "demo_vqa" in r.stderr
+    assert r.returncode == 2 and "unknown task or group 'demo_vqq'" in r.stderr and "demo_vqa" in r.stderr
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):
@@ -43,7 +43,7 @@ def test_text_only_model_is_refused(tmp_path):
 
 def test_bad_model_args_and_usage(tmp_path):
     r = m3eval("run", "--model-args", "pretrained", "--tasks", "demo_mc")
-    assert r.returncode == 1 and "not key=value" in r.stderr
+    assert r.returncode == 2 and "not key=value" in r.stderr
     assert m3eval("run", "--tasks", "demo_mc", "--instructions", "some").returncode == 2
 
 
@@ -70,9 +70,11 @@ def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_pa
             {"id": "zzz", "prediction": "A"}]
     f = tmp_path / "preds.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"))
+    r = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
+               "--allow-missing")
     assert r.returncode == 0, r.stderr
-    assert "1 ids in" in r.stderr and "zzz" in r.stderr and "30 samples of task demo_mc have no prediction" in r.stderr
+    assert "1 ids in" in r.stderr and "zzz" in r.stderr
+    assert "30 of 32 samples of task demo_mc have no prediction" in r.stderr
     res = json.loads((tmp_path / "out" / "preds" / "results.json").read_text())["tasks"]["demo_mc"]
     assert res["n_samples"] == 32 and res["missing_ids"] == 30 and res["unknown_ids"] == 1
     assert res["metrics"]["choice_accuracy"]["value"] == pytest.approx(2 / 32)  # both given answers are right

@@ -53,6 +53,7 @@ def test_a_tasks_own_data_file_rewritten_is_not_resumed(tiny_model, tmp_path):
     first, _ = evaluate(cfg(tiny_model, tmp_path / "out", tasks))
     run_json = json.loads((tmp_path / "out" / "r" / "run.json").read_text())
     assert run_json["data"]["idtask"]["kind"] == "local" and run_json["data"]["idtask"]["files"] == 1
+    assert first["tasks"]["idtask"]["invocation"]["data"] == run_json["data"]["idtask"]  # results say it too
     again, _ = evaluate(cfg(tiny_model, tmp_path / "out", tasks))  # same data: resumes, nothing generated
     assert again["timings"]["samples"] == 0
     write(tasks / "rows.jsonl", rows(3, outputs="全新的参考答案"))  # same ids and path, new answers

@@ -292,6 +292,16 @@ def test_dead_server_costs_one_attempt_per_retry_and_each_sample_fails_once(serv
     assert rows["ok"]["error"] is None and rows["ok"]["prediction"].startswith("0 images  | ok")
 
 
+def _wait_until_quiet(server, quiet_s: float = 0.5, limit_s: float = 10.0) -> None:
+    deadline, seen, since = time.monotonic() + limit_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if len(server.requests) != seen:
+            seen, since = len(server.requests), time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
+
+
 def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_rest(server, tmp_path):
     from m3eval.models.base import register_backend
     from m3eval.models.openai_compat import OpenAICompatAdapter
@@ -314,6 +324,7 @@ def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_
         evaluate(RunConfig(model="openai-interrupted", model_args=args, **common))
     logged = [json.loads(line) for line in (tmp_path / "r" / "predictions" / "demo_vqa.rank0.jsonl").open()]
     assert len(logged) == 5 and all(r["error"] is None and r["prediction"] for r in logged)
+    _wait_until_quiet(server)  # requests still in flight at the interrupt land before we count
     server.requests.clear()
     Interrupted.stop_at = None
     results, failures = evaluate(RunConfig(model="openai-interrupted", model_args=args, **common))

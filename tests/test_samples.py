@@ -95,8 +95,9 @@ def test_instruction_variants_all_and_k(tmp_path):
     assert every[4].id == "q1#i1" and every[4].instruction == 1
     assert len(list(build_samples(s, ds, instructions="2"))) == 12
     no_field = spec("r.jsonl")
-    with pytest.raises(SampleError, match="needs instruction variants"):
-        list(build_samples(no_field, ds, instructions="all"))
+    single = list(build_samples(no_field, ds, instructions="all"))  # no variants: its one prompt, not an error
+    assert [x.id for x in single] == [x.id for x in build_samples(no_field, ds)]
+    assert all(x.instruction is None for x in single)
 
 
 def test_media_stays_lazy_until_asked(tmp_path):

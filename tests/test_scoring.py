@@ -24,7 +24,9 @@ def test_task_entry_format():
     assert summary["primary_metric"] == "vqa_accuracy"
     v = summary["metrics"]["vqa_accuracy"]
     assert v["value"] == pytest.approx((0.9 + 1 + 0 + 0) / 4)  # the errored sample counts as 0
-    assert set(v) == {"value", "ci", "scale", "higher_is_better", "kind"} and v["kind"] == "mean"
+    assert set(v) == {"value", "ci", "ci_method", "scale", "higher_is_better", "kind"} and v["kind"] == "mean"
+    assert v["ci_method"] == "bca" and b_method(summary) == "percentile"
+    assert summary["clusters"] == {"key": "sample id (one sample per cluster)", "n": 4}
     assert v["ci"][0] <= v["value"] <= v["ci"][1]
     b = summary["metrics"]["bleu"]
     assert b["kind"] == "corpus" and b["scale"] == 100 and b["resamples"] == 1000 and "tok:13a" in b["signature"]
@@ -32,7 +34,11 @@ def test_task_entry_format():
     r2 = records[2]
     assert r2["error"].startswith("image:") and r2["extracted"] is None and r2["scores"]["vqa_accuracy"] == 0
     assert set(records[0]) == {"id", "prompt", "prediction", "extracted", "references", "choices", "lang",
-                               "instruction", "error", "scores"}
+                               "instruction", "cluster", "error", "scores"}
+
+
+def b_method(summary):
+    return summary["metrics"]["bleu"]["ci_method"]
 
 
 def test_deterministic_output():

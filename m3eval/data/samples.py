@@ -96,11 +96,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     carrying `metadata["error"]`: recorded and counted, never generated."""
     doc = spec.doc
     variants: list[str | None] = [None]
-    if instructions != "default":
-        pool = instruction_set(spec, ds)
-        if not pool:
-            raise SampleError(f"task {spec.task}: --instructions {instructions} needs instruction variants "
-                              "(`instructions:` in the YAML or a `doc.instruction` field)")
+    pool = instruction_set(spec, ds) if instructions != "default" else []
+    if pool:  # a task without variants runs its one prompt (results note it): tasks mix in one run
         k = len(pool) if instructions == "all" else int(instructions)
         variants = pool[:k]
     media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
@@ -121,6 +118,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             base_id = str(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
             references = _as_list(_text_or_field(row, doc.references, choices))
             lang = str(get_field(row, doc.lang)) if doc.lang else spec.language
+            cluster = str(_text_or_field(row, doc.cluster, choices)) if doc.cluster else None
         except KeyError as e:
             raise SampleError(f"task {spec.task}: row {i}: no field {e.args[0]!r} "
                               f"(columns: {', '.join(ds.column_names)})") from None
@@ -151,7 +149,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             meta: dict[str, Any] = {"row": i, "error": error} if error else {"row": i}
             yield Sample(id=base_id if text is None else f"{base_id}#i{k}", task=spec.task, prompt=prompt,
                          references=references, media=media, choices=choices, lang=lang,
-                         instruction=None if text is None else k, metadata=meta)
+                         instruction=None if text is None else k, cluster=cluster, metadata=meta)
     if doc.exclude_if:
         EXCLUDED[spec.task] = {"field": doc.exclude_if, "n": n_excluded, "of": len(ds)}
 

@@ -1,26 +1,108 @@
-"""Confidence intervals and paired significance tests, numpy + math only, seeded and deterministic.
+"""Confidence intervals and paired significance tests: SciPy / statsmodels where they fit,
+seeded and deterministic (the same scores, clusters, resamples and seed give the same
+interval, bit for bit).
 
-Resampling draws sample indices with numpy's Generator(PCG64(seed)): the same scores, number of
-resamples and seed always give the same interval, bit for bit.
+Clusters. Samples that share an image, a video or a base item (the same image under K
+instructions, several questions per video, one item in 80 languages) are not independent:
+resampling them as rows makes intervals too narrow. Every function takes `clusters`, one
+key per sample (None: each sample is its own cluster), and resamples whole clusters. A
+task's mean over a cluster resample is a ratio of cluster sums, sum(S_c) / sum(N_c), which
+`scipy.stats.bootstrap` takes as a paired, vectorized statistic of (S, N).
 
-- Mean metrics: 95% percentile bootstrap of the mean of per-sample scores (1,000 resamples).
+- Mean metrics: 95% bootstrap of the mean (1,000 resamples): BCa up to BCA_MAX_CLUSTERS
+  clusters, percentile above (SciPy's BCa jackknife costs O(n^2); with thousands of clusters
+  BCa and percentile agree to well under the interval's own Monte-Carlo noise).
 - Corpus metrics (BLEU, chrF, CIDEr, METEOR): each resample re-scores the resampled corpus
-  through the metric's `rescore(counts)`; the number of resamples is the metric's `resamples`
-  (BLEU, chrF, COCO BLEU-n and METEOR 1,000: sums of per-sample statistics; CIDEr 200: its IDF
-  is recomputed for each resample, ~6 ms per re-scoring at 5,000 captions; see
-  benchmarks/bench_metrics.py for the cost).
-- Paired tests for `m3eval compare` (same samples scored by two systems A and B; differences
-  are B - A): paired bootstrap, paired sign-flip permutation, McNemar for 0/1 scores, and a
-  paired bootstrap for corpus metrics that re-scores both systems on the same resampled indices.
+  through the metric's `rescore(counts)` (the fast path, clusters drawn as wholes);
+  percentile interval.
+- Paired tests for `m3eval compare` (differences are B - A): paired (cluster) bootstrap CI,
+  sign-flip permutation test (`scipy.stats.permutation_test`; clusters flip as wholes),
+  McNemar for 0/1 scores (`statsmodels`), paired corpus bootstrap.
 """
 from __future__ import annotations
 
-import math
-from typing import Callable, Iterator, Sequence
+import warnings
+from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
+from scipy import stats as sps
 
 _CHUNK_ELEMS = 4_000_000  # indices drawn per chunk: bounds memory for large tasks
+BCA_MAX_CLUSTERS = 2000
+
+
+def cluster_labels(clusters: Sequence[Hashable] | None, n: int) -> tuple[np.ndarray, int]:
+    """(label 0..k-1 per sample, k) in order of first appearance; None: one cluster per sample."""
+    if clusters is None:
+        return np.arange(n), n
+    if len(clusters) != n:
+        raise ValueError(f"clusters: {len(clusters)} keys for {n} samples")
+    index: dict[Hashable, int] = {}
+    labels = np.fromiter((index.setdefault(c, len(index)) for c in clusters), dtype=np.int64, count=n)
+    return labels, len(index)
+
+
+def _as_array(scores: Sequence[float], name: str) -> np.ndarray:
+    a = np.asarray(scores, dtype=np.float64)
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"{name}: need a non-empty 1-D list of per-sample scores, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: per-sample scores contain NaN or infinity")
+    return a
+
+
+def percentile_ci(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    lo, hi = np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def _cluster_sums(a: np.ndarray, clusters: Sequence[Hashable] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    labels, k = cluster_labels(clusters, a.size)
+    if k == a.size:  # singletons (labels are 0..n-1): the plain mean, one gather per resample
+        return a, None
+    return np.bincount(labels, weights=a, minlength=k), np.bincount(labels, minlength=k).astype(np.float64)
+
+
+def _ratio(s: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+    return s.sum(axis=axis) / c.sum(axis=axis)
+
+
+def bootstrap_interval(scores: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95,
+                       clusters: Sequence[Hashable] | None = None) -> tuple[float, float, str]:
+    """(low, high, method) of the mean of per-sample scores, resampling clusters;
+    method is "bca" or "percentile"."""
+    a = _as_array(scores, "bootstrap")
+    s, c = _cluster_sums(a, clusters)
+    if np.ptp(a) == 0:
+        return float(a[0]), float(a[0]), "percentile"  # every resample gives the same mean
+    data, stat = ((s,), np.mean) if c is None else ((s, c), _ratio)
+    method = "bca" if s.size <= BCA_MAX_CLUSTERS else "percentile"
+    for m in (method, "percentile"):
+        with warnings.catch_warnings():  # a degenerate BCa (e.g. 2 clusters) falls back below
+            warnings.simplefilter("ignore")
+            res = sps.bootstrap(data, stat, n_resamples=n, confidence_level=level, method=m,
+                                paired=c is not None, vectorized=True, random_state=np.random.default_rng(seed),
+                                batch=max(1, _CHUNK_ELEMS // s.size))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if np.isfinite(lo) and np.isfinite(hi):
+            return lo, hi, m.lower()
+    raise ValueError("bootstrap: no finite interval")
+
+
+def bootstrap_ci(scores: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95,
+                 clusters: Sequence[Hashable] | None = None) -> tuple[float, float]:
+    """95% bootstrap interval of the mean of per-sample scores (see bootstrap_interval)."""
+    return bootstrap_interval(scores, n, seed, level, clusters)[:2]
+
+
+def bootstrap_means(scores: Sequence[float], n: int = 1000, seed: int = 0,
+                    clusters: Sequence[Hashable] | None = None) -> np.ndarray:
+    """The n resampled means (clusters drawn as wholes): for group intervals and paired tests."""
+    a = _as_array(scores, "bootstrap")
+    labels, k = cluster_labels(clusters, a.size)
+    s = np.bincount(labels, weights=a, minlength=k)
+    c = np.bincount(labels, minlength=k).astype(np.float64)
+    return np.concatenate([_ratio(s[idx], c[idx]) for idx in _index_chunks(k, n, seed)])
 
 
 def _index_chunks(n_items: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
@@ -33,44 +115,23 @@ def _index_chunks(n_items: int, n_resamples: int, seed: int) -> Iterator[np.ndar
         done += k
 
 
-def _as_array(scores: Sequence[float], name: str) -> np.ndarray:
-    a = np.asarray(scores, dtype=np.float64)
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"{name}: need a non-empty 1-D list of per-sample scores, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name}: per-sample scores contain NaN or infinity")
-    return a
-
-
-def _percentile_ci(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    lo, hi = np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
-
-
-def bootstrap_means(scores: Sequence[float], n: int = 1000, seed: int = 0) -> np.ndarray:
-    a = _as_array(scores, "bootstrap")
-    return np.concatenate([a[idx].mean(axis=1) for idx in _index_chunks(a.size, n, seed)])
-
-
-def bootstrap_ci(scores: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of per-sample scores."""
-    return _percentile_ci(bootstrap_means(scores, n, seed), level)
-
-
-def resample_counts(n_items: int, n: int, seed: int) -> Iterator[np.ndarray]:
-    """For each resample, how many times each sample is drawn (same index stream as bootstrap_ci)."""
-    for idx in _index_chunks(n_items, n, seed):
+def resample_counts(n_items: int, n: int, seed: int, clusters: Sequence[Hashable] | None = None
+                    ) -> Iterator[np.ndarray]:
+    """For each resample, how many times each sample is drawn: clusters are drawn with
+    replacement and every sample of a drawn cluster comes with it."""
+    labels, k = cluster_labels(clusters, n_items)
+    for idx in _index_chunks(k, n, seed):
         for row in idx:
-            yield np.bincount(row, minlength=n_items)
+            yield np.bincount(row, minlength=k)[labels]
 
 
 def corpus_bootstrap_ci(rescore: Callable[[np.ndarray], float], n_items: int, n: int = 200, seed: int = 0,
-                        level: float = 0.95) -> tuple[float, float]:
+                        level: float = 0.95, clusters: Sequence[Hashable] | None = None) -> tuple[float, float]:
     """Percentile interval of a corpus metric over `n` re-scored resampled corpora."""
     if n_items <= 0:
         raise ValueError("corpus bootstrap: empty corpus")
-    vals = np.array([rescore(c) for c in resample_counts(n_items, n, seed)], dtype=np.float64)
-    return _percentile_ci(vals, level)
+    vals = np.array([rescore(c) for c in resample_counts(n_items, n, seed, clusters)], dtype=np.float64)
+    return percentile_ci(vals, level)
 
 
 def _p_two_sided(centered: np.ndarray, observed: float) -> float:
@@ -79,44 +140,45 @@ def _p_two_sided(centered: np.ndarray, observed: float) -> float:
     return float((1 + np.sum(np.abs(centered) >= abs(observed) - 1e-12)) / (centered.size + 1))
 
 
-def paired_bootstrap(a_scores: Sequence[float], b_scores: Sequence[float], n: int = 1000,
-                     seed: int = 0) -> tuple[float, tuple[float, float], float]:
-    """(mean(b) - mean(a), 95% CI of that difference, two-sided p-value for "no difference")."""
-    a, b = _as_array(a_scores, "paired_bootstrap a"), _as_array(b_scores, "paired_bootstrap b")
+def _pair(a_scores: Sequence[float], b_scores: Sequence[float], name: str) -> np.ndarray:
+    a, b = _as_array(a_scores, f"{name} a"), _as_array(b_scores, f"{name} b")
     if a.size != b.size:
-        raise ValueError(f"paired_bootstrap: {a.size} scores for A but {b.size} for B (must be the same samples)")
-    d = b - a
-    diff = float(d.mean())
-    means = bootstrap_means(d, n, seed)
-    return diff, _percentile_ci(means), _p_two_sided(means - diff, diff)
+        raise ValueError(f"{name}: {a.size} scores for A but {b.size} for B (must be the same samples)")
+    return b - a
 
 
-def paired_permutation(a_scores: Sequence[float], b_scores: Sequence[float], n: int = 10000,
-                       seed: int = 0) -> tuple[float, float]:
-    """(mean(b) - mean(a), two-sided p-value of a paired sign-flip permutation test)."""
-    a, b = _as_array(a_scores, "paired_permutation a"), _as_array(b_scores, "paired_permutation b")
-    if a.size != b.size:
-        raise ValueError(f"paired_permutation: {a.size} scores for A but {b.size} for B")
-    d = b - a
+def paired_bootstrap(a_scores: Sequence[float], b_scores: Sequence[float], n: int = 1000, seed: int = 0,
+                     clusters: Sequence[Hashable] | None = None) -> tuple[float, tuple[float, float], float]:
+    """(mean(b) - mean(a), 95% percentile CI of that difference, two-sided p-value for "no difference")."""
+    d = _pair(a_scores, b_scores, "paired_bootstrap")
     diff = float(d.mean())
-    rng = np.random.default_rng(seed)
-    rows = max(1, _CHUNK_ELEMS // d.size)
-    hits, done = 0, 0
-    while done < n:
-        k = min(rows, n - done)
-        signs = rng.integers(0, 2, size=(k, d.size)) * 2 - 1
-        hits += int(np.sum(np.abs((signs * d).mean(axis=1)) >= abs(diff) - 1e-12))
-        done += k
-    return diff, (1 + hits) / (n + 1)
+    means = bootstrap_means(d, n, seed, clusters)
+    return diff, percentile_ci(means), _p_two_sided(means - diff, diff)
+
+
+def paired_permutation(a_scores: Sequence[float], b_scores: Sequence[float], n: int = 10000, seed: int = 0,
+                       clusters: Sequence[Hashable] | None = None) -> tuple[float, float]:
+    """(mean(b) - mean(a), two-sided p-value of a paired sign-flip permutation test; the
+    differences of one cluster flip sign together)."""
+    d = _pair(a_scores, b_scores, "paired_permutation")
+    diff = float(d.mean())
+    labels, k = cluster_labels(clusters, d.size)
+    sums = np.bincount(labels, weights=d, minlength=k)
+    if not np.any(sums):
+        return diff, 1.0
+    total = d.size
+    res = sps.permutation_test((sums,), lambda x, axis=-1: x.sum(axis=axis) / total, permutation_type="samples",
+                               vectorized=True, n_resamples=n, alternative="two-sided",
+                               random_state=np.random.default_rng(seed), batch=max(1, _CHUNK_ELEMS // k))
+    return diff, float(min(1.0, res.pvalue))
 
 
 def mcnemar(a01: Sequence[float], b01: Sequence[float], exact_below: int = 25) -> float:
-    """Two-sided McNemar p-value for paired 0/1 outcomes.
+    """Two-sided McNemar p-value for paired 0/1 outcomes (statsmodels): the exact binomial
+    test when the discordant pairs number fewer than exact_below, else chi-square with
+    continuity correction. Assumes independent pairs (compare uses it only without clusters)."""
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar  # ~0.5 s import: only compare needs it
 
-    With b = #(A right, B wrong) and c = #(A wrong, B right): when b + c < exact_below, the exact
-    binomial test (p = min(1, 2 * P[X <= min(b, c)]), X ~ Bin(b + c, 1/2)); otherwise the
-    chi-square statistic with continuity correction (|b - c| - 1)^2 / (b + c), 1 degree of freedom.
-    """
     a, b_ = np.asarray(a01, dtype=np.float64), np.asarray(b01, dtype=np.float64)
     if a.shape != b_.shape:
         raise ValueError(f"mcnemar: {a.size} outcomes for A but {b_.size} for B")
@@ -124,22 +186,18 @@ def mcnemar(a01: Sequence[float], b01: Sequence[float], exact_below: int = 25) -
         raise ValueError("mcnemar: outcomes must be 0 or 1 (use paired_bootstrap for graded scores)")
     b = int(np.sum((a == 1) & (b_ == 0)))
     c = int(np.sum((a == 0) & (b_ == 1)))
-    n = b + c
-    if n == 0:
+    if b + c == 0:
         return 1.0
-    if n < exact_below:
-        k = min(b, c)
-        tail = math.fsum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
-        return min(1.0, 2.0 * tail)
-    chi2 = (abs(b - c) - 1) ** 2 / n
-    return math.erfc(math.sqrt(chi2 / 2.0))  # survival function of chi-square with 1 df
+    table = [[0, b], [c, 0]]  # only the discordant cells enter the test
+    return float(min(1.0, sm_mcnemar(table, exact=b + c < exact_below, correction=True).pvalue))
 
 
 def paired_corpus_bootstrap(rescore_a: Callable[[np.ndarray], float], rescore_b: Callable[[np.ndarray], float],
-                            n_items: int, n: int = 200, seed: int = 0) -> tuple[float, tuple[float, float], float]:
+                            n_items: int, n: int = 200, seed: int = 0, clusters: Sequence[Hashable] | None = None
+                            ) -> tuple[float, tuple[float, float], float]:
     """Corpus-metric paired bootstrap: both systems re-scored on the same resampled corpora.
     Returns (score_b - score_a on the full corpus, 95% CI of the difference, two-sided p-value)."""
     full = np.ones(n_items, dtype=np.int64)
     diff = float(rescore_b(full) - rescore_a(full))
-    diffs = np.array([rescore_b(c) - rescore_a(c) for c in resample_counts(n_items, n, seed)])
-    return diff, _percentile_ci(diffs), _p_two_sided(diffs - diff, diff)
+    diffs = np.array([rescore_b(c) - rescore_a(c) for c in resample_counts(n_items, n, seed, clusters)])
+    return diff, percentile_ci(diffs), _p_two_sided(diffs - diff, diff)

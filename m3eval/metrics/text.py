@@ -19,7 +19,6 @@ from importlib.metadata import version as _version
 from typing import Callable
 
 import numpy as np
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, mean, register_metric
@@ -55,8 +54,9 @@ class UnicodeWordTokenizer:
 
 
 @lru_cache(maxsize=None)
-def _rouge_scorer(kind: str, use_stemmer: bool) -> rouge_scorer.RougeScorer:
+def _rouge_scorer(kind: str, use_stemmer: bool):  # -> rouge_score.rouge_scorer.RougeScorer
     tok = {"char": CharTokenizer(), "word": UnicodeWordTokenizer()}.get(kind)
+    from rouge_score import rouge_scorer  # imports nltk: only when ROUGE is computed (fast `m3eval validate`)
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer, tokenizer=tok)
 
 

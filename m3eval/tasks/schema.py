@@ -33,9 +33,9 @@ class DocSpec(_Strict):
     """How a dataset row becomes a sample.
 
     `prompt` is a Jinja2 template over the row's fields. `id`, `references`,
-    `images`, `video`, `frames`, `choices`, `lang` and `instruction` name a
-    field (dotted paths map over lists: `answers.answer`); `id`, `references`
-    and `video` may instead be templates (anything containing `{{`), e.g.
+    `images`, `video`, `frames`, `choices`, `lang`, `instruction` and `cluster`
+    name a field (dotted paths map over lists: `answers.answer`); `id`, `references`,
+    `video` and `cluster` may instead be templates (anything containing `{{`), e.g.
     `video: "{{ video_id }}.mp4"`.
     """
 
@@ -55,6 +55,18 @@ class DocSpec(_Strict):
     # rows where this field is truthy are not evaluated, and counted in results as `excluded`
     # (e.g. A-OKVQA's official DA evaluation drops `difficult_direct_answer` questions)
     exclude_if: str | None = None
+    # cluster key (field or template, e.g. the video's id): samples sharing it are resampled together
+    # by the bootstrap; default: the sample id without its `#i<k>` instruction suffix
+    cluster: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_cluster(self, handler: Any) -> dict[str, Any]:
+        # unset, these are not dumped: tasks without them keep their hash and resume key from before they existed
+        data = handler(self)
+        for key in ("cluster", "exclude_if"):
+            if getattr(self, key) is None:
+                data.pop(key, None)
+        return data
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):  # media_root unset leaves hashes of existing tasks as they were
@@ -141,4 +153,8 @@ class GroupSpec(_Strict):
     tasks: list[str] = Field(min_length=1)  # tasks or groups
     description: str = ""
     category: str | None = None
+    # how members combine (docs/TASKS.md, Groups): macro = unweighted mean, micro = weighted by samples
+    aggregate: Literal["macro", "micro"] = "macro"
+    # "scale": allow members with different primary metrics, each divided by its scale; "none": refuse
+    normalize: Literal["none", "scale"] = "none"
     source: str = Field("", exclude=True)

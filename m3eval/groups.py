@@ -1,0 +1,188 @@
+"""Group scores: one number over a group's tasks, defined so it never mixes scales silently.
+
+A group aggregates its members' primary metrics, each divided by its `scale` (0..1 units):
+- `aggregate: macro` (default): the unweighted mean of the members (a member group counts once,
+  as a task does); `micro`: the mean weighted by each member's number of samples (a member
+  group weighs its samples' total), lm-evaluation-harness's default `weight_by_size`.
+- The leaf tasks must share one primary metric. A group mixing metrics (CIDEr beside
+  accuracy) is refused (value null, `error` naming the group) unless it says
+  `normalize: scale`: then the members are combined after dividing by their scales, and the
+  results say so (CIDEr-D is unbounded: it is taken at its raw value).
+- Interval: a percentile bootstrap over the tasks' samples (samples/<task>.jsonl): a mean
+  metric's per-sample scores are resampled, a corpus metric (BLEU, CIDEr) re-scored on each
+  resampled corpus through its `rescore`. Clusters are resampled jointly across the group's
+  tasks, so the same item in several tasks (M3IT-80's languages share ids) moves together.
+  Without per-sample records `ci` is null and `ci_note` says why.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .metrics import get_metric
+from .metrics.base import MetricInput
+from .metrics.stats import _CHUNK_ELEMS, percentile_ci
+from .results import read_jsonl
+from .scoring import base_id
+from .tasks.registry import Registry
+
+RESAMPLES = 1000
+
+
+def group_scores(registry: Registry, tasks: dict[str, dict[str, Any]], run_dir: Path | None = None,
+                 seed: int = 0) -> dict[str, Any]:
+    """Each group all of whose tasks the run has: its value, aggregation and interval."""
+    out: dict[str, Any] = {}
+    for g in registry.groups_within(list(tasks)):
+        out[g.group] = _group_entry(registry, g.group, tasks, run_dir, seed)
+    return dict(sorted(out.items()))
+
+
+def group_errors(groups: dict[str, Any]) -> list[str]:
+    return [f"group {name}: {g['error']}" for name, g in groups.items() if g.get("error")]
+
+
+def _group_entry(registry: Registry, name: str, tasks: dict[str, dict[str, Any]], run_dir: Path | None,
+                 seed: int) -> dict[str, Any]:
+    g = registry.groups[name]
+    leaves = registry.expand(name)
+    entry: dict[str, Any] = {"tasks": leaves, "members": list(g.tasks), "category": g.category,
+                             "aggregate": g.aggregate, "normalize": g.normalize, "scale": 1,
+                             "n_tasks": len(leaves), "n_samples": sum(tasks[t].get("n_samples", 0) for t in leaves)}
+    by_metric: dict[str, list[str]] = {}
+    for t in leaves:
+        by_metric.setdefault(tasks[t]["primary_metric"], []).append(t)
+    if len(by_metric) > 1 and g.normalize != "scale":
+        mixed = "; ".join(f"{m} ({', '.join(ts)})" for m, ts in by_metric.items())
+        return {**entry, "metric": None, "value": None, "ci": None,
+                "error": f"its tasks have different primary metrics: {mixed}; add `normalize: scale` to "
+                         f"{g.source or 'its YAML'} to combine them divided by their scales, or split the group"}
+    entry["metric"] = next(iter(by_metric)) if len(by_metric) == 1 else \
+        "primary / scale (mixed: " + ", ".join(by_metric) + ")"
+    values = {t: _scaled(tasks[t]) for t in leaves}
+    entry["value"] = _aggregate(registry, name, values, tasks)
+    entry["ci"], note = _group_ci(registry, name, leaves, tasks, run_dir, seed)
+    if note:
+        entry["ci_note"] = note
+    else:
+        entry["ci_method"] = "percentile (joint cluster bootstrap over the tasks)"
+    return entry
+
+
+def _scaled(task: dict[str, Any]) -> float:
+    m = task["metrics"][task["primary_metric"]]
+    return float(m["value"]) / float(m.get("scale", 1))
+
+
+def _aggregate(registry: Registry, name: str, leaf: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> Any:
+    """The group's value from its leaves' values (floats, or arrays of resampled values)."""
+    def size(member: str) -> int:
+        return sum(tasks[t].get("n_samples", 0) for t in registry.expand(member))
+
+    def value(member: str) -> Any:
+        return leaf[member] if member in registry.tasks else _aggregate(registry, member, leaf, tasks)
+
+    g = registry.groups[name]
+    vals = [value(m) for m in g.tasks]
+    if g.aggregate == "micro":
+        w = [size(m) for m in g.tasks]
+        return sum(wi * v for wi, v in zip(w, vals)) / sum(w)
+    if all(isinstance(v, float) for v in vals):
+        return statistics.fmean(vals)
+    return sum(vals) / len(vals)
+
+
+@dataclass
+class _Member:
+    """One leaf task's samples for the group bootstrap: a mean metric's scores (0..1 units),
+    or a corpus metric's rescore(counts)."""
+    keys: list[str]
+    scores: np.ndarray | None = None
+    rescore: Callable[[np.ndarray], float] | None = None
+    scale: float = 1.0
+
+
+def _member(task: str, entry: dict[str, Any], run_dir: Path) -> _Member | str:
+    """The member's resampling inputs, or why there are none."""
+    primary = entry["primary_metric"]
+    m = entry["metrics"][primary]
+    path = run_dir / "samples" / f"{task}.jsonl"
+    try:
+        recs = read_jsonl(path)
+    except (OSError, ValueError):
+        return f"no interval: cannot read {path}"
+    if not recs:
+        return f"no interval: {path} is empty"
+    keys = [str(r.get("cluster") or base_id(str(r["id"]))) for r in recs]
+    scale = float(m.get("scale", 1))
+    if m.get("kind", "mean") == "mean":
+        scores = [r.get("scores", {}).get(primary) for r in recs]
+        if any(not isinstance(v, (int, float)) for v in scores):
+            return f"no interval: {path} lacks per-sample {primary} scores"
+        return _Member(keys, scores=np.asarray(scores, dtype=np.float64) / scale)
+    # a corpus metric: re-scored on each resampled corpus, as the task's own interval is
+    items = [MetricInput(r.get("extracted"), list(r.get("references") or []), r.get("choices"), r.get("lang") or "en")
+             for r in recs]
+    try:
+        result = get_metric(primary).compute(items, **(m.get("args") or {}))
+    except (KeyError, TypeError, ValueError) as e:
+        return f"no interval: {task}'s {primary} cannot be re-scored from {path} ({e})"
+    if result.rescore is None:
+        return f"no interval: {task}'s {primary} cannot be re-scored on resampled corpora"
+    return _Member(keys, rescore=result.rescore, scale=scale)
+
+
+def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str, dict[str, Any]],
+              run_dir: Path | None, seed: int) -> tuple[list[float] | None, str | None]:
+    if run_dir is None:
+        return None, "no interval: no per-sample records"
+    members = {}
+    for t in leaves:
+        member = _member(t, tasks[t], run_dir)
+        if isinstance(member, str):
+            return None, member
+        members[t] = member
+    reps = _joint_resamples(members, seed)
+    vals = np.asarray(_aggregate(registry, name, reps, tasks), dtype=np.float64)
+    vals = vals[np.isfinite(vals)]  # a resample that drew none of a tiny task's clusters
+    if vals.size < 0.99 * RESAMPLES:
+        return None, "no interval: too few clusters per task to resample"
+    lo, hi = percentile_ci(vals)
+    return [lo, hi], None
+
+
+def _joint_resamples(members: dict[str, _Member], seed: int) -> dict[str, np.ndarray]:
+    """RESAMPLES resampled scores per task (0..1 units), drawing the union of the tasks'
+    cluster keys with replacement: a key shared by several tasks is drawn for all of them."""
+    index: dict[str, int] = {}
+    for m in members.values():
+        for k in m.keys:
+            index.setdefault(k, len(index))
+    n = len(index)
+    labels = {t: np.fromiter((index[k] for k in m.keys), dtype=np.int64, count=len(m.keys))
+              for t, m in members.items()}
+    sums = {t: np.bincount(labels[t], weights=m.scores, minlength=n) for t, m in members.items()
+            if m.scores is not None}
+    counts = {t: np.bincount(labels[t], minlength=n).astype(np.float64) for t in members}
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_ELEMS // n)
+    out: dict[str, list[np.ndarray]] = {t: [] for t in members}
+    done = 0
+    while done < RESAMPLES:
+        k = min(rows, RESAMPLES - done)
+        idx = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
+        draws = np.bincount(idx.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
+        drawn = draws @ np.stack([counts[t] for t in members], axis=1)  # samples drawn per task
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for j, (t, m) in enumerate(members.items()):
+                if m.scores is not None:
+                    out[t].append((draws @ sums[t]) / drawn[:, j])
+                else:
+                    out[t].append(np.array([m.rescore(row[labels[t]].astype(np.int64)) / m.scale if d else np.nan
+                                            for row, d in zip(draws, drawn[:, j])]))
+        done += k
+    return {t: np.concatenate(v) for t, v in out.items()}
