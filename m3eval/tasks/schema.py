@@ -63,17 +63,10 @@ class DocSpec(_Strict):
     def _omit_unset_cluster(self, handler: Any) -> dict[str, Any]:
         # unset, these are not dumped: tasks without them keep their hash and resume key from before they existed
         data = handler(self)
-        for key in ("cluster", "exclude_if"):
+        for key in ("cluster", "exclude_if", "media_root"):
             if getattr(self, key) is None:
                 data.pop(key, None)
         return data
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):  # media_root unset leaves hashes of existing tasks as they were
-        out = handler(self)
-        if self.media_root is None:
-            out.pop("media_root", None)
-        return out
 
 
 class VideoSpec(_Strict):
