@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
+from .lm_eval_compat import apply_gen_kwargs, limit_count
 from .models.base import GenerationConfig, load_model
 from .results import RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, read_predictions
 from .resume import RunError, check_model_revision, check_resume, identity
@@ -36,7 +38,7 @@ class RunConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     batch_size: int = 8
-    limit: int | None = None
+    limit: int | float | None = None  # a count, or a fraction 0 < x < 1 of each task
     seed: int = 0
     instructions: str = "default"
     include_paths: list[Path] = field(default_factory=list)
@@ -44,6 +46,7 @@ class RunConfig:
     max_new_tokens: int | None = None
     save_media: bool = True
     progress: bool = True
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)  # --gen_kwargs: overrides every task's generation
 
 
 def run_name_for(cfg: RunConfig) -> str:
@@ -53,7 +56,7 @@ def run_name_for(cfg: RunConfig) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base.rstrip("/").split("/")[-1]) or cfg.model
 
 
-def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
+def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: str,
                       override: str | None = None) -> list[Sample]:
     yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
     dspec = spec.dataset
@@ -65,7 +68,7 @@ def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
             dspec = DatasetSpec(path=str(path), split=dspec.split, format="auto")
     ds = load_dataset_rows(dspec, yaml_dir, spec.task)
     if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
+        ds = ds.select(range(limit_count(limit, len(ds))))
     return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir)))
 
 
@@ -86,7 +89,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     t_start = time.perf_counter()
     dist = dist or init_distributed()
     registry = Registry.discover(cfg.include_paths)
-    specs = registry.resolve(cfg.tasks)
+    specs = [apply_gen_kwargs(s, cfg.gen_kwargs) for s in registry.resolve(cfg.tasks)]
     unknown = set(cfg.dataset_overrides) - {s.task for s in specs}
     if unknown:
         raise RunError(f"--dataset-override names tasks not in this run: {', '.join(sorted(unknown))}")
@@ -107,15 +110,6 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     if not runnable:
         raise RunError("no task could be loaded:\n  " + "\n  ".join(failures))
 
-    t0 = time.perf_counter()
-    model = load_model(cfg.model, cfg.model_args)
-    load_s = time.perf_counter() - t0
-    info = model.info() if hasattr(model, "info") else {}
-    ident = check_model_revision(run_dir, ident, info.get("revision"))
-    if dist.is_main:
-        atomic_write_json(run_dir / "run.json", ident)
-    generate_s, n_new = 0.0, 0
-
     plans = []
     for spec in runnable:
         g = spec.generation
@@ -124,6 +118,31 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
                                stop=list(g.stop), seed=cfg.seed)
         plans.append(plan_task(spec, samples[spec.task], gen, run_dir, dist, cfg.batch_size, cfg.save_media))
     dist.barrier()  # every rank planned from the same finished set before any rank appends
+
+    # Say what the wait is for; with nothing left to generate, do not load the model at all.
+    pending = sum(len(b) for p in plans for b in p.batches)
+    left = dist.gather(pending)
+    if dist.is_main and left is not None:
+        total = sum(len(p.samples) for p in plans)
+        if total > sum(left):
+            print(f"resuming: {total - sum(left)} of {total} samples already done", file=sys.stderr)
+        if not sum(left):
+            print("nothing left to generate: the model is not loaded, scores are recomputed from the stored "
+                  "predictions", file=sys.stderr)
+    t0 = time.perf_counter()
+    if pending:
+        if dist.is_main:
+            name = cfg.model_args.get("pretrained") or cfg.model_args.get("model") or ""
+            print(f"loading {name} ({cfg.model} backend)".replace("loading  (", "loading ("), file=sys.stderr)
+        model = load_model(cfg.model, cfg.model_args)
+        info = model.info() if hasattr(model, "info") else {}
+        ident = check_model_revision(run_dir, ident, info.get("revision"))
+    else:
+        model, info = None, _earlier_model_info(run_dir)
+    load_s = time.perf_counter() - t0
+    if dist.is_main:
+        atomic_write_json(run_dir / "run.json", ident)
+    generate_s, n_new = 0.0, 0
 
     # Rank 0 scores each task in a thread while the model generates the next. (A process
     # would not share the GIL, but costs seconds of start-up: more than it saves below a
@@ -155,7 +174,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
                 "config": {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
                            "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
                            "instructions": cfg.instructions, "world_size": dist.world_size,
-                           "max_new_tokens": cfg.max_new_tokens,
+                           "max_new_tokens": cfg.max_new_tokens, "gen_kwargs": cfg.gen_kwargs,
                            "dataset_overrides": cfg.dataset_overrides},
                 "created": now_iso(), "git_sha": git_sha(), "versions": package_versions(),
                 "failures": failures},
@@ -189,6 +208,15 @@ def _with_earlier_tasks(run_dir: Path, tasks: dict[str, Any]) -> dict[str, Any]:
         return tasks
     earlier = json.loads(path.read_text()).get("tasks", {})
     return {**{t: e for t, e in earlier.items() if t not in tasks}, **tasks}
+
+
+def _earlier_model_info(run_dir: Path) -> dict[str, Any]:
+    """The model's description from the run's results.json, for a resume that loads no model."""
+    try:
+        model = json.loads((run_dir / "results.json").read_text())["run"]["model"]
+        return {k: v for k, v in model.items() if k not in ("backend", "args")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _close(model: Any, dist: Dist) -> None:

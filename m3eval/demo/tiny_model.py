@@ -21,8 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_MODEL_VERSION = "tiny-llava-v2"
-DEMO_TRAIN_STEPS = 200  # the demo's model: ~10 s of training once, then scores are not all zero  # bump when the build changes, so caches rebuild
+TINY_MODEL_VERSION = "tiny-llava-v3"  # bump when the build changes, so caches rebuild
+DEMO_TRAIN_STEPS = 300  # the demo's model: ~15 s of training once; every demo metric is then above 0
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN]
 IMAGE_SIZE = 32
@@ -93,7 +93,25 @@ def training_corpus() -> list[str]:
             lines.append(f"图片中有{zn}个{zc}的{zs}。")
             lines.append(f"{zs}是{zc}。")
     lines += _NUMBERS + [str(k) for k in range(11)] + _COLORS_ZH + _SHAPES_ZH + _NUMBERS_ZH
-    return lines
+    return lines + _demo_lines()
+
+
+def _demo_lines() -> list[str]:
+    """The demo tasks' answers and prompts (option letters, captions), so the model can
+    write them: without these lines a bare "B" is not even a token."""
+    from .data import (COLORS, FRAMES_INSTRUCTION, M3IT_EN_INSTRUCTIONS, M3IT_ZH_INSTRUCTIONS, SHAPES,
+                       VIDEO_QUESTIONS, caption_en)
+    lines = [letter for letter in "ABCDEF" for _ in range(8)]
+    lines += [f"{letter}. {c}" for letter in "ABCDEF" for c in COLORS]
+    lines += [f"{c} {s}" for c in COLORS for s in SHAPES]
+    for bg in ("white", "black"):
+        for c in COLORS:
+            for s in SHAPES:
+                for n in (1, 2, 3):
+                    f = {"background": bg, "color": c, "shape": s, "count": n}
+                    lines.append(caption_en(f))  # not Chinese ones: unspaced, each would become one token
+    return lines + [MC_PROMPT, VQA_SUFFIX.strip(), CAPTION_PROMPT, FRAMES_INSTRUCTION, *VIDEO_QUESTIONS.values(),
+                    *M3IT_EN_INSTRUCTIONS, *M3IT_ZH_INSTRUCTIONS]
 
 
 # Vicuna-style prompt, as LLaVA-1.5 uses. Content may be a string or a list of
@@ -231,6 +249,44 @@ def training_example(rnd) -> tuple[object, str, str]:
     return draw_shape(rnd, color, shape), rnd.choice(TRAINED_QUESTIONS[kind]), answer
 
 
+# The demo tasks' prompts (tasks/demo/*.yaml render these).
+VQA_SUFFIX = "\nAnswer the question using a single word or phrase."
+MC_PROMPT = "Answer with the option's letter from the given choices directly."
+CAPTION_PROMPT = "Write a short caption for this image."
+# Kinds of training batch, with weights: the demo tasks' distributions, plus the single
+# large shapes of `training_example`.
+DEMO_KINDS = {"shapes": 2, "vqa": 3, "mc": 6, "caption": 2, "m3it_en": 1, "m3it_zh": 2, "frames": 1, "video_qa": 1}
+
+
+def demo_example(rnd, kind: str) -> tuple[list, str, str]:
+    """(images, prompt, answer) drawn like the demo tasks' rows (m3eval/demo/data.py), from
+    this generator's own random state, so not the committed rows themselves."""
+    from ..prompts import LETTERS, format_options
+    from .data import (FRAMES_INSTRUCTION, M3IT_EN_INSTRUCTIONS, M3IT_ZH_INSTRUCTIONS, VIDEO_QUESTIONS, caption_en,
+                       caption_zh, draw_scene, mc_choices, moving_frames, vqa_question)
+    if kind == "shapes":
+        img, q, a = training_example(rnd)
+        return [img], q, a
+    img, f = draw_scene(rnd)
+    if kind == "vqa":
+        q, a, _ = vqa_question(f, rnd.randrange(3))
+        return [img], q + VQA_SUFFIX, a
+    if kind == "mc":
+        choices = mc_choices()
+        prompt = f"Which color are the shapes in the picture?\n{format_options(choices)}\n{MC_PROMPT}"
+        return [img], prompt, LETTERS[choices.index(f["color"])]
+    if kind == "caption":
+        return [img], CAPTION_PROMPT, caption_en(f)
+    if kind == "m3it_en":
+        return [img], rnd.choice(M3IT_EN_INSTRUCTIONS), caption_en(f)
+    if kind == "m3it_zh":
+        return [img], rnd.choice(M3IT_ZH_INSTRUCTIONS), caption_zh(f)
+    if kind == "frames":
+        return moving_frames(f, 4), FRAMES_INSTRUCTION, f["color"]
+    q = rnd.choice(list(VIDEO_QUESTIONS))
+    return moving_frames(f, 8), VIDEO_QUESTIONS[q] + VQA_SUFFIX, f[q]
+
+
 def _train(model, processor, steps: int, seed: int, batch_size: int = 16, lr: float = 3e-3) -> None:
     import random
 
@@ -244,12 +300,15 @@ def _train(model, processor, steps: int, seed: int, batch_size: int = 16, lr: fl
         torch.manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr)
         model.train()
+        kinds = list(DEMO_KINDS)
         for _ in range(steps):
-            batch = [training_example(rnd) for _ in range(batch_size)]
+            # One kind a batch: similar lengths, little padding (video batches are long).
+            kind = rnd.choices(kinds, weights=list(DEMO_KINDS.values()))[0]
+            batch = [demo_example(rnd, kind) for _ in range(batch_size)]
             texts = [processor.apply_chat_template(
-                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}],
-                add_generation_prompt=True) + f" {a}{tok.eos_token}" for _, q, a in batch]
-            inputs = processor(text=texts, images=[[im] for im, _, _ in batch], padding=True,
+                [{"role": "user", "content": [*({"type": "image"} for _ in ims), {"type": "text", "text": q}]}],
+                add_generation_prompt=True) + f" {a}{tok.eos_token}" for ims, q, a in batch]
+            inputs = processor(text=texts, images=[ims for ims, _, _ in batch], padding=True,
                                return_tensors="pt", add_special_tokens=False)
             labels = inputs["input_ids"].clone()
             # Left padding puts every answer at the end: learn only " answer</s>".
@@ -293,6 +352,14 @@ def build_tiny_model(out_dir: Path, seed: int = 0, train_steps: int = 0) -> Path
     return out_dir
 
 
+TOY_NOTE = ("note: the demo model is a 2-MB toy LLaVA trained for a few seconds on these synthetic shapes; "
+            "its scores show the harness at work, not what a real VLM scores")
+
+
+def is_built(path: Path) -> bool:
+    return (Path(path) / "config.json").is_file() and (Path(path) / "model.safetensors").is_file()
+
+
 def default_cache_dir(train_steps: int = 0) -> Path:
     base = os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval"
     suffix = f"-trained{train_steps}" if train_steps else ""
@@ -302,7 +369,7 @@ def default_cache_dir(train_steps: int = 0) -> Path:
 def ensure_tiny_model(cache_dir: Path | None = None, train_steps: int = 0) -> Path:
     """Return the cached tiny model, building it once (atomically) if needed."""
     target = Path(cache_dir) if cache_dir is not None else default_cache_dir(train_steps)
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if is_built(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target, then rename: a crash or a concurrent build
