@@ -23,6 +23,7 @@ SOURCES = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "m3eval", "
 def venv(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     src = work / "src"
+    src.mkdir()
     for name in SOURCES:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
