@@ -161,8 +161,6 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return code
 
 
-
-
 def cmd_export(a: argparse.Namespace) -> int:
     if not a.format and not a.wandb_project:
         raise RunError("say what to export: --format lm-eval and/or --wandb-project NAME")

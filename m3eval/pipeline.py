@@ -132,8 +132,9 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     t0 = time.perf_counter()
     if pending:
         if dist.is_main:
-            name = cfg.model_args.get("pretrained") or cfg.model_args.get("model") or ""
-            print(f"loading {name} ({cfg.model} backend)".replace("loading  (", "loading ("), file=sys.stderr)
+            name = cfg.model_args.get("pretrained") or cfg.model_args.get("model")
+            print(f"loading {name} ({cfg.model} backend)" if name else f"loading the {cfg.model} model",
+                  file=sys.stderr)
         model = load_model(cfg.model, cfg.model_args)
         info = model.info() if hasattr(model, "info") else {}
         ident = check_model_revision(run_dir, ident, info.get("revision"))
