@@ -140,6 +140,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
         ident = check_model_revision(run_dir, ident, info.get("revision"))
     else:
         model, info = None, _earlier_model_info(run_dir)
+        ident = check_model_revision(run_dir, ident, _revision_without_loading(cfg))  # retrained in place?
     load_s = time.perf_counter() - t0
     if dist.is_main:
         atomic_write_json(run_dir / "run.json", ident)
@@ -209,6 +210,16 @@ def _with_earlier_tasks(run_dir: Path, tasks: dict[str, Any]) -> dict[str, Any]:
         return tasks
     earlier = json.loads(path.read_text()).get("tasks", {})
     return {**{t: e for t, e in earlier.items() if t not in tasks}, **tasks}
+
+
+def _revision_without_loading(cfg: RunConfig) -> str | None:
+    """The weights' revision where it can be read without loading the model: an hf
+    checkpoint folder (a cheap fingerprint, or a hub snapshot's commit)."""
+    path = Path(str(cfg.model_args.get("pretrained") or "")).expanduser()
+    if cfg.model != "hf" or not path.is_dir():
+        return None
+    from .models.hf import _revision
+    return _revision(str(path), path.resolve(), None)
 
 
 def _earlier_model_info(run_dir: Path) -> dict[str, Any]:
