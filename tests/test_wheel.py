@@ -3,6 +3,7 @@ virtualenv outside it, `m3eval tasks`, `validate`, `demo` and the leaderboard pa
 from a folder that is not the repository."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,7 +29,9 @@ def venv(tmp_path_factory) -> Path:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
                                         if (ROOT / name).is_dir() else {}))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+    # Without build isolation when setuptools is here (no download); else pip fetches it.
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
                     "-w", str(work / "dist"), str(src)], check=True, capture_output=True, text=True)
     wheel = next((work / "dist").glob("m3eval-*.whl"))
     # --system-site-packages reuses torch, transformers and streamlit; m3eval itself is the
@@ -80,6 +83,7 @@ def test_tasks_validate_demo_and_page_from_the_wheel(venv, demo_model):
     r = _run(venv, "m3eval", "demo", "--output", str(runs))
     assert r.returncode == 0, r.stderr
     assert "demo_mc" in r.stdout and (runs / "tiny-llava" / "results.json").is_file()
+    assert "2-MB toy" in r.stderr and "building the demo model" not in r.stderr  # the cached copy was used
 
     page = ("import m3eval.resources as r; from streamlit.testing.v1 import AppTest;"
             "at = AppTest.from_file(str(r.DASHBOARD_DIR / 'app.py'), default_timeout=60).run();"
