@@ -10,9 +10,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from m3eval.demo.tiny_model import (
-    IMAGE_TOKEN, build_tiny_model, directory_digest, ensure_tiny_model, training_example,
-)
+from m3eval.demo.tiny_model import IMAGE_TOKEN, build_tiny_model, directory_digest, ensure_tiny_model
+from m3eval.demo.training import training_example
 from m3eval.models import GenerationConfig, load_model
 
 torch.set_num_threads(1)
