@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="evaluate a model on tasks")
     r.add_argument("--model", default="hf", help="backend: hf, openai, or a plugin's (default hf)")
-    r.add_argument("--model-args", "--model_args", default="", help="pretrained=PATH_OR_HUB_ID[,dtype=bfloat16,device=cuda]")
+    r.add_argument("--model-args", "--model_args", default="",
+                   help="pretrained=PATH_OR_HUB_ID[,dtype=bfloat16,device=cuda]")
     r.add_argument("--tasks", required=True, help="comma-separated tasks or groups")
     r.add_argument("--output", "--output_path", type=Path, default=Path("runs"),
                    help="folder for run directories (default runs/)")

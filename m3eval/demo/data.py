@@ -93,8 +93,9 @@ def vqa_rows(n: int, seed: int) -> list[dict]:
 
 
 def mc_choices() -> list[str]:
-    """Every colour, always in this order: a 2-MB model can learn which letter names which
-    colour, but not yet to match a colour against shuffled options (it answers one letter)."""
+    """Every colour, always in this order: a 2-MB model learns which letter names which
+    colour, but not, in seconds of training, to find a colour among shuffled options
+    (with those it gave one letter to every question)."""
     return list(COLORS)
 
 
