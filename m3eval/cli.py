@@ -30,6 +30,18 @@ def _instructions(text: str) -> str:
     raise argparse.ArgumentTypeError("expected default, all, or a positive number K")
 
 
+def _compat(name: str):
+    """An argparse type from m3eval.lm_eval_compat: its ValueError message becomes the usage error."""
+    def parse(text: str):
+        from . import lm_eval_compat
+        try:
+            return getattr(lm_eval_compat, name)(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = name
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3eval", description="Evaluate vision-language models on multimodal, "
                                 "multilingual held-out benchmarks.")
@@ -37,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="evaluate a model on tasks")
     r.add_argument("--model", default="hf", help="backend: hf, vllm, openai, or a plugin's (default hf)")
-    r.add_argument("--model-args", default="", help=(
+    r.add_argument("--model-args", "--model_args", default="", help=(
         "comma-separated key=value. hf: pretrained=PATH_OR_HUB_ID[,dtype=bfloat16,device=cuda,revision=R,"
         "trust_remote_code=true,chat_template=FILE]. vllm: pretrained=...[,tensor_parallel_size=N,"
         "data_parallel_size=N,dtype=D,max_model_len=N,gpu_memory_utilization=0.9,limit_mm_per_prompt="
@@ -45,19 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
         "base_url=URL (required)[,model=NAME (default: the only one served),api_key_env=OPENAI_API_KEY,"
         "concurrency=16,timeout=120,connect_timeout=5,max_retries=5,image_format=png|jpeg,check_model=true]"))
     r.add_argument("--tasks", required=True, help="comma-separated tasks or groups")
-    r.add_argument("--output", type=Path, default=Path("runs"), help="folder for run directories (default runs/)")
+    r.add_argument("--output", "--output_path", type=Path, default=Path("runs"),
+                   help="folder for run directories (default runs/)")
     r.add_argument("--run-name", help="run directory name (default: the model's name)")
-    r.add_argument("--batch-size", type=_positive, default=8)
-    r.add_argument("--limit", type=_positive, help="first N samples of each task")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--batch-size", "--batch_size", type=_positive, default=8,
+                   help="messages per generate call (default 8); greedy predictions do not depend on it")
+    r.add_argument("--limit", type=_compat("parse_limit"),
+                   help="first N samples of each task, or a fraction 0<x<1 of each (rounded up)")
+    r.add_argument("--seed", type=int, default=0,
+                   help="seed of sampling (when a task samples) and of the bootstrap intervals (default 0)")
     r.add_argument("--instructions", type=_instructions, default="default",
                    help="default | all | K: run each sample under every (or the first K) instruction variants")
-    r.add_argument("--include-path", type=Path, action="append", default=[], help="more task YAML folders")
+    r.add_argument("--include-path", "--include_path", type=Path, action="append", default=[],
+                   help="more task YAML folders")
     r.add_argument("--dataset-override", type=_kv, action="append", default=[], metavar="TASK=PATH",
                    help="load TASK's rows from a local file or save_to_disk folder")
     r.add_argument("--max-new-tokens", type=_positive, help="override every task's generation.max_new_tokens")
     r.add_argument("--no-media", action="store_true", help="do not save thumbnails for the sample browser")
     r.add_argument("--threads", type=_positive, help="torch CPU threads (1 is fastest for tiny models)")
+    r.add_argument("--gen-kwargs", "--gen_kwargs", type=_compat("parse_gen_kwargs"), default={},
+                   metavar="K=V,...", help="override every task's generation: max_new_tokens, temperature, top_p, "
+                   "num_beams, do_sample, until/stop (recorded in results.json)")
+    r.add_argument("--log-samples", "--log_samples", action="store_true",
+                   help="accepted for lm-eval compatibility: per-sample records are always written")
+    r.add_argument("--wandb-project", help="also log scores, per-sample tables and the config to this W&B "
+                   "project (pip install 'm3eval[wandb]'; WANDB_MODE=offline works without an account)")
 
     s = sub.add_parser("score", help="re-score stored predictions without a model")
     s.add_argument("run_dir", nargs="?", type=Path, help="a run directory")
@@ -89,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="start the leaderboard page")
     lb.add_argument("--results", type=Path, default=Path("results"))
     lb.add_argument("--port", type=int, default=8501)
+    lb.add_argument("--address", default="127.0.0.1", help="0.0.0.0 to serve beyond this machine")
     lb.add_argument("--export", type=Path, metavar="FILE.html",
                     help="write the leaderboard as one self-contained HTML file instead of serving it")
 
@@ -96,8 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=["text", "json"], default="text")
 
     d = sub.add_parser("demo", help="run the embedded demo: a tiny VLM on synthetic tasks, offline")
-    d.add_argument("--output", type=Path, default=Path("runs"))
-    d.add_argument("--batch-size", type=_positive, default=8)
+    d.add_argument("--output", type=Path, default=Path("runs"), help="folder for the run directory (default runs/)")
+    d.add_argument("--batch-size", type=_positive, default=8, help="messages per generate call (default 8)")
+
+    e = sub.add_parser("export", help="write a run in another tool's format (lm-eval), or log it to W&B")
+    e.add_argument("run_dir", type=Path, help="a run directory")
+    e.add_argument("--format", choices=["lm-eval"], help="lm-eval: results_<date>.json + samples_<task>_<date>.jsonl")
+    e.add_argument("--output", type=Path, help="folder to write into (default: <run>/lm-eval/)")
+    e.add_argument("--wandb-project", help="log the run to this W&B project (pip install 'm3eval[wandb]')")
     return p
 
 

@@ -102,11 +102,16 @@ def cmd_run(a: argparse.Namespace) -> int:
                     model_args=model_args, run_name=a.run_name, batch_size=a.batch_size,
                     limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
                     dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
-                    save_media=not a.no_media, free_model=False)
+                    save_media=not a.no_media, free_model=False,
+                    gen_kwargs=a.gen_kwargs)
     results, failures = evaluate(cfg)
     if results is not None:
         print(f"results: {cfg.output / results['run']['name'] / 'results.json'}", file=sys.stderr)
-    return _outcome(results, failures)
+    code = _outcome(results, failures)
+    if results is not None and a.wandb_project:
+        from .wandb_log import log_run
+        print(f"W&B: {log_run(cfg.output / results['run']['name'], a.wandb_project)}", file=sys.stderr)
+    return code
 
 
 def cmd_score(a: argparse.Namespace) -> int:
@@ -196,14 +201,18 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
         from .leaderboard import export_html
         return export_html(a.results, a.export)
     from .leaderboard import launch
-    return launch(a.results, a.port)
+    return launch(a.results, a.port, a.address)
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    from .demo.tiny_model import DEMO_TRAIN_STEPS, ensure_tiny_model
+    from .demo.tiny_model import DEMO_TRAIN_STEPS, TOY_NOTE, default_cache_dir, ensure_tiny_model, is_built
     from .pipeline import RunConfig, evaluate
     _threads(1)  # a few-hundred-thousand-parameter model: one thread is fastest
+    if not is_built(default_cache_dir(DEMO_TRAIN_STEPS)):
+        print(f"building the demo model (once, ~20 s; cached in {default_cache_dir(DEMO_TRAIN_STEPS)})",
+              file=sys.stderr)
     model_dir = ensure_tiny_model(train_steps=DEMO_TRAIN_STEPS)  # built once, then cached
+    print(TOY_NOTE, file=sys.stderr)
     cfg = RunConfig(tasks=["demo"], output=a.output, model="hf",
                     model_args={"pretrained": str(model_dir), "device": "cpu"}, run_name="tiny-llava",
                     batch_size=a.batch_size, free_model=False)
@@ -219,3 +228,14 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return code
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    if not a.format and not a.wandb_project:
+        raise UsageError("say what to export: --format lm-eval and/or --wandb-project NAME")
+    if a.format == "lm-eval":
+        from .export import export_lm_eval
+        files = export_lm_eval(a.run_dir, a.output or a.run_dir / "lm-eval")
+        print(f"{files[0]}\n{len(files) - 1} samples files beside it")
+    if a.wandb_project:
+        from .wandb_log import log_run
+        print(f"W&B: {log_run(a.run_dir, a.wandb_project)}")
+    return 0

@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+from .resources import DASHBOARD_DIR
+
+APP = DASHBOARD_DIR / "app.py"
 
 
 def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
@@ -29,7 +31,7 @@ def launch(results_dir: str | Path = "results", port: int = 8501, address: str =
         print(f"m3eval leaderboard: results directory {root} does not exist", file=sys.stderr)
         return 2
     if not APP.is_file():
-        print(f"m3eval leaderboard: the page {APP} is missing (install m3eval from its source tree)",
+        print(f"m3eval leaderboard: the page {APP} is missing (a broken install? reinstall m3eval)",
               file=sys.stderr)
         return 2
     env = dict(os.environ, M3EVAL_RESULTS=str(root.resolve()))

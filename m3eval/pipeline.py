@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -19,6 +20,7 @@ from .distributed import Dist, init_distributed
 from .models.base import GenerationConfig, check_backend, load_model
 from .results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, public_args,
                       read_json, read_predictions)
+from .lm_eval_compat import apply_gen_kwargs, limit_count
 from .resume import RunError, check_model_revision, check_resume, identity
 from .run_lock import run_folder_lock
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
@@ -42,7 +44,7 @@ class RunConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     batch_size: int = 8
-    limit: int | None = None
+    limit: int | float | None = None  # a count, or a fraction 0 < x < 1 of each task
     seed: int = 0
     instructions: str = "default"
     include_paths: list[Path] = field(default_factory=list)
@@ -51,6 +53,7 @@ class RunConfig:
     save_media: bool = True
     progress: bool = True
     free_model: bool = True  # False when the process exits right after (the CLI): freeing is wasted time
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)  # --gen_kwargs: overrides every task's generation
 
 
 def run_name_for(cfg: RunConfig) -> str:
@@ -60,7 +63,7 @@ def run_name_for(cfg: RunConfig) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base.rstrip("/").split("/")[-1]) or cfg.model
 
 
-def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
+def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: str,
                       override: str | None = None, fingerprint: dict[str, Any] | None = None) -> list[Sample]:
     """The task's samples; `fingerprint`, when given, receives what its data was read from."""
     yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
@@ -74,7 +77,7 @@ def load_task_samples(spec: TaskSpec, limit: int | None, instructions: str,
             dspec = DatasetSpec(path=str(path), format="auto", **({"split": dspec.split} if path.is_dir() else {}))
     ds = load_dataset_rows(dspec, yaml_dir, spec.task, fingerprint)
     if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
+        ds = ds.select(range(limit_count(limit, len(ds))))
     return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir),
                               media_roots=media_roots(spec, dspec, yaml_dir)))
 
@@ -112,7 +115,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
 def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[str]]:
     t_start = time.perf_counter()
     registry = Registry.discover(cfg.include_paths)
-    specs = registry.resolve(cfg.tasks)
+    specs = [apply_gen_kwargs(s, cfg.gen_kwargs) for s in registry.resolve(cfg.tasks)]
     unknown = set(cfg.dataset_overrides) - {s.task for s in specs}
     if unknown:
         raise RunError(f"--dataset-override names tasks not in this run: {', '.join(sorted(unknown))}")
@@ -138,21 +141,6 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
     ident = check_resume(run_dir, identity(cfg.model, cfg.model_args, cfg.seed, cfg.instructions,
                                            cfg.max_new_tokens, runnable, {t: data[t] for t in samples}))
 
-    t0 = time.perf_counter()
-    model = load_model(cfg.model, cfg.model_args)
-    load_s = time.perf_counter() - t0
-    info = model.info() if hasattr(model, "info") else {}
-    ident = check_model_revision(run_dir, ident, info.get("revision"))
-    if dist.is_main:
-        atomic_write_json(run_dir / "run.json", ident)
-    generate_s, n_new = 0.0, 0
-    unfit = {s.task: why for s in runnable if (why := encode.model_fits(s, model))}  # e.g. clip on a VQA task
-    failures += [f"{task}: {why}" for task, why in unfit.items()]
-    runnable = [s for s in runnable if s.task not in unfit]
-    if not runnable:
-        _close(model, dist)
-        raise RunError("no task can run with this model:\n  " + "\n  ".join(failures))
-
     plans = []
     for spec in runnable:
         if spec.type != "generate":  # encoder task types: m3eval/encode.py, below
@@ -163,6 +151,41 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
                                stop=list(g.stop), seed=cfg.seed)
         plans.append(plan_task(spec, samples[spec.task], gen, run_dir, dist, cfg.batch_size, cfg.save_media))
     dist.barrier()  # every rank planned from the same finished set before any rank appends
+
+    # Say what the wait is for; with nothing left to generate, do not load the model at all.
+    pending = sum(len(b) for p in plans for b in p.batches) + \
+        sum(len(samples[s.task]) for s in runnable if s.type != "generate")  # encoder tasks keep their own cache
+    left = dist.gather(pending)
+    if dist.is_main and left is not None:
+        total = sum(len(p.samples) for p in plans)
+        if total > sum(left):
+            print(f"resuming: {total - sum(left)} of {total} samples already done", file=sys.stderr)
+        if not sum(left):
+            print("nothing left to generate: the model is not loaded, scores are recomputed from the stored "
+                  "predictions", file=sys.stderr)
+    t0 = time.perf_counter()
+    if pending:
+        if dist.is_main:
+            name = cfg.model_args.get("pretrained") or cfg.model_args.get("model")
+            print(f"loading {name} ({cfg.model} backend)" if name else f"loading the {cfg.model} model",
+                  file=sys.stderr)
+        model = load_model(cfg.model, cfg.model_args)
+        info = model.info() if hasattr(model, "info") else {}
+        ident = check_model_revision(run_dir, ident, info.get("revision"))
+        unfit = {s.task: why for s in runnable if (why := encode.model_fits(s, model))}  # e.g. clip on VQA
+        failures += [f"{task}: {why}" for task, why in unfit.items()]
+        runnable = [s for s in runnable if s.task not in unfit]
+        plans = [p for p in plans if p.spec.task not in unfit]
+        if not runnable:
+            _close(model, dist, cfg.free_model)
+            raise RunError("no task can run with this model:\n  " + "\n  ".join(failures))
+    else:
+        model, info = None, _earlier_model_info(run_dir)
+        ident = check_model_revision(run_dir, ident, _revision_without_loading(cfg))  # retrained in place?
+    load_s = time.perf_counter() - t0
+    if dist.is_main:
+        atomic_write_json(run_dir / "run.json", ident)
+    generate_s, n_new = 0.0, 0
 
     # Rank 0 scores each task in a thread while the model generates the next. (A process
     # would not share the GIL, but costs seconds of start-up: more than it saves below a
@@ -197,7 +220,8 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
     config = {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
               "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
               "instructions": cfg.instructions, "world_size": dist.world_size,
-              "max_new_tokens": cfg.max_new_tokens, "dataset_overrides": cfg.dataset_overrides}
+              "max_new_tokens": cfg.max_new_tokens, "gen_kwargs": cfg.gen_kwargs,
+              "dataset_overrides": cfg.dataset_overrides}
     model_block = {**info, "backend": cfg.model, "args": public_args(cfg.model_args)}
     created, sha, versions = now_iso(), git_sha(), package_versions()
     invocation = invocation_record(config, model_block, created, sha, versions)
@@ -240,6 +264,25 @@ def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[
             return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
+
+
+def _revision_without_loading(cfg: RunConfig) -> str | None:
+    """The weights' revision where it can be read without loading the model: an hf
+    checkpoint folder (a cheap fingerprint, or a hub snapshot's commit)."""
+    path = Path(str(cfg.model_args.get("pretrained") or "")).expanduser()
+    if cfg.model != "hf" or not path.is_dir():
+        return None
+    from .models.hf import _revision
+    return _revision(str(path), path.resolve(), None)
+
+
+def _earlier_model_info(run_dir: Path) -> dict[str, Any]:
+    """The model's description from the run's results.json, for a resume that loads no model."""
+    try:
+        model = json.loads((run_dir / "results.json").read_text())["run"]["model"]
+        return {k: v for k, v in model.items() if k not in ("backend", "args")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _close(model: Any, dist: Dist, free: bool = True) -> None:

@@ -91,18 +91,18 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (a crash mid-append) is dropped, any
-    other bad line is an error naming the file and line."""
+    """Rows of a JSONL file; a torn last line (a crash mid-append, possibly inside a
+    multi-byte character) is dropped, any other bad line is an error naming the file and line."""
     rows: list[dict[str, Any]] = []
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
+    data = path.read_bytes()
+    lines = data.splitlines()
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if n == len(lines) and not text.endswith("\n"):  # torn by a crash mid-append
+            rows.append(json.loads(raw.decode("utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if n == len(lines) and not data.endswith(b"\n"):  # torn by a crash mid-append
                 print(f"m3eval: warning: {path}:{n}: last line is cut short (an interrupted write?); "
                       f"skipped it, read {len(rows)} rows", file=sys.stderr)
                 break

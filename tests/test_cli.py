@@ -66,7 +66,7 @@ def test_tasks_and_validate(tmp_path):
 
 
 def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_path):
-    rows = [{"id": "mc000", "prediction": "B"}, {"id": "mc001", "prediction": "(D) white"},
+    rows = [{"id": "mc000", "prediction": "A"}, {"id": "mc001", "prediction": "(F) black"},
             {"id": "zzz", "prediction": "A"}]
     f = tmp_path / "preds.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -110,3 +110,55 @@ def test_demo_command_prints_the_table(tmp_path):
     r = m3eval("demo", "--output", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "demo_vqa" in r.stdout and "vqa_accuracy" in r.stdout and "[group] demo" in r.stdout
+
+
+def test_lm_eval_spellings_of_the_run_flags(tiny_model, tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    r = m3eval("run", "--model_args", f"pretrained={tiny_model}", "--tasks", "demo_mc", "--limit", "0.2",
+               "--batch_size", "4", "--output_path", str(tmp_path / "out"), "--include_path", str(extra),
+               "--log_samples", "--gen_kwargs", "max_new_tokens=3,temperature=0,until=###", "--run-name", "lm")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "out" / "lm" / "results.json").read_text())
+    cfg = res["run"]["config"]
+    assert cfg["limit"] == 0.2 and cfg["batch_size"] == 4
+    assert cfg["gen_kwargs"] == {"max_new_tokens": 3, "temperature": 0, "stop": ["###"], "do_sample": False}
+    assert res["tasks"]["demo_mc"]["n_samples"] == 7  # ceil(32 * 0.2), as lm-eval rounds a fraction
+    # The override reaches the task definition, so a resume with other settings is refused.
+    r = m3eval("run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_mc", "--limit", "0.2",
+               "--output", str(tmp_path / "out"), "--run-name", "lm")
+    assert r.returncode == 1 and "generation settings changed" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--limit", "0"], "--limit: expected a whole number >= 1 or a fraction"),
+    (["--limit", "2.5"], "--limit: expected a whole number >= 1 or a fraction"),
+    (["--gen_kwargs", "top_k=5"], "--gen_kwargs: unknown key 'top_k'"),
+    (["--gen_kwargs", "top_p=2"], "--gen_kwargs: top_p"),
+])
+def test_bad_lm_eval_flags_are_usage_errors(args, message):
+    r = m3eval("run", "--tasks", "demo_mc", *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_resume_says_so_and_does_not_load_a_model_with_nothing_left(tiny_model, tmp_path):
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    args = ["run", "--model-args", f"pretrained={model}", "--tasks", "demo_mc", "--limit", "4",
+            "--output", str(tmp_path / "out")]
+    first = m3eval(*args)
+    assert first.returncode == 0 and f"loading {model}" in first.stderr and "resuming" not in first.stderr
+    shutil.rmtree(model)  # loading it again would fail
+    again = m3eval(*args)
+    assert again.returncode == 0, again.stderr
+    assert "resuming: 4 of 4 samples already done" in again.stderr and "the model is not loaded" in again.stderr
+    assert "loading" not in again.stderr.replace("not loaded", "")
+    res = json.loads((tmp_path / "out" / "model" / "results.json").read_text())
+    assert res["run"]["model"]["class"] == "LlavaForConditionalGeneration"  # described from the first run
+
+
+def test_leaderboard_takes_an_address():
+    from m3eval.cli import build_parser
+    a = build_parser().parse_args(["leaderboard", "--address", "0.0.0.0", "--port", "8600"])
+    assert (a.address, a.port) == ("0.0.0.0", 8600)

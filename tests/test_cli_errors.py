@@ -222,3 +222,16 @@ def test_signal_to_leaderboard_stops_streamlit(sig):
         if proc.poll() is None:
             proc.kill()
         proc.stderr.close()
+
+
+def test_a_line_torn_inside_a_multibyte_character_is_dropped_not_fatal(tmp_path, capsys):
+    from m3eval.results import read_jsonl
+    whole = json.dumps({"id": "0", "prediction": "红色"}, ensure_ascii=False).encode()
+    torn = json.dumps({"id": "1", "prediction": "三角形"}, ensure_ascii=False).encode()[:-4]  # mid-character
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(whole + b"\n" + torn)
+    assert [r["id"] for r in read_jsonl(path)] == ["0"]
+    assert f"{path}:2: last line is cut short" in capsys.readouterr().err
+    path.write_bytes(torn + b"\n" + whole + b"\n")  # not the last line: an error naming file and line
+    with pytest.raises(ValueError, match=r"t\.jsonl:1: not valid JSON"):
+        read_jsonl(path)

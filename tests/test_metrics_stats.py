@@ -83,3 +83,15 @@ def test_paired_corpus_bootstrap():
     bad = get_metric("bleu").compute([MetricInput("a dog", r) for r in refs])
     diff, ci, p = paired_corpus_bootstrap(bad.rescore, good.rescore, 40, 100, seed=0)
     assert diff == pytest.approx(good.value - bad.value, abs=1e-9) and ci[0] > 0 and p < 0.05
+
+
+def test_mcnemar_equals_statsmodels():
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 120))
+        a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
+        nb, nc = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+        want = 1.0 if nb + nc == 0 else min(1.0, sm_mcnemar([[0, nb], [nc, 0]], exact=nb + nc < 25,
+                                                             correction=True).pvalue)
+        assert mcnemar(a, b) == pytest.approx(want, rel=1e-12, abs=1e-15)

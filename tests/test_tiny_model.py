@@ -10,9 +10,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from m3eval.demo.tiny_model import (
-    IMAGE_TOKEN, build_tiny_model, directory_digest, ensure_tiny_model, training_example,
-)
+from m3eval.demo.tiny_model import IMAGE_TOKEN, build_tiny_model, directory_digest, ensure_tiny_model
+from m3eval.demo.training import training_example
 from m3eval.models import GenerationConfig, load_model
 
 torch.set_num_threads(1)
@@ -101,18 +100,20 @@ def test_outputs_vary_with_image_and_prompt(tiny: Path):
         assert len(set(p.replace(" ", ""))) > 2, p
 
 
-def test_trained_variant_really_answers_colour_questions(tmp_path: Path):
-    """With 150 training steps the model reads colours from pixels (chance is 1/8).
-    The random variant, on the same questions, matches next to nothing."""
+def test_trained_variant_really_answers_colour_questions(demo_model: Path, tmp_path: Path):
+    """The demo's model (DEMO_TRAIN_STEPS steps, a third of them on large single shapes, the
+    rest on the demo tasks' scenes) reads colours from pixels: on held-out large shapes it
+    names the colour at least twice as often as chance (1/8). The random variant, on the
+    same questions, matches next to nothing."""
     import random
 
-    trained = load_model("hf", {"pretrained": str(build_tiny_model(tmp_path / "t", train_steps=150))})
+    trained = load_model("hf", {"pretrained": str(demo_model)})
     untrained = load_model("hf", {"pretrained": str(build_tiny_model(tmp_path / "r"))})
     rnd = random.Random(2024)
     held_out = [ex for ex in (training_example(rnd) for _ in range(400)) if "color" in ex[1]][:48]
     msgs = [[{"type": "image", "image": im}, {"type": "text", "text": q}] for im, q, _ in held_out]
     gen = GenerationConfig(max_new_tokens=4)
-    for model, low, high in [(trained, 0.3, 1.0), (untrained, 0.0, 0.1)]:
+    for model, low, high in [(trained, 0.25, 1.0), (untrained, 0.0, 0.1)]:
         preds = [p for k in range(0, len(msgs), 8) for p in model.generate(msgs[k:k + 8], gen)]
         accuracy = sum(p == a for p, (_, _, a) in zip(preds, held_out)) / len(held_out)
         assert low <= accuracy <= high, (accuracy, preds[:8])

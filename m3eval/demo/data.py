@@ -17,9 +17,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..data.synthetic import encode_video
+from ..resources import TASKS_DIR
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "tasks" / "demo" / "data"
+DATA_DIR = TASKS_DIR / "demo" / "data"
 COLORS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 220), "yellow": (235, 210, 40),
           "white": (245, 245, 245), "black": (15, 15, 15)}
 ZH_COLORS = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "white": "白色", "black": "黑色"}
@@ -36,7 +36,7 @@ def draw_scene(rng: random.Random, size: int = 64) -> tuple[Image.Image, dict]:
     img = Image.new("RGB", (size, size), COLORS[bg])
     d = ImageDraw.Draw(img)
     for k in range(count):
-        x, y, r = 6 + k * 19, rng.randint(8, size - 24), 8
+        x, y, r = 2 + k * 21, rng.randint(4, size - 24), 10
         box = [x, y, x + 2 * r, y + 2 * r]
         if shape == "circle":
             d.ellipse(box, fill=COLORS[color])
@@ -63,28 +63,47 @@ def _ten(answer: str, alt: str, rng: random.Random) -> list[str]:
     return [answer] * (10 - n_alt) + [alt] * n_alt
 
 
+def vqa_question(f: dict, kind: int) -> tuple[str, str, str]:
+    """(question, answer, an annotator's variant) about a scene: colour, shape or count."""
+    if kind == 0:
+        return f"What color is the {f['shape']}?", f["color"], f"{f['color']} {f['shape']}"
+    if kind == 1:
+        return "What shape is shown?", f["shape"], f"a {f['shape']}"
+    return f"How many {f['shape']}s are there?", str(f["count"]), NUMBER_WORDS[f["count"]]
+
+
+def caption_en(f: dict) -> str:
+    s = "s" if f["count"] > 1 else ""
+    return f"{NUMBER_WORDS[f['count']]} {f['color']} {f['shape']}{s} on a {f['background']} background."
+
+
+def caption_zh(f: dict) -> str:
+    return f"图片中有{f['count']}个{ZH_COLORS[f['color']]}的{ZH_SHAPES[f['shape']]}。"
+
+
 def vqa_rows(n: int, seed: int) -> list[dict]:
     rng, rows = random.Random(seed), []
     for i in range(n):
         img, f = draw_scene(rng)
         kind = i % 3
-        if kind == 0:
-            q, a, alt = f"What color is the {f['shape']}?", f["color"], f"{f['color']} {f['shape']}"
-        elif kind == 1:
-            q, a, alt = "What shape is shown?", f["shape"], f"a {f['shape']}"
-        else:
-            q, a, alt = f"How many {f['shape']}s are there?", str(f["count"]), NUMBER_WORDS[f["count"]]
+        q, a, alt = vqa_question(f, kind)
         rows.append({"question_id": 1000 + i, "question": q, "image": {"bytes": png(img), "path": None},
                      "answers": _ten(a, alt, rng), "answer_type": ["other", "other", "number"][kind]})
     return rows
+
+
+def mc_choices() -> list[str]:
+    """Every colour, always in this order: a 2-MB model learns which letter names which
+    colour, but not, in seconds of training, to find a colour among shuffled options
+    (with those it gave one letter to every question)."""
+    return list(COLORS)
 
 
 def mc_rows(n: int, seed: int) -> list[dict]:
     rng, rows = random.Random(seed), []
     for i in range(n):
         img, f = draw_scene(rng)
-        choices = rng.sample([c for c in COLORS if c != f["color"]], 3) + [f["color"]]
-        rng.shuffle(choices)
+        choices = mc_choices()
         rows.append({"question_id": f"mc{i:03d}", "question": "Which color are the shapes in the picture?",
                      "image": {"bytes": png(img), "path": None}, "choices": choices,
                      "correct_choice_idx": choices.index(f["color"]),
@@ -105,12 +124,9 @@ def m3it_rows(n: int, seed: int, lang: str) -> list[dict]:
     for i in range(n):
         img, f = draw_scene(rng)
         if lang == "zh":
-            out = f"图片中有{f['count']}个{ZH_COLORS[f['color']]}的{ZH_SHAPES[f['shape']]}。"
-            instr = M3IT_ZH_INSTRUCTIONS[i % len(M3IT_ZH_INSTRUCTIONS)]
+            out, instr = caption_zh(f), M3IT_ZH_INSTRUCTIONS[i % len(M3IT_ZH_INSTRUCTIONS)]
         else:
-            out = f"{NUMBER_WORDS[f['count']]} {f['color']} {f['shape']}{'s' if f['count'] > 1 else ''} " \
-                  f"on a {f['background']} background."
-            instr = M3IT_EN_INSTRUCTIONS[i % len(M3IT_EN_INSTRUCTIONS)]
+            out, instr = caption_en(f), M3IT_EN_INSTRUCTIONS[i % len(M3IT_EN_INSTRUCTIONS)]
         rows.append({"instruction": instr, "inputs": "", "outputs": out, "image_base64_str": [b64(img)]})
     return rows
 
@@ -122,39 +138,70 @@ def caption_rows(n: int, seed: int) -> list[dict]:
         img, f = draw_scene(rng)
         s = "s" if f["count"] > 1 else ""
         c, sh, bg, k = f["color"], f["shape"], f["background"], NUMBER_WORDS[f["count"]]
-        refs = [f"{k} {c} {sh}{s} on a {bg} background.", f"A picture of {k} {c} {sh}{s}.",
+        refs = [caption_en(f), f"A picture of {k} {c} {sh}{s}.",
                 f"{c.capitalize()} {sh}{s} drawn on {bg}.", f"There {'are' if s else 'is'} {k} {c} {sh}{s}.",
                 f"A simple drawing of {c} {sh}{s}."]
         rows.append({"image_id": 500 + i, "image": {"bytes": png(img), "path": None}, "captions": refs})
     return rows
 
 
+VIDEO_QUESTIONS = {"shape": "what moves across the screen?", "color": "what color is the moving shape?"}
+FRAMES_INSTRUCTION = "Watch the video and answer: what color is the moving shape?"
+
+
+def moving_frames(f: dict, n: int, size: int = 64) -> list[Image.Image]:
+    """n frames of one shape of the scene's colour and kind crossing its background."""
+    frames, r = [], 11
+    for t in range(n):
+        img = Image.new("RGB", (size, size), COLORS[f["background"]])
+        x, y = round((size - 2 * r) * t / max(1, n - 1)), size // 2 - r
+        box = [x, y, x + 2 * r, y + 2 * r]
+        d = ImageDraw.Draw(img)
+        if f["shape"] == "circle":
+            d.ellipse(box, fill=COLORS[f["color"]])
+        elif f["shape"] == "square":
+            d.rectangle(box, fill=COLORS[f["color"]])
+        else:
+            d.polygon([(x + r, y), (x, y + 2 * r), (x + 2 * r, y + 2 * r)], fill=COLORS[f["color"]])
+        frames.append(img)
+    return frames
+
+
 def frames_rows(n: int, seed: int) -> list[dict]:
     """M3IT video tasks: 8 frames stored as base64 images in image_base64_str."""
     rng, rows = random.Random(seed), []
-    for i in range(n):
+    for _ in range(n):
         _, f = draw_scene(rng)
-        frames = []
-        for t in range(8):
-            frng = random.Random(seed * 1000 + i * 10 + t)
-            img, _ = draw_scene(frng)
-            frames.append(b64(img))
-        rows.append({"instruction": "Watch the video and answer: what is the main color in the clip?",
-                     "inputs": "", "outputs": f["color"], "image_base64_str": frames})
+        rows.append({"instruction": FRAMES_INSTRUCTION, "inputs": "", "outputs": f["color"],
+                     "image_base64_str": [b64(im) for im in moving_frames(f, 8)]})
     return rows
 
 
-def video_rows(n: int, folder: Path) -> list[dict]:
-    """MSRVTT-QA style: a video file and a short-answer question."""
+def _encode(path: Path, frames: list[Image.Image], fps: int = 12) -> None:
+    import av
+
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.qscale = 3  # near-lossless: colours stay identifiable
+        stream.codec_context.options = {"qscale": "3"}
+        for img in frames:
+            out.mux(stream.encode(av.VideoFrame.from_image(img)))
+        out.mux(stream.encode())
+
+
+def video_rows(n: int, folder: Path, seed: int) -> list[dict]:
+    """MSRVTT-QA style: a video file (a shape crossing the screen) and a short-answer question."""
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rng, rows = random.Random(seed), []
     for i in range(n):
+        _, f = draw_scene(rng)
         name = f"video{i}.mp4"
-        frames = 6 if i == 0 else 12 * i  # differing lengths; the first is shorter than 8 frames
-        encode_video(folder / name, frames, size=(64, 64), fps=12)
+        _encode(folder / name, moving_frames(f, 6 if i == 0 else 12 * i))  # the first is shorter than 8 frames
+        kind = "shape" if i % 2 == 0 else "color"
         rows.append({"id": i, "video_id": f"video{i}", "video": f"videos/{name}",
-                     "question": "what moves across the screen?", "answer": "square",
-                     "category": "object"})
+                     "question": VIDEO_QUESTIONS[kind], "answer": f[kind], "category": kind})
     return rows
 
 
@@ -181,7 +228,7 @@ def write_all(out: Path = DATA_DIR) -> list[Path]:
     jsonl("m3it_caption_en.jsonl", m3it_rows(32, seed=4, lang="en"))
     jsonl("m3it_caption_zh.jsonl", m3it_rows(24, seed=5, lang="zh"))
     jsonl("m3it_video_frames.jsonl", frames_rows(16, seed=6))
-    jsonl("video_qa.jsonl", video_rows(8, out / "videos"))
+    jsonl("video_qa.jsonl", video_rows(8, out / "videos", seed=7))
     return written
 
 

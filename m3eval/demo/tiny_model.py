@@ -7,11 +7,14 @@ answers (colours, shapes, counts, in English and Chinese) are single tokens.
 Same seed -> byte-identical files, in any process.
 
 Two variants: random weights (default; ~0.1 s to build, varied but meaningless
-output that almost never matches a reference), or `train_steps=N`: N AdamW
-steps on shapes drawn with Pillow (`training_example`), after which the model
-reads colours from pixels (200 steps: ~9 in 10 English colour questions right,
-shapes near chance). Building is then ~50 ms a step; `ensure_tiny_model`
-caches either variant.
+output that almost never matches a reference), or `train_steps=N`: N AdamW steps,
+the first third on large single shapes, the rest on examples drawn like the demo
+tasks' rows (m3eval/demo/training.py: scenes, option letters, captions,
+Chinese captions, frames), each batch one kind. After DEMO_TRAIN_STEPS it answers
+with a bare option letter, writes captions in the references' style and reads
+colours, shapes and counts well above chance, so no demo metric is degenerate;
+it remains a 2-MB toy (`TOY_NOTE`). Building is then ~70 ms a step on one
+idle core; `ensure_tiny_model` caches either variant.
 """
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_MODEL_VERSION = "tiny-llava-v2"
-DEMO_TRAIN_STEPS = 200  # the demo's model: ~10 s of training once, then scores are not all zero  # bump when the build changes, so caches rebuild
+TINY_MODEL_VERSION = "tiny-llava-v3"  # bump when the build changes, so caches rebuild
+DEMO_TRAIN_STEPS = 300  # the demo's model: ~15 s of training once; every demo metric is then above 0
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN]
 IMAGE_SIZE = 32
@@ -93,7 +96,8 @@ def training_corpus() -> list[str]:
             lines.append(f"图片中有{zn}个{zc}的{zs}。")
             lines.append(f"{zs}是{zc}。")
     lines += _NUMBERS + [str(k) for k in range(11)] + _COLORS_ZH + _SHAPES_ZH + _NUMBERS_ZH
-    return lines
+    from .training import demo_lines
+    return lines + demo_lines()
 
 
 # Vicuna-style prompt, as LLaVA-1.5 uses. Content may be a string or a list of
@@ -184,92 +188,12 @@ def _build_model(tokenizer, seed: int):
     return model
 
 
-# ---- optional short training: a model that really answers demo questions ----
-
-SHAPE_COLORS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220),
-                "yellow": (240, 220, 30), "black": (15, 15, 15), "white": (250, 250, 250),
-                "orange": (250, 140, 20), "purple": (140, 40, 170)}
-TRAINED_SHAPES = ["circle", "square", "triangle"]
-TRAINED_QUESTIONS = {  # question kind -> phrasings the trained variant has seen
-    "color": ["What color is the shape?", "What color is the shape in the image?",
-              "What is the color of the shape? Answer with one word."],
-    "shape": ["What shape is shown?", "What shape is shown in the picture?",
-              "Which shape is this? Answer with one word."],
-    "color_zh": ["图片中的形状是什么颜色？", "这个形状是什么颜色？"],
-    "shape_zh": ["图片里有什么形状？", "这是什么形状？"],
-}
-_BACKGROUNDS = [(128, 128, 128), (255, 255, 255), (200, 200, 200), (70, 70, 70)]
-
-
-def draw_shape(rnd, color: str, shape: str, size: int = 64):
-    """One large filled shape of a named colour on a plain background (Pillow)."""
-    from PIL import Image, ImageDraw
-
-    fill = SHAPE_COLORS[color]
-    bg = rnd.choice([b for b in _BACKGROUNDS if max(abs(x - y) for x, y in zip(b, fill)) > 60])
-    img = Image.new("RGB", (size, size), bg)
-    w = rnd.randint(size * 2 // 5, size * 3 // 4)
-    x, y = rnd.randint(0, size - w), rnd.randint(0, size - w)
-    draw = ImageDraw.Draw(img)
-    if shape == "circle":
-        draw.ellipse([x, y, x + w, y + w], fill=fill)
-    elif shape == "square":
-        draw.rectangle([x, y, x + w, y + w], fill=fill)
-    else:
-        draw.polygon([(x, y + w), (x + w, y + w), (x + w // 2, y)], fill=fill)
-    return img
-
-
-def training_example(rnd) -> tuple[object, str, str]:
-    """(image, question, answer) from the distribution the trained variant learns.
-    Only this distribution: smaller or several shapes (e.g. the demo tasks' scenes)
-    are read far worse by a 32-pixel, 16-patch model."""
-    color, shape = rnd.choice(list(SHAPE_COLORS)), rnd.choice(TRAINED_SHAPES)
-    kind = rnd.choice(list(TRAINED_QUESTIONS))
-    answer = {"color": color, "shape": shape, "color_zh": _COLORS_ZH[_COLORS.index(color)],
-              "shape_zh": _SHAPES_ZH[_SHAPES.index(shape)]}[kind]
-    return draw_shape(rnd, color, shape), rnd.choice(TRAINED_QUESTIONS[kind]), answer
-
-
-def _train(model, processor, steps: int, seed: int, batch_size: int = 16, lr: float = 3e-3) -> None:
-    import random
-
-    import torch
-
-    tok = processor.tokenizer
-    rnd = random.Random(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # same float reductions in every process: byte-identical weights
-    try:
-        torch.manual_seed(seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr)
-        model.train()
-        for _ in range(steps):
-            batch = [training_example(rnd) for _ in range(batch_size)]
-            texts = [processor.apply_chat_template(
-                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}],
-                add_generation_prompt=True) + f" {a}{tok.eos_token}" for _, q, a in batch]
-            inputs = processor(text=texts, images=[[im] for im, _, _ in batch], padding=True,
-                               return_tensors="pt", add_special_tokens=False)
-            labels = inputs["input_ids"].clone()
-            # Left padding puts every answer at the end: learn only " answer</s>".
-            for i, (_, _, a) in enumerate(batch):
-                n = len(tok.encode(f" {a}{tok.eos_token}", add_special_tokens=False))
-                labels[i, : labels.shape[1] - n] = -100
-            model(**inputs, labels=labels).loss.backward()
-            opt.step()
-            opt.zero_grad()
-    finally:
-        model.eval()
-        torch.set_num_threads(threads)
-
-
 def build_tiny_model(out_dir: Path, seed: int = 0, train_steps: int = 0) -> Path:
     """Build the tiny LLaVA into `out_dir` (created) and return it.
 
     train_steps=0: random weights (~0.1 s). train_steps>0: that many AdamW steps
     on drawn colour/shape questions (~50 ms a step), so the model really answers
-    some demo questions; see `training_example`.
+    some demo questions; see m3eval/demo/training.py.
     """
     from transformers import CLIPImageProcessorPil, LlavaProcessor
 
@@ -287,10 +211,19 @@ def build_tiny_model(out_dir: Path, seed: int = 0, train_steps: int = 0) -> Path
     )
     model = _build_model(tokenizer, seed)
     if train_steps > 0:
-        _train(model, processor, steps=train_steps, seed=seed)
+        from .training import train
+        train(model, processor, steps=train_steps, seed=seed)
     processor.save_pretrained(out_dir)
     model.save_pretrained(out_dir)
     return out_dir
+
+
+TOY_NOTE = ("note: the demo model is a 2-MB toy LLaVA trained for a few seconds on these synthetic shapes; "
+            "its scores show the harness at work, not what a real VLM scores")
+
+
+def is_built(path: Path) -> bool:
+    return (Path(path) / "config.json").is_file() and (Path(path) / "model.safetensors").is_file()
 
 
 def default_cache_dir(train_steps: int = 0) -> Path:
@@ -302,7 +235,7 @@ def default_cache_dir(train_steps: int = 0) -> Path:
 def ensure_tiny_model(cache_dir: Path | None = None, train_steps: int = 0) -> Path:
     """Return the cached tiny model, building it once (atomically) if needed."""
     target = Path(cache_dir) if cache_dir is not None else default_cache_dir(train_steps)
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if is_built(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target, then rename: a crash or a concurrent build

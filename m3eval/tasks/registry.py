@@ -6,11 +6,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..resources import TASKS_DIR
 from .loader import TaskError, iter_task_files, load_file
 from .schema import GroupSpec, TaskSpec
 
-# The suite shipped with m3eval: the repository's top-level tasks/ folder.
-BUILTIN_TASKS = Path(__file__).resolve().parents[2] / "tasks"
+# The suite shipped with m3eval: the repository's top-level tasks/ folder (or its copy in a wheel).
+BUILTIN_TASKS = TASKS_DIR
 
 
 @dataclass

@@ -1,0 +1,146 @@
+"""The tiny LLaVA's optional short training (`build_tiny_model(train_steps=N)`): what it
+learns from, and the loop. A third of the steps on large single shapes
+(`training_example`), the rest on examples drawn like the demo tasks' rows
+(`demo_example`), so the demo's model answers them well above chance."""
+from __future__ import annotations
+
+from .tiny_model import _COLORS, _COLORS_ZH, _SHAPES, _SHAPES_ZH
+
+
+def demo_lines() -> list[str]:
+    """The demo tasks' answers and prompts (option letters, captions), so the model can
+    write them: without these lines a bare "B" is not even a token."""
+    from .data import (COLORS, FRAMES_INSTRUCTION, M3IT_EN_INSTRUCTIONS, M3IT_ZH_INSTRUCTIONS, SHAPES,
+                       VIDEO_QUESTIONS, caption_en)
+    lines = [letter for letter in "ABCDEF" for _ in range(8)]
+    lines += [f"{letter}. {c}" for letter in "ABCDEF" for c in COLORS]
+    lines += [f"{c} {s}" for c in COLORS for s in SHAPES]
+    for bg in ("white", "black"):
+        for c in COLORS:
+            for s in SHAPES:
+                for n in (1, 2, 3):
+                    f = {"background": bg, "color": c, "shape": s, "count": n}
+                    lines.append(caption_en(f))  # not Chinese ones: unspaced, each would become one token
+    return lines + [MC_PROMPT, VQA_SUFFIX.strip(), CAPTION_PROMPT, FRAMES_INSTRUCTION, *VIDEO_QUESTIONS.values(),
+                    *M3IT_EN_INSTRUCTIONS, *M3IT_ZH_INSTRUCTIONS]
+
+
+SHAPE_COLORS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220),
+                "yellow": (240, 220, 30), "black": (15, 15, 15), "white": (250, 250, 250),
+                "orange": (250, 140, 20), "purple": (140, 40, 170)}
+TRAINED_SHAPES = ["circle", "square", "triangle"]
+TRAINED_QUESTIONS = {  # question kind -> phrasings the trained variant has seen
+    "color": ["What color is the shape?", "What color is the shape in the image?",
+              "What is the color of the shape? Answer with one word."],
+    "shape": ["What shape is shown?", "What shape is shown in the picture?",
+              "Which shape is this? Answer with one word."],
+    "color_zh": ["图片中的形状是什么颜色？", "这个形状是什么颜色？"],
+    "shape_zh": ["图片里有什么形状？", "这是什么形状？"],
+}
+_BACKGROUNDS = [(128, 128, 128), (255, 255, 255), (200, 200, 200), (70, 70, 70)]
+
+
+def draw_shape(rnd, color: str, shape: str, size: int = 64):
+    """One large filled shape of a named colour on a plain background (Pillow)."""
+    from PIL import Image, ImageDraw
+
+    fill = SHAPE_COLORS[color]
+    bg = rnd.choice([b for b in _BACKGROUNDS if max(abs(x - y) for x, y in zip(b, fill)) > 60])
+    img = Image.new("RGB", (size, size), bg)
+    w = rnd.randint(size * 2 // 5, size * 3 // 4)
+    x, y = rnd.randint(0, size - w), rnd.randint(0, size - w)
+    draw = ImageDraw.Draw(img)
+    if shape == "circle":
+        draw.ellipse([x, y, x + w, y + w], fill=fill)
+    elif shape == "square":
+        draw.rectangle([x, y, x + w, y + w], fill=fill)
+    else:
+        draw.polygon([(x, y + w), (x + w, y + w), (x + w // 2, y)], fill=fill)
+    return img
+
+
+def training_example(rnd) -> tuple[object, str, str]:
+    """(image, question, answer) from the distribution the trained variant learns.
+    Only this distribution: smaller or several shapes (e.g. the demo tasks' scenes)
+    are read far worse by a 32-pixel, 16-patch model."""
+    color, shape = rnd.choice(list(SHAPE_COLORS)), rnd.choice(TRAINED_SHAPES)
+    kind = rnd.choice(list(TRAINED_QUESTIONS))
+    answer = {"color": color, "shape": shape, "color_zh": _COLORS_ZH[_COLORS.index(color)],
+              "shape_zh": _SHAPES_ZH[_SHAPES.index(shape)]}[kind]
+    return draw_shape(rnd, color, shape), rnd.choice(TRAINED_QUESTIONS[kind]), answer
+
+
+# The demo tasks' prompts (tasks/demo/*.yaml render these).
+VQA_SUFFIX = "\nAnswer the question using a single word or phrase."
+MC_PROMPT = "Answer with the option's letter from the given choices directly."
+CAPTION_PROMPT = "Write a short caption for this image."
+# Kinds of training batch, with weights: the demo tasks' distributions, plus the single
+# large shapes of `training_example`.
+DEMO_KINDS = {"shapes": 2, "vqa": 3, "mc": 6, "caption": 2, "m3it_en": 1, "m3it_zh": 2, "frames": 1, "video_qa": 1}
+
+
+def demo_example(rnd, kind: str) -> tuple[list, str, str]:
+    """(images, prompt, answer) drawn like the demo tasks' rows (m3eval/demo/data.py), from
+    this generator's own random state, so not the committed rows themselves."""
+    from ..prompts import LETTERS, format_options
+    from .data import (FRAMES_INSTRUCTION, M3IT_EN_INSTRUCTIONS, M3IT_ZH_INSTRUCTIONS, VIDEO_QUESTIONS, caption_en,
+                       caption_zh, draw_scene, mc_choices, moving_frames, vqa_question)
+    if kind == "shapes":
+        img, q, a = training_example(rnd)
+        return [img], q, a
+    img, f = draw_scene(rnd)
+    if kind == "vqa":
+        q, a, _ = vqa_question(f, rnd.randrange(3))
+        return [img], q + VQA_SUFFIX, a
+    if kind == "mc":
+        choices = mc_choices()
+        prompt = f"Which color are the shapes in the picture?\n{format_options(choices)}\n{MC_PROMPT}"
+        return [img], prompt, LETTERS[choices.index(f["color"])]
+    if kind == "caption":
+        return [img], CAPTION_PROMPT, caption_en(f)
+    if kind == "m3it_en":
+        return [img], rnd.choice(M3IT_EN_INSTRUCTIONS), caption_en(f)
+    if kind == "m3it_zh":
+        return [img], rnd.choice(M3IT_ZH_INSTRUCTIONS), caption_zh(f)
+    if kind == "frames":
+        return moving_frames(f, 4), FRAMES_INSTRUCTION, f["color"]
+    q = rnd.choice(list(VIDEO_QUESTIONS))
+    return moving_frames(f, 8), VIDEO_QUESTIONS[q] + VQA_SUFFIX, f[q]
+
+
+def train(model, processor, steps: int, seed: int, batch_size: int = 16, lr: float = 3e-3) -> None:
+    import random
+
+    import torch
+
+    tok = processor.tokenizer
+    rnd = random.Random(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same float reductions in every process: byte-identical weights
+    try:
+        torch.manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        model.train()
+        kinds = list(DEMO_KINDS)
+        for step in range(steps):
+            # First colours and shapes on large single shapes (easy, and what every task
+            # builds on), then the demo tasks' mixture. One kind a batch: similar lengths,
+            # little padding (video batches are long).
+            kind = "shapes" if step < steps // 3 else rnd.choices(kinds, weights=list(DEMO_KINDS.values()))[0]
+            batch = [demo_example(rnd, kind) for _ in range(batch_size)]
+            texts = [processor.apply_chat_template(
+                [{"role": "user", "content": [*({"type": "image"} for _ in ims), {"type": "text", "text": q}]}],
+                add_generation_prompt=True) + f" {a}{tok.eos_token}" for ims, q, a in batch]
+            inputs = processor(text=texts, images=[ims for ims, _, _ in batch], padding=True,
+                               return_tensors="pt", add_special_tokens=False)
+            labels = inputs["input_ids"].clone()
+            # Left padding puts every answer at the end: learn only " answer</s>".
+            for i, (_, _, a) in enumerate(batch):
+                n = len(tok.encode(f" {a}{tok.eos_token}", add_special_tokens=False))
+                labels[i, : labels.shape[1] - n] = -100
+            model(**inputs, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    finally:
+        model.eval()
+        torch.set_num_threads(threads)
