@@ -33,7 +33,7 @@ def main() -> None:
 
     from m3eval.demo.encoder_data import CLASSES, captions
     from m3eval.demo.tiny_clip import build_tiny_clip
-    from m3eval.demo.tiny_model import draw_shape
+    from m3eval.demo.training import draw_shape
     from m3eval.metrics.retrieval import CHUNK_BYTES, embedding_ranks, retrieval_ranks
     from m3eval.models.base import load_model
 

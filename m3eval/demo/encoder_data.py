@@ -14,7 +14,8 @@ import random
 import sys
 from pathlib import Path
 
-from m3eval.demo.tiny_model import _COLORS, _COLORS_ZH, _SHAPES, _SHAPES_ZH, SHAPE_COLORS, TRAINED_SHAPES, draw_shape
+from m3eval.demo.tiny_model import _COLORS, _COLORS_ZH, _SHAPES, _SHAPES_ZH
+from m3eval.demo.training import SHAPE_COLORS, TRAINED_SHAPES, draw_shape
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "tasks" / "demo" / "data" / "encoders"
 COLORS = list(SHAPE_COLORS)
