@@ -164,14 +164,15 @@ def cmd_tasks(a: argparse.Namespace) -> int:
 def cmd_validate(a: argparse.Namespace) -> int:
     from .scoring import check_scoring
     paths = a.paths or [BUILTIN_TASKS]
-    problems, n = [], 0
+    problems, n, files = [], 0, 0
     for root in paths:
         if not root.exists():
             problems.append(f"{root}: no such file or folder")
             continue
         for path in iter_task_files(root):
+            files += 1  # every file counts, also one that fails (its problem is listed)
             try:
-                for spec in load_file(path):
+                for spec in load_file(path):  # schema, YAML size, and every template compiled
                     n += 1
                     if isinstance(spec, TaskSpec):
                         check_scoring(spec.metrics, spec.filters)
@@ -181,13 +182,12 @@ def cmd_validate(a: argparse.Namespace) -> int:
                 problems.append(f"{path}: {e.args[0]}")
     try:
         reg = Registry.discover([p for p in paths if p.resolve() != BUILTIN_TASKS])
-        for g in reg.groups:
-            reg.expand(g)
+        problems += reg.errors  # groups that include themselves or name missing tasks, duplicate names
     except TaskError as e:
         problems.append(str(e))
     for p in dict.fromkeys(problems):
         print(p, file=sys.stderr)
-    print(f"{n} definitions checked, {len(set(problems))} problems")
+    print(f"{files} files, {n} definitions checked, {len(set(problems))} problems")
     return 1 if problems else 0
 
 

@@ -64,7 +64,8 @@ def run_name_for(cfg: RunConfig) -> str:
 
 
 def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: str,
-                      override: str | None = None) -> list[Sample]:
+                      override: str | None = None, fingerprint: dict[str, Any] | None = None) -> list[Sample]:
+    """The task's samples; `fingerprint`, when given, receives what its data was read from."""
     yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
     dspec = spec.dataset
     if override:
@@ -72,11 +73,13 @@ def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: s
         if dspec.format in ("m3it", "m3it80") and path.is_dir():  # a local snapshot of the repo
             dspec = dspec.model_copy(update={"path": str(path)})
         else:
-            dspec = DatasetSpec(path=str(path), split=dspec.split, format="auto")
-    ds = load_dataset_rows(dspec, yaml_dir, spec.task)
+            # a single file replaces the task's split; a DatasetDict folder still picks dataset.split
+            dspec = DatasetSpec(path=str(path), format="auto", **({"split": dspec.split} if path.is_dir() else {}))
+    ds = load_dataset_rows(dspec, yaml_dir, spec.task, fingerprint)
     if limit is not None:
         ds = ds.select(range(limit_count(limit, len(ds))))
-    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir)))
+    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir),
+                              media_roots=media_roots(spec, dspec, yaml_dir)))
 
 
 def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
@@ -89,6 +92,15 @@ def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
     if local is None:
         return yaml_dir
     return local if local.is_dir() else local.parent
+
+
+def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path]:
+    """Folders local media paths may come from: the data's folder, doc.video_root, and
+    doc.media_root (relative to the YAML) when the task allows one more."""
+    local = resolve_local(dspec, yaml_dir)
+    roots = [yaml_dir if local is None else local if local.is_dir() else local.parent]
+    roots += [yaml_dir / Path(p).expanduser() for p in (spec.doc.video_root, spec.doc.media_root) if p]
+    return roots
 
 
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
@@ -108,21 +120,26 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
     if unknown:
         raise RunError(f"--dataset-override names tasks not in this run: {', '.join(sorted(unknown))}")
     run_dir = cfg.output / run_name_for(cfg)
-    ident = check_resume(run_dir, identity(cfg.model, cfg.model_args, cfg.seed, cfg.instructions,
-                                           cfg.max_new_tokens, specs, cfg.dataset_overrides))
+    if dist.is_main:
+        for err in registry.errors:  # files this run does not use: reported, never fatal
+            print(f"m3eval: warning: {err}", file=sys.stderr)
 
     failures: list[str] = []
     samples: dict[str, list[Sample]] = {}
+    data: dict[str, dict[str, Any]] = {}
     for spec in specs:  # every task's data and scoring set-up first: a mistake shows before the model loads
         try:
             check_scoring(spec.metrics, spec.filters)
+            data[spec.task] = {}
             samples[spec.task] = load_task_samples(spec, cfg.limit, cfg.instructions,
-                                                   cfg.dataset_overrides.get(spec.task))
+                                                   cfg.dataset_overrides.get(spec.task), data[spec.task])
         except (ValueError, KeyError) as e:  # DataError, SampleError, an unknown metric or filter
             failures.append(f"{spec.task} ({spec.source}): {e}")
     runnable = [s for s in specs if s.task in samples]
     if not runnable:
         raise RunError("no task could be loaded:\n  " + "\n  ".join(failures))
+    ident = check_resume(run_dir, identity(cfg.model, cfg.model_args, cfg.seed, cfg.instructions,
+                                           cfg.max_new_tokens, runnable, {t: data[t] for t in samples}))
 
     plans = []
     for spec in runnable:
@@ -209,8 +226,8 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
     created, sha, versions = now_iso(), git_sha(), package_versions()
     invocation = invocation_record(config, model_block, created, sha, versions)
     new_tasks = {task: entry for task, (entry, _, err) in scored.items() if not err}
-    for entry in new_tasks.values():  # each task says which invocation produced it
-        entry["invocation"] = invocation
+    for task, entry in new_tasks.items():  # each task says which invocation (and data) produced it
+        entry["invocation"] = {**invocation, "data": ident["data"].get(task)}
         if cfg.instructions != "default" and "instructions" not in entry:
             entry["instructions"] = {"n": 1, "mode": SINGLE_INSTRUCTION}
     earlier = (read_json(run_dir / "results.json", "move it aside to start the run's results afresh")

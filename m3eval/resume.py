@@ -2,10 +2,10 @@
 the same run — same model and weights, settings, task definitions and data."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
+from .data.fingerprint import describe_change, model_files_fingerprint
 from .results import public_args, read_json
 from .runner import generation_key, prediction_files
 from .tasks.schema import TaskSpec
@@ -15,26 +15,31 @@ class RunError(RuntimeError):
     """The run cannot go on (nothing finished is lost); the message says why."""
 
 
-def _fingerprint(path: str) -> str:
-    """What a local override's predictions depend on: its path, size and mtime (for a
-    folder, those of every file in it)."""
-    p = Path(path).expanduser().resolve()
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p] if p.exists() else []
-    h = hashlib.sha256(str(p).encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.relative_to(p.parent)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
 def identity(model: str, model_args: dict[str, Any], seed: int, instructions: str, max_new_tokens: int | None,
-             specs: list[TaskSpec], overrides: dict[str, str]) -> dict[str, Any]:
-    def task_key(spec: TaskSpec) -> str:
-        key = generation_key(spec)
-        return f"{key}+{_fingerprint(overrides[spec.task])}" if spec.task in overrides else key
+             specs: list[TaskSpec], data: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """run.json's content. `tasks`: each task's generation key (prompt, doc, generation
+    settings); `data`: each task's data fingerprint (m3eval/data/fingerprint.py: content of
+    local files, commit of hub data); `model_files`: digests of files named by model
+    arguments (a chat_template=FILE whose text may change under the same name)."""
+    public = public_args(model_args)  # a secret (api_key=...) is neither stored nor digested
+    return {"model": {"backend": model, "args": public}, "seed": seed, "instructions": instructions,
+            "max_new_tokens": max_new_tokens, "tasks": {s.task: generation_key(s) for s in specs},
+            "data": {t: fp for t, fp in (data or {}).items() if fp},
+            "model_files": model_files_fingerprint({k: v for k, v in model_args.items() if public[k] == v})}
 
-    return {"model": {"backend": model, "args": public_args(model_args)}, "seed": seed, "instructions": instructions,
-            "max_new_tokens": max_new_tokens, "tasks": {s.task: task_key(s) for s in specs}}
+
+def data_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
+    """Why a task's data differs from the data its predictions were made from, or None.
+    Unknown on either side (a run from before fingerprints, a hub commit not told) is not a change."""
+    if not old or not new:
+        return None
+    if old.get("kind") != new.get("kind"):
+        return describe_change(old, new)
+    if new.get("kind") == "hub":
+        moved = old.get("path") != new.get("path")
+        return describe_change(old, new) if moved or (old.get("commit") and new.get("commit")
+                                                      and old["commit"] != new["commit"]) else None
+    return describe_change(old, new) if old.get("xxh3") != new.get("xxh3") else None  # same content, any path
 
 
 def check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
@@ -48,13 +53,26 @@ def check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
         if old.get(key) != ident[key]:
             raise RunError(f"{run_dir} holds a run with a different {key} ({old.get(key)!r} vs {ident[key]!r}); "
                            "use another --output or --run-name")
-    for task, key in ident["tasks"].items():
+    done = [t for t in ident["tasks"] if any(f.exists() for f in prediction_files(run_dir, t))]
+    for arg, digest in ident["model_files"].items():
+        before = old.get("model_files", {}).get(arg)
+        if before is not None and before != digest and done:
+            raise RunError(f"{run_dir}: the file of model argument {arg}={ident['model']['args'].get(arg)} changed since "
+                           "its predictions were made; use a new --run-name (or delete the run folder) to regenerate")
+    for task in done:
+        why = data_changed(old.get("data", {}).get(task), ident["data"].get(task))
+        if why:
+            raise RunError(f"{run_dir}: task {task}'s data changed since its predictions were made ({why}); "
+                           f"use a new --run-name, or delete {run_dir}/predictions/{task}.jsonl (or the run "
+                           "folder) to regenerate")
         old_key = old.get("tasks", {}).get(task)
-        if old_key is not None and old_key != key and any(f.exists() for f in prediction_files(run_dir, task)):
+        if old_key is not None and old_key != ident["tasks"][task]:
             raise RunError(f"{run_dir}: task {task}'s prompts, data or generation settings changed since its "
                            f"predictions were made; delete {run_dir}/predictions/{task}.jsonl to regenerate "
                            "(a change to metrics or filters alone only needs `m3eval score`)")
-    return {**old, **ident, "tasks": {**old.get("tasks", {}), **ident["tasks"]}}
+    return {**old, **ident, "tasks": {**old.get("tasks", {}), **ident["tasks"]},
+            "data": {**old.get("data", {}), **ident["data"]},
+            "model_files": {**old.get("model_files", {}), **ident["model_files"]}}
 
 
 def check_model_revision(run_dir: Path, ident: dict[str, Any], revision: str | None) -> dict[str, Any]:

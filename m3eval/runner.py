@@ -69,6 +69,8 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
     """Decode a sample's media into one Message; a bad image or video fails only this sample."""
     parts: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
+    if sample.metadata.get("error"):  # a bad row (no references, prompt too large): recorded, not generated
+        return Prepared(sample, None, info, sample.metadata["error"])
     try:
         for m in sample.media:
             value = m.source.get() if isinstance(m.source, LazyField) else m.source

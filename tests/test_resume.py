@@ -36,7 +36,7 @@ def test_changed_override_data_is_not_resumed_silently(tiny_model, tmp_path):
     data = write(tmp_path / "a.jsonl", rows(4))
     evaluate(cfg(tiny_model, tmp_path, dataset_overrides={"demo_m3it_zh": str(data)}))
     write(data, rows(4, outputs="全新的参考答案"))  # same file, new references
-    with pytest.raises(RunError, match="task demo_m3it_zh's prompts, data or generation settings changed"):
+    with pytest.raises(RunError, match="task demo_m3it_zh's data changed .*the content of .*a.jsonl differs"):
         evaluate(cfg(tiny_model, tmp_path, dataset_overrides={"demo_m3it_zh": str(data)}))
 
 

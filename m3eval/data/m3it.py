@@ -118,9 +118,10 @@ M3IT80_LANGS = (
     "ta te tg th tl tr uk ur vi wo zh").split()  # M3IT-80.py _LAN_CODES, in order
 
 
-def load_m3it(spec: DatasetSpec, base_dir: Path) -> datasets.Dataset:
-    """Rows of an M3IT (`format: m3it`) or M3IT-80 (`format: m3it80`) config, in the scripts' output schema."""
-    repo = _Repo(spec, base_dir)
+def load_m3it(spec: DatasetSpec, base_dir: Path, read: list[Path] | None = None) -> datasets.Dataset:
+    """Rows of an M3IT (`format: m3it`) or M3IT-80 (`format: m3it80`) config, in the scripts' output schema.
+    `read`, when given, receives the paths of the raw files read (for the run's data fingerprint)."""
+    repo = _Repo(spec, base_dir, read)
     if spec.format == "m3it80":
         return _load_m3it80(spec, repo)
     if spec.format != "m3it":
@@ -133,8 +134,9 @@ def load_m3it(spec: DatasetSpec, base_dir: Path) -> datasets.Dataset:
 class _Repo:
     """Files of the hub repo `spec.path`, or of a local folder laid out like it (a snapshot)."""
 
-    def __init__(self, spec: DatasetSpec, base_dir: Path):
+    def __init__(self, spec: DatasetSpec, base_dir: Path, read: list[Path] | None = None):
         self.spec = spec
+        self.read = read if read is not None else []
         p = Path(spec.path).expanduser()
         local = spec.path.startswith((".", "/", "~")) or (base_dir / p).is_dir()  # else a hub id
         self.root = (p if p.is_absolute() else base_dir / p) if local else None
@@ -145,6 +147,11 @@ class _Repo:
         return str(self.root / rel) if self.root is not None else f"{rel} of hub dataset {self.spec.path}"
 
     def fetch(self, rel: str) -> Path:
+        path = self._fetch(rel)
+        self.read.append(path)
+        return path
+
+    def _fetch(self, rel: str) -> Path:
         if self.root is not None:
             path = self.root / rel
             if not path.is_file():

@@ -11,9 +11,10 @@ from typing import Any, Iterator
 
 import datasets
 
-from ..prompts import render, is_template
+from ..prompts import TemplateLimitError, render, is_template
 from ..tasks.schema import TaskSpec
 from ..types import Media, Sample
+from .media_paths import resolve_media
 
 
 class SampleError(ValueError):
@@ -27,11 +28,15 @@ class LazyField:
     ds: datasets.Dataset
     row: int
     path: str
-    root: Path | None = None  # video paths are relative to this folder
+    root: Path | None = None  # relative media paths start here (the data's folder, or video_root)
+    roots: tuple[Path, ...] | None = None  # folders local media may come from; None: no resolution
+    kind: str = "video"
 
     def get(self) -> Any:
         row = self.ds[self.row]
         value = render(self.path, row) if is_template(self.path) else get_field(row, self.path)
+        if self.roots is not None and self.root is not None:
+            return resolve_media(value, self.kind, self.root, list(self.roots))
         if self.root is not None and isinstance(value, str) and not Path(value).is_absolute():
             return str(self.root / value)
         return value
@@ -81,10 +86,14 @@ EXCLUDED: dict[str, dict[str, Any]] = {}
 
 
 def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
-                  media_root: Path | None = None) -> Iterator[Sample]:
+                  media_root: Path | None = None, media_roots: list[Path] | None = None) -> Iterator[Sample]:
     """Yield the task's samples. instructions: "default" (each row's own),
     "all" (every row under every variant), or "K" (the first K variants).
-    Relative video paths are resolved against media_root."""
+    Relative video paths are resolved against media_root. With media_roots (the data's
+    folder first), relative image paths resolve against the data's folder and every local
+    media path must lie in one of media_roots (else that sample fails, counted).
+    A row with no references, or whose prompt exceeds the size bound, becomes a sample
+    carrying `metadata["error"]`: recorded and counted, never generated."""
     doc = spec.doc
     variants: list[str | None] = [None]
     pool = instruction_set(spec, ds) if instructions != "default" else []
@@ -117,22 +126,30 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             raise SampleError(f"task {spec.task}: rows {seen[base_id]} and {i} have the same id {base_id!r} "
                               f"(doc.id: {doc.id or 'the row index'}); ids must be unique")
         seen[base_id] = i
+        roots = tuple(media_roots) if media_roots else None
+        data_dir = media_roots[0] if media_roots else None
         media = []
         if doc.images:
-            media.append(Media("image", LazyField(ds, i, doc.images)))
+            media.append(Media("image", LazyField(ds, i, doc.images, data_dir, roots, "image")))
         if doc.frames:
-            media.append(Media("frames", LazyField(ds, i, doc.frames)))
+            media.append(Media("frames", LazyField(ds, i, doc.frames, data_dir, roots, "frames")))
         if doc.video:
-            media.append(Media("video", LazyField(ds, i, doc.video, media_root)))
+            media.append(Media("video", LazyField(ds, i, doc.video, media_root, roots, "video")))
+        missing = None if any(r.strip() for r in references) else \
+            f"data: row {i} (id {base_id!r}) has no references (doc.references: {doc.references})"
         for k, text in enumerate(variants):
             ctx = dict(row) if text is None else {**row, _instruction_key(doc.instruction): text}
+            error = missing
             try:
                 prompt = render(doc.prompt, ctx, choices=choices)
+            except TemplateLimitError as e:  # this row's expansion: one failed sample, not the task
+                prompt, error = "", f"prompt: row {i} (id {base_id!r}): {e}"
             except KeyError as e:
                 raise SampleError(f"task {spec.task}: row {i}: prompt template: {e.args[0]}") from None
+            meta: dict[str, Any] = {"row": i, "error": error} if error else {"row": i}
             yield Sample(id=base_id if text is None else f"{base_id}#i{k}", task=spec.task, prompt=prompt,
                          references=references, media=media, choices=choices, lang=lang,
-                         instruction=None if text is None else k, cluster=cluster, metadata={"row": i})
+                         instruction=None if text is None else k, cluster=cluster, metadata=meta)
     if doc.exclude_if:
         EXCLUDED[spec.task] = {"field": doc.exclude_if, "n": n_excluded, "of": len(ds)}
 

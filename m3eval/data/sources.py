@@ -7,6 +7,7 @@ pixels are decoded only when a sample reaches the model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import datasets
 
@@ -31,18 +32,28 @@ def resolve_local(spec: DatasetSpec, base_dir: Path) -> Path | None:
     return p if looks_local else None
 
 
-def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> datasets.Dataset:
+def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str,
+                      fingerprint: dict[str, Any] | None = None) -> datasets.Dataset:
+    """The task's rows. `fingerprint`, when given, is filled with what they were read from
+    (m3eval/data/fingerprint.py): a content digest of local data, the commit of hub data."""
     local = resolve_local(spec, base_dir)
     where = f"task {task}: dataset {spec.path}" + (f" (config {spec.name})" if spec.name else "")
+    read: list[Path] = []
     try:
         if spec.format in ("m3it", "m3it80"):
             from .m3it import load_m3it
-            ds = load_m3it(spec, base_dir)
+            ds = load_m3it(spec, base_dir, read)
         elif local is None:
             ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision,
                                        data_files=spec.data_files)
+            read = [Path(c["filename"]) for c in ds.cache_files]
         else:
             ds = _load_local(local, spec)
+        if len(ds) == 0:  # an empty split or raw file: say so here, not "scored nothing" after the model ran
+            raise DataError(f"split {spec.split!r} has no rows"
+                            + (f" (read: {', '.join(str(p) for p in dict.fromkeys(read))})" if read else ""))
+        if fingerprint is not None:
+            fingerprint.update(_fingerprint(spec, base_dir, local, read))
     except DataError as e:
         raise DataError(f"{where}: {e}") from None
     except FileNotFoundError as e:
@@ -57,6 +68,22 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> datasets.
         if isinstance(feat, datasets.Image) and feat.decode:
             ds = ds.cast_column(col, datasets.Image(decode=False))
     return ds
+
+
+def _fingerprint(spec: DatasetSpec, base_dir: Path, local: Path | None, read: list[Path]) -> dict[str, Any]:
+    from .fingerprint import files_fingerprint, hub_fingerprint, local_fingerprint
+    if local is not None:
+        return local_fingerprint(local.resolve())
+    if spec.format in ("m3it", "m3it80"):
+        from .m3it import _Repo
+        root = _Repo(spec, base_dir).root
+        if root is not None:  # a local snapshot: the raw files actually read
+            return {**files_fingerprint(read, root), "path": str(root.resolve())}
+    return hub_fingerprint(spec.path, spec.revision, read)
+
+
+def _no_rows(path: Path) -> DataError:
+    return DataError(f"{path}: the file has no rows")
 
 
 def _load_local(path: Path, spec: DatasetSpec) -> datasets.Dataset:
@@ -77,8 +104,32 @@ def _load_local(path: Path, spec: DatasetSpec) -> datasets.Dataset:
             if spec.split not in loaded:
                 raise DataError(f"{path}: no split {spec.split!r}; it has {', '.join(loaded)}")
             return loaded[spec.split]
+        if spec.split != "test":  # a saved Dataset (not a DatasetDict) is one split, like a file
+            raise DataError(f"dataset.split {spec.split!r}: {path} holds one saved Dataset, which has no splits; "
+                            "remove dataset.split, or save a DatasetDict with this split")
         return loaded
     if fmt == "hub":  # a local folder in hub layout (a snapshot): the datasets builder reads it
         return datasets.load_dataset(str(path), spec.name, split=spec.split, data_files=spec.data_files)
-    builder = "json" if fmt == "jsonl" else fmt
-    return datasets.load_dataset(builder, data_files=str(path), split="train")
+    if path.is_file():
+        return _load_file(path, spec, fmt)
+    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train")
+
+
+def _load_file(path: Path, spec: DatasetSpec, fmt: str) -> datasets.Dataset:
+    """One file is one split: `dataset.split` cannot choose among its rows, so a split other
+    than the default (`test`) is refused rather than recorded as if it had been honoured."""
+    if spec.split != "test":
+        raise DataError(f"dataset.split {spec.split!r}: {path} is a single {fmt} file, which has no splits "
+                        "(its rows are the task's `test` split); remove dataset.split, or point dataset.path at "
+                        "a save_to_disk folder or a hub-layout folder that has this split")
+    if path.stat().st_size < 4096 and not path.read_bytes().strip():
+        raise _no_rows(path)  # the json builder raises a bare StopIteration on an empty file
+    try:
+        ds = datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train")
+    except ValueError as e:
+        if "corresponds to no data" in str(e):  # a CSV header alone, a blank JSON-lines file
+            raise _no_rows(path) from None
+        raise
+    if len(ds) == 0:
+        raise _no_rows(path)
+    return ds

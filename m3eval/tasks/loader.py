@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ..prompts import check_template, is_template
 from .schema import GroupSpec, TaskSpec
 
 
@@ -25,6 +26,25 @@ class TaskError(ValueError):
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster over a big suite
 _LOADER_KEYS = ("include", "expand", "expand_group")
+# YAML aliases share one object per anchor, so nine levels of `&a [*a, *a, ...]` load in
+# microseconds and expand to 10^9 nodes the first time anything walks them. A task file
+# has at most a few thousand nodes: beyond this budget the file is refused, unwalked.
+MAX_YAML_NODES = 100_000
+
+
+def _check_size(data: Any, path: Path) -> None:
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise TaskError(f"{path}: the YAML expands to more than {MAX_YAML_NODES:,} values (nested aliases "
+                            "`*name` repeating anchors?); refusing to load it")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -32,8 +52,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise TaskError(f"{path}: no such file") from None
-    except yaml.YAMLError as e:
-        raise TaskError(f"{path}: invalid YAML: {e}") from None
+    except (yaml.YAMLError, RecursionError) as e:
+        raise TaskError(f"{path}: invalid YAML: {str(e)[:500]}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise TaskError(f"{path}: cannot read: {e}") from None
+    _check_size(data, path)
     if not isinstance(data, dict):
         raise TaskError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -127,12 +150,27 @@ def load_file(path: Path) -> list[TaskSpec | GroupSpec]:
             raise _explain(path, e, TaskSpec) from None
         except TypeError as e:
             raise TaskError(f"{path}: {e}") from None
+        check_templates(specs[-1], path)
     if expand is not None:
         if not isinstance(expand_group, str):
             raise TaskError(f"{path}: expand_group: name the group the expanded tasks form")
         specs.append(GroupSpec(group=expand_group, tasks=[s.task for s in specs],
                                category=specs[0].category, source=src))
     return specs
+
+
+def check_templates(spec: TaskSpec, path: Path | str) -> None:
+    """Compile every template of a task now, so a syntax error shows when the file loads
+    (validate, tasks, before a run loads its model), not at the first row."""
+    doc = spec.doc
+    fields = {"doc.prompt": doc.prompt, **{f"doc.{k}": getattr(doc, k) for k in ("id", "references", "video",
+                                                                              "images", "frames")}}
+    fields.update({f"instructions[{i}]": text for i, text in enumerate(spec.instructions or [])})
+    for name, text in fields.items():
+        if text and (name == "doc.prompt" or is_template(text)):
+            err = check_template(text)
+            if err:
+                raise TaskError(f"{path}: {name}: template {err}")
 
 
 def iter_task_files(root: Path) -> list[Path]:

@@ -18,7 +18,8 @@ BUILTIN_TASKS = TASKS_DIR
 class Registry:
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     groups: dict[str, GroupSpec] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)  # files that failed to load
+    errors: list[str] = field(default_factory=list)  # files that failed to load, groups that cannot expand
+    broken: dict[str, str] = field(default_factory=dict)  # group -> why it cannot expand (cycle, unknown member)
 
     @classmethod
     def discover(cls, include_paths: list[Path] | tuple = (), builtin: bool = True) -> "Registry":
@@ -34,7 +35,21 @@ class Registry:
                         reg._add(spec)
                 except TaskError as e:
                     reg.errors.append(str(e))
+        reg._set_aside_broken_groups()
         return reg
+
+    def _set_aside_broken_groups(self) -> None:
+        """A group that includes itself or names a missing task is reported and set aside
+        here, at discovery: a run that does not use it goes on, one that does fails before
+        its model loads, and aggregation after generation never meets it."""
+        for name in list(self.groups):
+            try:
+                self.expand(name)
+            except TaskError as e:
+                self.broken[name] = str(e)
+                self.errors.append(str(e))
+        for name in self.broken:
+            del self.groups[name]
 
     def _add(self, spec: TaskSpec | GroupSpec) -> None:
         name = spec.task if isinstance(spec, TaskSpec) else spec.group
@@ -49,17 +64,20 @@ class Registry:
     def unknown(self, name: str) -> TaskError:
         near = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(near)}?" if near else "; `m3eval tasks` lists them"
-        broken = f" ({len(self.errors)} task files failed to load: run `m3eval validate`)" if self.errors else ""
+        broken = f" ({len(self.errors)} task files or groups failed to load: run `m3eval validate`)" \
+            if self.errors else ""
         return TaskError(f"unknown task or group {name!r}{hint}{broken}")
 
     def expand(self, name: str, _stack: tuple[str, ...] = ()) -> list[str]:
         """Leaf task names of a task or group, in order."""
         if name in self.tasks:
             return [name]
+        if name in self.broken:
+            raise TaskError(self.broken[name])
         if name not in self.groups:
             raise self.unknown(name)
         if name in _stack:
-            raise TaskError(f"group cycle: {' -> '.join(_stack + (name,))}")
+            raise TaskError(f"{self.groups[name].source}: group cycle: {' -> '.join(_stack + (name,))}")
         out: list[str] = []
         for member in self.groups[name].tasks:
             if member not in self.tasks and member not in self.groups:

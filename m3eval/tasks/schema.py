@@ -47,6 +47,8 @@ class DocSpec(_Strict):
     frames: str | None = None  # a list of already-extracted frames (e.g. M3IT's 8 base64 frames)
     video_root: str | None = None  # folder video paths are relative to (relative to the YAML);
     # default: the local data file's folder, else the YAML's folder
+    media_root: str | None = None  # one more folder local image/video paths may come from (relative to
+    # the YAML; "/" allows any); by default only the data's folder and video_root are read
     choices: str | None = None
     lang: str | None = None  # per-row language field; default: the task's language
     instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
@@ -61,7 +63,7 @@ class DocSpec(_Strict):
     def _omit_unset_cluster(self, handler: Any) -> dict[str, Any]:
         # unset, these are not dumped: tasks without them keep their hash and resume key from before they existed
         data = handler(self)
-        for key in ("cluster", "exclude_if"):
+        for key in ("cluster", "exclude_if", "media_root"):
             if getattr(self, key) is None:
                 data.pop(key, None)
         return data

@@ -1,0 +1,207 @@
+"""Local task data: media paths resolve against the data's folder and never leave it,
+`dataset.split` on a single file is refused rather than ignored, empty files and rows
+without references are named (issues 8.9, 8.10, 10.4, 10.5, 10.10)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+
+from m3eval.data.media import VideoRule
+from m3eval.data.sources import DataError, load_dataset_rows
+from m3eval.data.synthetic import draw_image, encode_video
+from m3eval.pipeline import load_task_samples
+from m3eval.runner import prepare
+from m3eval.tasks.loader import load_file
+from m3eval.tasks.schema import DatasetSpec
+
+
+def task(folder: Path, data: str = "data/rows.jsonl", doc: str = "images: image") -> Path:
+    """A task file; `data` and `doc` are extra flow-mapping entries (`path, split: x`)."""
+    path = folder / "task.yaml"
+    doc = f", {doc}" if doc else ""
+    path.write_text(f"task: t\ndataset: {{path: {data}}}\n"
+                    f"doc: {{prompt: '{{{{ q }}}}', references: a, id: id{doc}}}\nmetrics: [{{name: exact_match}}]\n")
+    return path
+
+
+def rows(folder: Path, items: list[dict], name: str = "rows.jsonl") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in items))
+    return folder / name
+
+
+def samples_of(yaml: Path, override: str | None = None):
+    (spec,) = load_file(yaml)
+    return {s.id: s for s in load_task_samples(spec, None, "default", override)}
+
+
+@pytest.fixture
+def layout(tmp_path, monkeypatch):
+    """tasks/task.yaml, tasks/data/rows.jsonl with images in tasks/data/img/, and a secret outside."""
+    data = tmp_path / "tasks" / "data"
+    (data / "img").mkdir(parents=True)
+    draw_image(1).save(data / "img" / "cat.png")
+    (tmp_path / "secret").mkdir()
+    draw_image(2).save(tmp_path / "secret" / "x.png")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    draw_image(3).save(elsewhere / "cat.png")  # a file of the same name in the cwd must not be read
+    (elsewhere / "img").mkdir()
+    draw_image(3).save(elsewhere / "img" / "cat.png")
+    monkeypatch.chdir(elsewhere)
+    return tmp_path
+
+
+def test_relative_image_paths_resolve_against_the_data_folder(layout):
+    data = layout / "tasks" / "data"
+    rows(data, [{"id": "a", "q": "?", "a": "x", "image": "img/cat.png"},
+                {"id": "b", "q": "?", "a": "x", "image": "./img/cat.png"},
+                {"id": "c", "q": "?", "a": "x", "image": ["img/cat.png", "img/cat.png"]}])
+    got = samples_of(task(layout / "tasks"))
+    for sid in "abc":
+        p = prepare(got[sid], VideoRule(), None)
+        assert p.error is None, p.error
+        img = p.message[0]["image"]
+        assert img.tobytes() == draw_image(1).convert("RGB").tobytes()  # the data folder's cat, not the cwd's
+
+
+@pytest.mark.parametrize("path", ["../../secret/x.png", "img/../../../secret/x.png", "ABS"])
+def test_image_paths_outside_the_data_folder_fail_their_sample(layout, path):
+    path = str(layout / "secret" / "x.png") if path == "ABS" else path
+    data = layout / "tasks" / "data"
+    rows(data, [{"id": "ok", "q": "?", "a": "x", "image": "img/cat.png"},
+                {"id": "bad", "q": "?", "a": "x", "image": path}])
+    got = samples_of(task(layout / "tasks"))
+    media = layout / "run" / "media"
+    bad = prepare(got["bad"], VideoRule(), media)
+    assert bad.message is None and "leaves the data folder" in bad.error and "doc.media_root" in bad.error
+    assert not media.exists()  # nothing copied
+    assert prepare(got["ok"], VideoRule(), media).error is None
+
+
+def test_stored_frames_given_as_paths_are_confined_too(layout):
+    rows(layout / "tasks" / "data", [{"id": "f", "q": "?", "a": "x", "frames": ["img/cat.png", "../../secret/x.png"]},
+                                     {"id": "g", "q": "?", "a": "x", "frames": ["img/cat.png", "img/cat.png"]}])
+    got = samples_of(task(layout / "tasks", doc="frames: frames"))
+    assert "path '../../secret/x.png' leaves the data folder" in prepare(got["f"], VideoRule(), None).error
+    assert len(prepare(got["g"], VideoRule(), None).message[0]["frames"]) == 2
+
+
+def test_media_root_allows_a_named_folder(layout):
+    data = layout / "tasks" / "data"
+    rows(data, [{"id": "s", "q": "?", "a": "x", "image": "../../secret/x.png"}])
+    got = samples_of(task(layout / "tasks", doc="images: image, media_root: ../secret"))
+    p = prepare(got["s"], VideoRule(), None)
+    assert p.error is None and p.message[0]["image"].tobytes() == draw_image(2).convert("RGB").tobytes()
+
+
+def test_video_paths_are_confined_to_the_data_folder_and_video_root(layout):
+    data = layout / "tasks" / "data"
+    encode_video(data / "clip.mp4", 8, fps=8)
+    encode_video(layout / "secret" / "v.mp4", 8, fps=8)
+    rows(data, [{"id": "in", "q": "?", "a": "x", "video": "clip.mp4"},
+                {"id": "out", "q": "?", "a": "x", "video": "../../secret/v.mp4"}])
+    got = samples_of(task(layout / "tasks", doc="video: video"))
+    assert prepare(got["in"], VideoRule(frames=2), None).error is None
+    assert "video: path '../../secret/v.mp4' leaves the data folder" in prepare(got["out"], VideoRule(), None).error
+    rows(data, [{"id": "v", "q": "?", "a": "x", "video": "v.mp4"}])
+    rooted = samples_of(task(layout / "tasks", doc="video: video, video_root: ../secret"))
+    assert prepare(rooted["v"], VideoRule(frames=2), None).error is None
+
+
+def test_base64_images_are_not_taken_for_paths(layout):
+    import base64
+    import io
+    buf = io.BytesIO()
+    draw_image(4).save(buf, format="JPEG")  # JPEG base64 starts with "/9j/": not an absolute path
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    rows(layout / "tasks" / "data", [{"id": "j", "q": "?", "a": "x", "image": b64}])
+    p = prepare(samples_of(task(layout / "tasks"))["j"], VideoRule(), None)
+    assert p.error is None and p.message[0]["image"].size == draw_image(4).size
+
+
+def test_a_row_without_references_is_a_counted_sample_error(tmp_path):
+    rows(tmp_path / "data", [{"id": "ok", "q": "?", "a": "x"}, {"id": "none", "q": "?", "a": None},
+                             {"id": "empty", "q": "?", "a": []}, {"id": "blank", "q": "?", "a": " "}])
+    got = samples_of(task(tmp_path, doc=""))
+    assert "error" not in got["ok"].metadata
+    for sid, row in (("none", 1), ("empty", 2), ("blank", 3)):
+        err = prepare(got[sid], VideoRule(), None).error
+        assert err == f"data: row {row} (id '{sid}') has no references (doc.references: a)"
+
+
+@pytest.mark.parametrize("content,name", [("", "e.jsonl"), ("\n\n", "w.jsonl"), ("", "e.csv"),
+                                          ("id,q,a\n", "h.csv"), ("", "e.json")])
+def test_an_empty_data_file_says_it_has_no_rows(tmp_path, content, name):
+    (tmp_path / name).write_text(content)
+    (spec,) = load_file(task(tmp_path, data=name, doc=""))
+    with pytest.raises(DataError, match=rf"{name}: the file has no rows"):
+        load_dataset_rows(spec.dataset, tmp_path, "t")
+
+
+def test_an_empty_m3it_raw_file_says_it_has_no_rows(tmp_path):
+    folder = tmp_path / "M3IT" / "data" / "vqa" / "okvqa"
+    folder.mkdir(parents=True)
+    (folder / "instructions.json").write_text(json.dumps(["Answer."]))
+    (folder / "val_v2.jsonl").write_text("")
+    spec = DatasetSpec(path=str(tmp_path / "M3IT"), name="okvqa", split="validation", format="m3it")
+    with pytest.raises(DataError, match=r"split 'validation' has no rows \(read: .*val_v2\.jsonl"):
+        load_dataset_rows(spec, tmp_path, "t")
+
+
+def test_an_empty_parquet_file_says_it_has_no_rows(tmp_path):
+    datasets.Dataset.from_dict({"id": [], "q": [], "a": []}).to_parquet(str(tmp_path / "e.parquet"))
+    (spec,) = load_file(task(tmp_path, data="e.parquet", doc=""))
+    with pytest.raises(DataError, match=r"e\.parquet: the file has no rows"):
+        load_dataset_rows(spec.dataset, tmp_path, "t")
+
+
+def test_a_split_on_a_single_file_is_refused_not_ignored(tmp_path):
+    rows(tmp_path / "data", [{"id": "a", "q": "?", "a": "x"}])
+    (spec,) = load_file(task(tmp_path, data="data/rows.jsonl, split: validation", doc=""))
+    with pytest.raises(DataError, match=r"dataset.split 'validation': .*rows\.jsonl is a single json file, "
+                                        r"which has no splits"):
+        load_dataset_rows(spec.dataset, tmp_path, "t")
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list([{"id": "a", "q": "?", "a": "x"}]).save_to_disk(str(saved))
+    with pytest.raises(DataError, match="holds one saved Dataset, which has no splits"):
+        load_dataset_rows(spec.dataset.model_copy(update={"path": str(saved)}), tmp_path, "t")
+
+
+def test_a_split_is_honoured_where_the_data_has_splits(tmp_path):
+    dd = tmp_path / "dd"
+    datasets.DatasetDict({"validation": datasets.Dataset.from_list([{"id": "v", "q": "?", "a": "x"}]),
+                          "test": datasets.Dataset.from_list([{"id": "t", "q": "?", "a": "x"}])}).save_to_disk(str(dd))
+    assert list(samples_of(task(tmp_path, data="dd, split: validation", doc=""))) == ["v"]
+    assert list(samples_of(task(tmp_path, data="dd", doc=""))) == ["t"]
+
+
+def test_an_override_file_replaces_the_split(tmp_path):
+    """--dataset-override with one file stands for the task's split (it has no others)."""
+    rows(tmp_path / "data", [{"id": "o", "q": "?", "a": "x"}], "over.jsonl")
+    yaml = task(tmp_path, data="org/hub-dataset, split: val2014", doc="")
+    assert list(samples_of(yaml, str(tmp_path / "data" / "over.jsonl"))) == ["o"]
+
+
+def test_bad_rows_are_counted_in_a_real_run(tiny_model, layout):
+    """End to end: a row without references and a row whose image leaves the data folder
+    fail alone, are counted in n_errors and name themselves; the other rows are scored."""
+    from m3eval.pipeline import RunConfig, evaluate
+    from m3eval.results import read_jsonl
+    rows(layout / "tasks" / "data", [{"id": "ok", "q": "?", "a": "x", "image": "img/cat.png"},
+                                     {"id": "norefs", "q": "?", "a": [], "image": "img/cat.png"},
+                                     {"id": "escape", "q": "?", "a": "x", "image": "../../secret/x.png"}])
+    task(layout / "tasks")
+    results, failures = evaluate(RunConfig(tasks=["t"], output=layout / "out", run_name="r", progress=False,
+                                           model_args={"pretrained": str(tiny_model)},
+                                           include_paths=[layout / "tasks"]))
+    entry = results["tasks"]["t"]
+    assert failures == [] and entry["n_samples"] == 3 and entry["n_errors"] == 2
+    errors = {p["id"]: p["error"] for p in read_jsonl(layout / "out" / "r" / "predictions" / "t.jsonl")}
+    assert errors["ok"] is None and "has no references" in errors["norefs"]
+    assert "leaves the data folder" in errors["escape"]
+    thumbnails = [p.name.split("-")[0] for p in (layout / "out" / "r" / "media" / "t").iterdir()]
+    assert thumbnails == ["ok"]  # nothing copied for the failed rows
