@@ -56,7 +56,7 @@ def test_export_writes_lm_eval_results_and_samples(tmp_path):
 
 def test_export_needs_something_to_do():
     r = m3eval("export", str(RUN))
-    assert r.returncode == 1 and "--format lm-eval" in r.stderr
+    assert r.returncode == 2 and "--format lm-eval" in r.stderr  # a usage error
 
 
 def wandb_records(path: Path) -> list:

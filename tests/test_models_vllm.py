@@ -40,16 +40,16 @@ def test_registered_without_vllm_installed():
 def test_missing_vllm_is_one_clear_error_before_any_task_loads(tmp_path):
     with pytest.raises(ModelLoadError, match=r"pip install vllm"):
         check_backend("vllm", {"pretrained": "Qwen/Qwen2-VL-2B-Instruct"})
-    # Through the CLI: a task name that does not exist would fail task loading; the vllm
-    # error comes first, so nothing about tasks was touched.
+    # Through the CLI: okvqa's data is on the hub (unreachable here), so loading it would fail;
+    # the vllm error comes first, so no task data was touched.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "m3eval", "run", "--model", "vllm", "--model-args",
-                        "pretrained=Qwen/Qwen2-VL-2B-Instruct", "--tasks", "no_such_task", "--output",
+                        "pretrained=Qwen/Qwen2-VL-2B-Instruct", "--tasks", "okvqa", "--output",
                         str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("m3eval: error: vllm backend: the `vllm` package is not "
                                                          "installed: pip install vllm")
-    assert "Traceback" not in r.stderr and "no_such_task" not in r.stderr and not any(tmp_path.iterdir())
+    assert "Traceback" not in r.stderr and "okvqa" not in r.stderr and not any(tmp_path.iterdir())
 
 
 def test_bad_args_are_refused_before_loading():

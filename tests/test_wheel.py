@@ -91,4 +91,4 @@ def test_tasks_validate_demo_and_page_from_the_wheel(venv, demo_model):
             "print(at.title[0].value); print(list(at.dataframe[0].value['model']))")
     r = _run(venv, "python", "-c", page, M3EVAL_RESULTS=str(runs))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["m3eval leaderboard", "['tiny-llava']"], r.stdout
+    assert r.stdout.splitlines() == ["m3eval leaderboard", "['tiny-clip', 'tiny-llava']"], r.stdout
