@@ -64,8 +64,10 @@ def run_name_for(cfg: RunConfig) -> str:
 
 
 def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: str,
-                      override: str | None = None, fingerprint: dict[str, Any] | None = None) -> list[Sample]:
-    """The task's samples; `fingerprint`, when given, receives what its data was read from."""
+                      override: str | None = None, fingerprint: dict[str, Any] | None = None,
+                      excluded: dict[str, Any] | None = None) -> list[Sample]:
+    """The task's samples; `fingerprint`, when given, receives what its data was read from, and
+    `excluded` the rows doc.exclude_if dropped."""
     yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
     dspec = spec.dataset
     if override:
@@ -79,7 +81,7 @@ def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: s
     if limit is not None:
         ds = ds.select(range(limit_count(limit, len(ds))))
     return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir),
-                              media_roots=media_roots(spec, dspec, yaml_dir)))
+                              media_roots=media_roots(spec, dspec, yaml_dir), excluded=excluded))
 
 
 def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
@@ -127,12 +129,14 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
     failures: list[str] = []
     samples: dict[str, list[Sample]] = {}
     data: dict[str, dict[str, Any]] = {}
+    excluded: dict[str, dict[str, Any]] = {}  # rows doc.exclude_if dropped, for the results
     for spec in specs:  # every task's data and scoring set-up first: a mistake shows before the model loads
         try:
             check_scoring(spec.metrics, spec.filters)
-            data[spec.task] = {}
+            data[spec.task], excluded[spec.task] = {}, {}
             samples[spec.task] = load_task_samples(spec, cfg.limit, cfg.instructions,
-                                                   cfg.dataset_overrides.get(spec.task), data[spec.task])
+                                                   cfg.dataset_overrides.get(spec.task), data[spec.task],
+                                                   excluded[spec.task])
         except (ValueError, KeyError) as e:  # DataError, SampleError, an unknown metric or filter
             failures.append(f"{spec.task} ({spec.source}): {e}")
     runnable = [s for s in specs if s.task in samples]
@@ -200,7 +204,8 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
             if dist.is_main:
                 generate_s += max(t for t, _ in all_stats)  # ranks run side by side
                 n_new += sum(n for _, n in all_stats)
-                scoring[plan.spec.task] = scorer.submit(timed_score, plan.spec, got, run_dir, cfg.seed)
+                scoring[plan.spec.task] = scorer.submit(timed_score, plan.spec, got, run_dir, cfg.seed,
+                                                         excluded.get(plan.spec.task))
 
         generate_tasks(plans, model, task_done, progress=cfg.progress and dist.is_main)
         for spec in (s for s in runnable if s.type != "generate" and dist.is_main):
@@ -210,7 +215,8 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
                 failures.append(f"{spec.task} ({spec.source}): {e}")
                 continue
             generate_s, n_new = generate_s + seconds, n_new + (len(preds) if seconds else 0)
-            scoring[spec.task] = scorer.submit(timed_score, spec, preds, run_dir, cfg.seed)
+            scoring[spec.task] = scorer.submit(timed_score, spec, preds, run_dir, cfg.seed,
+                                             excluded.get(spec.task))
         scored = {task: f.result() for task, f in scoring.items()}
     if not dist.is_main:
         _close(model, dist, cfg.free_model)
@@ -256,12 +262,13 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
     return results, failures
 
 
-def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int) -> tuple[dict[str, Any] | None, float, str | None]:
+def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int,
+                excluded: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, float, str | None]:
     """(results entry, seconds, error): one task's bad data fails that task, not the run."""
     t = time.perf_counter()
     try:
         with judge.run_folder(run_dir):  # judge calls are cached in the run folder
-            return score_one(spec, preds, run_dir, seed), time.perf_counter() - t, None
+            return score_one(spec, preds, run_dir, seed, excluded), time.perf_counter() - t, None
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
 

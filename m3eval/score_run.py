@@ -15,8 +15,10 @@ from .tasks.schema import StepSpec, TaskSpec
 from .types import Prediction
 
 
-def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int) -> dict[str, Any]:
-    """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry."""
+def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
+              excluded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry
+    (`excluded`: the rows doc.exclude_if dropped when the data was read, see build_samples)."""
     summary, records = score_task(preds, spec.metrics, spec.filters, spec.language, seed=seed,
                                   primary_metric=spec.primary, cluster_field=spec.doc.cluster)
     if run_dir is not None:
@@ -34,21 +36,18 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
         "n_generate_errors": sum(1 for p in preds if (p.error or "").startswith(GENERATE_ERROR)),
     }
     if spec.doc.exclude_if:
-        entry.update(_excluded(spec, run_dir))
+        entry.update(_excluded(spec, run_dir, excluded))
     if spec.doc.video or spec.doc.frames:
         entry["video"] = _video_block(spec, preds)
     entry.update(_breakdowns(spec, preds, seed))
     return entry
 
 
-def _excluded(spec: TaskSpec, run_dir: Path | None) -> dict[str, Any]:
-    """n_excluded / excluded_by: rows doc.exclude_if dropped, counted when the rows were read
-    (this process), else as recorded by the run that read them (re-scoring reads no data)."""
-    from .data.samples import EXCLUDED
-
+def _excluded(spec: TaskSpec, run_dir: Path | None, got: dict[str, Any] | None) -> dict[str, Any]:
+    """n_excluded / excluded_by: rows doc.exclude_if dropped, as counted when the rows were read
+    (`got`), else as recorded by the run that read them (re-scoring reads no data)."""
     field = spec.doc.exclude_if
-    got = EXCLUDED.get(spec.task)
-    if got is not None and got["field"] == field:
+    if got and got.get("field") == field:
         return {"n_excluded": got["n"], "excluded_by": f"{field} is true"}
     path = run_dir / "results.json" if run_dir is not None else None
     old = json.loads(path.read_text()).get("tasks", {}).get(spec.task, {}) if path and path.exists() else {}

@@ -25,18 +25,17 @@ def _spec(**doc) -> TaskSpec:
 
 def test_exclude_if_drops_and_counts(tmp_path):
     spec = _spec(exclude_if="difficult_direct_answer")
-    samples = list(build_samples(spec, datasets.Dataset.from_list(ROWS)))
-    assert [s.id for s in samples] == ["q1", "q2", "q4", "q5"]
+    excluded: dict = {}
+    samples = list(build_samples(spec, datasets.Dataset.from_list(ROWS), excluded=excluded))
+    assert [s.id for s in samples] == ["q1", "q2", "q4", "q5"] and excluded == {"field": "difficult_direct_answer", "n": 3}
     preds = [Prediction(id=s.id, prediction="blue", prompt=s.prompt, references=s.references) for s in samples]
-    entry = score_one(spec, preds, tmp_path, seed=0)
+    entry = score_one(spec, preds, tmp_path, seed=0, excluded=excluded)
     assert entry["n_samples"] == 4 and entry["n_excluded"] == 3
     assert entry["excluded_by"] == "difficult_direct_answer is true"
     table = format_results({"tasks": {"da": entry}})
     assert "da: 3 rows not evaluated (difficult_direct_answer is true)" in table
     # re-scoring reads no data: the count recorded by the run that read the rows is kept
     (tmp_path / "results.json").write_text(json.dumps({"tasks": {"da": entry}}))
-    from m3eval.data import samples as samples_mod
-    samples_mod.EXCLUDED.clear()
     assert score_one(spec, preds, tmp_path, seed=0)["n_excluded"] == 3
 
 

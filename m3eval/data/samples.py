@@ -80,20 +80,17 @@ def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
     return list(dict.fromkeys(str(v) for v in ds[field.split(".")[0]]))
 
 
-# task -> {"field", "n", "of"}: rows dropped by doc.exclude_if at the last build_samples of the
-# task, for score_run to put in results (a Sample list has no place for rows that are not in it).
-EXCLUDED: dict[str, dict[str, Any]] = {}
-
-
 def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
-                  media_root: Path | None = None, media_roots: list[Path] | None = None) -> Iterator[Sample]:
+                  media_root: Path | None = None, media_roots: list[Path] | None = None,
+                  excluded: dict[str, Any] | None = None) -> Iterator[Sample]:
     """Yield the task's samples. instructions: "default" (each row's own),
     "all" (every row under every variant), or "K" (the first K variants).
     Relative video paths are resolved against media_root. With media_roots (the data's
     folder first), relative image paths resolve against the data's folder and every local
     media path must lie in one of media_roots (else that sample fails, counted).
     A row with no references, or whose prompt exceeds the size bound, becomes a sample
-    carrying `metadata["error"]`: recorded and counted, never generated."""
+    carrying `metadata["error"]`: recorded and counted, never generated. Rows dropped by
+    doc.exclude_if are counted into `excluded` ({"field", "n"}), when given."""
     doc = spec.doc
     variants: list[str | None] = [None]
     pool = instruction_set(spec, ds) if instructions != "default" else []
@@ -150,8 +147,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             yield Sample(id=base_id if text is None else f"{base_id}#i{k}", task=spec.task, prompt=prompt,
                          references=references, media=media, choices=choices, lang=lang,
                          instruction=None if text is None else k, cluster=cluster, metadata=meta)
-    if doc.exclude_if:
-        EXCLUDED[spec.task] = {"field": doc.exclude_if, "n": n_excluded, "of": len(ds)}
+    if doc.exclude_if and excluded is not None:
+        excluded.update(field=doc.exclude_if, n=n_excluded)
 
 
 def _instruction_key(field: str | None) -> str:
