@@ -3,7 +3,7 @@ export PYTHON
 
 .PHONY: setup demo test bench golden clean
 
-.setup-stamp: pyproject.toml scripts/setup.sh
+.setup-stamp: pyproject.toml scripts/setup.sh scripts/golden-constraints.txt
 	bash scripts/setup.sh
 	touch $@
 

@@ -14,4 +14,7 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install "torch==${M3EVAL_CPU_TORCH:-2.13.0}" ${M3EVAL_TORCH_INDEX:+--index-url "$M3EVAL_TORCH_INDEX"}
   fi
 fi
-"$PY" -m pip install -e ".[${EXTRAS:-test}]"
+extras=${EXTRAS:-test}
+# the test set-up pins what the golden run's numerics depend on (torch is pinned above on CPU)
+case ",$extras," in *,test,*) pin=(-c scripts/golden-constraints.txt) ;; *) pin=() ;; esac
+"$PY" -m pip install -e ".[$extras]" "${pin[@]}"

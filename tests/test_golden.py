@@ -17,6 +17,14 @@ from update_golden import GOLDEN, golden_config  # noqa: E402
 KEEP = ("id", "prediction", "prompt", "references", "error", "media_info")
 
 
+def _versions(golden: dict) -> str:
+    import torch
+    import transformers
+    was = golden["run"]["versions"]
+    return (f"recorded with torch {was.get('torch')} / transformers {was.get('transformers')}, "
+            f"here {torch.__version__} / {transformers.__version__} (scripts/golden-constraints.txt)")
+
+
 def test_demo_reproduces_the_committed_golden_run(demo_model, tmp_path):
     results, failures = evaluate(golden_config(tmp_path, demo_model))
     assert failures == []
@@ -26,7 +34,7 @@ def test_demo_reproduces_the_committed_golden_run(demo_model, tmp_path):
         new_preds = read_jsonl(tmp_path / "tiny-llava" / "predictions" / f"{task}.jsonl")
         old_preds = read_jsonl(GOLDEN / "tiny-llava" / "predictions" / f"{task}.jsonl")
         assert [{k: p[k] for k in KEEP} for p in new_preds] == [{k: p[k] for k in KEEP} for p in old_preds], \
-            f"{task}: predictions differ from the golden run (intended? `make golden`)"
+            f"{task}: predictions differ from the golden run (intended? `make golden`); {_versions(golden)}"
         # the invocation record holds this run's time, git sha and model path: provenance, not scores
         same = {k: v for k, v in results["tasks"][task].items() if k != "invocation"}
         assert same == {k: v for k, v in entry.items() if k != "invocation"}, f"{task}: scores differ from the golden run"
