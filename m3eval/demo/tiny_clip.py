@@ -13,11 +13,9 @@ Same seed -> byte-identical files.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-TINY_CLIP_VERSION = "tiny-clip-v1"
+TINY_CLIP_VERSION = "tiny-clip-v2"  # v2: the tiny LLaVA v3 corpus feeds its tokenizer
 DEMO_CLIP_TRAIN_STEPS = 150
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]  # </s> is not id 2: CLIP's legacy argmax pooling is off
 IMAGE_SIZE, PATCH_SIZE, VOCAB_SIZE, MAX_TEXT = 32, 8, 1024, 32
@@ -59,17 +57,11 @@ def _build_model(tokenizer, seed: int):
 def _train(model, processor, steps: int, seed: int, batch_size: int = 32, lr: float = 3e-3) -> None:
     import random
 
-    import torch
-
     from m3eval.demo.encoder_data import training_pair
+    from m3eval.demo.training import deterministic_training
 
     rnd = random.Random(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # same float reductions in every process: byte-identical weights
-    try:
-        torch.manual_seed(seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr)
-        model.train()
+    with deterministic_training(model, seed, lr) as opt:
         for _ in range(steps):
             pairs = [training_pair(rnd) for _ in range(batch_size)]
             inputs = processor(text=[c for _, c in pairs], images=[im for im, _ in pairs], padding=True,
@@ -77,9 +69,6 @@ def _train(model, processor, steps: int, seed: int, batch_size: int = 32, lr: fl
             model(**inputs, return_loss=True).loss.backward()
             opt.step()
             opt.zero_grad()
-    finally:
-        model.eval()
-        torch.set_num_threads(threads)
 
 
 def build_tiny_clip(out_dir: Path, seed: int = 0, train_steps: int = 0) -> Path:
@@ -104,19 +93,5 @@ def ensure_tiny_clip(cache_dir: Path | None = None, train_steps: int = 0) -> Pat
     if cache_dir is None:
         base = Path(os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval")
         cache_dir = base / (TINY_CLIP_VERSION + (f"-trained{train_steps}" if train_steps else ""))
-    target = Path(cache_dir)
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build_tiny_clip(tmp, train_steps=train_steps)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "model.safetensors").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    from m3eval.demo.tiny_model import build_once
+    return build_once(Path(cache_dir), lambda out: build_tiny_clip(out, train_steps=train_steps))

@@ -235,14 +235,18 @@ def default_cache_dir(train_steps: int = 0) -> Path:
 def ensure_tiny_model(cache_dir: Path | None = None, train_steps: int = 0) -> Path:
     """Return the cached tiny model, building it once (atomically) if needed."""
     target = Path(cache_dir) if cache_dir is not None else default_cache_dir(train_steps)
+    return build_once(target, lambda out: build_tiny_model(out, train_steps=train_steps))
+
+
+def build_once(target: Path, build) -> Path:
+    """`build(folder)` into a folder beside `target`, then rename: a crash or a concurrent
+    build never leaves a half-written model where readers look."""
     if is_built(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target, then rename: a crash or a concurrent build
-    # never leaves a half-written model where readers look.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build_tiny_model(tmp, train_steps=train_steps)
+        build(tmp)
         try:
             os.rename(tmp, target)
         except OSError:

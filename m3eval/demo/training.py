@@ -4,6 +4,8 @@ learns from, and the loop. A third of the steps on large single shapes
 (`demo_example`), so the demo's model answers them well above chance."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from .tiny_model import _COLORS, _COLORS_ZH, _SHAPES, _SHAPES_ZH
 
 
@@ -111,16 +113,9 @@ def demo_example(rnd, kind: str) -> tuple[list, str, str]:
 def train(model, processor, steps: int, seed: int, batch_size: int = 16, lr: float = 3e-3) -> None:
     import random
 
-    import torch
-
     tok = processor.tokenizer
     rnd = random.Random(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # same float reductions in every process: byte-identical weights
-    try:
-        torch.manual_seed(seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr)
-        model.train()
+    with deterministic_training(model, seed, lr) as opt:
         kinds = list(DEMO_KINDS)
         for step in range(steps):
             # First colours and shapes on large single shapes (easy, and what every task
@@ -141,6 +136,21 @@ def train(model, processor, steps: int, seed: int, batch_size: int = 16, lr: flo
             model(**inputs, labels=labels).loss.backward()
             opt.step()
             opt.zero_grad()
+
+
+@contextmanager
+def deterministic_training(model, seed: int, lr: float):
+    """Train mode on one thread (the same float reductions in every process: byte-identical
+    weights), seeded; yields the optimizer. Restores eval mode and the thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        model.train()
+        yield opt
     finally:
         model.eval()
         torch.set_num_threads(threads)
