@@ -3,14 +3,6 @@ with a rule-based judge backend; then end to end against a local `transformers s
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +12,7 @@ from m3eval.models.base import register_backend
 from m3eval.pipeline import timed_score
 from m3eval.tasks.registry import Registry
 from m3eval.types import Prediction
+from serving import stop, transformers_serve
 
 
 class RuleJudge:
@@ -99,37 +92,10 @@ def test_pairwise_swaps_positions_and_cancels_position_bias(tmp_path):
 
 # ---- end to end: transformers serve with the tiny VLM --------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tiny_model):
-    port = _free_port()
-    exe = Path(sys.executable).with_name("transformers")
-    cmd = [str(exe) if exe.exists() else "transformers", "serve", str(tiny_model), "--host", "127.0.0.1",
-           "--port", str(port), "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited with {proc.returncode}")
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("transformers serve did not start in 120 s")
-        yield url + "/v1", proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+    with transformers_serve(tiny_model) as got:
+        yield got
 
 
 def test_judge_end_to_end_against_transformers_serve(served, tiny_model, tmp_path):
@@ -150,8 +116,7 @@ def test_judge_end_to_end_against_transformers_serve(served, tiny_model, tmp_pat
     assert info["judged"] == 3 and info["calls_made"] == 5 and str(tiny_model) in info["judge"]
     assert f"failures={info['failures']}/3" in m["signature"]  # a random tiny model rarely writes "8 6"
     assert 0.0 <= m["value"] <= 1.0 and m["ci"] is not None
-    os.killpg(proc.pid, signal.SIGTERM)  # the judge is gone: re-scoring must come from the cache
-    proc.wait(timeout=30)
+    stop(proc)  # the judge is gone: re-scoring must come from the cache
     again, _, err = timed_score(spec, preds, tmp_path, 0)
     assert err is None and again["metrics"]["judge"] == m
     assert json.loads((tmp_path / "judge" / "info.json").read_text())["calls_made"] == 0

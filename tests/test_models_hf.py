@@ -234,7 +234,7 @@ def test_parse_model_args_types_values():
 
 
 def test_unknown_backend_and_unknown_arg(tiny_dir: Path):
-    with pytest.raises(ModelLoadError, match=r"unknown model backend 'hff' \(did you mean 'hf'\?\); known backends: clip, hf, openai, vllm"):
+    with pytest.raises(ModelLoadError, match=r"unknown model backend 'hff' \(did you mean 'hf'\?\); known backends: clip, hf, openai, (.+, )?vllm"):  # tests may register more
         get_backend("hff")
     with pytest.raises(ModelLoadError, match=r"unknown model arg\(s\) 'batch_size'; accepted: pretrained"):
         load_model("hf", {"pretrained": str(tiny_dir), "batch_size": 8})

@@ -4,61 +4,21 @@ demo's tiny LLaVA on CPU from a local folder; the same tasks through `--model hf
 so the server sees our exact pixels)."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from m3eval.pipeline import RunConfig, evaluate
 from m3eval.results import read_jsonl
+from serving import transformers_serve
 
 TASKS = ["demo_vqa", "demo_video_frames"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tiny_model):
-    exe = shutil.which("transformers")
-    if exe is None:
-        pytest.skip("the `transformers` command is not on PATH (pip install 'transformers[serving]')")
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.Popen([exe, "serve", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
-                             "--device", "cpu"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120  # ~15-20 s when the machine is quiet
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
-                    if json.loads(r.read())["data"]:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("transformers serve was not ready within 120 s")
-            time.sleep(0.5)
+    with transformers_serve(tiny_model) as (url, _):
         yield url
-    finally:  # stop it by its PID, whatever happened
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _predictions(run_dir: Path) -> dict[str, tuple[str, str | None]]:

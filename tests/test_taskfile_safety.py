@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,21 +20,9 @@ from m3eval.runner import prepare
 from m3eval.data.media import VideoRule
 from m3eval.tasks.loader import TaskError, load_file
 from m3eval.tasks.registry import Registry
+from test_tasks import BASE, write  # the same minimal task file
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = """
-task: t1
-dataset: {path: data.jsonl}
-doc: {prompt: "{{ q }}", references: a}
-metrics: [{name: exact_match}]
-"""
-
-
-def write(tmp: Path, name: str, text: str) -> Path:
-    p = tmp / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(textwrap.dedent(text))
-    return p
 
 
 def alias_bomb(levels: int = 9) -> str:
