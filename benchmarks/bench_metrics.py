@@ -20,7 +20,7 @@ from m3eval.metrics import get_metric  # noqa: E402
 from m3eval.metrics import caption, vqa  # noqa: E402
 from m3eval.metrics.base import MetricInput  # noqa: E402
 from m3eval.metrics.stats import bootstrap_ci, corpus_bootstrap_ci  # noqa: E402
-from m3eval.scoring import score_task  # noqa: E402
+from m3eval.scoring.task import score_task  # noqa: E402
 from m3eval.types import Prediction  # noqa: E402
 
 NOUNS = "man woman dog cat horse bus car train plate pizza table street beach field kitchen bird boy girl tree bench".split()

@@ -17,7 +17,7 @@ def _args(fn: Any, skip: int) -> dict[str, Any]:
 
 
 def catalog() -> dict[str, list[dict[str, Any]]]:
-    from .filters import _REGISTRY as filters
+    from .scoring.filters import _REGISTRY as filters
     from .metrics.base import _REGISTRY as metrics
     import m3eval.metrics  # noqa: F401  (registers the built-in metrics)
 

@@ -134,7 +134,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         raise UsageError("--predictions needs --task")
     if a.run_dir is not None:
         raise UsageError("give a run directory or --predictions, not both")
-    from .score_external import score_external
+    from .scoring.external import score_external
     return score_external(a.task, a.predictions, a.output, a.include_path, dict(a.dataset_override),
                           a.seed or 0, allow_missing=a.allow_missing)
 
@@ -162,7 +162,7 @@ def cmd_tasks(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from .scoring import check_scoring
+    from .scoring.task import check_scoring
     paths = a.paths or [BUILTIN_TASKS]
     problems, n, files = [], 0, 0
     for root in paths:

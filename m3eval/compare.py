@@ -28,7 +28,7 @@ import numpy as np
 
 from m3eval.metrics import stats
 from m3eval.runs import ResultsError, Run, load_run
-from m3eval.scoring import base_id
+from m3eval.scoring.task import base_id
 
 SEED = 0  # fixed: the gate must give the same verdict every time it runs
 MEAN_RESAMPLES = 1000  # bootstrap CI of a mean difference

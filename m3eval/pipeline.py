@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import encode, judge
+from . import encode
+from .scoring import judge
 from .data.samples import build_samples
 from .data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
@@ -24,11 +25,11 @@ from .lm_eval_compat import apply_gen_kwargs, limit_count
 from .resume import RunError, check_model_revision, check_resume, identity
 from .run_lock import run_folder_lock
 from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
-from .groups import group_errors, group_scores
+from .scoring.groups import group_errors, group_scores
 from .invocations import (SINGLE_INSTRUCTION, inferred_invocation, invocation_record, merge_tasks,
                           run_invocations)
-from .score_run import consistency, score_one
-from .scoring import check_scoring
+from .scoring.run import consistency, score_one
+from .scoring.task import check_scoring
 from .tasks.registry import Registry
 from .tasks.schema import DatasetSpec, TaskSpec
 from .types import Sample

@@ -9,7 +9,7 @@ from m3eval.metrics import get_metric
 from m3eval.metrics.base import MetricInput
 from m3eval.metrics.stats import (bootstrap_interval, corpus_bootstrap_ci, paired_bootstrap, paired_permutation,
                                   resample_counts)
-from m3eval.scoring import score_task
+from m3eval.scoring.task import score_task
 from m3eval.types import Prediction
 
 rng = np.random.default_rng(7)

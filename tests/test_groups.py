@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from m3eval.groups import group_errors, group_scores
-from m3eval.score_run import score_one
+from m3eval.scoring.groups import group_errors, group_scores
+from m3eval.scoring.run import score_one
 from m3eval.tasks.registry import Registry
 from m3eval.types import Prediction
 

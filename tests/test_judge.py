@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from m3eval.judge import parse_pair, parse_single, pairwise_outcome, run_folder
+from m3eval.scoring.judge import parse_pair, parse_single, pairwise_outcome, run_folder
 from m3eval.metrics.base import MetricInput, get_metric
 from m3eval.models.base import register_backend
 from m3eval.pipeline import timed_score

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from m3eval.filters import filter_names
+from m3eval.scoring.filters import filter_names
 from m3eval.metrics import metric_names
 
 ROOT = Path(__file__).resolve().parents[1]

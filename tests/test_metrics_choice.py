@@ -1,7 +1,7 @@
 """Multiple-choice letter extraction (never a random fallback) and choice accuracy."""
 import pytest
 
-from m3eval.filters import apply_filters, filter_names, get_filter
+from m3eval.scoring.filters import apply_filters, filter_names, get_filter
 from m3eval.metrics import get_metric
 from m3eval.metrics.base import MetricInput
 from m3eval.metrics.choice import extract_choice_letter

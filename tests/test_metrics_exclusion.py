@@ -9,7 +9,7 @@ import pytest
 
 from m3eval.data.samples import SampleError, build_samples
 from m3eval.report import format_results
-from m3eval.score_run import score_one
+from m3eval.scoring.run import score_one
 from m3eval.tasks.registry import Registry
 from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
 from m3eval.types import Prediction

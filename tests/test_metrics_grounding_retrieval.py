@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from m3eval.filters import apply_filters
+from m3eval.scoring.filters import apply_filters
 from m3eval.metrics import box_iou, get_metric, grounding_accuracy, recall_at_k
 from m3eval.metrics.base import MetricInput
 from m3eval.metrics.grounding import parse_box

@@ -3,8 +3,8 @@ greedy, 128 new tokens, the answer cut at the first newline, ROUGE-L."""
 import datasets
 
 from m3eval.data.samples import build_samples
-from m3eval.filters import apply_filters
-from m3eval.scoring import score_task
+from m3eval.scoring.filters import apply_filters
+from m3eval.scoring.task import score_task
 from m3eval.tasks.registry import Registry
 from m3eval.types import Prediction
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from m3eval.scoring import score_by, score_task, split_by
+from m3eval.scoring.task import score_by, score_task, split_by
 from m3eval.types import Prediction
 
 CHOICES = ["cat", "dog", "bird"]

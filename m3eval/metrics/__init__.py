@@ -23,7 +23,7 @@ from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, 
 from m3eval.metrics.caption import cider  # registers coco_* metrics
 from m3eval.metrics.grounding import box_iou, grounding_accuracy  # registers grounding_acc
 from m3eval.metrics.retrieval import recall_at_k  # registers top*_accuracy, i2t_r*, t2i_r*, mean_recall
-import m3eval.judge  # noqa: E402,F401  registers judge
+import m3eval.scoring.judge  # noqa: E402,F401  registers judge
 
 __all__ = [
     "Metric", "MetricInput", "MetricResult", "get_metric", "metric_names", "register_metric",

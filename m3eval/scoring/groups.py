@@ -23,12 +23,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .metrics import get_metric
-from .metrics.base import MetricInput
-from .metrics.stats import _CHUNK_ELEMS, percentile_ci
-from .results import read_jsonl
-from .scoring import base_id
-from .tasks.registry import Registry
+from ..metrics import get_metric
+from ..metrics.base import MetricInput
+from ..metrics.stats import _CHUNK_ELEMS, percentile_ci
+from ..results import read_jsonl
+from .task import base_id
+from ..tasks.registry import Registry
 
 RESAMPLES = 1000
 

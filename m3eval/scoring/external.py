@@ -11,18 +11,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .pipeline import RunError, load_task_samples
-from .report import format_results
-from .results import RESULTS_FORMAT, atomic_write_json, now_iso, read_jsonl
-from .runner import prediction_files
-from .score_run import score_one
-from .tasks.registry import Registry
-from .types import Prediction
+from ..pipeline import RunError, load_task_samples
+from ..report import format_results
+from ..results import RESULTS_FORMAT, atomic_write_json, now_iso, read_jsonl
+from ..runner import prediction_files
+from .run import score_one
+from ..tasks.registry import Registry
+from ..types import Prediction
 
 
 def score_external(task: str, pred_file: Path, output: Path | None, include_paths: list[Path],
                    overrides: dict[str, str], seed: int, allow_missing: bool = False) -> int:
-    from .commands import UsageError
+    from ..commands import UsageError
     registry = Registry.discover(include_paths)
     if task not in registry.tasks:
         raise UsageError(str(registry.unknown(task)))
@@ -56,7 +56,7 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
                         error=None if s.id in given else "missing prediction") for s in samples]
     run_dir = output / pred_file.stem if output else None
     if run_dir is not None:
-        from .results import atomic_write_jsonl
+        from ..results import atomic_write_jsonl
         atomic_write_jsonl(prediction_files(run_dir, task)[0], [p.to_json() for p in preds])
     entry = score_one(spec, preds, run_dir, seed)
     entry.update(unknown_ids=len(unknown), missing_ids=len(missing))

@@ -21,7 +21,7 @@ import re
 from typing import Any, Callable
 
 
-from m3eval.filters import apply_filters, get_filter
+from .filters import apply_filters, get_filter
 from m3eval.metrics import get_metric  # registers the built-in metrics
 from m3eval.metrics.base import Metric, MetricInput, MetricResult
 from m3eval.metrics.stats import bootstrap_interval, cluster_labels, corpus_bootstrap_ci

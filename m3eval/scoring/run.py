@@ -8,11 +8,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write_jsonl, read_jsonl
-from .runner import GENERATE_ERROR, media_filename
-from .scoring import score_by, score_task
-from .tasks.schema import StepSpec, TaskSpec
-from .types import Prediction
+from ..results import atomic_write_jsonl, read_jsonl
+from ..runner import GENERATE_ERROR, media_filename
+from .task import score_by, score_task
+from ..tasks.schema import StepSpec, TaskSpec
+from ..types import Prediction
 
 
 def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
