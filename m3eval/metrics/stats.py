@@ -17,7 +17,7 @@ task's mean over a cluster resample is a ratio of cluster sums, sum(S_c) / sum(N
   percentile interval.
 - Paired tests for `m3eval compare` (differences are B - A): paired (cluster) bootstrap CI,
   sign-flip permutation test (`scipy.stats.permutation_test`; clusters flip as wholes),
-  McNemar for 0/1 scores (`statsmodels`), paired corpus bootstrap.
+  McNemar for 0/1 scores (SciPy's binomial / chi-square, equal to statsmodels'), paired corpus bootstrap.
 """
 from __future__ import annotations
 
@@ -25,7 +25,14 @@ import warnings
 from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
-from scipy import stats as sps
+
+
+def _scipy_stats():
+    """scipy.stats, imported at first use: ~0.6 s that a run's start-up (and `m3eval compare`
+    without a test to run) should not pay; scoring runs in a thread beside generation."""
+    from scipy import stats
+    return stats
+
 
 _CHUNK_ELEMS = 4_000_000  # indices drawn per chunk: bounds memory for large tasks
 BCA_MAX_CLUSTERS = 2000
@@ -80,7 +87,7 @@ def bootstrap_interval(scores: Sequence[float], n: int = 1000, seed: int = 0, le
     for m in (method, "percentile"):
         with warnings.catch_warnings():  # a degenerate BCa (e.g. 2 clusters) falls back below
             warnings.simplefilter("ignore")
-            res = sps.bootstrap(data, stat, n_resamples=n, confidence_level=level, method=m,
+            res = _scipy_stats().bootstrap(data, stat, n_resamples=n, confidence_level=level, method=m,
                                 paired=c is not None, vectorized=True, random_state=np.random.default_rng(seed),
                                 batch=max(1, _CHUNK_ELEMS // s.size))
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -167,7 +174,7 @@ def paired_permutation(a_scores: Sequence[float], b_scores: Sequence[float], n: 
     if not np.any(sums):
         return diff, 1.0
     total = d.size
-    res = sps.permutation_test((sums,), lambda x, axis=-1: x.sum(axis=axis) / total, permutation_type="samples",
+    res = _scipy_stats().permutation_test((sums,), lambda x, axis=-1: x.sum(axis=axis) / total, permutation_type="samples",
                                vectorized=True, n_resamples=n, alternative="two-sided",
                                random_state=np.random.default_rng(seed), batch=max(1, _CHUNK_ELEMS // k))
     return diff, float(min(1.0, res.pvalue))
@@ -190,8 +197,8 @@ def mcnemar(a01: Sequence[float], b01: Sequence[float], exact_below: int = 25) -
     if b + c == 0:
         return 1.0
     if b + c < exact_below:
-        return float(min(1.0, 2 * sps.binom.cdf(min(b, c), b + c, 0.5)))
-    return float(sps.chi2.sf((abs(b - c) - 1) ** 2 / (b + c), 1))
+        return float(min(1.0, 2 * _scipy_stats().binom.cdf(min(b, c), b + c, 0.5)))
+    return float(_scipy_stats().chi2.sf((abs(b - c) - 1) ** 2 / (b + c), 1))
 
 
 def paired_corpus_bootstrap(rescore_a: Callable[[np.ndarray], float], rescore_b: Callable[[np.ndarray], float],
