@@ -66,17 +66,27 @@ def retrieval_rows(seed: int = 2) -> list[dict]:
             for i, (c, s) in enumerate(CLASSES)]
 
 
-def grounding_rows(seed: int = 3, n: int = 12, size: int = 64) -> list[dict]:
+GROUNDING_PROMPT = "Where is {}? Answer with a bounding box [x1, y1, x2, y2] in pixels."
+
+
+def grounding_scene(rnd: random.Random, size: int = 64):
+    """(image, colour, COCO box x, y, w, h): one filled rectangle, large enough that a model
+    that roughly finds it reaches IoU >= 0.5 (the demo model learns this in training)."""
     from PIL import Image, ImageDraw
 
+    color = rnd.choice(COLORS)
+    img = Image.new("RGB", (size, size), (128, 128, 128) if color != "black" else (250, 250, 250))
+    w, h = rnd.randint(size * 3 // 8, size * 3 // 4), rnd.randint(size * 3 // 8, size * 3 // 4)
+    x, y = rnd.randint(0, size - w), rnd.randint(0, size - h)
+    ImageDraw.Draw(img).rectangle([x, y, x + w, y + h], fill=SHAPE_COLORS[color])
+    return img, color, (x, y, w, h)
+
+
+def grounding_rows(seed: int = 3, n: int = 12, size: int = 64) -> list[dict]:
     rnd = random.Random(seed)
     rows = []
     for i in range(n):
-        color = rnd.choice(COLORS)
-        img = Image.new("RGB", (size, size), (128, 128, 128) if color != "black" else (250, 250, 250))
-        w, h = rnd.randint(12, 30), rnd.randint(12, 30)
-        x, y = rnd.randint(0, size - w), rnd.randint(0, size - h)
-        ImageDraw.Draw(img).rectangle([x, y, x + w, y + h], fill=SHAPE_COLORS[color])
+        img, color, (x, y, w, h) = grounding_scene(rnd, size)
         rows.append({"question_id": f"g{i}", "image": _png(img), "answer": [f"the {color} square"],
                      "bbox": [float(x), float(y), float(w), float(h)], "width": size, "height": size})
     return rows

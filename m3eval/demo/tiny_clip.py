@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-TINY_CLIP_VERSION = "tiny-clip-v2"  # v2: the tiny LLaVA v3 corpus feeds its tokenizer
+TINY_CLIP_VERSION = "tiny-clip-v3"  # bump with the tiny LLaVA's corpus: it feeds this tokenizer too
 DEMO_CLIP_TRAIN_STEPS = 150
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]  # </s> is not id 2: CLIP's legacy argmax pooling is off
 IMAGE_SIZE, PATCH_SIZE, VOCAB_SIZE, MAX_TEXT = 32, 8, 1024, 32

@@ -23,6 +23,7 @@ def demo_lines() -> list[str]:
                 for n in (1, 2, 3):
                     f = {"background": bg, "color": c, "shape": s, "count": n}
                     lines.append(caption_en(f))  # not Chinese ones: unspaced, each would become one token
+    lines += [f"[{k}, {k + 1}, {k + 2}, {k + 3}]" for k in range(0, 62)]  # demo_grounding's pixel boxes
     return lines + [MC_PROMPT, VQA_SUFFIX.strip(), CAPTION_PROMPT, FRAMES_INSTRUCTION, *VIDEO_QUESTIONS.values(),
                     *M3IT_EN_INSTRUCTIONS, *M3IT_ZH_INSTRUCTIONS]
 
@@ -78,7 +79,8 @@ MC_PROMPT = "Answer with the option's letter from the given choices directly."
 CAPTION_PROMPT = "Write a short caption for this image."
 # Kinds of training batch, with weights: the demo tasks' distributions, plus the single
 # large shapes of `training_example`.
-DEMO_KINDS = {"shapes": 2, "vqa": 3, "mc": 6, "caption": 2, "m3it_en": 1, "m3it_zh": 2, "frames": 1, "video_qa": 1}
+DEMO_KINDS = {"shapes": 2, "vqa": 3, "mc": 6, "caption": 2, "m3it_en": 1, "m3it_zh": 2, "frames": 1, "video_qa": 1,
+              "grounding": 3}
 
 
 def demo_example(rnd, kind: str) -> tuple[list, str, str]:
@@ -90,6 +92,10 @@ def demo_example(rnd, kind: str) -> tuple[list, str, str]:
     if kind == "shapes":
         img, q, a = training_example(rnd)
         return [img], q, a
+    if kind == "grounding":  # like demo_grounding's rows (m3eval/demo/encoder_data.py)
+        from .encoder_data import GROUNDING_PROMPT, grounding_scene
+        img, color, (x, y, w, h) = grounding_scene(rnd)
+        return [img], GROUNDING_PROMPT.format(f"the {color} square"), f"[{x}, {y}, {x + w}, {y + h}]"
     img, f = draw_scene(rnd)
     if kind == "vqa":
         q, a, _ = vqa_question(f, rnd.randrange(3))
