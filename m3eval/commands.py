@@ -209,7 +209,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from .pipeline import RunConfig, evaluate
     _threads(1)  # a few-hundred-thousand-parameter model: one thread is fastest
     if not is_built(default_cache_dir(DEMO_TRAIN_STEPS)):
-        print(f"building the demo model (once, ~20 s; cached in {default_cache_dir(DEMO_TRAIN_STEPS)})",
+        print(f"building the demo model (once, ~25 s; cached in {default_cache_dir(DEMO_TRAIN_STEPS)})",
               file=sys.stderr)
     model_dir = ensure_tiny_model(train_steps=DEMO_TRAIN_STEPS)  # built once, then cached
     print(TOY_NOTE, file=sys.stderr)

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 TINY_MODEL_VERSION = "tiny-llava-v4"  # bump when the build changes, so caches rebuild
-DEMO_TRAIN_STEPS = 400  # the demo's model: ~20 s of training once; every demo metric is then above 0
+DEMO_TRAIN_STEPS = 400  # the demo's model: ~25 s of training once; every demo metric is then above 0
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN]
 IMAGE_SIZE = 32
