@@ -129,11 +129,9 @@ def text(t: str) -> list:
 def test_answers_in_order_with_concurrency(server):
     m = adapter(server, concurrency=4)
     prompts = [f"q{i} SLOW" for i in range(8)]
-    start = time.perf_counter()
     out = m.generate([text(p) for p in prompts], GenerationConfig(max_new_tokens=7))
-    elapsed = time.perf_counter() - start
     assert out == [f"0 images  | {p} | t=0.0 n=7" for p in prompts]
-    assert server.max_in_flight == 4 and elapsed < 8 * 0.3  # really concurrent, and bounded
+    assert server.max_in_flight == 4  # really concurrent, and bounded (speed: benchmarks/bench_api.py)
     m.close()
 
 
@@ -276,12 +274,9 @@ def test_concurrency_spans_batches_and_tasks_and_each_answer_is_logged(server, t
     def on_done(plan, stats):  # called in plan order, each log complete when it is
         seen.append((plan.spec.task, len(plan.log.read_text().splitlines()), stats.samples))
 
-    t0 = time.perf_counter()
     generate_tasks(plans, adapter(server, concurrency=16), on_done, progress=False)
-    wall = time.perf_counter() - t0
     assert seen == [("a", 10, 10), ("b", 10, 10)]
     assert server.max_in_flight > 10  # > batch size 4, and across the task boundary (task a has 10)
-    assert wall < 4 * 0.2  # 20 requests at 16 in flight: two waves, not five batches
     assert sorted(server.attempts) == sorted(f"{t}{i}" for t in "ab" for i in range(10))
 
 

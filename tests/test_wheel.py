@@ -88,7 +88,7 @@ def test_tasks_validate_demo_and_page_from_the_wheel(venv, demo_model):
     page = ("import m3eval.resources as r; from streamlit.testing.v1 import AppTest;"
             "at = AppTest.from_file(str(r.DASHBOARD_DIR / 'app.py'), default_timeout=60).run();"
             "assert not at.exception, [e.value for e in at.exception];"
-            "print(at.title[0].value); print(list(at.dataframe[0].value['model']))")
+            "print(at.title[0].value); print(sorted(at.dataframe[0].value['model']))")
     r = _run(venv, "python", "-c", page, M3EVAL_RESULTS=str(runs))
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["m3eval leaderboard", "['tiny-clip', 'tiny-llava']"], r.stdout
