@@ -26,10 +26,6 @@ def zh(color: str, shape: str) -> str:
     return f"{_COLORS_ZH[_COLORS.index(color)]}的{_SHAPES_ZH[_SHAPES.index(shape)]}"
 
 
-def class_names(lang: str) -> list[str]:
-    return [f"{c} {s}" if lang == "en" else zh(c, s) for c, s in CLASSES]
-
-
 def captions(color: str, shape: str) -> list[str]:
     return [f"a {color} {shape}", f"a drawing of a {color} {shape}", f"there is one {color} {shape} in the image"]
 

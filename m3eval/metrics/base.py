@@ -94,11 +94,6 @@ def check_corpus(predictions: Any, references: Any, *, allow_none: bool = False)
                 raise TypeError(f"reference {j} at index {i} is {type(r).__name__}, not str")
 
 
-def inputs_from(predictions: list[str], references: list[list[str]], lang: str) -> list[MetricInput]:
-    check_corpus(predictions, references)
-    return [MetricInput(p, list(r), None, lang) for p, r in zip(predictions, references)]
-
-
 def mean(values: list[float]) -> float:
     # math.fsum: exact sum, so the value does not depend on summation order
     import math

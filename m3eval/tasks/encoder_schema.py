@@ -17,7 +17,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TASK_TYPES = ("generate", "zero_shot_classification", "retrieval")
 TaskType = Literal["generate", "zero_shot_classification", "retrieval"]
 
 
