@@ -9,7 +9,7 @@ from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
 from m3eval.metrics import cider, get_metric
 from m3eval.metrics.base import MetricInput
-from m3eval.metrics import caption
+from m3eval.metrics import caption, meteor
 
 PREDS = ["A man is riding a horse.", "Two dogs play in the snow!", "A red bus on the street.",
          "A woman holding an umbrella.", "A plate of food with broccoli.", "A cat sleeping on a sofa."]
@@ -99,9 +99,9 @@ def test_lcs_equals_pycocoevalcap_my_lcs():
 def test_meteor_runs_once_via_java(official):
     gts, res = official
     ours = get_metric("coco_meteor").compute(items())
-    proc = caption.meteor_process()
+    proc = meteor.meteor_process()
     again = get_metric("coco_meteor").compute(items())
-    assert caption.meteor_process() is proc and proc.alive()  # one JVM, reused
+    assert meteor.meteor_process() is proc and proc.alive()  # one JVM, reused
     m = Meteor()
     try:
         expected, per = m.compute_score(gts, res)
@@ -131,7 +131,7 @@ def test_chinese_segmentation():
 def test_missing_java_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(RuntimeError, match="METEOR.*Java"):
-        caption._MeteorProcess()
+        meteor._MeteorProcess()
     with pytest.raises(RuntimeError, match="PTBTokenizer.*Java"):
         caption.tokenize_items(items(["never seen before"], [["a unique caption"]]))
 

@@ -21,6 +21,7 @@ from m3eval.metrics.vqa import aokvqa_da_accuracy, exact_match, normalize_answer
 from m3eval.metrics.choice import extract_choice_letter  # registers choice_accuracy, aokvqa_mc
 from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, chrf
 from m3eval.metrics.caption import cider  # registers coco_* metrics
+import m3eval.metrics.meteor  # noqa: E402,F401  registers coco_meteor
 from m3eval.metrics.grounding import box_iou, grounding_accuracy  # registers grounding_acc
 from m3eval.metrics.retrieval import recall_at_k  # registers top*_accuracy, i2t_r*, t2i_r*, mean_recall
 import m3eval.scoring.judge  # noqa: E402,F401  registers judge
