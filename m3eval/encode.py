@@ -26,13 +26,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .data.media import decode_media
-from .data.samples import LazyField
+from .data.media import VideoRule
 from .metrics.openness import openness_curve
 from .metrics.retrieval import retrieval_ranks
 from .results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_predictions
+from .runner import prepare
 from .tasks.schema import TaskSpec
-from .types import Media, Prediction, Sample
+from .types import Prediction, Sample
 
 CHUNK = 256  # images or texts per cached embedding file
 TOP = 10  # class indices kept per zero-shot prediction
@@ -86,20 +86,17 @@ def add_extras(run_dir: Path, tasks: dict[str, dict[str, Any]]) -> None:
 # ---- images and the embedding cache ---------------------------------------------------------
 
 def _image_chunk(samples: list[Sample], idx: list[int], model: Any) -> tuple[np.ndarray, dict[int, str]]:
-    """Embeddings of these samples' images (NaN rows where an image cannot be decoded) and the errors."""
+    """Embeddings of these samples' images (NaN rows where a sample failed) and the errors. The
+    images are decoded as for generation (runner.prepare): a bad row or image fails that sample."""
     images, ok, errors = [], [], {}
     for j, i in enumerate(idx):
-        try:
-            s = samples[i]
-            if not s.media or s.media[0].kind != "image":
-                raise ValueError("the sample has no image (doc.images)")
-            m = s.media[0]
-            value = m.source.get() if isinstance(m.source, LazyField) else m.source
-            part, _ = decode_media(Media("image", value[0] if isinstance(value, list) else value))
-            images.append(part["image"])
-            ok.append(j)
-        except (OSError, KeyError, ValueError) as e:  # MediaError is a ValueError
-            errors[j] = f"{type(e).__name__}: {e}"
+        p = prepare(samples[i], VideoRule(), None)
+        image = next((part["image"] for part in p.message or [] if part["type"] == "image"), None)
+        if p.error or image is None:
+            errors[j] = p.error or "ValueError: the sample has no image (doc.images)"
+            continue
+        images.append(image)
+        ok.append(j)
     emb = np.asarray(model.encode_images(images), np.float32) if images else np.zeros((0, 0), np.float32)
     out = np.full((len(idx), emb.shape[1]), np.nan, np.float32)
     out[ok] = emb
