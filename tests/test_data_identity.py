@@ -4,6 +4,7 @@ or hub data at another commit is never resumed silently (issue 8.6)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -120,3 +121,22 @@ def test_model_files_fingerprint_covers_files_only(tmp_path):
     assert list(got) == ["chat_template"]
     f.write_text("{{ y }}")
     assert model_files_fingerprint({"chat_template": str(f)})["chat_template"] != got["chat_template"]
+
+
+def test_digests_persist_across_processes_and_changed_files_are_re_read(tmp_path, monkeypatch):
+    from m3eval.data import fingerprint
+    monkeypatch.setenv("M3EVAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fingerprint, "_cache", None)
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"a": 1}\n')
+    first = fingerprint.local_fingerprint(data)["xxh3"]
+    stored = json.loads((tmp_path / "cache" / "digests.json").read_text())
+    assert len(stored) == 1
+    # a new process reads the cache file: an unchanged file (same size and mtime) is not re-read
+    key = next(iter(stored))
+    (tmp_path / "cache" / "digests.json").write_text(json.dumps({key: "0" * 32}))
+    monkeypatch.setattr(fingerprint, "_cache", None)
+    assert fingerprint.file_digest(data) == "0" * 32
+    data.write_text('{"a": 2}\n')  # same size, new mtime: hashed again
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 1_000_000))
+    assert fingerprint.local_fingerprint(data)["xxh3"] != first

@@ -4,10 +4,14 @@ the resolved commit of hub data, and the text of files named by model arguments.
 run.json keeps one record per task (`data`), so a re-run refuses to resume when the
 data changed under the same path (same ids, new answers), and results can say which
 data a score came from. xxh3-128 (installed with `datasets`) hashed 200 MB in 0.21 s here,
-5x faster than sha256; a file's digest is cached per (path, size, mtime) within the process.
+5x faster than sha256. A file's digest is cached per (path, size, mtime) in
+`$M3EVAL_CACHE/digests.json` (default ~/.cache/m3eval), so a re-run or resume re-reads only
+files that changed, not a whole data folder.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable
@@ -15,20 +19,54 @@ from typing import Any, Iterable
 import xxhash
 
 _CHUNK = 1 << 20
-_cache: dict[tuple[str, int, int], str] = {}
+_MAX_CACHED = 200_000  # digests kept in the cache file
+_cache: dict[str, str] | None = None  # "path\0size\0mtime_ns" -> digest
+_new = 0  # digests computed since the cache file was last written
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
+def _cache_file() -> Path:
+    return Path(os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval") / "digests.json"
+
+
+def _digests() -> dict[str, str]:
+    global _cache
+    if _cache is None:
+        try:
+            _cache = json.loads(_cache_file().read_text())
+        except (OSError, ValueError):  # none yet, or unreadable: start afresh
+            _cache = {}
+    return _cache
+
+
+def _save() -> None:
+    """Persist new digests; a failed write (read-only home) only costs re-hashing next time."""
+    global _new
+    if not _new:
+        return
+    from ..results import atomic_write_json
+    cache = _digests()
+    keep = dict(list(cache.items())[-_MAX_CACHED:])
+    try:
+        atomic_write_json(_cache_file(), keep)
+        _new = 0
+    except OSError:
+        pass
+
+
 def file_digest(path: Path) -> str:
+    global _new
     st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _cache:
+    key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
+    cache = _digests()
+    if key not in cache:
         h = xxhash.xxh3_128()
         with open(path, "rb") as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
-        _cache[key] = h.hexdigest()
-    return _cache[key]
+        cache[key] = h.hexdigest()
+        _new += 1
+    return cache[key]
 
 
 def files_fingerprint(files: Iterable[Path], base: Path | None = None) -> dict[str, Any]:
@@ -41,6 +79,7 @@ def files_fingerprint(files: Iterable[Path], base: Path | None = None) -> dict[s
         name = str(f.relative_to(base)) if base is not None and f.is_relative_to(base) else f.name
         h.update(f"{name}\0{st.st_size}\0{file_digest(f)}\n".encode())
         size += st.st_size
+    _save()
     return {"kind": "local", "files": len(paths), "bytes": size, "xxh3": h.hexdigest()}
 
 
@@ -81,6 +120,7 @@ def model_files_fingerprint(model_args: dict[str, Any]) -> dict[str, str]:
                     out[key] = file_digest(p.resolve())
             except OSError:
                 continue
+    _save()
     return out
 
 
