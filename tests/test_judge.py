@@ -120,3 +120,15 @@ def test_judge_end_to_end_against_transformers_serve(served, tiny_model, tmp_pat
     again, _, err = timed_score(spec, preds, tmp_path, 0)
     assert err is None and again["metrics"]["judge"] == m
     assert json.loads((tmp_path / "judge" / "info.json").read_text())["calls_made"] == 0
+
+
+def test_scoring_a_part_of_the_task_keeps_info_describing_the_whole(tmp_path):
+    from m3eval.scoring.judge import subsets
+    m = get_metric("judge")
+    with run_folder(tmp_path):
+        m.compute(items(), backend="rule-judge", model_args={}, mode="single")
+        whole = json.loads((tmp_path / "judge" / "info.json").read_text())
+        with subsets():  # e.g. the per-language breakdown: answers come from the cache
+            m.compute(items()[:1], backend="rule-judge", model_args={}, mode="single")
+    assert json.loads((tmp_path / "judge" / "info.json").read_text()) == whole
+    assert whole["judged"] == sum(it.prediction is not None for it in items())

@@ -36,6 +36,7 @@ from m3eval.prompts import render
 from m3eval.results import append_jsonl, atomic_write_json, read_jsonl
 
 _RUN_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("judge_run_dir", default=None)
+_WHOLE_TASK: contextvars.ContextVar[bool] = contextvars.ContextVar("judge_whole_task", default=True)
 _MODELS: dict[str, Any] = {}
 
 SINGLE_PROMPT = (
@@ -64,6 +65,17 @@ def run_folder(run_dir: Path | None) -> Iterator[None]:
         yield
     finally:
         _RUN_DIR.reset(token)
+
+
+@contextlib.contextmanager
+def subsets() -> Iterator[None]:
+    """Scoring parts of a task (per language, per instruction): judge calls still come from the
+    cache, but info.json keeps describing the whole task."""
+    token = _WHOLE_TASK.set(False)
+    try:
+        yield
+    finally:
+        _WHOLE_TASK.reset(token)
 
 
 def parse_single(text: str, max_score: float) -> float | None:
@@ -165,7 +177,7 @@ def judge_items(items: list[MetricInput], backend: str = "openai", model_args: d
         scores[i] = value or 0.0
     info = {"judge": calls.judge_id, "revision": calls.revision, "mode": mode, "max_score": max_score,
             "judged": len(todo), "failures": failures, "calls_made": calls.made, "prompt_template": template}
-    if calls.file is not None:
+    if calls.file is not None and _WHOLE_TASK.get():
         atomic_write_json(calls.file.parent / "info.json", info)
     signature = f"judge={calls.judge_id}@{calls.revision or 'unknown'}|mode={mode}|failures={failures}/{len(todo)}"
     return MetricResult(mean(scores), scores, signature=signature)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..results import atomic_write_jsonl, read_jsonl
 from ..runner import GENERATE_ERROR, media_filename
+from . import judge
 from .task import score_by, score_task
 from ..tasks.schema import StepSpec, TaskSpec
 from ..types import Prediction
@@ -39,7 +40,8 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
         entry.update(_excluded(spec, run_dir, excluded))
     if spec.doc.video or spec.doc.frames:
         entry["video"] = _video_block(spec, preds)
-    entry.update(_breakdowns(spec, preds, seed))
+    with judge.subsets():  # parts of the task: the judge's info.json keeps describing the whole
+        entry.update(_breakdowns(spec, preds, seed))
     return entry
 
 
@@ -70,8 +72,8 @@ def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str,
     out: dict[str, Any] = {}
     args = (_primary_only(spec), spec.filters, spec.language, seed, None, True, spec.doc.cluster)
     varied = [p for p in preds if p.instruction is not None]
-    if varied:
-        by = score_by(varied, "instruction", *args)
+    if varied:  # only the values are reported per instruction: no intervals to compute
+        by = score_by(varied, "instruction", *args[:5], False, *args[6:])
         values = [by[k]["metrics"][spec.primary]["value"] for k in sorted(by)]
         out["instructions"] = {"n": len(values), "metric": spec.primary, "per_instruction": values,
                                "mean": statistics.fmean(values), "std": statistics.pstdev(values),
