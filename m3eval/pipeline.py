@@ -28,7 +28,7 @@ from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, 
 from .scoring.groups import group_errors, group_scores
 from .invocations import (SINGLE_INSTRUCTION, inferred_invocation, invocation_record, merge_tasks,
                           run_invocations)
-from .scoring.run import consistency, score_one
+from .scoring.run import consistency, recorded_exclusion, score_one
 from .scoring.task import check_scoring
 from .tasks.registry import Registry
 from .tasks.schema import DatasetSpec, TaskSpec
@@ -320,10 +320,11 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
     tasks = {}
     for name in names:
         preds = list(read_predictions(prediction_files(run_dir, name)).values())
-        entry, _, err = timed_score(registry.tasks[name], preds, run_dir, seed)
+        before = old.get("tasks", {}).get(name, {})
+        entry, _, err = timed_score(registry.tasks[name], preds, run_dir, seed,
+                                    recorded_exclusion(registry.tasks[name], before))
         if err:
             raise RunError(f"task {name} ({registry.tasks[name].source}): scoring failed: {err}")
-        before = old.get("tasks", {}).get(name, {})
         # re-scoring does not change which invocation generated the task
         entry["invocation"] = before.get("invocation") or inferred_invocation(old)
         if "instructions" not in entry and "mode" in (before.get("instructions") or {}):

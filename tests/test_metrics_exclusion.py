@@ -9,7 +9,7 @@ import pytest
 
 from m3eval.data.samples import SampleError, build_samples
 from m3eval.report import format_results
-from m3eval.scoring.run import score_one
+from m3eval.scoring.run import recorded_exclusion, score_one
 from m3eval.tasks.registry import Registry
 from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
 from m3eval.types import Prediction
@@ -35,8 +35,8 @@ def test_exclude_if_drops_and_counts(tmp_path):
     table = format_results({"tasks": {"da": entry}})
     assert "da: 3 rows not evaluated (difficult_direct_answer is true)" in table
     # re-scoring reads no data: the count recorded by the run that read the rows is kept
-    (tmp_path / "results.json").write_text(json.dumps({"tasks": {"da": entry}}))
-    assert score_one(spec, preds, tmp_path, seed=0)["n_excluded"] == 3
+    recorded = json.loads(json.dumps(entry))
+    assert score_one(spec, preds, tmp_path, seed=0, excluded=recorded_exclusion(spec, recorded))["n_excluded"] == 3
 
 
 def test_without_exclude_if_nothing_is_dropped(tmp_path):

@@ -40,7 +40,8 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
                            "keep one prediction per id")
         given[sid], first_line[sid] = row["prediction"], n
     print(f"m3eval score: {len(given)} predictions read from {pred_file}", file=sys.stderr)
-    samples = load_task_samples(spec, None, "default", overrides.get(task))
+    excluded: dict = {}
+    samples = load_task_samples(spec, None, "default", overrides.get(task), excluded=excluded)
     known = {s.id for s in samples}
     unknown = [i for i in given if i not in known]
     missing = [s.id for s in samples if s.id not in given]
@@ -58,7 +59,7 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
     if run_dir is not None:
         from ..results import atomic_write_jsonl
         atomic_write_jsonl(prediction_files(run_dir, task)[0], [p.to_json() for p in preds])
-    entry = score_one(spec, preds, run_dir, seed)
+    entry = score_one(spec, preds, run_dir, seed, excluded)
     entry.update(unknown_ids=len(unknown), missing_ids=len(missing))
     results = {"format": RESULTS_FORMAT,
                "run": {"name": pred_file.stem, "model": {"backend": "external", "id": str(pred_file)},

@@ -37,7 +37,7 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
         "n_generate_errors": sum(1 for p in preds if (p.error or "").startswith(GENERATE_ERROR)),
     }
     if spec.doc.exclude_if:
-        entry.update(_excluded(spec, run_dir, excluded))
+        entry.update(_excluded(spec, excluded))
     if spec.doc.video or spec.doc.frames:
         entry["video"] = _video_block(spec, preds)
     with judge.subsets():  # parts of the task: the judge's info.json keeps describing the whole
@@ -45,17 +45,22 @@ def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, see
     return entry
 
 
-def _excluded(spec: TaskSpec, run_dir: Path | None, got: dict[str, Any] | None) -> dict[str, Any]:
-    """n_excluded / excluded_by: rows doc.exclude_if dropped, as counted when the rows were read
-    (`got`), else as recorded by the run that read them (re-scoring reads no data)."""
+def _excluded(spec: TaskSpec, got: dict[str, Any] | None) -> dict[str, Any]:
+    """n_excluded / excluded_by: the rows doc.exclude_if dropped, as counted when the rows were
+    read (None when unknown)."""
     field = spec.doc.exclude_if
-    if got and got.get("field") == field:
-        return {"n_excluded": got["n"], "excluded_by": f"{field} is true"}
-    path = run_dir / "results.json" if run_dir is not None else None
-    old = json.loads(path.read_text()).get("tasks", {}).get(spec.task, {}) if path and path.exists() else {}
-    if old.get("excluded_by") == f"{field} is true":
-        return {"n_excluded": old.get("n_excluded"), "excluded_by": old["excluded_by"]}
-    return {"n_excluded": None, "excluded_by": f"{field} is true"}
+    n = got["n"] if got and got.get("field") == field else None
+    return {"n_excluded": n, "excluded_by": f"{field} is true"}
+
+
+def recorded_exclusion(spec: TaskSpec, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The exclusion count a results entry recorded, for re-scoring (which reads no data)."""
+    field = spec.doc.exclude_if
+    if field and entry.get("excluded_by") == f"{field} is true":
+        return {"field": field, "n": entry.get("n_excluded")}
+    return None
+
+
 def references_sha256(preds: list[Prediction]) -> str:
     """Fingerprint of the data a task was scored against: sha256 over the sorted (id, references)
     pairs, so `compare` can tell two results.json files scored different answers apart."""
