@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -168,6 +167,8 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
         if not sum(left):
             print("nothing left to generate: the model is not loaded, scores are recomputed from the stored "
                   "predictions", file=sys.stderr)
+    earlier = (read_json(run_dir / "results.json", "move it aside to start the run's results afresh")
+               if (run_dir / "results.json").exists() else None)  # an earlier invocation's tasks are kept
     t0 = time.perf_counter()
     if pending:
         if dist.is_main:
@@ -185,7 +186,9 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
             _close(model, dist, cfg.free_model)
             raise RunError("no task can run with this model:\n  " + "\n  ".join(failures))
     else:
-        model, info = None, _earlier_model_info(run_dir)
+        model = None  # the model's description as the run that loaded it recorded it
+        info = {k: v for k, v in ((earlier or {}).get("run", {}).get("model") or {}).items()
+                if k not in ("backend", "args")}
         ident = check_model_revision(run_dir, ident, _revision_without_loading(cfg))  # retrained in place?
     load_s = time.perf_counter() - t0
     if dist.is_main:
@@ -237,8 +240,6 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
         entry["invocation"] = {**invocation, "data": ident["data"].get(task)}
         if cfg.instructions != "default" and "instructions" not in entry:
             entry["instructions"] = {"n": 1, "mode": SINGLE_INSTRUCTION}
-    earlier = (read_json(run_dir / "results.json", "move it aside to start the run's results afresh")
-               if (run_dir / "results.json").exists() else None)
     tasks = merge_tasks(earlier, new_tasks)
     encode.add_extras(run_dir, tasks)
     groups = group_scores(registry, tasks, run_dir, cfg.seed)
@@ -282,15 +283,6 @@ def _revision_without_loading(cfg: RunConfig) -> str | None:
         return None
     from .models.hf import _revision
     return _revision(str(path), path.resolve(), None)
-
-
-def _earlier_model_info(run_dir: Path) -> dict[str, Any]:
-    """The model's description from the run's results.json, for a resume that loads no model."""
-    try:
-        model = json.loads((run_dir / "results.json").read_text())["run"]["model"]
-        return {k: v for k, v in model.items() if k not in ("backend", "args")}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
 
 
 def _close(model: Any, dist: Dist, free: bool = True) -> None:
