@@ -81,10 +81,11 @@ def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrid
     if not tasks:
         raise UsageError("--tasks names no task")
     registry = _discover(include_paths)
-    for name in tasks:
-        if name not in registry.tasks and name not in registry.groups:
-            raise UsageError(str(registry.unknown(name)))
-    stray = set(overrides) - {s.task for s in registry.resolve(tasks)}
+    try:  # an unknown name, or a group set aside as broken (with its reason)
+        specs = registry.resolve(tasks)
+    except TaskError as e:
+        raise UsageError(str(e)) from None
+    stray = set(overrides) - {s.task for s in specs}
     if stray:
         raise UsageError(f"--dataset-override names tasks not in this run: {', '.join(sorted(stray))}")
     try:
