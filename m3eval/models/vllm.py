@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from m3eval.models.base import (
@@ -126,10 +125,14 @@ class VLLMAdapter:
         import vllm
         from transformers import AutoProcessor
 
+        from m3eval.models.hf import HFAdapter, _as_bool, _display_name, _revision
+
         revision = None if revision is None else str(revision)
+        trust_remote_code = _as_bool("trust_remote_code", trust_remote_code)
+        local = HFAdapter._local_folder(str(pretrained))  # a model folder, or None for a hub id
         engine: dict[str, Any] = {"model": str(pretrained), "tensor_parallel_size": int(tensor_parallel_size),
                                   "dtype": dtype, "gpu_memory_utilization": float(gpu_memory_utilization),
-                                  "trust_remote_code": bool(trust_remote_code), "revision": revision}
+                                  "trust_remote_code": trust_remote_code, "revision": revision}
         if int(data_parallel_size) > 1:  # passed only when asked: older vLLM has no such engine arg
             engine["data_parallel_size"] = int(data_parallel_size)
         if max_model_len:
@@ -139,16 +142,16 @@ class VLLMAdapter:
             engine["limit_mm_per_prompt"] = limits
         try:
             self.processor = AutoProcessor.from_pretrained(str(pretrained), revision=revision,
-                                                           trust_remote_code=bool(trust_remote_code))
+                                                           trust_remote_code=trust_remote_code)
             self.llm = vllm.LLM(**engine)
         except Exception as e:
             raise ModelLoadError(f"vllm backend: cannot load {pretrained}: {type(e).__name__}: {e}") from e
         self._vllm = vllm
         self.native_video = video == "native"
         self.chunk = max(1, int(chunk))
-        local = Path(str(pretrained)).expanduser()
-        self.name = local.resolve().name if local.is_dir() else str(pretrained)  # a folder's name, or the hub id
-        self._info = {"backend": "vllm", "id": str(pretrained), "revision": revision,
+        self.name = _display_name(str(pretrained), local)
+        self._info = {"backend": "vllm", "id": str(pretrained),
+                      "revision": revision or _revision(str(pretrained), local, None),
                       "vllm": vllm.__version__, "dtype": str(dtype), "tensor_parallel_size": int(tensor_parallel_size),
                       "data_parallel_size": int(data_parallel_size), "video": video}
 
