@@ -8,7 +8,9 @@ images and ten answers each) goes through a whole `python -m m3eval run` process
 the whole-process wall time, the generation floor (the same batches through the adapter's
 generate alone, media decoded beforehand, nothing else running), wall / floor, and
 start-up = process start to the first batch reaching the model. Target at 3,200:
-wall <= 1.3 x floor + start-up, start-up <= 2.5 s.
+wall <= 1.3 x floor + start-up, start-up <= 2.5 s. Also prints the start-up floor: a bare
+process that only imports torch + transformers and loads the model (on a 2-core VM that
+alone is ~3.9 s, so there the 2.5 s start-up target is out of any harness's reach).
 
 --overhead: in-process runs; how much of a run's wall time (model load excluded) is
 spent outside `generate`. Target: overhead <= 10%.
@@ -24,11 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from m3eval.demo.tiny_model import ensure_tiny_model  # noqa: E402
-from m3eval.pipeline import RunConfig, evaluate  # noqa: E402
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,15 +45,20 @@ def child(stamp: str, argv: list[str]) -> int:
         return real(self, inputs, gen)
 
     HFAdapter.generate_prepared = first_call
-    return cli_main(argv)
+    sys.argv = ["m3eval", *argv]
+    return cli_main()  # argv from sys.argv, as `m3eval run` gets it: ends with os._exit (no teardown)
 
 
 def sizes(a: argparse.Namespace) -> None:
     from m3eval.demo.data import vqa_rows
+    from m3eval.demo.tiny_model import ensure_tiny_model
     import datasets
 
     model = ensure_tiny_model()
     print(f"task=demo_vqa (N synthetic samples) batch_size={a.batch_size} torch threads=1, whole process")
+    bare = statistics.median(import_floor(model) for _ in range(3))
+    print(f"start-up floor: {bare:.2f} s for a bare `python -c` that imports torch and transformers' Auto "
+          "classes and loads this processor and model (median of 3); no harness starts faster")
     print(f"{'N':>6} {'wall s':>8} {'floor s':>8} {'wall/floor':>10} {'start-up s':>10} {'target s':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(x) for x in a.sizes.split(",")]:
@@ -81,6 +84,17 @@ def sizes(a: argparse.Namespace) -> None:
                   f"{os.cpu_count()} cores)")
 
 
+def import_floor(model: Path) -> float:
+    """Process start to a loaded model with nothing else: what any transformers-based harness pays."""
+    code = ("import time, torch; torch.set_num_threads(1)\n"
+            "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
+            f"AutoProcessor.from_pretrained({str(model)!r}); AutoModelForImageTextToText.from_pretrained({str(model)!r})\n"
+            "print(repr(time.time()))")
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(r.stdout.split()[-1]) - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="200,800,3200")
@@ -92,8 +106,12 @@ def main() -> None:
     ap.add_argument("--no-media", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a, rest = ap.parse_known_args()
-    if a.child:
+    if a.child:  # imports nothing before the CLI does, as a user's `m3eval run`
         raise SystemExit(child(a.child, rest[1:] if rest[:1] == ["--"] else rest))
+    import torch
+
+    from m3eval.demo.tiny_model import ensure_tiny_model
+    from m3eval.pipeline import RunConfig, evaluate
     torch.set_num_threads(1)
     if not a.overhead:
         return sizes(a)
@@ -129,7 +147,7 @@ def generate_alone(model_dir: Path, a: argparse.Namespace, override: str | None 
     from m3eval.data.media import VideoRule
     from m3eval.models.base import GenerationConfig, load_model
     from m3eval.pipeline import load_task_samples
-    from m3eval.runner import prepare
+    from m3eval.prefetch import prepare
     from m3eval.tasks.registry import Registry
 
     adapter = load_model("hf", {"pretrained": str(model_dir)})

@@ -30,7 +30,7 @@ from .data.media import VideoRule
 from .metrics.openness import openness_curve
 from .metrics.retrieval import retrieval_ranks
 from .results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_predictions
-from .runner import prepare
+from .prefetch import prepare
 from .tasks.schema import TaskSpec
 from .types import Prediction, Sample
 
@@ -87,7 +87,7 @@ def add_extras(run_dir: Path, tasks: dict[str, dict[str, Any]]) -> None:
 
 def _image_chunk(samples: list[Sample], idx: list[int], model: Any) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of these samples' images (NaN rows where a sample failed) and the errors. The
-    images are decoded as for generation (runner.prepare): a bad row or image fails that sample."""
+    images are decoded as for generation (prefetch.prepare): a bad row or image fails that sample."""
     images, ok, errors = [], [], {}
     for j, i in enumerate(idx):
         p = prepare(samples[i], VideoRule(), None)

@@ -6,6 +6,9 @@ overwrite each other's run.json and mix predictions. Rank 0 holds an exclusive f
 kill -9); a second run fails at once with one line. The other ranks of the same launch
 pass a barrier only with their own rank 0, so no rank of a second launch gets in.
 
+A forked child (the decoding worker) closes its copy of the lock at once: a lock is held
+while any copy is open, and an orphaned worker must not hold the folder after a kill -9.
+
 Taking the lock also proves the folder is writable before the model loads, and while
 holding it rank 0 removes temp files that an interrupted atomic write left behind.
 """
@@ -26,6 +29,16 @@ from .resume import RunError
 LOCK_NAME = ".m3eval.lock"
 # atomic_write_bytes' temp names (results.TMP_PREFIX/TMP_SUFFIX around mkstemp's 8 random characters)
 _TMP = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+_HELD: set[int] = set()  # this process's lock descriptors
+
+
+def _close_in_child() -> None:
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def launch_token() -> str:
@@ -71,6 +84,7 @@ def run_folder_lock(run_dir: Path, dist: Dist) -> Iterator[None]:
         except BaseException:
             os.close(fd)
             raise
+        _HELD.add(fd)
     dist.barrier()  # the other ranks enter only after their own rank 0 holds the folder
     if not dist.is_main and (run_dir / LOCK_NAME).exists():
         holder = (run_dir / LOCK_NAME).read_text(errors="replace")
@@ -80,4 +94,5 @@ def run_folder_lock(run_dir: Path, dist: Dist) -> Iterator[None]:
         yield
     finally:
         if fd is not None:
+            _HELD.discard(fd)
             os.close(fd)  # releases the lock

@@ -2,8 +2,8 @@
 
 Each rank takes `rank::world_size` of a task's pending samples, sorts them by
 prompt length, decodes the next batches' media (and builds the model's inputs, for
-a backend that splits that step out) in background threads while the model
-generates, and appends every finished batch to its own log at once. A streaming
+a backend that splits that step out) ahead of the model (prefetch.py), and appends
+every finished batch to its own log at once. A streaming
 backend (openai, vllm) gets all tasks' samples as one stream and each answer is
 logged as it arrives; its `seconds` is the request's own latency.
 Rank 0 gathers, writes predictions/<task>.jsonl in dataset order and removes
@@ -13,39 +13,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
-from .data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
-from .data.samples import LazyField
+from .data.media import VideoRule
 from .distributed import Dist
 from .models.base import BadMessageError, GenerationConfig
-from .results import append_jsonl, atomic_write_bytes, atomic_write_jsonl, read_predictions
+from .prefetch import Decoded, Prepared, decoded_stream, with_messages
+from .results import append_jsonl, atomic_write_jsonl, read_predictions
 from .tasks.schema import TaskSpec
-from .types import Media, Message, Prediction, Sample
+from .types import Message, Prediction, Sample
 
 
-PREFETCH = 2  # batches decoded ahead of the one generating
 GENERATE_ERROR = "generate: "  # prefix of a sample error raised by the model, not by its data
-
-
-@dataclass
-class Prepared:
-    """One sample ready for the model (or already failed)."""
-
-    sample: Sample
-    message: Message | None
-    info: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
 
 
 @dataclass
@@ -54,51 +42,9 @@ class GenStats:
     samples: int = 0
 
 
-def media_filename(sample_id: str) -> str:
-    """A filesystem-safe, collision-free name for a sample's thumbnail."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id)[:80]
-    return f"{safe}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}.jpg"
-
-
 def prediction_files(run_dir: Path, task: str) -> list[Path]:
     pred_dir = run_dir / "predictions"
     return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{task}.rank*.jsonl"))]
-
-
-def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared:
-    """Decode a sample's media into one Message; a bad image or video fails only this sample."""
-    parts: list[dict[str, Any]] = []
-    info: dict[str, Any] = {}
-    if sample.metadata.get("error"):  # a bad row (no references, prompt too large): recorded, not generated
-        return Prepared(sample, None, info, sample.metadata["error"])
-    try:
-        for m in sample.media:
-            value = m.source.get() if isinstance(m.source, LazyField) else m.source
-            items = value if m.kind == "image" and isinstance(value, list) else [value]
-            for item in items:
-                part, part_info = decode_media(Media(m.kind, item), rule)
-                parts.append(part)
-                if m.kind == "image":
-                    info["images"] = info.get("images", 0) + 1
-                    info.setdefault("image_size", part_info["size"])  # grounding scales boxes by it
-                else:  # one video a sample: keep its sampling record (rule, frames, indices)
-                    info.update(part_info)
-    except (MediaError, OSError, KeyError, ValueError) as e:
-        return Prepared(sample, None, info, f"{type(e).__name__}: {e}")
-    if media_dir is not None and parts:
-        try:
-            _save_thumbnail(media_dir / media_filename(sample.id), parts)
-        except (OSError, ValueError) as e:  # the page shows no picture; the sample still runs
-            info["thumbnail_error"] = str(e)
-    parts.append({"type": "text", "text": sample.prompt})
-    return Prepared(sample, parts, info)
-
-
-def _save_thumbnail(path: Path, parts: list[dict[str, Any]]) -> None:
-    if not path.exists():
-        images = [p["image"] for p in parts if p["type"] == "image"] + \
-                 [f for p in parts if p["type"] == "video" for f in p["frames"]]
-        atomic_write_bytes(path, thumbnail_jpeg(images), durable=False)
 
 
 def _generate_batch(model: Any, batch: list[Prepared], gen: GenerationConfig) -> list[str | Exception]:
@@ -148,56 +94,18 @@ def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_
                     run_dir / "media" / spec.task if save_media else None)
 
 
-@dataclass
-class Decoded:
-    """One batch after the prefetch threads: samples decoded, and (for a backend with
-    `preprocess`, e.g. hf) the model inputs already built, so the model thread only generates."""
-
-    plan: TaskPlan
-    prepared: list[Prepared]
-    inputs: Any = None
-
-
-def _decoded(plans: list[TaskPlan], model: Any, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
-    """Every plan's batches in order, decoded PREFETCH batches ahead (across task boundaries)."""
-    stream = [(plan, batch) for plan in plans for batch in plan.batches]
-    # A backend that splits its work (hf: `preprocess` = processor, `generate_prepared` = the model)
-    # gets its inputs built here, off the model thread.
-    preprocess = model.preprocess if getattr(model, "splits_preprocessing", False) else None
-
-    def decode(plan: TaskPlan, batch: list[Sample]) -> Decoded:
-        prepared = [prepare(s, plan.rule, plan.media_dir) for s in batch]
-        inputs = None
-        ready = [p.message for p in prepared if p.error is None]
-        if preprocess is not None and ready:
-            try:
-                inputs = preprocess(ready, plan.gen)
-            except Exception:  # noqa: BLE001 - the model thread retries and blames one sample
-                inputs = None
-        return Decoded(plan, prepared, inputs)
-
-    ahead = deque(pool.submit(decode, *item) for item in stream[:PREFETCH])
-    queued = len(ahead)
-    while ahead:
-        decoded = ahead.popleft().result()
-        if queued < len(stream):
-            ahead.append(pool.submit(decode, *stream[queued]))
-            queued += 1
-        yield decoded
-
-
 def generate_tasks(plans: list[TaskPlan], model: Any, on_done: Callable[[TaskPlan, GenStats], None],
                    progress: bool = True) -> None:
     """Run every plan's batches as one stream. Media decoding (and the model's own
-    pre-processing) runs PREFETCH batches ahead of the model, across task boundaries, and
-    the logs are written behind it, each in its own threads, so the model waits for
-    neither. A backend with `generate_stream` (openai, vllm) gets all samples of all
+    pre-processing) runs ahead of the model, across task boundaries (prefetch.py: a worker
+    process, or threads), and the logs are written behind it in a thread, so the model
+    waits for neither. A backend with `generate_stream` (openai, vllm) gets all samples of all
     tasks as one lazy stream and each prediction is logged as it completes. A task's log
     is complete before `on_done` sees it, and tasks finish in plan order (so every rank
     meets the same collectives); leaving the `with` (also on a crash) waits for every
     queued write, so finished predictions are never lost."""
-    with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer:
-        decoded = _decoded(plans, model, pool)
+    with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
+            closing(decoded_stream(plans, model, pool)) as decoded:  # closed first: a worker process stops
         if hasattr(model, "generate_stream"):
             _stream_tasks(plans, model, decoded, writer, on_done, progress)
             return
@@ -295,7 +203,8 @@ def _stream_tasks(plans: list[TaskPlan], model: Any, decoded: Iterator[Decoded],
 
 def _run_batch(model: Any, batch: Decoded, gen: GenerationConfig) -> tuple[list[dict], float]:
     """Generate for the samples that decoded; every sample gets a row, failed ones with their error."""
-    ready = [p for p in batch.prepared if p.error is None]
+    prepared = batch.prepared
+    ready = [p for p in prepared if p.error is None]
     t0 = time.perf_counter()
     outputs = None
     if batch.inputs is not None:
@@ -304,11 +213,13 @@ def _run_batch(model: Any, batch: Decoded, gen: GenerationConfig) -> tuple[list[
         except Exception:  # noqa: BLE001 - e.g. out of memory: fall back to the splitting path
             outputs = None
     if outputs is None or len(outputs) != len(ready):
+        prepared = with_messages(batch)
+        ready = [p for p in prepared if p.error is None]
         outputs = _generate_batch(model, ready, gen) if ready else []
     dt = time.perf_counter() - t0
     by_id = {p.sample.id: o for p, o in zip(ready, outputs)}
     rows = []
-    for p in batch.prepared:
+    for p in prepared:
         out = by_id.get(p.sample.id, "")
         error = p.error or (f"{GENERATE_ERROR}{type(out).__name__}: {out}" if isinstance(out, Exception) else None)
         text = "" if isinstance(out, Exception) else out

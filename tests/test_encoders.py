@@ -164,3 +164,25 @@ def test_openness_curve():
     assert a["per_trial"][0][0] == pytest.approx(np.mean(pred == labels[keep]))
     with pytest.raises(ValueError, match="step"):
         openness_curve(noisy, labels, step=20)
+    with pytest.raises(ValueError, match="NaN"):
+        openness_curve(np.where(noisy > 1.5, np.nan, noisy), labels, step=5)
+
+
+def test_openness_running_argmax_equals_argmax_over_each_prefix_with_ties():
+    """The curve keeps a running argmax block by block; it must pick what np.argmax over the
+    first n classes picks, ties (here: small integer logits, many) included."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 23, 300)
+    logits = rng.integers(0, 4, (300, 23)).astype(np.float32)
+    c = openness_curve(logits, labels, step=4, trials=3, seed=2)
+    stability = []
+    for order, ext in zip(c["orders"], c["per_trial"]):
+        rank = np.argsort(order)[labels]
+        want, stab = [], []
+        for n in c["sizes"]:
+            correct = logits[:, order][:, :n].argmax(1) == rank
+            want.append(np.mean(correct[rank < n]))
+            stab.append(np.mean(correct[rank < c["sizes"][0]]))
+        assert ext == pytest.approx(want)
+        stability.append(stab)
+    assert c["stability"] == pytest.approx(np.mean(stability, axis=0).tolist())

@@ -13,7 +13,7 @@ from m3eval.data.media import VideoRule
 from m3eval.data.sources import DataError, load_dataset_rows
 from m3eval.data.synthetic import draw_image, encode_video
 from m3eval.pipeline import load_task_samples
-from m3eval.runner import prepare
+from m3eval.prefetch import prepare
 from m3eval.tasks.loader import load_file
 from m3eval.tasks.schema import DatasetSpec
 

@@ -124,6 +124,28 @@ def test_lock_is_exclusive_between_processes_and_released_on_exit(tmp_path):
     assert r.stdout.strip() == "entered", r.stderr
 
 
+def test_a_forked_child_does_not_keep_the_folder_after_a_kill(tmp_path):
+    """The decoding worker is a forked child: when its run is killed (-9), the folder is free at
+    once, not when the orphaned worker notices (DataLoader checks every few seconds)."""
+    run_dir = tmp_path / "r"
+    code = ("import os, sys, time, multiprocessing; from pathlib import Path; from m3eval.distributed import Dist; "
+            "from m3eval.run_lock import run_folder_lock\n"
+            "def nap():\n    os.close(1); os.close(2); time.sleep(60)\n"  # the test reads stdout to its end
+            "with run_folder_lock(Path(sys.argv[1]), Dist()):\n"
+            "    child = multiprocessing.get_context('fork').Process(target=nap)\n"
+            "    child.start()\n"
+            "    print(child.pid, flush=True)\n"
+            "    os.kill(os.getpid(), 9)")
+    r = subprocess.run([sys.executable, "-c", code, str(run_dir)], cwd=ROOT, capture_output=True, text=True)
+    orphan = int(r.stdout.split()[0])
+    try:
+        os.kill(orphan, 0)  # still alive
+        with run_folder_lock(run_dir, Dist()):
+            pass
+    finally:
+        os.kill(orphan, signal.SIGKILL)
+
+
 # --- 10.7: OS errors, one line with the path, before the model loads -------------------------------
 
 def test_full_disk_mid_log_is_one_line_and_loses_nothing(tiny_model, tmpfs):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
+import os
 import shutil
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -86,7 +89,7 @@ class CrashingAdapter(HFAdapter):
 
     calls = 0
 
-    def generate_prepared(self, inputs, gen):  # the model thread's only call (see runner.Decoded)
+    def generate_prepared(self, inputs, gen):  # the model thread's only call (see prefetch.Decoded)
         CrashingAdapter.calls += 1
         if CrashingAdapter.calls == 3:
             raise KeyboardInterrupt
@@ -100,6 +103,7 @@ def test_crash_midway_loses_nothing_and_resume_generates_only_the_rest(tiny_mode
                     progress=False)
     with pytest.raises(KeyboardInterrupt):
         evaluate(cfg)
+    assert not multiprocessing.active_children()  # the decoding worker stopped with the run
     log = tmp_path / "r" / "predictions" / "demo_vqa.rank0.jsonl"
     assert len(read_jsonl(log)) == 16  # two finished batches were on disk before the crash
     with open(log, "a") as f:
@@ -148,30 +152,80 @@ def test_missing_data_file_fails_that_task_only(tiny_model, tmp_path):
     assert len(failures) == 1 and "demo_vqa" in failures[0] and "gone.parquet" in failures[0]
 
 
-class ThreadRecordingAdapter(HFAdapter):
-    """Records which thread builds inputs (processor: chat template + images) and which generates."""
+class WhereRecordingAdapter(HFAdapter):
+    """Records which process and thread build inputs (processor: chat template + images) and
+    which generate, in a file: the processor may run in a worker process."""
 
-    seen: list[tuple[str, str]] = []
+    log: Path
+
+    def _record(self, kind: str) -> None:
+        with open(WhereRecordingAdapter.log, "a") as f:
+            f.write(f"{kind} {os.getpid()} {threading.current_thread() is threading.main_thread()}\n")
 
     def _prepare(self, batch):
-        ThreadRecordingAdapter.seen.append(("processor", threading.current_thread().name))
+        self._record("processor")
         return super()._prepare(batch)
 
     def generate_prepared(self, inputs, gen):
-        ThreadRecordingAdapter.seen.append(("generate", threading.current_thread().name))
+        self._record("generate")
         return super().generate_prepared(inputs, gen)
 
 
-def test_processor_runs_in_prefetch_threads_and_predictions_stay_identical(tiny_model, tmp_path, bs8):
-    register_backend("thread-recording-hf", ThreadRecordingAdapter)
-    ThreadRecordingAdapter.seen = []
-    cfg = RunConfig(tasks=["demo_vqa", "demo_mc"], output=tmp_path, model="thread-recording-hf",
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_processor_runs_off_the_model_thread_and_predictions_stay_identical(tiny_model, tmp_path, bs8, mode,
+                                                                            monkeypatch):
+    monkeypatch.setenv("M3EVAL_PREFETCH", mode)
+    register_backend("where-recording-hf", WhereRecordingAdapter)
+    WhereRecordingAdapter.log = tmp_path / "where.log"
+    cfg = RunConfig(tasks=["demo_vqa", "demo_mc"], output=tmp_path, model="where-recording-hf",
                     model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=24,
                     progress=False)
     evaluate(cfg)
-    main = threading.main_thread().name
-    where = {(kind, name == main) for kind, name in ThreadRecordingAdapter.seen}
-    assert where == {("processor", False), ("generate", True)}  # the model thread never runs the processor
-    assert sum(k == "generate" for k, _ in ThreadRecordingAdapter.seen) == 6  # 2 tasks x 3 batches
+    assert not multiprocessing.active_children()
+    seen = [line.split() for line in WhereRecordingAdapter.log.read_text().splitlines()]
+    me = str(os.getpid())
+    where = {(kind, pid == me, on_main) for kind, pid, on_main in seen}
+    # the model thread never runs the processor: a forked worker does (or, as threads, a prefetch thread)
+    processor = ("processor", False, "True") if mode == "process" else ("processor", True, "False")
+    assert where == {processor, ("generate", True, "True")}
+    assert sum(kind == "generate" for kind, _, _ in seen) == 6  # 2 tasks x 3 batches
+    assert sum(kind == "processor" for kind, _, _ in seen) == 6
     assert predictions(tmp_path / "r") == {k: v for k, v in predictions(bs8[1]).items()
                                            if k.startswith(("demo_vqa/", "demo_mc/"))}
+
+
+class BatchOOMAdapter(HFAdapter):
+    """Fails every batch of more than one sample, like a GPU out of memory on long batches."""
+
+    def generate_prepared(self, inputs, gen):
+        if inputs["input_ids"].shape[0] > 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return super().generate_prepared(inputs, gen)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_failing_batch_is_generated_again_sample_by_sample(tiny_model, tmp_path, bs8, mode, monkeypatch):
+    """The worker process sends no decoded images back: the fallback decodes them again here."""
+    monkeypatch.setenv("M3EVAL_PREFETCH", mode)
+    register_backend("batch-oom-hf", BatchOOMAdapter)
+    cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model="batch-oom-hf",
+                    model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=16,
+                    progress=False)
+    results, failures = evaluate(cfg)
+    assert not failures and results["tasks"]["demo_vqa"]["n_errors"] == 0
+    got = predictions(tmp_path / "r")
+    assert len(got) == 16 and got == {k: v for k, v in predictions(bs8[1]).items() if k in got}
+
+
+def test_decoding_stays_in_threads_without_room_in_dev_shm(monkeypatch):
+    """A container's default 64 MB /dev/shm cannot carry a batch's tensors back from a worker."""
+    from m3eval import prefetch
+    monkeypatch.setattr(prefetch.shutil, "disk_usage", lambda _: SimpleNamespace(free=64 << 20))
+    assert not prefetch.worker_process_ok()
+    monkeypatch.setattr(prefetch.shutil, "disk_usage", lambda _: SimpleNamespace(free=8 << 30))
+    assert prefetch.worker_process_ok()
+    monkeypatch.setenv("M3EVAL_PREFETCH", "thread")
+    assert not prefetch.worker_process_ok()
+    monkeypatch.setenv("M3EVAL_PREFETCH", "processes")
+    with pytest.raises(ValueError, match="M3EVAL_PREFETCH='processes'"):
+        prefetch.worker_process_ok()

@@ -137,39 +137,42 @@ def _topk_items(items: list, k: int) -> MetricResult:
     return MetricResult(mean(scores), scores)
 
 
-def _ranks_of(items: list, i: int, key: str) -> Any:
-    it = items[i]
-    if it.prediction is None:
-        return None
-    try:
-        return json.loads(it.prediction)[key]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"sample {i}: prediction is not a retrieval record with {key!r}: "
-                         f"{it.prediction[:80]!r}") from None
+def _records(items: list, key: str) -> list[Any]:
+    """Each sample's ranks under `key` (None for a failed sample), each prediction parsed once."""
+    out = []
+    for i, it in enumerate(items):
+        if it.prediction is None:
+            out.append(None)
+            continue
+        try:
+            out.append(json.loads(it.prediction)[key])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"sample {i}: prediction is not a retrieval record with {key!r}: "
+                             f"{it.prediction[:80]!r}") from None
+    return out
+
+
+def _i2t_scores(ranks_: list, k: int) -> list[float]:
+    return [float(r is not None and r < k) for r in ranks_]
 
 
 def _i2t_items(items: list, k: int) -> MetricResult:
-    scores = []
-    for i in range(len(items)):
-        r = _ranks_of(items, i, "i2t")
-        scores.append(float(r is not None and r < k))
+    scores = _i2t_scores(_records(items, "i2t"), k)
     return MetricResult(mean(scores), scores)
 
 
-def _t2i_counts(items: list, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _t2i_counts(items: list, ranks_: list, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per image: (hits among its captions, number of captions)."""
-    hits, n = np.zeros(len(items)), np.zeros(len(items))
-    for i, it in enumerate(items):
-        r = _ranks_of(items, i, "t2i")
-        n[i] = len(r) if r is not None else len(it.references)  # a failed sample's captions all miss
-        hits[i] = sum(x < k for x in r) if r is not None else 0
+    n = np.array([len(r) if r is not None else len(it.references)  # a failed sample's captions all miss
+                  for it, r in zip(items, ranks_)], dtype=float)
+    hits = np.array([sum(x < k for x in r) if r is not None else 0 for r in ranks_], dtype=float)
     return hits, n
 
 
 def _t2i_items(items: list, k: int) -> MetricResult:
     """Mean over captions (the queries); the CI resamples images with all their captions (a
     cluster bootstrap: the captions of one image are not independent)."""
-    hits, n = _t2i_counts(items, k)
+    hits, n = _t2i_counts(items, _records(items, "t2i"), k)
     return MetricResult(float(hits.sum() / n.sum()), (hits / np.maximum(n, 1)).tolist(),
                         rescore=lambda c: float((c * hits).sum() / max((c * n).sum(), 1)))
 
@@ -177,17 +180,17 @@ def _t2i_items(items: list, k: int) -> MetricResult:
 def _mean_recall_items(items: list) -> MetricResult:
     """Mean of image->text and text->image R@1, R@5, R@10 (the six numbers M2-Encoder, ALBEF and
     Chinese-CLIP average as "mean recall"), resampled over images."""
-    i2t = [np.asarray(_i2t_items(items, k).per_sample) for k in (1, 5, 10)]
-    t2i = [_t2i_counts(items, k) for k in (1, 5, 10)]
+    i2t_ranks, t2i_ranks = _records(items, "i2t"), _records(items, "t2i")
+    i2t = [np.asarray(_i2t_scores(i2t_ranks, k)) for k in (1, 5, 10)]
+    t2i = [_t2i_counts(items, t2i_ranks, k) for k in (1, 5, 10)]
 
     def score(c: np.ndarray) -> float:
         parts = [float((c * s).sum() / c.sum()) for s in i2t] + \
                 [float((c * h).sum() / max((c * n).sum(), 1)) for h, n in t2i]
         return sum(parts) / 6
 
-    ones = np.ones(len(items))
-    per = [(sum(s[i] for s in i2t) + sum(h[i] / max(n[i], 1) for h, n in t2i)) / 6 for i in range(len(items))]
-    return MetricResult(score(ones), per, rescore=score)
+    per = (sum(i2t) + sum(h / np.maximum(n, 1) for h, n in t2i)) / 6
+    return MetricResult(score(np.ones(len(items))), per.tolist(), rescore=score)
 
 
 for _k in (1, 5):

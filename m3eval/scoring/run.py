@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..results import atomic_write_jsonl, read_jsonl
-from ..runner import GENERATE_ERROR, media_filename
+from ..prefetch import media_filename
+from ..runner import GENERATE_ERROR
 from . import judge
 from .task import score_by, score_task
 from ..tasks.schema import StepSpec, TaskSpec

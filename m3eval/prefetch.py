@@ -1,0 +1,193 @@
+"""Decoding ahead of the model: samples -> media decoded -> (for hf) the model's inputs built.
+
+The batches of every task form one stream, decoded PREFETCH batches ahead of the one
+generating, across task boundaries. For a backend that splits its work (hf: `preprocess`
+= chat template + processor, `generate_prepared` = the model) the decoding and the
+processor run in a forked worker process (torch's DataLoader), so they take no GIL time
+from the model thread: on a small model, threads doing that work slowed `generate` by a
+third. Other backends (openai, vllm, plugins) decode in threads: they need the decoded
+messages themselves, and their model does not hold this process's GIL.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
+from .data.samples import LazyField
+from .results import atomic_write_bytes
+from .types import Media, Message, Sample
+
+PREFETCH = 2  # batches decoded ahead of the one generating (per worker)
+
+
+@dataclass
+class Prepared:
+    """One sample ready for the model (or already failed). `message` is None in the model's
+    process when a worker process built the model's inputs instead."""
+
+    sample: Sample
+    message: Message | None
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Decoded:
+    """One batch after decoding: its samples, and (for a backend with `preprocess`) the
+    model inputs already built, so the model thread only generates. `plan` is the runner's
+    TaskPlan (it carries the samples' video rule, media folder and generation config)."""
+
+    plan: Any
+    prepared: list[Prepared]
+    inputs: Any = None
+
+
+def media_filename(sample_id: str) -> str:
+    """A filesystem-safe, collision-free name for a sample's thumbnail."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id)[:80]
+    return f"{safe}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}.jpg"
+
+
+def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared:
+    """Decode a sample's media into one Message; a bad image or video fails only this sample."""
+    parts: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    if sample.metadata.get("error"):  # a bad row (no references, prompt too large): recorded, not generated
+        return Prepared(sample, None, info, sample.metadata["error"])
+    try:
+        for m in sample.media:
+            value = m.source.get() if isinstance(m.source, LazyField) else m.source
+            items = value if m.kind == "image" and isinstance(value, list) else [value]
+            for item in items:
+                part, part_info = decode_media(Media(m.kind, item), rule)
+                parts.append(part)
+                if m.kind == "image":
+                    info["images"] = info.get("images", 0) + 1
+                    info.setdefault("image_size", part_info["size"])  # grounding scales boxes by it
+                else:  # one video a sample: keep its sampling record (rule, frames, indices)
+                    info.update(part_info)
+    except (MediaError, OSError, KeyError, ValueError) as e:
+        return Prepared(sample, None, info, f"{type(e).__name__}: {e}")
+    if media_dir is not None and parts:
+        try:
+            _save_thumbnail(media_dir / media_filename(sample.id), parts)
+        except (OSError, ValueError) as e:  # the page shows no picture; the sample still runs
+            info["thumbnail_error"] = str(e)
+    parts.append({"type": "text", "text": sample.prompt})
+    return Prepared(sample, parts, info)
+
+
+def _save_thumbnail(path: Path, parts: list[dict[str, Any]]) -> None:
+    if not path.exists():
+        images = [p["image"] for p in parts if p["type"] == "image"] + \
+                 [f for p in parts if p["type"] == "video" for f in p["frames"]]
+        atomic_write_bytes(path, thumbnail_jpeg(images), durable=False)
+
+
+def decode_batch(plan: Any, batch: list[Sample], preprocess: Callable | None) -> Decoded:
+    prepared = [prepare(s, plan.rule, plan.media_dir) for s in batch]
+    inputs = None
+    ready = [p.message for p in prepared if p.error is None]
+    if preprocess is not None and ready:
+        try:
+            inputs = preprocess(ready, plan.gen)
+        except Exception:  # noqa: BLE001 - the model thread retries and blames one sample
+            inputs = None
+    return Decoded(plan, prepared, inputs)
+
+
+def with_messages(decoded: Decoded) -> list[Prepared]:
+    """The batch's samples, each that decoded with its message: decoded again here when a
+    worker process built the inputs (only on the rare path where those inputs failed)."""
+    if all(p.message is not None for p in decoded.prepared if p.error is None):
+        return decoded.prepared
+    return [p if p.error else prepare(p.sample, decoded.plan.rule, None) for p in decoded.prepared]
+
+
+def decoded_stream(plans: list[Any], model: Any, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
+    """Every plan's batches in order, decoded ahead of the model (see the module doc)."""
+    stream = [(plan, batch) for plan in plans for batch in plan.batches]
+    preprocess = model.preprocess if getattr(model, "splits_preprocessing", False) else None
+    if preprocess is not None and stream and worker_process_ok():
+        return _in_process(stream, preprocess)
+    return _in_threads(stream, preprocess, pool)
+
+
+SHM_NEEDED = 1 << 30  # a batch's tensors come back through /dev/shm (a container's default 64 MB is too small)
+
+
+def worker_process_ok() -> bool:
+    """Fork is the start method that costs no second import of torch and the model's code
+    (spawn would take seconds): Linux's default, the one DataLoader users rely on.
+    M3EVAL_PREFETCH=thread keeps the decoding in threads."""
+    mode = os.environ.get("M3EVAL_PREFETCH", "process")
+    if mode not in ("process", "thread"):
+        raise ValueError(f"M3EVAL_PREFETCH={mode!r}: expected process or thread")
+    if mode == "thread" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        return shutil.disk_usage("/dev/shm").free >= SHM_NEEDED
+    except OSError:
+        return False
+
+
+def _in_threads(stream: list, preprocess: Callable | None, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
+    ahead = deque(pool.submit(decode_batch, *item, preprocess) for item in stream[:PREFETCH])
+    queued = len(ahead)
+    while ahead:
+        decoded = ahead.popleft().result()
+        if queued < len(stream):
+            ahead.append(pool.submit(decode_batch, *stream[queued], preprocess))
+            queued += 1
+        yield decoded
+
+
+class _Batches:
+    """The stream as a map-style dataset; a worker returns what the model's process lacks
+    (each sample's media record and error, and the inputs), never the samples themselves."""
+
+    def __init__(self, stream: list, preprocess: Callable):
+        self.stream, self.preprocess = stream, preprocess
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def __getitem__(self, i: int) -> tuple[list, list, Any]:
+        d = decode_batch(*self.stream[i], self.preprocess)
+        return [p.info for p in d.prepared], [p.error for p in d.prepared], d.inputs
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+def _in_process(stream: list, preprocess: Callable) -> Iterator[Decoded]:
+    import torch
+    from torch.utils.data import DataLoader
+
+    # The worker forks here, before the caller starts its progress bars and writer threads (a
+    # fork copies only the calling thread: no other thread's lock is left held in the copy).
+    # Its own generator: the worker's seed is not drawn from the global RNG that sampling uses.
+    loader = iter(DataLoader(_Batches(stream, preprocess), batch_size=None, num_workers=1, collate_fn=_as_is,
+                             prefetch_factor=PREFETCH, multiprocessing_context="fork",
+                             generator=torch.Generator()))
+    return _joined(stream, loader)
+
+
+def _joined(stream: list, loader: Iterator) -> Iterator[Decoded]:
+    try:
+        for plan, batch in stream:
+            infos, errors, inputs = next(loader)
+            yield Decoded(plan, [Prepared(s, None, info, err) for s, info, err in zip(batch, infos, errors)],
+                          inputs)
+    finally:
+        del loader  # its last reference: the worker stops now, also when the run stops early
