@@ -28,7 +28,7 @@ import numpy as np
 
 from m3eval.metrics import stats
 from m3eval.runs import ResultsError, Run, load_run
-from m3eval.scoring.task import base_id
+from m3eval.scoring.task import record_cluster
 
 SEED = 0  # fixed: the gate must give the same verdict every time it runs
 MEAN_RESAMPLES = 1000  # bootstrap CI of a mean difference
@@ -151,7 +151,7 @@ def _paired_records(task: str, base: Run, new: Run, cmp: Comparison
 
 def _clusters(records: list[dict]) -> list[str] | None:
     """Cluster keys of the records (None when every sample is its own cluster)."""
-    keys = [str(r.get("cluster") or base_id(r["id"])) for r in records]
+    keys = [record_cluster(r) for r in records]
     return None if len(set(keys)) == len(keys) else keys
 
 

@@ -90,10 +90,7 @@ def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
     else the YAML's folder."""
     if spec.doc.video_root:
         return yaml_dir / Path(spec.doc.video_root).expanduser()
-    local = resolve_local(dspec, yaml_dir)
-    if local is None:
-        return yaml_dir
-    return local if local.is_dir() else local.parent
+    return media_roots(spec, dspec, yaml_dir)[0]
 
 
 def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path]:

@@ -109,10 +109,11 @@ def bootstrap_means(scores: Sequence[float], n: int = 1000, seed: int = 0,
     labels, k = cluster_labels(clusters, a.size)
     s = np.bincount(labels, weights=a, minlength=k)
     c = np.bincount(labels, minlength=k).astype(np.float64)
-    return np.concatenate([_ratio(s[idx], c[idx]) for idx in _index_chunks(k, n, seed)])
+    return np.concatenate([_ratio(s[idx], c[idx]) for idx in index_chunks(k, n, seed)])
 
 
-def _index_chunks(n_items: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+def index_chunks(n_items: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """n_resamples rows of n_items draws with replacement (0..n_items-1), a memory-bounded chunk at a time."""
     rng = np.random.default_rng(seed)
     rows = max(1, _CHUNK_ELEMS // max(n_items, 1))
     done = 0
@@ -127,7 +128,7 @@ def resample_counts(n_items: int, n: int, seed: int, clusters: Sequence[Hashable
     """For each resample, how many times each sample is drawn: clusters are drawn with
     replacement and every sample of a drawn cluster comes with it."""
     labels, k = cluster_labels(clusters, n_items)
-    for idx in _index_chunks(k, n, seed):
+    for idx in index_chunks(k, n, seed):
         for row in idx:
             yield np.bincount(row, minlength=k)[labels]
 

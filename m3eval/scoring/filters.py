@@ -35,8 +35,11 @@ get_filter = _REGISTRY.get
 filter_names = _REGISTRY.names
 
 
-def _spec(spec: Any) -> tuple[str, dict]:
-    """A spec is an object with .name and .args (the task schema's), or a {"name", "args"} dict."""
+def step_spec(spec: Any) -> tuple[str, dict]:
+    """(name, args) of a filter or metric step: a name, an object with .name and .args (the
+    task schema's), or a {"name", "args"} dict."""
+    if isinstance(spec, str):
+        return spec, {}
     if isinstance(spec, dict):
         return spec["name"], dict(spec.get("args") or {})
     return spec.name, dict(getattr(spec, "args", None) or {})
@@ -47,7 +50,7 @@ def apply_filters(text: str | None, specs: list[Any] | None, choices: list[str] 
     for spec in specs or []:
         if text is None:
             return None
-        name, args = _spec(spec)
+        name, args = step_spec(spec)
         f = get_filter(name)
         try:
             text = f.fn(text, choices, **args)

@@ -25,9 +25,9 @@ import numpy as np
 
 from ..metrics import get_metric
 from ..metrics.base import MetricInput
-from ..metrics.stats import _CHUNK_ELEMS, percentile_ci
+from ..metrics.stats import cluster_labels, index_chunks, percentile_ci
 from ..results import read_jsonl
-from .task import base_id
+from .task import record_cluster
 from ..tasks.registry import Registry
 
 RESAMPLES = 1000
@@ -117,7 +117,7 @@ def _member(task: str, entry: dict[str, Any], run_dir: Path) -> _Member | str:
         return f"no interval: cannot read {path}"
     if not recs:
         return f"no interval: {path} is empty"
-    keys = [str(r.get("cluster") or base_id(str(r["id"]))) for r in recs]
+    keys = [record_cluster(r) for r in recs]
     scale = float(m.get("scale", 1))
     if m.get("kind", "mean") == "mean":
         scores = [r.get("scores", {}).get(primary) for r in recs]
@@ -158,25 +158,19 @@ def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str,
 def _joint_resamples(members: dict[str, _Member], seed: int) -> dict[str, np.ndarray]:
     """RESAMPLES resampled scores per task (0..1 units), drawing the union of the tasks'
     cluster keys with replacement: a key shared by several tasks is drawn for all of them."""
-    index: dict[str, int] = {}
-    for m in members.values():
-        for k in m.keys:
-            index.setdefault(k, len(index))
-    n = len(index)
-    labels = {t: np.fromiter((index[k] for k in m.keys), dtype=np.int64, count=len(m.keys))
-              for t, m in members.items()}
+    keys = [k for m in members.values() for k in m.keys]
+    flat, n = cluster_labels(keys, len(keys))
+    ends = np.cumsum([len(m.keys) for m in members.values()])
+    labels = dict(zip(members, np.split(flat, ends[:-1])))
     sums = {t: np.bincount(labels[t], weights=m.scores, minlength=n) for t, m in members.items()
             if m.scores is not None}
-    counts = {t: np.bincount(labels[t], minlength=n).astype(np.float64) for t in members}
-    rng = np.random.default_rng(seed)
-    rows = max(1, _CHUNK_ELEMS // n)
+    counts = np.stack([np.bincount(labels[t], minlength=n) for t in members], axis=1).astype(np.float64)
     out: dict[str, list[np.ndarray]] = {t: [] for t in members}
-    done = 0
-    while done < RESAMPLES:
-        k = min(rows, RESAMPLES - done)
-        idx = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
-        draws = np.bincount(idx.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
-        drawn = draws @ np.stack([counts[t] for t in members], axis=1)  # samples drawn per task
+    for idx in index_chunks(n, RESAMPLES, seed):
+        k = len(idx)
+        draws = np.bincount((idx + (np.arange(k) * n)[:, None]).ravel(), minlength=k * n).reshape(k, n)
+        draws = draws.astype(np.float64)
+        drawn = draws @ counts  # samples drawn per task
         with np.errstate(invalid="ignore", divide="ignore"):
             for j, (t, m) in enumerate(members.items()):
                 if m.scores is not None:
@@ -184,5 +178,4 @@ def _joint_resamples(members: dict[str, _Member], seed: int) -> dict[str, np.nda
                 else:
                     out[t].append(np.array([m.rescore(row[labels[t]].astype(np.int64)) / m.scale if d else np.nan
                                             for row, d in zip(draws, drawn[:, j])]))
-        done += k
     return {t: np.concatenate(v) for t, v in out.items()}

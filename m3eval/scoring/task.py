@@ -21,19 +21,11 @@ import re
 from typing import Any, Callable
 
 
-from .filters import apply_filters, get_filter
+from .filters import apply_filters, get_filter, step_spec
 from m3eval.metrics import get_metric  # registers the built-in metrics
 from m3eval.metrics.base import Metric, MetricInput, MetricResult
 from m3eval.metrics.stats import bootstrap_interval, cluster_labels, corpus_bootstrap_ci
 from m3eval.types import Prediction
-
-
-def _spec(spec: Any) -> tuple[str, dict]:
-    if isinstance(spec, str):
-        return spec, {}
-    if isinstance(spec, dict):
-        return spec["name"], dict(spec.get("args") or {})
-    return spec.name, dict(getattr(spec, "args", None) or {})
 
 
 def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
@@ -58,10 +50,10 @@ def check_scoring(metrics: list[Any], filters: list[Any] | None) -> None:
     """Every metric and filter a task names exists and takes the args it is given, so a
     typo in a task file shows before the model runs, not after."""
     for spec in metrics:
-        name, args = _spec(spec)
+        name, args = step_spec(spec)
         _check_args(get_metric(name), args)
     for spec in filters or []:
-        name, args = _spec(spec)
+        name, args = step_spec(spec)
         _check_params(get_filter(name).fn, args, 2, f"filter {name!r}")
 
 
@@ -70,6 +62,11 @@ _VARIANT_SUFFIX = re.compile(r"#i\d+$")  # data/samples.py: "<id>#i<k>" under --
 
 def base_id(sample_id: str) -> str:
     return _VARIANT_SUFFIX.sub("", sample_id)
+
+
+def record_cluster(record: dict[str, Any]) -> str:
+    """A stored sample's cluster key, as cluster_keys gives it for the live predictions."""
+    return str(record["cluster"]) if record.get("cluster") is not None else base_id(str(record["id"]))
 
 
 def cluster_keys(predictions: list[Prediction], declared: str | None = None) -> tuple[list[str], str]:
@@ -113,7 +110,7 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
         raise ValueError("score_task: the task names no metrics")
     resolved = []
     for spec in metrics:
-        name, args = _spec(spec)
+        name, args = step_spec(spec)
         metric = get_metric(name)
         _check_args(metric, args)
         resolved.append((name, metric, args))
