@@ -1,6 +1,6 @@
 """Continuous submission on the `openai` backend: a local latency server on 127.0.0.1
 answers every chat completion after a fixed 250 ms; 256 requests go through the run loop
-(m3eval.runner.generate_tasks, two tasks of 128 samples) at concurrency 32 and batch size 4.
+(m3eval.run.generate.generate_tasks, two tasks of 128 samples) at concurrency 32 and batch size 4.
 Ideal wall time: 256 / 32 x 0.25 s = 2.0 s; target: within 15%.
 
     python benchmarks/bench_api.py [--requests 256] [--concurrency 32] [--batch-size 4] [--latency 0.25]
@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from m3eval.data.media import VideoRule  # noqa: E402
 from m3eval.models.base import GenerationConfig, load_model  # noqa: E402
-from m3eval.runner import TaskPlan, generate_tasks  # noqa: E402
+from m3eval.run.generate import TaskPlan, generate_tasks  # noqa: E402
 from m3eval.types import Sample  # noqa: E402
 
 

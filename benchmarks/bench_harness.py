@@ -111,7 +111,7 @@ def main() -> None:
     import torch
 
     from m3eval.demo.tiny_model import ensure_tiny_model
-    from m3eval.pipeline import RunConfig, evaluate
+    from m3eval.run.pipeline import RunConfig, evaluate
     torch.set_num_threads(1)
     if not a.overhead:
         return sizes(a)
@@ -146,8 +146,8 @@ def generate_alone(model_dir: Path, a: argparse.Namespace, override: str | None 
 
     from m3eval.data.media import VideoRule
     from m3eval.models.base import GenerationConfig, load_model
-    from m3eval.pipeline import load_task_samples
-    from m3eval.prefetch import prepare
+    from m3eval.run.pipeline import load_task_samples
+    from m3eval.run.prefetch import prepare
     from m3eval.tasks.registry import Registry
 
     adapter = load_model("hf", {"pretrained": str(model_dir)})

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from m3eval.data.synthetic import draw_frame, encode_video  # noqa: E402
 from m3eval.demo.tiny_model import ensure_tiny_model  # noqa: E402
-from m3eval.pipeline import RunConfig, evaluate  # noqa: E402
+from m3eval.run.pipeline import RunConfig, evaluate  # noqa: E402
 
 TASK = """
 task: bench_{name}

@@ -18,7 +18,7 @@ class UsageError(ValueError):
 
 # An error class of a module that was never imported cannot have been raised: look the
 # classes up among the loaded modules, so catching them imports nothing.
-_ERROR_CLASSES = {"m3eval.resume": "RunError", "m3eval.models.base": "ModelLoadError"}
+_ERROR_CLASSES = {"m3eval.run.resume": "RunError", "m3eval.models.base": "ModelLoadError"}
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -98,7 +98,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     tasks = [t for t in a.tasks.split(",") if t]
     model_args = _check_usage(tasks, a.include_path, a.model_args, dict(a.dataset_override))
     _threads(a.threads)
-    from .pipeline import RunConfig, evaluate
+    from .run.pipeline import RunConfig, evaluate
     cfg = RunConfig(tasks=tasks, output=a.output, model=a.model,
                     model_args=model_args, run_name=a.run_name, batch_size=a.batch_size,
                     limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
@@ -121,9 +121,9 @@ def cmd_score(a: argparse.Namespace) -> int:
             raise UsageError("give a run directory, or --task T --predictions FILE.jsonl")
         if a.task or a.allow_missing:
             raise UsageError("--task and --allow-missing go with --predictions")
-        from .distributed import Dist
-        from .pipeline import RunError, rescore
-        from .run_lock import run_folder_lock
+        from .run.distributed import Dist
+        from .run.pipeline import RunError, rescore
+        from .run.lock import run_folder_lock
         if not (a.run_dir / "predictions").is_dir():
             raise RunError(f"{a.run_dir}: not a run directory (no predictions/ folder)")
         with run_folder_lock(a.run_dir, Dist()):  # no run may write the folder meanwhile
@@ -207,7 +207,7 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo.tiny_model import DEMO_TRAIN_STEPS, TOY_NOTE, default_cache_dir, ensure_tiny_model, is_built
-    from .pipeline import RunConfig, evaluate
+    from .run.pipeline import RunConfig, evaluate
     _threads(1)  # a few-hundred-thousand-parameter model: one thread is fastest
     if not is_built(default_cache_dir(DEMO_TRAIN_STEPS)):
         print(f"building the demo model (once, ~25 s; cached in {default_cache_dir(DEMO_TRAIN_STEPS)})",

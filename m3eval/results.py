@@ -1,7 +1,8 @@
-"""Writing run files (docs/FORMATS.md): atomic writes, the append-only
-predictions log, and provenance."""
+"""Writing run files (docs/FORMATS.md): where they live in a run folder, atomic writes, the
+append-only predictions log, and provenance."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,8 +17,21 @@ from typing import Any, Iterable
 from .types import Prediction
 
 RESULTS_FORMAT = "m3eval.results/1"
+GENERATE_ERROR = "generate: "  # prefix of a sample error raised by the model, not by its data
 _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", "pillow", "numpy",
              "sacrebleu", "rouge_score", "pycocoevalcap", "jieba", "accelerate")
+
+
+def prediction_files(run_dir: Path, task: str) -> list[Path]:
+    """A task's predictions file, then the per-rank logs a run in progress appends to."""
+    pred_dir = run_dir / "predictions"
+    return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{task}.rank*.jsonl"))]
+
+
+def media_filename(sample_id: str) -> str:
+    """A filesystem-safe, collision-free name for a sample's thumbnail (under media/<task>/)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id)[:80]
+    return f"{safe}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}.jpg"
 
 
 def _read_umask() -> int:

@@ -14,7 +14,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from m3eval.demo.tiny_model import DEMO_TRAIN_STEPS, ensure_tiny_model  # noqa: E402
-from m3eval.pipeline import RunConfig, evaluate  # noqa: E402
+from m3eval.run.pipeline import RunConfig, evaluate  # noqa: E402
 
 GOLDEN = ROOT / "results" / "demo"
 

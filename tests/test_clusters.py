@@ -117,7 +117,7 @@ def test_doc_cluster_field_or_template_reaches_the_predictions(tmp_path):
 
 
 def test_unset_cluster_leaves_hash_and_resume_key_unchanged():
-    from m3eval.runner import generation_key
+    from m3eval.run.generate import generation_key
     from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
 
     def spec(**doc):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from m3eval.pipeline import evaluate
+from m3eval.run.pipeline import evaluate
 from m3eval.results import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from m3eval.data.media import VideoRule
-from m3eval.pipeline import load_task_samples
-from m3eval.prefetch import prepare
+from m3eval.run.pipeline import load_task_samples
+from m3eval.run.prefetch import prepare
 from m3eval.scoring.run import score_one
 from m3eval.tasks.registry import Registry
 from m3eval.types import Prediction

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from m3eval.pipeline import RunConfig, evaluate, rescore
+from m3eval.run.pipeline import RunConfig, evaluate, rescore
 from m3eval.report import format_results
 from m3eval.runs import load_run
 

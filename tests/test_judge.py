@@ -9,7 +9,7 @@ import pytest
 from m3eval.scoring.judge import parse_pair, parse_single, pairwise_outcome, run_folder
 from m3eval.metrics.base import MetricInput, get_metric
 from m3eval.models.base import register_backend
-from m3eval.pipeline import timed_score
+from m3eval.run.pipeline import timed_score
 from m3eval.tasks.registry import Registry
 from m3eval.types import Prediction
 from serving import stop, transformers_serve

@@ -12,8 +12,8 @@ import pytest
 from m3eval.data.media import VideoRule
 from m3eval.data.sources import DataError, load_dataset_rows
 from m3eval.data.synthetic import draw_image, encode_video
-from m3eval.pipeline import load_task_samples
-from m3eval.prefetch import prepare
+from m3eval.run.pipeline import load_task_samples
+from m3eval.run.prefetch import prepare
 from m3eval.tasks.loader import load_file
 from m3eval.tasks.schema import DatasetSpec
 
@@ -189,7 +189,7 @@ def test_an_override_file_replaces_the_split(tmp_path):
 def test_bad_rows_are_counted_in_a_real_run(tiny_model, layout):
     """End to end: a row without references and a row whose image leaves the data folder
     fail alone, are counted in n_errors and name themselves; the other rows are scored."""
-    from m3eval.pipeline import RunConfig, evaluate
+    from m3eval.run.pipeline import RunConfig, evaluate
     from m3eval.results import read_jsonl
     rows(layout / "tasks" / "data", [{"id": "ok", "q": "?", "a": "x", "image": "img/cat.png"},
                                      {"id": "norefs", "q": "?", "a": [], "image": "img/cat.png"},

@@ -307,7 +307,7 @@ def test_second_architecture_idefics3_is_batch_invariant(tmp_path: Path):
 
 
 def test_preprocess_then_generate_prepared_equals_generate(model):
-    """The runner builds inputs in its prefetch threads (`preprocess`) and the model
+    """The runner builds inputs ahead of the model (`preprocess`) and the model
     thread only calls `generate_prepared`: the split changes no prediction."""
     msgs, gen = varied_messages(), GenerationConfig(max_new_tokens=16)
     inputs = model.preprocess(msgs, gen)

@@ -242,7 +242,7 @@ def test_malformed_message_is_refused_before_any_request(server):
 
 def _plans(tmp_path, tasks: dict[str, list[str]], batch_size: int):
     from m3eval.data.media import VideoRule
-    from m3eval.runner import TaskPlan
+    from m3eval.run.generate import TaskPlan
     from m3eval.types import Sample
 
     plans = []
@@ -257,7 +257,7 @@ def _plans(tmp_path, tasks: dict[str, list[str]], batch_size: int):
 
 
 def _run_tasks(server, tmp_path, prompts, batch_size=4, **extra) -> dict[str, dict]:
-    from m3eval.runner import generate_tasks
+    from m3eval.run.generate import generate_tasks
 
     plans = _plans(tmp_path, {"t": prompts}, batch_size)
     generate_tasks(plans, adapter(server, **extra), lambda plan, stats: None, progress=False)
@@ -265,7 +265,7 @@ def _run_tasks(server, tmp_path, prompts, batch_size=4, **extra) -> dict[str, di
 
 
 def test_concurrency_spans_batches_and_tasks_and_each_answer_is_logged(server, tmp_path):
-    from m3eval.runner import generate_tasks
+    from m3eval.run.generate import generate_tasks
 
     server.delay = 0.2
     plans = _plans(tmp_path, {"a": [f"a{i}" for i in range(10)], "b": [f"b{i}" for i in range(10)]}, batch_size=4)
@@ -300,7 +300,7 @@ def _wait_until_quiet(server, quiet_s: float = 0.5, limit_s: float = 10.0) -> No
 def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_rest(server, tmp_path):
     from m3eval.models.base import register_backend
     from m3eval.models.openai_compat import OpenAICompatAdapter
-    from m3eval.pipeline import RunConfig, evaluate
+    from m3eval.run.pipeline import RunConfig, evaluate
 
     class Interrupted(OpenAICompatAdapter):
         stop_at: int | None = 5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from m3eval.pipeline import RunConfig, evaluate
+from m3eval.run.pipeline import RunConfig, evaluate
 from m3eval.results import read_jsonl
 from serving import transformers_serve
 

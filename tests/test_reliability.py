@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from m3eval.distributed import Dist
+from m3eval.run.distributed import Dist
 from m3eval.results import public_args, read_jsonl
-from m3eval.run_lock import LOCK_NAME, clean_stale_tmp, run_folder_lock
+from m3eval.run.lock import LOCK_NAME, clean_stale_tmp, run_folder_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
@@ -113,8 +113,8 @@ def test_ranks_of_another_launch_cannot_enter(tiny_model, tmp_path):
 
 def test_lock_is_exclusive_between_processes_and_released_on_exit(tmp_path):
     run_dir = tmp_path / "r"
-    code = ("import sys; from pathlib import Path; from m3eval.distributed import Dist; "
-            "from m3eval.run_lock import run_folder_lock\n"
+    code = ("import sys; from pathlib import Path; from m3eval.run.distributed import Dist; "
+            "from m3eval.run.lock import run_folder_lock\n"
             "with run_folder_lock(Path(sys.argv[1]), Dist()):\n    print('entered')")
     with run_folder_lock(run_dir, Dist()):
         r = subprocess.run([sys.executable, "-c", code, str(run_dir)], cwd=ROOT, capture_output=True, text=True)
@@ -128,8 +128,8 @@ def test_a_forked_child_does_not_keep_the_folder_after_a_kill(tmp_path):
     """The decoding worker is a forked child: when its run is killed (-9), the folder is free at
     once, not when the orphaned worker notices (DataLoader checks every few seconds)."""
     run_dir = tmp_path / "r"
-    code = ("import os, sys, time, multiprocessing; from pathlib import Path; from m3eval.distributed import Dist; "
-            "from m3eval.run_lock import run_folder_lock\n"
+    code = ("import os, sys, time, multiprocessing; from pathlib import Path; from m3eval.run.distributed import Dist; "
+            "from m3eval.run.lock import run_folder_lock\n"
             "def nap():\n    os.close(1); os.close(2); time.sleep(60)\n"  # the test reads stdout to its end
             "with run_folder_lock(Path(sys.argv[1]), Dist()):\n"
             "    child = multiprocessing.get_context('fork').Process(target=nap)\n"

@@ -11,7 +11,7 @@ import pytest
 from m3eval.demo.tiny_model import build_tiny_model
 from m3eval.models.base import register_backend
 from m3eval.models.hf import HFAdapter
-from m3eval.pipeline import RunConfig, RunError, evaluate
+from m3eval.run.pipeline import RunConfig, RunError, evaluate
 from m3eval.results import read_jsonl
 
 ZH = Path(__file__).resolve().parents[1] / "tasks" / "demo" / "data" / "m3it_caption_zh.jsonl"

@@ -15,7 +15,7 @@ import pytest
 
 from m3eval.models.base import register_backend
 from m3eval.models.hf import HFAdapter
-from m3eval.pipeline import RunConfig, RunError, evaluate, rescore
+from m3eval.run.pipeline import RunConfig, RunError, evaluate, rescore
 from m3eval.results import read_jsonl
 
 TASKS = ["demo_vqa", "demo_mc", "demo_m3it_zh", "demo_video_frames", "demo_video_qa"]
@@ -218,7 +218,7 @@ def test_a_failing_batch_is_generated_again_sample_by_sample(tiny_model, tmp_pat
 
 
 def test_prefetch_mode_is_process_or_thread(monkeypatch):
-    from m3eval import prefetch
+    from m3eval.run import prefetch
     monkeypatch.setenv("M3EVAL_PREFETCH", "thread")
     assert not prefetch.worker_process_ok()
     monkeypatch.setenv("M3EVAL_PREFETCH", "process")

@@ -14,9 +14,9 @@ import pytest
 
 from m3eval.data.samples import build_samples
 from m3eval.data.sources import load_dataset_rows
-from m3eval.pipeline import RunConfig, evaluate
+from m3eval.run.pipeline import RunConfig, evaluate
 from m3eval.prompts import MAX_PROMPT_CHARS, TemplateLimitError, render
-from m3eval.prefetch import prepare
+from m3eval.run.prefetch import prepare
 from m3eval.data.media import VideoRule
 from m3eval.tasks.loader import TaskError, load_file
 from m3eval.tasks.registry import Registry

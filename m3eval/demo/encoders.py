@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..pipeline import RunConfig, evaluate
+from ..run.pipeline import RunConfig, evaluate
 from .tiny_clip import DEMO_CLIP_TRAIN_STEPS, ensure_tiny_clip
 
 

@@ -82,10 +82,12 @@ def grounding_accuracy(prediction: str | None, box: Sequence[float], width: floa
                        threshold: float = 0.5, units: str = "auto", grid: float = 999) -> float:
     """1.0 if the box the prediction names has IoU >= threshold with `box` (pixels), else 0.0.
     An unparsable prediction scores 0.0 (use parse_box to count those)."""
-    parsed = parse_box(prediction, units)
-    if parsed is None:
-        return 0.0
-    return float(box_iou(parsed.to_pixels(width, height, grid), box) >= threshold)
+    return _hit(parse_box(prediction, units), box, width, height, threshold, grid)
+
+
+def _hit(parsed: Box | None, box: Sequence[float], width: float, height: float, threshold: float,
+         grid: float) -> float:
+    return 0.0 if parsed is None else float(box_iou(parsed.to_pixels(width, height, grid), box) >= threshold)
 
 
 def parse_reference(ref: str) -> tuple[list[float], tuple[float, float] | None]:
@@ -114,7 +116,7 @@ def _grounding_items(items: list[MetricInput], threshold: float = 0.5, units: st
                 raise ValueError(f"sample {i}: a {parsed.units} box needs the image size: give it in the "
                                  "reference (x1,y1,x2,y2,W,H) or keep the run's media_info")
         w, h = size if size is not None else (0.0, 0.0)
-        scores.append(float(box_iou(parsed.to_pixels(w, h, grid), box) >= threshold))
+        scores.append(_hit(parsed, box, w, h, threshold, grid))
     return MetricResult(mean(scores), scores)
 
 

@@ -127,7 +127,7 @@ def recall_at_k(similarity: np.ndarray, positives: Sequence[Iterable[int]], k: i
     return float((ranks(similarity, positives) < k).mean())
 
 
-# ---- registered metrics over the predictions m3eval/encode.py writes ----------------------
+# ---- registered metrics over the predictions m3eval/run/encode.py writes ----------------------
 # zero-shot: prediction "i1 i2 ... i10" (class indices, best first), reference the label index;
 # retrieval: prediction {"i2t": rank of the image's best caption, "t2i": [rank of the image for
 # each of its captions]} (0-based ranks, as embedding_ranks gives).

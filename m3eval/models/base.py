@@ -17,7 +17,8 @@ Optional parts a backend may add (the runner uses them when present):
   seconds) out in completion order. The runner then feeds every task's samples as one
   lazy stream (continuous submission) and logs each answer as it arrives.
 - `splits_preprocessing` + `preprocess(messages, gen)` + `generate_prepared(inputs, gen)`:
-  the runner builds inputs in its prefetch threads, the model thread only generates.
+  the runner builds inputs ahead of the model (run/prefetch.py: in a forked worker process,
+  or threads), and the model thread only generates.
 """
 from __future__ import annotations
 

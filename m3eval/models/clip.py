@@ -5,7 +5,7 @@
 Any model AutoModel loads that exposes get_image_features / get_text_features: CLIPModel,
 ChineseCLIPModel, SiglipModel, AltCLIP, ... with its AutoProcessor. Embeddings are
 L2-normalized float32 numpy arrays; batched; dtype float16/bfloat16 on GPU. It cannot
-generate text: it runs the encoder task types (m3eval/encode.py), not generative tasks.
+generate text: it runs the encoder task types (m3eval/run/encode.py), not generative tasks.
 """
 from __future__ import annotations
 

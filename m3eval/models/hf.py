@@ -338,9 +338,9 @@ class HFAdapter:
         return type(self).generate is HFAdapter.generate
 
     def preprocess(self, batch: list[Message], gen: GenerationConfig | None = None) -> Any:
-        """Chat template + image processing for one batch, off the model thread (the runner
-        calls it in its prefetch threads). One tokenizer call at a time: padding mutates a fast
-        tokenizer, which then fails in another thread with "Already borrowed"."""
+        """Chat template + image processing for one batch, off the model thread (run/prefetch.py
+        calls it in a worker process, or in threads). One tokenizer call at a time: padding
+        mutates a fast tokenizer, which then fails in another thread with "Already borrowed"."""
         with self._preprocess_lock:
             return self._prepare(batch)
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..pipeline import RunError, load_task_samples
+from ..run.pipeline import RunError, load_task_samples
 from ..report import format_results
-from ..results import RESULTS_FORMAT, atomic_write_json, now_iso, read_jsonl
-from ..runner import prediction_files
+from ..results import RESULTS_FORMAT, atomic_write_json, now_iso, prediction_files, read_jsonl
 from .run import score_one
 from ..tasks.registry import Registry
 from ..types import Prediction

@@ -8,9 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..results import atomic_write_jsonl, read_jsonl
-from ..prefetch import media_filename
-from ..runner import GENERATE_ERROR
+from ..results import GENERATE_ERROR, atomic_write_jsonl, media_filename, read_jsonl
 from . import judge
 from .task import score_by, score_task
 from ..tasks.schema import StepSpec, TaskSpec

@@ -80,9 +80,12 @@ def cluster_keys(predictions: list[Prediction], declared: str | None = None) -> 
     return keys, "sample id (one sample per cluster)"
 
 
-def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clusters: list[str]) -> dict:
+def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clusters: list[str],
+                  with_ci: bool = True) -> dict:
     entry: dict[str, Any] = {"value": float(result.value), "ci": None, "scale": metric.scale,
                              "higher_is_better": metric.higher_is_better, "kind": metric.kind}
+    if not with_ci:
+        return entry
     if metric.kind == "mean":
         if result.per_sample is None or len(result.per_sample) != n:
             raise RuntimeError(f"metric {metric.name!r} is a mean metric but returned no aligned per-sample scores")
@@ -151,9 +154,7 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
                 idx = int(msg.split(":")[0][7:])
                 msg = f"sample {predictions[idx].id!r} (index {idx}):{msg.split(':', 1)[1]}"
             raise type(e)(f"metric {name!r}: {msg}") from None
-        entries[name] = _metric_entry(metric, result, len(items), seed, clusters) if with_ci else {
-            "value": float(result.value), "ci": None, "scale": metric.scale,
-            "higher_is_better": metric.higher_is_better, "kind": metric.kind}
+        entries[name] = _metric_entry(metric, result, len(items), seed, clusters, with_ci)
         if args:  # so `compare` can re-score resampled corpora exactly as the task did
             entries[name]["args"] = args
         for rec, s in zip(records, result.per_sample or [None] * len(records)):

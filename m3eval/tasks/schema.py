@@ -107,7 +107,7 @@ class TaskSpec(_Strict):
     metrics: list[StepSpec] = Field(min_length=1)
     primary_metric: str | None = None  # default: the first metric
     consistency_with: str | None = None  # a task over the same items in another language
-    type: TaskType = "generate"  # or an encoder task type (m3eval/encode.py)
+    type: TaskType = "generate"  # or an encoder task type (m3eval/run/encode.py)
     encoder: EncoderSpec | None = None  # see tasks/encoder_schema.py
     source: str = Field("", exclude=True)  # the YAML file, for messages; not part of the hash
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .data.fingerprint import describe_change, model_files_fingerprint
-from .results import public_args, read_json
-from .runner import generation_key, prediction_files
-from .tasks.schema import TaskSpec
+from ..data.fingerprint import describe_change, model_files_fingerprint
+from ..results import prediction_files, public_args, read_json
+from .generate import generation_key
+from ..tasks.schema import TaskSpec
 
 
 class RunError(RuntimeError):

@@ -24,27 +24,19 @@ from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
-from .data.media import VideoRule
+from ..data.media import VideoRule
 from .distributed import Dist
-from .models.base import BadMessageError, GenerationConfig
+from ..models.base import BadMessageError, GenerationConfig
 from .prefetch import Decoded, Prepared, decoded_stream, with_messages
-from .results import append_jsonl, atomic_write_jsonl, read_predictions
-from .tasks.schema import TaskSpec
-from .types import Message, Prediction, Sample
-
-
-GENERATE_ERROR = "generate: "  # prefix of a sample error raised by the model, not by its data
+from ..results import GENERATE_ERROR, append_jsonl, atomic_write_jsonl, prediction_files, read_predictions
+from ..tasks.schema import TaskSpec
+from ..types import Message, Prediction, Sample
 
 
 @dataclass
 class GenStats:
     generate_s: float = 0.0
     samples: int = 0
-
-
-def prediction_files(run_dir: Path, task: str) -> list[Path]:
-    pred_dir = run_dir / "predictions"
-    return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{task}.rank*.jsonl"))]
 
 
 def _generate_batch(model: Any, batch: list[Prepared], gen: GenerationConfig) -> list[str | Exception]:

@@ -10,10 +10,8 @@ messages themselves, and their model does not hold this process's GIL.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
-import re
 import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
-from .data.samples import LazyField
-from .results import atomic_write_bytes
-from .types import Media, Message, Sample
+from ..data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
+from ..data.samples import LazyField
+from ..results import atomic_write_bytes, media_filename
+from ..types import Media, Message, Sample
 
 PREFETCH = 2  # batches decoded ahead of the one generating (per worker)
 
@@ -49,12 +47,6 @@ class Decoded:
     plan: Any
     prepared: list[Prepared]
     inputs: Any = None
-
-
-def media_filename(sample_id: str) -> str:
-    """A filesystem-safe, collision-free name for a sample's thumbnail."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", sample_id)[:80]
-    return f"{safe}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}.jpg"
 
 
 def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared:

@@ -26,13 +26,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .data.media import VideoRule
-from .metrics.openness import openness_curve
-from .metrics.retrieval import retrieval_ranks
-from .results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_predictions
+from ..data.media import VideoRule
+from ..metrics.openness import openness_curve
+from ..metrics.retrieval import retrieval_ranks
+from ..results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_predictions
 from .prefetch import prepare
-from .tasks.schema import TaskSpec
-from .types import Prediction, Sample
+from ..tasks.schema import TaskSpec
+from ..types import Prediction, Sample
 
 CHUNK = 256  # images or texts per cached embedding file
 TOP = 10  # class indices kept per zero-shot prediction

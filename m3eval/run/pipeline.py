@@ -13,25 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from . import encode
-from .scoring import judge
-from .data.samples import build_samples
-from .data.sources import load_dataset_rows, resolve_local
+from ..scoring import judge
+from ..data.samples import build_samples
+from ..data.sources import load_dataset_rows, resolve_local
 from .distributed import Dist, init_distributed
-from .models.base import GenerationConfig, check_backend, load_model
-from .results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, public_args,
-                      read_json, read_predictions)
-from .lm_eval_compat import apply_gen_kwargs, limit_count
+from ..models.base import GenerationConfig, check_backend, load_model
+from ..results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, public_args,
+                      prediction_files, read_json, read_predictions)
+from ..lm_eval_compat import apply_gen_kwargs, limit_count
 from .resume import RunError, check_model_revision, check_resume, identity
-from .run_lock import run_folder_lock
-from .runner import GenStats, TaskPlan, consolidate, generate_tasks, plan_task, prediction_files
-from .scoring.groups import group_errors, group_scores
+from .lock import run_folder_lock
+from .generate import GenStats, TaskPlan, consolidate, generate_tasks, plan_task
+from ..scoring.groups import group_errors, group_scores
 from .invocations import (SINGLE_INSTRUCTION, inferred_invocation, invocation_record, merge_tasks,
                           run_invocations)
-from .scoring.run import consistency, recorded_exclusion, score_one
-from .scoring.task import check_scoring
-from .tasks.registry import Registry
-from .tasks.schema import DatasetSpec, TaskSpec
-from .types import Sample
+from ..scoring.run import consistency, recorded_exclusion, score_one
+from ..scoring.task import check_scoring
+from ..tasks.registry import Registry
+from ..tasks.schema import DatasetSpec, TaskSpec
+from ..types import Sample
 
 __all__ = ["RunConfig", "RunError", "evaluate", "rescore", "load_task_samples"]
 
@@ -144,7 +144,7 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
 
     plans = []
     for spec in runnable:
-        if spec.type != "generate":  # encoder task types: m3eval/encode.py, below
+        if spec.type != "generate":  # encoder task types: m3eval/run/encode.py, below
             continue
         g = spec.generation
         gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
@@ -278,7 +278,7 @@ def _revision_without_loading(cfg: RunConfig) -> str | None:
     path = Path(str(cfg.model_args.get("pretrained") or "")).expanduser()
     if cfg.model != "hf" or not path.is_dir():
         return None
-    from .models.hf import _revision
+    from ..models.hf import _revision
     return _revision(str(path), path.resolve(), None)
 
 
