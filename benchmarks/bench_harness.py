@@ -146,7 +146,7 @@ def generate_alone(model_dir: Path, a: argparse.Namespace, override: str | None 
 
     from m3eval.data.media import VideoRule
     from m3eval.models.base import GenerationConfig, load_model
-    from m3eval.run.pipeline import load_task_samples
+    from m3eval.data.task_samples import load_task_samples
     from m3eval.run.prefetch import prepare
     from m3eval.tasks.registry import Registry
 

@@ -13,7 +13,8 @@ from PIL import Image
 from m3eval.demo.tiny_clip import build_tiny_clip
 from m3eval.run.encode import run_encoder_task
 from m3eval.models.base import load_model
-from m3eval.run.pipeline import RunConfig, evaluate, load_task_samples
+from m3eval.run.pipeline import RunConfig, evaluate
+from m3eval.data.task_samples import load_task_samples
 from m3eval.tasks.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ import pytest
 from m3eval.demo.tiny_clip import build_tiny_clip
 from m3eval.metrics.openness import openness_curve
 from m3eval.models.base import ModelLoadError, load_model
-from m3eval.run.pipeline import RunConfig, evaluate, load_task_samples, rescore
+from m3eval.run.pipeline import RunConfig, evaluate, rescore
+from m3eval.data.task_samples import load_task_samples
 from m3eval.tasks.loader import TaskError, load_file
 from m3eval.tasks.registry import Registry
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from m3eval.data.media import VideoRule
-from m3eval.run.pipeline import load_task_samples
+from m3eval.data.task_samples import load_task_samples
 from m3eval.run.prefetch import prepare
 from m3eval.scoring.run import score_one
 from m3eval.tasks.registry import Registry

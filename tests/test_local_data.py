@@ -12,7 +12,7 @@ import pytest
 from m3eval.data.media import VideoRule
 from m3eval.data.sources import DataError, load_dataset_rows
 from m3eval.data.synthetic import draw_image, encode_video
-from m3eval.run.pipeline import load_task_samples
+from m3eval.data.task_samples import load_task_samples
 from m3eval.run.prefetch import prepare
 from m3eval.tasks.loader import load_file
 from m3eval.tasks.schema import DatasetSpec

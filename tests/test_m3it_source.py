@@ -195,7 +195,7 @@ def test_the_config_table_covers_the_held_out_tasks():
 
 def test_the_suite_yamls_build_samples_from_a_snapshot(snapshot):
     """The real task definitions (tasks/m3it, tasks/m3it80) over the snapshot: prompts, references, ids."""
-    from m3eval.run.pipeline import load_task_samples
+    from m3eval.data.task_samples import load_task_samples
     from m3eval.tasks.registry import Registry
 
     reg = Registry.discover()
@@ -217,7 +217,7 @@ def test_the_suite_yamls_build_samples_from_a_snapshot(snapshot):
 
 def test_dataset_override_with_a_snapshot_folder_keeps_the_m3it_reader(snapshot):
     """`--dataset-override m3it_okvqa=SNAPSHOT` reads the snapshot as the repo, config and split kept."""
-    from m3eval.run.pipeline import load_task_samples
+    from m3eval.data.task_samples import load_task_samples
     from m3eval.tasks.registry import Registry
 
     spec = Registry.discover().tasks["m3it_okvqa"]

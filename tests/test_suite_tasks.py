@@ -17,7 +17,7 @@ import fixtures_suite as fx  # noqa: E402
 from m3eval.data.samples import SampleError  # noqa: E402
 import m3eval.metrics  # noqa: E402,F401  (registers the metric modules)
 from m3eval.metrics.base import get_metric  # noqa: E402
-from m3eval.run.pipeline import load_task_samples  # noqa: E402
+from m3eval.data.task_samples import load_task_samples  # noqa: E402
 from m3eval.tasks.registry import Registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

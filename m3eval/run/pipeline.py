@@ -14,13 +14,12 @@ from typing import Any
 
 from . import encode
 from ..scoring import judge
-from ..data.samples import build_samples
-from ..data.sources import load_dataset_rows, resolve_local
+from ..data.task_samples import load_task_samples
 from .distributed import Dist, init_distributed
 from ..models.base import GenerationConfig, check_backend, load_model
 from ..results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, public_args,
                       prediction_files, read_json, read_predictions)
-from ..lm_eval_compat import apply_gen_kwargs, limit_count
+from ..lm_eval_compat import apply_gen_kwargs
 from .resume import RunError, check_model_revision, check_resume, identity
 from .lock import run_folder_lock
 from .generate import GenStats, TaskPlan, consolidate, generate_tasks, plan_task
@@ -30,10 +29,10 @@ from .invocations import (SINGLE_INSTRUCTION, inferred_invocation, invocation_re
 from ..scoring.run import consistency, recorded_exclusion, score_one
 from ..scoring.task import check_scoring
 from ..tasks.registry import Registry
-from ..tasks.schema import DatasetSpec, TaskSpec
+from ..tasks.schema import TaskSpec
 from ..types import Sample
 
-__all__ = ["RunConfig", "RunError", "evaluate", "rescore", "load_task_samples"]
+__all__ = ["RunConfig", "RunError", "evaluate", "rescore"]
 
 
 @dataclass
@@ -61,45 +60,6 @@ def run_name_for(cfg: RunConfig) -> str:
         return cfg.run_name
     base = str(cfg.model_args.get("pretrained") or cfg.model_args.get("model") or cfg.model)
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base.rstrip("/").split("/")[-1]) or cfg.model
-
-
-def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: str,
-                      override: str | None = None, fingerprint: dict[str, Any] | None = None,
-                      excluded: dict[str, Any] | None = None) -> list[Sample]:
-    """The task's samples; `fingerprint`, when given, receives what its data was read from, and
-    `excluded` the rows doc.exclude_if dropped."""
-    yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
-    dspec = spec.dataset
-    if override:
-        path = Path(override).expanduser().resolve()
-        if dspec.format in ("m3it", "m3it80") and path.is_dir():  # a local snapshot of the repo
-            dspec = dspec.model_copy(update={"path": str(path)})
-        else:
-            # a single file replaces the task's split; a DatasetDict folder still picks dataset.split
-            dspec = DatasetSpec(path=str(path), format="auto", **({"split": dspec.split} if path.is_dir() else {}))
-    ds = load_dataset_rows(dspec, yaml_dir, spec.task, fingerprint)
-    if limit is not None:
-        ds = ds.select(range(limit_count(limit, len(ds))))
-    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir),
-                              media_roots=media_roots(spec, dspec, yaml_dir), excluded=excluded))
-
-
-def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
-    """The folder relative video paths start from: doc.video_root (relative to the YAML),
-    else the local data's folder (so an overridden dataset finds its videos beside it),
-    else the YAML's folder."""
-    if spec.doc.video_root:
-        return yaml_dir / Path(spec.doc.video_root).expanduser()
-    return media_roots(spec, dspec, yaml_dir)[0]
-
-
-def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path]:
-    """Folders local media paths may come from: the data's folder, doc.video_root, and
-    doc.media_root (relative to the YAML) when the task allows one more."""
-    local = resolve_local(dspec, yaml_dir)
-    roots = [yaml_dir if local is None else local if local.is_dir() else local.parent]
-    roots += [yaml_dir / Path(p).expanduser() for p in (spec.doc.video_root, spec.doc.media_root) if p]
-    return roots
 
 
 def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:

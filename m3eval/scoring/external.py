@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..run.pipeline import RunError, load_task_samples
+from ..data.sources import DataError
+from ..data.task_samples import load_task_samples
 from ..report import format_results
 from ..results import RESULTS_FORMAT, atomic_write_json, now_iso, prediction_files, read_jsonl
 from .run import score_one
@@ -27,15 +28,15 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
         raise UsageError(str(registry.unknown(task)))
     spec = registry.tasks[task]
     if not pred_file.exists():
-        raise RunError(f"{pred_file}: no such file")
+        raise DataError(f"{pred_file}: no such file")
     given: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for n, row in enumerate(read_jsonl(pred_file), 1):
         if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("prediction"), str):
-            raise RunError(f"{pred_file}:{n}: expected {{\"id\": ..., \"prediction\": \"...\"}}, got {str(row)[:100]}")
+            raise DataError(f"{pred_file}:{n}: expected {{\"id\": ..., \"prediction\": \"...\"}}, got {str(row)[:100]}")
         sid = str(row["id"])
         if sid in given:
-            raise RunError(f"{pred_file}:{n}: id {sid!r} again (first on line {first_line[sid]}); "
+            raise DataError(f"{pred_file}:{n}: id {sid!r} again (first on line {first_line[sid]}); "
                            "keep one prediction per id")
         given[sid], first_line[sid] = row["prediction"], n
     print(f"m3eval score: {len(given)} predictions read from {pred_file}", file=sys.stderr)

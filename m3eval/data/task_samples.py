@@ -1,0 +1,51 @@
+"""A task's samples: its dataset (or a --dataset-override) read, limited, and turned into
+Samples whose media may only come from the folders the task allows."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..lm_eval_compat import limit_count
+from ..tasks.schema import DatasetSpec, TaskSpec
+from ..types import Sample
+from .samples import build_samples
+from .sources import load_dataset_rows, resolve_local
+
+
+def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: str,
+                      override: str | None = None, fingerprint: dict[str, Any] | None = None,
+                      excluded: dict[str, Any] | None = None) -> list[Sample]:
+    """The task's samples; `fingerprint`, when given, receives what its data was read from, and
+    `excluded` the rows doc.exclude_if dropped."""
+    yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
+    dspec = spec.dataset
+    if override:
+        path = Path(override).expanduser().resolve()
+        if dspec.format in ("m3it", "m3it80") and path.is_dir():  # a local snapshot of the repo
+            dspec = dspec.model_copy(update={"path": str(path)})
+        else:
+            # a single file replaces the task's split; a DatasetDict folder still picks dataset.split
+            dspec = DatasetSpec(path=str(path), format="auto", **({"split": dspec.split} if path.is_dir() else {}))
+    ds = load_dataset_rows(dspec, yaml_dir, spec.task, fingerprint)
+    if limit is not None:
+        ds = ds.select(range(limit_count(limit, len(ds))))
+    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir),
+                              media_roots=media_roots(spec, dspec, yaml_dir), excluded=excluded))
+
+
+def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
+    """The folder relative video paths start from: doc.video_root (relative to the YAML),
+    else the local data's folder (so an overridden dataset finds its videos beside it),
+    else the YAML's folder."""
+    if spec.doc.video_root:
+        return yaml_dir / Path(spec.doc.video_root).expanduser()
+    return media_roots(spec, dspec, yaml_dir)[0]
+
+
+def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path]:
+    """Folders local media paths may come from: the data's folder, doc.video_root, and
+    doc.media_root (relative to the YAML) when the task allows one more."""
+    local = resolve_local(dspec, yaml_dir)
+    roots = [yaml_dir if local is None else local if local.is_dir() else local.parent]
+    roots += [yaml_dir / Path(p).expanduser() for p in (spec.doc.video_root, spec.doc.media_root) if p]
+    return roots
