@@ -3,9 +3,9 @@
 Each rank takes `rank::world_size` of a task's pending samples, sorts them by
 prompt length, decodes the next batches' media (and builds the model's inputs, for
 a backend that splits that step out) ahead of the model (prefetch.py), and appends
-every finished batch to its own log at once. A streaming
-backend (openai, vllm) gets all tasks' samples as one stream and each answer is
-logged as it arrives; its `seconds` is the request's own latency.
+every finished batch to its own log at once. A streaming backend (openai, vllm)
+gets all tasks' samples as one stream and each answer is logged as it arrives; its
+`seconds` is the request's own latency.
 Rank 0 gathers, writes predictions/<task>.jsonl in dataset order and removes
 the logs. A re-run reads every log and regenerates nothing already finished.
 """
