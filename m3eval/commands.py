@@ -135,9 +135,14 @@ def cmd_score(a: argparse.Namespace) -> int:
         raise UsageError("--predictions needs --task")
     if a.run_dir is not None:
         raise UsageError("give a run directory or --predictions, not both")
+    registry = _discover(a.include_path)
+    if a.task not in registry.tasks:
+        raise UsageError(str(registry.unknown(a.task)))
     from .scoring.external import score_external
-    return score_external(a.task, a.predictions, a.output, a.include_path, dict(a.dataset_override),
-                          a.seed or 0, allow_missing=a.allow_missing)
+    results, code = score_external(registry.tasks[a.task], a.predictions, a.output,
+                                   dict(a.dataset_override).get(a.task), a.seed or 0, allow_missing=a.allow_missing)
+    print(format_results(results))
+    return code
 
 
 def cmd_compare(a: argparse.Namespace) -> int:

@@ -13,20 +13,17 @@ from pathlib import Path
 
 from ..data.sources import DataError
 from ..data.task_samples import load_task_samples
-from ..report import format_results
-from ..results import RESULTS_FORMAT, atomic_write_json, now_iso, prediction_files, read_jsonl
+from ..results import RESULTS_FORMAT, atomic_write_json, atomic_write_jsonl, now_iso, prediction_files, read_jsonl
 from .run import score_one
-from ..tasks.registry import Registry
+from ..tasks.schema import TaskSpec
 from ..types import Prediction
 
 
-def score_external(task: str, pred_file: Path, output: Path | None, include_paths: list[Path],
-                   overrides: dict[str, str], seed: int, allow_missing: bool = False) -> int:
-    from ..commands import UsageError
-    registry = Registry.discover(include_paths)
-    if task not in registry.tasks:
-        raise UsageError(str(registry.unknown(task)))
-    spec = registry.tasks[task]
+def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, override: str | None, seed: int,
+                   allow_missing: bool = False) -> tuple[dict, int]:
+    """(results, exit code): 1 when no prediction matches the task, or samples lack one
+    (unless allow_missing)."""
+    task = spec.task
     if not pred_file.exists():
         raise DataError(f"{pred_file}: no such file")
     given: dict[str, str] = {}
@@ -37,11 +34,11 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
         sid = str(row["id"])
         if sid in given:
             raise DataError(f"{pred_file}:{n}: id {sid!r} again (first on line {first_line[sid]}); "
-                           "keep one prediction per id")
+                            "keep one prediction per id")
         given[sid], first_line[sid] = row["prediction"], n
     print(f"m3eval score: {len(given)} predictions read from {pred_file}", file=sys.stderr)
     excluded: dict = {}
-    samples = load_task_samples(spec, None, "default", overrides.get(task), excluded=excluded)
+    samples = load_task_samples(spec, None, "default", override, excluded=excluded)
     known = {s.id for s in samples}
     unknown = [i for i in given if i not in known]
     missing = [s.id for s in samples if s.id not in given]
@@ -57,7 +54,6 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
                         error=None if s.id in given else "missing prediction") for s in samples]
     run_dir = output / pred_file.stem if output else None
     if run_dir is not None:
-        from ..results import atomic_write_jsonl
         atomic_write_jsonl(prediction_files(run_dir, task)[0], [p.to_json() for p in preds])
     entry = score_one(spec, preds, run_dir, seed, excluded)
     entry.update(unknown_ids=len(unknown), missing_ids=len(missing))
@@ -67,5 +63,4 @@ def score_external(task: str, pred_file: Path, output: Path | None, include_path
                "timings": {}, "tasks": {task: entry}, "groups": {}, "consistency": {}}
     if run_dir is not None:
         atomic_write_json(run_dir / "results.json", results)
-    print(format_results(results))
-    return 1 if not given.keys() & known or (missing and not allow_missing) else 0
+    return results, 1 if not given.keys() & known or (missing and not allow_missing) else 0
