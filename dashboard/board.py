@@ -13,7 +13,7 @@ import pandas as pd
 
 from dashboard.hierarchy import (Board, Hierarchy, Leaf, Score, band_text, combine, rank_bands, score_board,
                                  task_table)
-from m3eval.runs import Reference, Run
+from m3eval.report.runs import Reference, Run
 
 PROVENANCE = ["status", "n", "limit", "overrides", "protocol", "instructions", "date", "backend"]
 

@@ -18,7 +18,7 @@ import pandas as pd
 from dashboard.board import build_rows, level_frame, paper_vs_measured, run_keys
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
 from m3eval.results import atomic_write_bytes
-from m3eval.runs import ResultsError, find_runs, load_references
+from m3eval.report.runs import ResultsError, find_runs, load_references
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans","Noto Sans CJK SC",sans-serif;margin:2rem;

@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the pages import it from here)
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
-from m3eval.runs import Reference, ResultsError, Run, find_runs, load_references
+from m3eval.report.runs import Reference, ResultsError, Run, find_runs, load_references
 
 DEFAULT_RESULTS = "results"
 ENV_VAR = "M3EVAL_RESULTS"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard.tables import language_scores
-from m3eval.runs import Run
+from m3eval.report.runs import Run
 
 REFERENCE = "English (reference)"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard.board import build_rows, invocation_setting
-from m3eval.runs import Run, display_ci, display_value
+from m3eval.report.runs import Run, display_ci, display_value
 
 
 def _ci_text(ci: tuple[float, float] | None) -> str:
@@ -81,7 +81,7 @@ def select_samples(df: pd.DataFrame, only_failures: bool, only_disagree: bool) -
 
 
 def comparison_frame(cmp) -> pd.DataFrame:
-    """The rows of an m3eval.compare.Comparison as a table."""
+    """The rows of an m3eval.report.compare.Comparison as a table."""
     return pd.DataFrame([{
         "task": r.task, "metric": r.metric, "base": r.base, "new": r.new, "Δ (pts)": r.diff,
         "CI low": None if r.ci is None else r.ci[0], "CI high": None if r.ci is None else r.ci[1],

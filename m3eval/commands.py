@@ -6,7 +6,7 @@ import sys
 
 # Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
 # that need them: `m3eval tasks`, `validate`, `compare` and `--help` start in a fraction of a second.
-from .report import format_results
+from .report.tables import format_results
 from .tasks.loader import TaskError, iter_task_files, load_file
 from .tasks.registry import BUILTIN_TASKS, Registry
 from .tasks.schema import TaskSpec
@@ -110,7 +110,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"results: {cfg.output / results['run']['name'] / 'results.json'}", file=sys.stderr)
     code = _outcome(results, failures)
     if results is not None and a.wandb_project:
-        from .wandb_log import log_run
+        from .report.wandb_log import log_run
         print(f"W&B: {log_run(cfg.output / results['run']['name'], a.wandb_project)}", file=sys.stderr)
     return code
 
@@ -146,7 +146,7 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from .compare import run_compare
+    from .report.compare import run_compare
     try:
         return run_compare(a.base, a.new, a.tolerance, a.alpha, a.format, tasks=a.tasks, shared=a.shared)
     except Exception as e:  # a CI gate must tell "could not compare" (2) from "regressed" (1)
@@ -238,10 +238,10 @@ def cmd_export(a: argparse.Namespace) -> int:
     if not a.format and not a.wandb_project:
         raise UsageError("say what to export: --format lm-eval and/or --wandb-project NAME")
     if a.format == "lm-eval":
-        from .export import export_lm_eval
+        from .report.export import export_lm_eval
         files = export_lm_eval(a.run_dir, a.output or a.run_dir / "lm-eval")
         print(f"{files[0]}\n{len(files) - 1} samples files beside it")
     if a.wandb_project:
-        from .wandb_log import log_run
+        from .report.wandb_log import log_run
         print(f"W&B: {log_run(a.run_dir, a.wandb_project)}")
     return 0

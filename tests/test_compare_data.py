@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from m3eval.cli import main as cli_main
-from m3eval.compare import compare_runs
-from m3eval.runs import load_run
+from m3eval.report.compare import compare_runs
+from m3eval.report.runs import load_run
 from tests.dashboard_fixtures import write_run
 
 N = 30

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from m3eval.compare import compare_runs
-from m3eval.runs import display_value, load_run
+from m3eval.report.compare import compare_runs
+from m3eval.report.runs import display_value, load_run
 from tests.dashboard_fixtures import XSS, write_leaderboard, write_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from dashboard.board import build_rows, csv_safe, level_frame, paper_vs_measured
 from dashboard.export import export, render, svg_bars
 from dashboard.hierarchy import (DEFAULT_YAML, HierarchyError, Score, combine, hierarchy_for, load_hierarchy,
                                  metric_score, rank_bands)
-from m3eval.runs import find_runs, load_references, load_run
+from m3eval.report.runs import find_runs, load_references, load_run
 from tests.dashboard_fixtures import XSS, write_leaderboard, write_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from m3eval.export import Z95, sanitize
+from m3eval.report.export import Z95, sanitize
 from m3eval.results import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]

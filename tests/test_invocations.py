@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from m3eval.run.pipeline import RunConfig, evaluate, rescore
-from m3eval.report import format_results
-from m3eval.runs import load_run
+from m3eval.report.tables import format_results
+from m3eval.report.runs import load_run
 
 
 def cfg(model_dir: Path, out: Path, **kw) -> RunConfig:

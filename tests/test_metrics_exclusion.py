@@ -8,7 +8,7 @@ import datasets
 import pytest
 
 from m3eval.data.samples import SampleError, build_samples
-from m3eval.report import format_results
+from m3eval.report.tables import format_results
 from m3eval.scoring.run import recorded_exclusion, score_one
 from m3eval.tasks.registry import Registry
 from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec

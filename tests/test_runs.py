@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from m3eval.runs import (ResultsError, display_ci, display_value, find_runs, load_references, load_run,
+from m3eval.report.runs import (ResultsError, display_ci, display_value, find_runs, load_references, load_run,
                          load_samples)
 from tests.dashboard_fixtures import DEFAULT_TASKS, write_broken, write_leaderboard, write_reference, write_run
 

@@ -10,8 +10,8 @@ import streamlit as st  # noqa: E402
 
 from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, table  # noqa: E402
 from dashboard.tables import comparison_frame  # noqa: E402
-from m3eval.compare import compare_runs, render  # noqa: E402
-from m3eval.runs import load_run  # noqa: E402
+from m3eval.report.compare import compare_runs, render  # noqa: E402
+from m3eval.report.runs import load_run  # noqa: E402
 
 st.set_page_config(page_title="m3eval · compare", page_icon="⚖️", layout="wide")
 st.title("Compare two runs")

@@ -11,7 +11,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, table  # noqa: E402
 from dashboard.tables import metrics_frame  # noqa: E402
-from m3eval.runs import display_value  # noqa: E402
+from m3eval.report.runs import display_value  # noqa: E402
 
 st.set_page_config(page_title="m3eval · run details", page_icon="🧾", layout="wide")
 st.title("Run details")

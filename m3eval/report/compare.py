@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from m3eval.metrics import stats
-from m3eval.runs import ResultsError, Run, load_run
+from m3eval.report.runs import ResultsError, Run, load_run
 from m3eval.scoring.task import record_cluster
 
 SEED = 0  # fixed: the gate must give the same verdict every time it runs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .run.resume import RunError
+from ..run.resume import RunError
 from .runs import load_run
 
 SAMPLE_COLUMNS = ["id", "prompt", "prediction", "extracted", "references", "lang", "instruction", "error"]

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write_json, atomic_write_jsonl
+from ..results import atomic_write_json, atomic_write_jsonl
 from .runs import Run, load_run
 
 FILTER = "none"
