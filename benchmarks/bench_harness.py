@@ -9,8 +9,8 @@ the whole-process wall time, the generation floor (the same batches through the 
 generate alone, media decoded beforehand, nothing else running), wall / floor, and
 start-up = process start to the first batch reaching the model. Target at 3,200:
 wall <= 1.3 x floor + start-up, start-up <= 2.5 s. Also prints the start-up floor: a bare
-process that only imports torch + transformers and loads the model (on a 2-core VM that
-alone is ~3.9 s, so there the 2.5 s start-up target is out of any harness's reach).
+process that only imports torch + transformers and loads the model (on our 2-core VM that
+alone takes 3.7-4.2 s, so there the 2.5 s start-up target is out of any harness's reach).
 
 --overhead: in-process runs; how much of a run's wall time (model load excluded) is
 spent outside `generate`. Target: overhead <= 10%.
