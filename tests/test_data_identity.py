@@ -15,7 +15,7 @@ from m3eval.data.fingerprint import commit_from_paths, hub_fingerprint, local_fi
 from m3eval.data.sources import load_dataset_rows
 from m3eval.run.pipeline import RunConfig, RunError, evaluate
 from m3eval.results import read_jsonl
-from m3eval.run.resume import data_changed
+from m3eval.data.fingerprint import data_changed
 from m3eval.tasks.schema import DatasetSpec
 from test_resume import rows, write  # demo rows, rewritten in place
 

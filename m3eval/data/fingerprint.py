@@ -124,11 +124,18 @@ def model_files_fingerprint(model_args: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """A short human reason two fingerprints differ."""
+def data_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
+    """Why data fingerprinted `new` is not the data fingerprinted `old` (a short reason), or
+    None. Unknown on either side (a run from before fingerprints, a hub commit not told) is
+    not a change; the same content under another path is none either."""
+    if not old or not new:
+        return None
     if old.get("kind") != new.get("kind") or (new.get("kind") == "hub" and old.get("path") != new.get("path")):
         return f"data source {old.get('path')!r} -> {new.get('path')!r}"
     if new.get("kind") == "hub":
-        return f"hub commit {old.get('commit')} -> {new.get('commit')}"
+        told = old.get("commit") and new.get("commit")
+        return f"hub commit {old['commit']} -> {new['commit']}" if told and old["commit"] != new["commit"] else None
+    if old.get("xxh3") == new.get("xxh3"):
+        return None
     return (f"the content of {new.get('path')} differs: {old.get('files')} file(s), {old.get('bytes')} bytes then, "
             f"{new.get('files')} file(s), {new.get('bytes')} bytes now")

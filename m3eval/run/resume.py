@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..data.fingerprint import describe_change, model_files_fingerprint
+from ..data.fingerprint import data_changed, model_files_fingerprint
 from ..results import prediction_files, public_args, read_json
 from .generate import generation_key
 from ..tasks.schema import TaskSpec
@@ -26,20 +26,6 @@ def identity(model: str, model_args: dict[str, Any], seed: int, instructions: st
             "max_new_tokens": max_new_tokens, "tasks": {s.task: generation_key(s) for s in specs},
             "data": {t: fp for t, fp in (data or {}).items() if fp},
             "model_files": model_files_fingerprint({k: v for k, v in model_args.items() if public[k] == v})}
-
-
-def data_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
-    """Why a task's data differs from the data its predictions were made from, or None.
-    Unknown on either side (a run from before fingerprints, a hub commit not told) is not a change."""
-    if not old or not new:
-        return None
-    if old.get("kind") != new.get("kind"):
-        return describe_change(old, new)
-    if new.get("kind") == "hub":
-        moved = old.get("path") != new.get("path")
-        return describe_change(old, new) if moved or (old.get("commit") and new.get("commit")
-                                                      and old["commit"] != new["commit"]) else None
-    return describe_change(old, new) if old.get("xxh3") != new.get("xxh3") else None  # same content, any path
 
 
 def check_resume(run_dir: Path, ident: dict[str, Any]) -> dict[str, Any]:
