@@ -255,5 +255,5 @@ def _progress(task: str, total: int, enabled: bool) -> tqdm:
 def generation_key(spec: TaskSpec) -> str:
     """What predictions depend on (data, prompt, media rule, generation). A change to
     metrics or filters alone keeps the predictions valid: re-score instead."""
-    parts = spec.model_dump(mode="json", include={"dataset", "doc", "instructions", "video", "generation"})
+    parts = spec.stable_dump(include={"dataset", "doc", "instructions", "video", "generation"})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .encoder_schema import EncoderSpec, TaskType, check_encoder_task
 
@@ -59,15 +59,6 @@ class DocSpec(_Strict):
     # by the bootstrap; default: the sample id without its `#i<k>` instruction suffix
     cluster: str | None = None
 
-    @model_serializer(mode="wrap")
-    def _omit_unset_cluster(self, handler: Any) -> dict[str, Any]:
-        # unset, these are not dumped: tasks without them keep their hash and resume key from before they existed
-        data = handler(self)
-        for key in ("cluster", "exclude_if", "media_root"):
-            if getattr(self, key) is None:
-                data.pop(key, None)
-        return data
-
 
 class VideoSpec(_Strict):
     frames: int | None = Field(8, ge=1)  # uniform sampling of N frames
@@ -89,6 +80,9 @@ class StepSpec(_Strict):
 
     name: str
     args: dict[str, Any] = {}
+
+
+_ADDED_DOC_FIELDS = ("cluster", "exclude_if", "media_root")  # added after tasks were first hashed; None unset
 
 
 class TaskSpec(_Strict):
@@ -132,12 +126,23 @@ class TaskSpec(_Strict):
     def primary(self) -> str:
         return self.primary_metric or self.metrics[0].name
 
+    def stable_dump(self, include: set[str] | None = None) -> dict[str, Any]:
+        """The definition as JSON data for hashing: fields added since the first task files
+        are left out while unset, so a task that does not use them keeps the hash (and the
+        resume key) it had before they existed."""
+        d = self.model_dump(mode="json", include=include)
+        doc = d.get("doc") or {}
+        for key in _ADDED_DOC_FIELDS:
+            if key in doc and doc[key] is None:
+                del doc[key]
+        if d.get("type") == "generate" and d.get("encoder") is None:  # the task types came later too
+            d.pop("type", None)
+            d.pop("encoder", None)
+        return d
+
     def content_hash(self) -> str:
         """sha256 of the resolved definition; a change in any field changes it."""
-        d = self.model_dump(mode="json")
-        if d["type"] == "generate" and d["encoder"] is None:  # hashes of generative tasks stay as they were
-            del d["type"], d["encoder"]
-        canon = json.dumps(d, sort_keys=True, ensure_ascii=False)
+        canon = json.dumps(self.stable_dump(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canon.encode()).hexdigest()
 
 
