@@ -22,6 +22,7 @@ from ..results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, pack
 from ..lm_eval_compat import apply_gen_kwargs
 from .resume import RunError, check_model_revision, check_resume, identity
 from .lock import run_folder_lock
+from .prefetch import worker_process_ok
 from .generate import GenStats, TaskPlan, consolidate, generate_tasks, plan_task
 from ..scoring.groups import group_errors, group_scores
 from .invocations import (SINGLE_INSTRUCTION, inferred_invocation, invocation_record, merge_tasks,
@@ -66,6 +67,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] |
     """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run).
     The run folder is held (locked, so proven writable) from before the model loads to the end."""
     check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
+    worker_process_ok()  # and so does a bad M3EVAL_PREFETCH
     dist = dist or init_distributed()
     with run_folder_lock(cfg.output / run_name_for(cfg), dist):
         return _evaluate(cfg, dist)
