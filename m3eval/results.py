@@ -41,7 +41,7 @@ def _read_umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_read_umask()  # what open() would give: mkstemp's 0600 would hide runs from others
-TMP_PREFIX, TMP_SUFFIX = ".", ".tmp"  # temp names: .<name>.<8 random chars>.tmp (run_lock cleans stale ones)
+TMP_PREFIX, TMP_SUFFIX = ".", ".tmp"  # temp names: .<name>.<8 random chars>.tmp (run/lock.py cleans stale ones)
 
 
 def _with_path(e: OSError, path: Path) -> OSError:

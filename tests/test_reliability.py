@@ -338,3 +338,29 @@ def test_ctrl_c_exits_130_keeps_what_finished_and_the_rerun_completes(tiny_model
     r = m3eval(*args)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "r" / "results.json").read_text())["timings"]["samples"] == 128 - kept
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_worker_too_and_all_leave_quietly(tiny_model, tmp_path):
+    """A terminal's Ctrl-C signals the whole process group: the run and its decoding worker.
+    Exit 130 with the one line, no traceback from either, and no process left behind."""
+    args = ["run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_m3it_caption", "--instructions",
+            "all", "--batch-size", "1", "--max-new-tokens", "24", "--output", str(tmp_path), "--run-name", "r",
+            "--threads", "1"]
+    p = subprocess.Popen([sys.executable, "-m", "m3eval", *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = tmp_path / "r" / "predictions" / "demo_m3it_caption.rank0.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None and not (log.exists() and log.read_text().count("\n") >= 10):
+        time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "interrupted; finished predictions are saved" in err and "Traceback" not in err
+    deadline = time.time() + 10  # the worker leaves within its own check interval at the latest
+    while time.time() < deadline:
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(p.pid, 0)

@@ -226,3 +226,47 @@ def test_prefetch_mode_is_process_or_thread(monkeypatch):
     monkeypatch.setenv("M3EVAL_PREFETCH", "processes")
     with pytest.raises(ValueError, match="M3EVAL_PREFETCH='processes'"):
         prefetch.worker_process_ok()
+
+
+class Unpicklable:
+    """Inputs a remote-code processor might return: no pickling."""
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle this processor output")
+
+
+class UnpicklableInputsAdapter(HFAdapter):
+    def preprocess(self, batch, gen=None):
+        return Unpicklable(super().preprocess(batch, gen))
+
+    def generate_prepared(self, inputs, gen):
+        return super().generate_prepared(inputs.inputs, gen)
+
+
+def test_inputs_that_cannot_be_pickled_are_built_again_in_the_models_process(tiny_model, tmp_path, bs8):
+    register_backend("unpicklable-hf", UnpicklableInputsAdapter)
+    cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model="unpicklable-hf",
+                    model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=16,
+                    progress=False)
+    results, failures = evaluate(cfg)
+    assert not failures and results["tasks"]["demo_vqa"]["n_errors"] == 0
+    got = predictions(tmp_path / "r")
+    assert len(got) == 16 and got == {k: v for k, v in predictions(bs8[1]).items() if k in got}
+
+
+def test_a_crash_inside_the_decoding_worker_stops_it_at_once(tiny_model, tmp_path, monkeypatch):
+    """A bug in decoding is an error of the run, and the worker does not outlive it (even while
+    the exception, whose traceback holds the loader, is still alive)."""
+    from m3eval.run import prefetch
+
+    def broken(sample, rule, media_dir):
+        raise RuntimeError("a decoding bug")
+    monkeypatch.setattr(prefetch, "prepare", broken)
+    cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model_args={"pretrained": str(tiny_model)},
+                    run_name="r", batch_size=8, limit=16, progress=False)
+    with pytest.raises(RuntimeError, match="a decoding bug"):
+        evaluate(cfg)
+    assert not multiprocessing.active_children()

@@ -102,14 +102,21 @@ def with_messages(decoded: Decoded) -> list[Prepared]:
     worker process built the inputs (only on the rare path where those inputs failed)."""
     if all(p.message is not None for p in decoded.prepared if p.error is None):
         return decoded.prepared
-    return [p if p.error else prepare(p.sample, decoded.plan.rule, None) for p in decoded.prepared]
+    out = []
+    for p in decoded.prepared:
+        again = p if p.error else prepare(p.sample, decoded.plan.rule, None)
+        if again is not p and again.error is None:
+            again.info = p.info  # the worker's record (a thumbnail error, say) stays
+        out.append(again)
+    return out
 
 
 def decoded_stream(plans: list[Any], model: Any, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
     """Every plan's batches in order, decoded ahead of the model (see the module doc)."""
     stream = [(plan, batch) for plan in plans for batch in plan.batches]
     preprocess = model.preprocess if getattr(model, "splits_preprocessing", False) else None
-    if preprocess is not None and stream and worker_process_ok():
+    # a streaming backend takes the decoded messages themselves: those stay in this process
+    if preprocess is not None and stream and worker_process_ok() and not hasattr(model, "generate_stream"):
         return _in_process(stream, preprocess)
     return _in_threads(stream, preprocess, pool)
 
@@ -151,7 +158,11 @@ class _Batches:
         # handles: those need room in /dev/shm (64 MB in a default container) and a file-descriptor
         # server thread in this worker that prints tracebacks when the run is interrupted. The
         # copy costs ~50 ms for a 37 MB batch of high-resolution images; nothing for small ones.
-        return [p.info for p in d.prepared], [p.error for p in d.prepared], pickle.dumps(d.inputs)
+        try:
+            inputs = pickle.dumps(d.inputs)
+        except Exception:  # noqa: BLE001 - e.g. a remote-code processor's object: the model's process decodes again
+            inputs = pickle.dumps(None)
+        return [p.info for p in d.prepared], [p.error for p in d.prepared], inputs
 
 
 def _as_is(item: Any) -> Any:
@@ -162,8 +173,9 @@ def _in_process(stream: list, preprocess: Callable) -> Iterator[Decoded]:
     import torch
     from torch.utils.data import DataLoader
 
-    # The worker forks here, before the caller starts its progress bars and writer threads (a
-    # fork copies only the calling thread: no other thread's lock is left held in the copy).
+    # The worker forks here, before this run's progress bars, writer and scorer threads start.
+    # A fork copies only the calling thread; threads that may exist already (tqdm's monitor)
+    # hold nothing the worker uses, and the run folder's lock is closed in it (run/lock.py).
     # Its own generator: the worker's seed is not drawn from the global RNG that sampling uses.
     loader = iter(DataLoader(_Batches(stream, preprocess), batch_size=None, num_workers=1, collate_fn=_as_is,
                              prefetch_factor=PREFETCH, multiprocessing_context="fork",
@@ -177,5 +189,6 @@ def _joined(stream: list, loader: Iterator) -> Iterator[Decoded]:
             infos, errors, inputs = next(loader)
             yield Decoded(plan, [Prepared(s, None, info, err) for s, info, err in zip(batch, infos, errors)],
                           pickle.loads(inputs))  # noqa: S301 - bytes from our own worker process
-    finally:
-        del loader  # its last reference: the worker stops now, also when the run stops early
+    finally:  # the worker stops now, also when the run stops early (an exception's traceback
+        # may still hold the iterator, so its last reference going away is not enough)
+        getattr(loader, "_shutdown_workers", lambda: None)()
