@@ -207,8 +207,13 @@ class BatchOOMAdapter(HFAdapter):
 def test_a_failing_batch_is_generated_again_sample_by_sample(tiny_model, tmp_path, bs8, mode, monkeypatch):
     """The worker process sends no decoded images back: the fallback decodes them again here."""
     monkeypatch.setenv("M3EVAL_PREFETCH", mode)
-    register_backend("batch-oom-hf", BatchOOMAdapter)
-    cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model="batch-oom-hf",
+    assert_16_vqa_as_bs8(BatchOOMAdapter, tiny_model, tmp_path, bs8)
+
+
+def assert_16_vqa_as_bs8(adapter: type, tiny_model, tmp_path, bs8) -> None:
+    """16 demo_vqa samples through `adapter`: no errors, and the batch-size-8 run's predictions."""
+    register_backend(adapter.__name__, adapter)
+    cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model=adapter.__name__,
                     model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=16,
                     progress=False)
     results, failures = evaluate(cfg)
@@ -247,14 +252,7 @@ class UnpicklableInputsAdapter(HFAdapter):
 
 
 def test_inputs_that_cannot_be_pickled_are_built_again_in_the_models_process(tiny_model, tmp_path, bs8):
-    register_backend("unpicklable-hf", UnpicklableInputsAdapter)
-    cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model="unpicklable-hf",
-                    model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=16,
-                    progress=False)
-    results, failures = evaluate(cfg)
-    assert not failures and results["tasks"]["demo_vqa"]["n_errors"] == 0
-    got = predictions(tmp_path / "r")
-    assert len(got) == 16 and got == {k: v for k, v in predictions(bs8[1]).items() if k in got}
+    assert_16_vqa_as_bs8(UnpicklableInputsAdapter, tiny_model, tmp_path, bs8)
 
 
 def test_a_crash_inside_the_decoding_worker_stops_it_at_once(tiny_model, tmp_path, monkeypatch):
