@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 # Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
 # that need them: `m3eval tasks`, `validate`, `compare` and `--help` start in a fraction of a second.
 from .report.tables import format_results
-from .tasks.loader import TaskError, iter_task_files, load_file
+from .tasks.loader import TaskError, iter_task_files
 from .tasks.registry import BUILTIN_TASKS, Registry
 from .tasks.schema import TaskSpec
 
@@ -169,32 +170,41 @@ def cmd_tasks(a: argparse.Namespace) -> int:
 
 def cmd_validate(a: argparse.Namespace) -> int:
     from .scoring.task import check_scoring
+    from .tasks.registry import roots
     paths = a.paths or [BUILTIN_TASKS]
-    problems, n, files = [], 0, 0
-    for root in paths:
-        if not root.exists():
-            problems.append(f"{root}: no such file or folder")
-            continue
+    problems = [f"{p}: no such file or folder" for p in paths if not p.exists()]
+    given = [p for p in paths if p.exists()]
+    try:  # the suite and M3EVAL_INCLUDE_PATH too: names and groups are checked across all files
+        sources = roots()
+    except TaskError as e:  # M3EVAL_INCLUDE_PATH names a folder that is not there
+        problems.append(str(e))
+        sources = [BUILTIN_TASKS]
+    sources += [g for g in given if not any(_inside(g, r) for r in sources)]  # each file read once
+    reg, n, files = Registry(), 0, 0
+    for root in sources:
         for path in iter_task_files(root):
+            specs = reg.add_file(path)  # schema, YAML size, every template compiled; problems: reg.errors
+            if not any(_inside(path, g) for g in given):
+                continue
             files += 1  # every file counts, also one that fails (its problem is listed)
+            n += len(specs)
             try:
-                for spec in load_file(path):  # schema, YAML size, and every template compiled
-                    n += 1
+                for spec in specs:
                     if isinstance(spec, TaskSpec):
                         check_scoring(spec.metrics, spec.filters)
-            except TaskError as e:
-                problems.append(str(e))
             except (KeyError, ValueError) as e:  # an unknown metric or filter, or args it does not take
                 problems.append(f"{path}: {e.args[0]}")
-    try:
-        reg = Registry.discover([p for p in paths if p.resolve() != BUILTIN_TASKS])
-        problems += reg.errors  # groups that include themselves or name missing tasks, duplicate names
-    except TaskError as e:
-        problems.append(str(e))
+    reg.set_aside_broken_groups()
+    problems += reg.errors  # bad files, groups that include themselves or name missing tasks, duplicate names
     for p in dict.fromkeys(problems):
         print(p, file=sys.stderr)
     print(f"{files} files, {n} definitions checked, {len(set(problems))} problems")
     return 1 if problems else 0
+
+
+def _inside(path: Path, root: Path) -> bool:
+    path, root = path.resolve(), root.resolve()
+    return path == root or root in path.parents
 
 
 def cmd_metrics(a: argparse.Namespace) -> int:

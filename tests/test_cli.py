@@ -65,6 +65,17 @@ def test_tasks_and_validate(tmp_path):
     assert r.returncode == 1 and "unknown metric 'vqa_acc'" in r.stderr and "t.yaml" in r.stderr
 
 
+def test_validate_a_folder_of_the_suite_reads_each_file_once(tmp_path):
+    """tasks/demo is part of the suite already loaded for the cross-file checks: no false
+    'already defined' problems; a user's file that reuses a suite name still is one."""
+    r = m3eval("validate", "tasks/demo")
+    assert r.returncode == 0 and " 0 problems" in r.stdout, r.stderr
+    (tmp_path / "dup.yaml").write_text("task: demo_vqa\ndataset: {path: x.jsonl}\n"
+                                       "doc: {prompt: p, references: a}\nmetrics: [{name: exact_match}]\n")
+    r = m3eval("validate", str(tmp_path))
+    assert r.returncode == 1 and "'demo_vqa' is already defined in" in r.stderr and "1 files" in r.stdout
+
+
 def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_path):
     rows = [{"id": "mc000", "prediction": "A"}, {"id": "mc001", "prediction": "(F) black"},
             {"id": "zzz", "prediction": "A"}]

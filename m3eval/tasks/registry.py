@@ -14,6 +14,16 @@ from .schema import GroupSpec, TaskSpec
 BUILTIN_TASKS = TASKS_DIR
 
 
+def roots(include_paths: list[Path] | tuple = (), builtin: bool = True) -> list[Path]:
+    """Where task files come from: the suite, M3EVAL_INCLUDE_PATH, then --include-path."""
+    extra = [Path(p) for p in os.environ.get("M3EVAL_INCLUDE_PATH", "").split(os.pathsep) if p]
+    extra += [Path(p) for p in include_paths]
+    for root in extra:
+        if not root.exists():
+            raise TaskError(f"--include-path {root}: no such file or folder")
+    return ([BUILTIN_TASKS] if builtin and BUILTIN_TASKS.exists() else []) + extra
+
+
 @dataclass
 class Registry:
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
@@ -24,21 +34,26 @@ class Registry:
     @classmethod
     def discover(cls, include_paths: list[Path] | tuple = (), builtin: bool = True) -> "Registry":
         reg = cls()
-        roots = ([BUILTIN_TASKS] if builtin and BUILTIN_TASKS.exists() else [])
-        extra = [Path(p) for p in os.environ.get("M3EVAL_INCLUDE_PATH", "").split(os.pathsep) if p]
-        for root in roots + extra + [Path(p) for p in include_paths]:
-            if not root.exists():
-                raise TaskError(f"--include-path {root}: no such file or folder")
+        for root in roots(include_paths, builtin):
             for path in iter_task_files(root):
-                try:
-                    for spec in load_file(path):
-                        reg._add(spec)
-                except TaskError as e:
-                    reg.errors.append(str(e))
-        reg._set_aside_broken_groups()
+                reg.add_file(path)
+        reg.set_aside_broken_groups()
         return reg
 
-    def _set_aside_broken_groups(self) -> None:
+    def add_file(self, path: Path) -> list[TaskSpec | GroupSpec]:
+        """Load one task file and register its definitions; returns them as parsed. A problem
+        (a bad file, a name already taken) is recorded in `errors`, and the file's definitions
+        from there on are left out."""
+        specs: list[TaskSpec | GroupSpec] = []
+        try:
+            specs = load_file(path)
+            for spec in specs:
+                self._add(spec)
+        except TaskError as e:
+            self.errors.append(str(e))
+        return specs
+
+    def set_aside_broken_groups(self) -> None:
         """A group that includes itself or names a missing task is reported and set aside
         here, at discovery: a run that does not use it goes on, one that does fails before
         its model loads, and aggregation after generation never meets it."""
