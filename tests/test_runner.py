@@ -268,3 +268,29 @@ def test_a_crash_inside_the_decoding_worker_stops_it_at_once(tiny_model, tmp_pat
     with pytest.raises(RuntimeError, match="a decoding bug"):
         evaluate(cfg)
     assert not multiprocessing.active_children()
+
+
+def test_a_streaming_backend_keeps_its_decoding_in_process(monkeypatch):
+    """A plugin with both `generate_stream` and `preprocess` is sent messages, so no worker
+    process may take the decoded images away from it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from m3eval.run import prefetch
+
+    class StreamingSplitter:
+        splits_preprocessing = True
+
+        def preprocess(self, batch, gen):
+            return batch
+
+        def generate_stream(self, items):
+            return iter(())
+
+    def no_worker(*_):
+        raise AssertionError("a worker process for a streaming backend")
+    monkeypatch.setattr(prefetch, "_in_process", no_worker)
+    monkeypatch.setenv("M3EVAL_PREFETCH", "process")
+    plan = type("Plan", (), {"batches": [[]]})()
+    with ThreadPoolExecutor(1) as pool:
+        stream = prefetch.decoded_stream([plan], StreamingSplitter(), pool)
+        assert stream.gi_code.co_name == "_in_threads"
