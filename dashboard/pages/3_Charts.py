@@ -33,25 +33,29 @@ scores = long_scores(runs_by, tasks)
 score_axis = alt.X("score:Q", title="score (0..100; CIDEr ×100 can exceed 100)")
 
 
-def bars_with_ci(data, row: str, row_title: str, tooltip: list):
+def panels(layers, row: str):
+    """One panel per `row` value, its title never cut; a panel lists only the runs that have it."""
+    header = alt.Header(labelAngle=0, labelAlign="left", labelLimit=0, labelFontWeight="bold")
+    return layers.properties(width=640).facet(row=alt.Row(f"{row}:N", title=None, header=header)
+                                              ).resolve_scale(y="independent")
+
+
+def bars_with_ci(data, row: str, fields: list):
     """Horizontal bars, one panel per `row`: each 95% rule is drawn on its own bar's band
-    (y = model inside the panel), so it sits centred on the bar; panel titles are never cut."""
+    (y = model inside the panel), so it sits centred on the bar. Tooltip: `fields`, the score
+    and its interval."""
+    tooltip = fields + [alt.Tooltip(f"{f}:Q", format=".1f") for f in ("score", "ci_low", "ci_high")]
     base = alt.Chart(data).encode(y=alt.Y("model:N", title=None))
     bar = base.mark_bar().encode(x=score_axis, color=alt.Color("model:N", legend=None), tooltip=tooltip)
     rule = base.mark_rule(color="black", strokeWidth=1.5).encode(x="ci_low:Q", x2="ci_high:Q")
-    return alt.layer(bar, rule).properties(width=640).facet(
-        row=alt.Row(f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left",
-                                                                    labelLimit=0, labelFontWeight="bold"))
-    ).resolve_scale(y="independent")  # a panel lists only the runs that have that task
+    return panels(alt.layer(bar, rule), row)
 
 
 st.subheader("Scores per task")
 if scores.empty:
     st.caption("No score for these tasks.")
 else:
-    st.altair_chart(bars_with_ci(scores, "task", None, [
-        "model", "task", "metric", alt.Tooltip("score:Q", format=".1f"), alt.Tooltip("ci_low:Q", format=".1f"),
-        alt.Tooltip("ci_high:Q", format=".1f")]), width="stretch")
+    st.altair_chart(bars_with_ci(scores, "task", ["model", "task", "metric"]), width="stretch")
     st.caption("Bars: each task's primary metric; black rule: its 95% bootstrap interval.")
     with st.expander("Data"):
         table(scores, "scores_per_task", "per_task")
@@ -61,9 +65,7 @@ caps = capability_scores(h, runs_by)
 if caps.empty:
     st.caption("No run has a task of the hierarchy.")
 else:
-    st.altair_chart(bars_with_ci(caps, "capability", None, [
-        "model", "capability", "tasks", alt.Tooltip("score:Q", format=".1f"), alt.Tooltip("ci_low:Q", format=".1f"),
-        alt.Tooltip("ci_high:Q", format=".1f")]), width="stretch")
+    st.altair_chart(bars_with_ci(caps, "capability", ["model", "capability", "tasks"]), width="stretch")
     uneven = task_count_notes(caps)
     for note in uneven:
         st.warning(md_escape(note), icon="⚠️")
@@ -81,9 +83,7 @@ else:
     box = base.mark_boxplot(extent="min-max").encode(x=score_axis, color=alt.Color("model:N", legend=None))
     dots = base.mark_circle(size=30, color="black").encode(
         x="score:Q", tooltip=["model", "task", "instruction", alt.Tooltip("score:Q", format=".1f")])
-    st.altair_chart(alt.layer(box, dots).properties(width=640).facet(row=alt.Row("task:N", title=None, header=alt.Header(
-        labelAngle=0, labelAlign="left", labelLimit=0, labelFontWeight="bold"))).resolve_scale(y="independent"),
-        width="stretch")
+    st.altair_chart(panels(alt.layer(box, dots), "task"), width="stretch")
     st.caption("Each dot is one instruction variant's score; the box spans min to max.")
     with st.expander("Data"):
         table(inst, "instructions", "instructions")
