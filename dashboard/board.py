@@ -13,29 +13,18 @@ import pandas as pd
 
 from dashboard.hierarchy import (Board, Hierarchy, Leaf, Score, band_text, combine, rank_bands, score_board,
                                  task_table)
-from m3eval.report.runs import Reference, Run
+from m3eval.report.runs import Reference, Run, display_ci, display_value
 
 PROVENANCE = ["status", "n", "limit", "overrides", "protocol", "instructions", "date", "backend"]
 
 
-def task_meta(run: Run, task: str) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """(config, model, created) of the invocation that produced a task: its own record
-    (tasks.<t>.invocation, when a run folder was filled by several `m3eval run` calls),
-    else the run block."""
-    block = run.results["run"]
-    inv = run.tasks.get(task, {}).get("invocation")
-    inv = inv if isinstance(inv, dict) else {}
-    return (inv.get("config") or block.get("config") or {}, inv.get("model") or block.get("model") or {},
-            str(inv.get("created") or block.get("created") or ""))
-
-
 def invocation_setting(run: Run, task: str, key: str) -> Any:
-    return task_meta(run, task)[0].get(key)
+    return run.invocation(task)[0].get(key)
 
 
 def provenance(run: Run, tasks: list[str]) -> dict[str, Any]:
     """What a reader needs to trust a row, over the tasks it is scored on."""
-    metas = [task_meta(run, t) for t in tasks] or [task_meta(run, "")]
+    metas = [run.invocation(t) for t in tasks] or [run.invocation("")]
     limits = sorted({str(c["limit"]) for c, _, _ in metas if c.get("limit") is not None})
     overridden = sorted(t for t, (c, _, _) in zip(tasks, metas) if _overrides(c.get("dataset_overrides"), t))
     failures = (run.results["run"].get("failures") or [])
@@ -107,8 +96,13 @@ def build_rows(h: Hierarchy, runs: dict[str, Run], refs: list[Reference], cap_we
     return rows
 
 
-def _ci_text(s: Score | None) -> str:
-    return "" if s is None or s.lo is None else f"{s.lo:.1f}–{s.hi:.1f}"
+def ci_text(ci: tuple[float, float] | None) -> str:
+    """A 95% interval on the page: "lo–hi", one decimal."""
+    return "" if ci is None else f"{ci[0]:.1f}–{ci[1]:.1f}"
+
+
+def _score_ci_text(s: Score | None) -> str:
+    return ci_text(None if s is None or s.lo is None else (s.lo, s.hi))
 
 
 def level_columns(h: Hierarchy, level: str) -> list[tuple[str, str]]:
@@ -142,19 +136,19 @@ def _coverage(h: Hierarchy, row: Row, level: str) -> str:
     return "complete" if have == want else f"{len(have)} of {len(want)} datasets"
 
 
+def headline_score(r: Row, level: str) -> Score | None:
+    """A row's score above a level's columns: overall, a capability's, or a task's ('cap/task')."""
+    if level == "capabilities":
+        return r.board.overall
+    return r.board.capabilities.get(level) if "/" not in level else r.board.tasks.get(level)
+
+
 def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True, rank_all: bool = False
                 ) -> tuple[pd.DataFrame, list[str], int]:
     """The table at one level: rank band, row, its score at the parent level, the children's
     scores, provenance. Returns (frame, score column titles, rows hidden for having no score)."""
     cols = level_columns(h, level)
-    headline: dict[str, Score | None] = {}
-    for r in rows:
-        if level == "capabilities":
-            headline[r.label] = r.board.overall
-        elif "/" not in level:
-            headline[r.label] = r.board.capabilities.get(level)
-        else:
-            headline[r.label] = r.board.tasks.get(level)
+    headline = {r.label: headline_score(r, level) for r in rows}
     head_title = "overall" if level == "capabilities" else "score"
     visible = [r for r in rows if headline[r.label] is not None
                or any(_score_at(h, r, level, k) is not None for k, _ in cols)]
@@ -168,13 +162,13 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
         d: dict[str, Any] = {"rank": band_text(bands.get(r.label)), "model": r.label, "reported": r.reported,
                              "status": r.prov["status"], head_title: None if s is None else s.value}
         if show_ci:
-            d[f"{head_title} 95% CI"] = _ci_text(s)
+            d[f"{head_title} 95% CI"] = _score_ci_text(s)
         d["coverage"] = _coverage(h, r, level)
         for k, title in cols:
             cs = _score_at(h, r, level, k)
             d[title] = None if cs is None else cs.value
             if show_ci:
-                d[f"{title} 95% CI"] = _ci_text(cs)
+                d[f"{title} 95% CI"] = _score_ci_text(cs)
         d.update({k: r.prov[k] for k in PROVENANCE if k != "status"})
         if r.n_samples is not None:  # samples behind this level's score, not the whole run's
             d["n"] = sum(r.n_samples[t] for t in h.under(level, list(r.board.leaves)))
@@ -209,15 +203,11 @@ def paper_vs_measured(rows: list[Row], refs: list[Reference], runs: dict[str, Ru
                     mm = task["metrics"].get(m)
                     if not mm:
                         continue
-                    rep = float(rm["value"]) * 100.0 / float(rm.get("scale", 1))
-                    k = 100.0 / float(mm.get("scale", 1))
-                    meas = float(mm["value"]) * k
-                    ci = mm.get("ci")
-                    lo, hi = (float(ci[0]) * k, float(ci[1]) * k) if ci else (None, None)
+                    rep, meas, ci = display_value(rm), display_value(mm), display_ci(mm)
                     out.append({"model": ref.model, "run": label, "task": t, "metric": m, "reported": rep,
-                                "measured": meas, "measured 95% CI": "" if lo is None else f"{lo:.1f}–{hi:.1f}",
+                                "measured": meas, "measured 95% CI": ci_text(ci),
                                 "Δ (measured − reported)": meas - rep,
-                                "reported inside CI": None if lo is None else bool(lo <= rep <= hi),
+                                "reported inside CI": None if ci is None else bool(ci[0] <= rep <= ci[1]),
                                 "source": ref.source})
     return pd.DataFrame(out, columns=["model", "run", "task", "metric", "reported", "measured", "measured 95% CI",
                                       "Δ (measured − reported)", "reported inside CI", "source"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dashboard.board import build_rows, level_frame, paper_vs_measured, run_keys
+from dashboard.board import build_rows, headline_score, level_frame, paper_vs_measured, run_keys
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
 from m3eval.results import atomic_write_bytes
 from m3eval.report.runs import ResultsError, find_runs, load_references
@@ -95,17 +95,14 @@ def svg_bars(items: list[tuple], title: str) -> str:
     return "".join(out)
 
 
-def _chart(df: pd.DataFrame, col: str, title: str) -> str:
-    ci = f"{col} 95% CI"
+def _chart(df: pd.DataFrame, rows: list, level: str, title: str) -> str:
+    """The headline scores of the table's rows, in its order, with their intervals."""
+    by_label = {r.label: r for r in rows}
     items = []
     for _, r in df.iterrows():
-        v = r.get(col)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            continue
-        lo = hi = None
-        if isinstance(r.get(ci), str) and "–" in r[ci]:
-            lo, hi = (float(x) for x in r[ci].split("–"))
-        items.append((str(r["model"]), float(v), lo, hi, r.get("rank") == ""))
+        s = headline_score(by_label[r["model"]], level)
+        if s is not None:
+            items.append((str(r["model"]), s.value, s.lo, s.hi, r.get("rank") == ""))
     return svg_bars(items, title) if items else ""
 
 
@@ -119,12 +116,12 @@ def render(h: Hierarchy, runs, refs, results_name: str) -> str:
     parts.append("<h2>All capabilities</h2>")
     if hidden:
         parts.append(f"<p class='note'>{hidden} row(s) hidden: no score in these columns.</p>")
-    parts.append(_chart(df, "overall", "Overall score") + html_table(df))
+    parts.append(_chart(df, rows, "capabilities", "Overall score") + html_table(df))
     for c in h.capabilities:
         cdf, _, _ = level_frame(h, rows, c.key)
         if cdf.empty:
             continue
-        parts.append(f"<h2>{html.escape(c.title)}</h2>" + _chart(cdf, "score", c.title) + html_table(cdf))
+        parts.append(f"<h2>{html.escape(c.title)}</h2>" + _chart(cdf, rows, c.key, c.title) + html_table(cdf))
         for n in c.tasks:  # the datasets/protocols of each task, folded (no script needed)
             ndf, _, _ = level_frame(h, rows, f"{c.key}/{n.key}")
             if not ndf.empty:

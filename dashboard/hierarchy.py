@@ -139,8 +139,6 @@ class Score:
     value: float  # 0..100 after normalization
     lo: float | None = None  # 95% interval; None when some part had none
     hi: float | None = None
-    n_parts: int = 1  # children that had a score
-    n_expected: int = 1  # children declared (and visible)
     complete: bool = True  # every child present, and each of them complete
 
 
@@ -169,12 +167,12 @@ def combine(parts: list[tuple[Score, float]], n_expected: int) -> Score | None:
     complete = len(parts) >= n_expected and all(s.complete for s, _ in parts)
     if len(parts) == 1:
         s = parts[0][0]
-        return Score(value, s.lo, s.hi, 1, n_expected, complete)
+        return Score(value, s.lo, s.hi, complete)
     if any(s.lo is None or s.hi is None for s, _ in parts):
-        return Score(value, None, None, len(parts), n_expected, complete)
+        return Score(value, None, None, complete)
     se = math.sqrt(sum((w * (s.hi - s.lo) / (2 * Z95)) ** 2 for s, w in parts)) / total
     lo, hi = max(value - Z95 * se, 0.0), min(value + Z95 * se, 100.0)  # normalized scores live in 0..100
-    return Score(value, lo, hi, len(parts), n_expected, complete)
+    return Score(value, lo, hi, complete)
 
 
 def task_table(tasks: dict[str, dict[str, Any]], primary: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the pages import it from here)
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
-from m3eval.report.runs import Reference, ResultsError, Run, find_runs, load_references
+from m3eval.report.runs import Reference, ResultsError, Run, find_runs, load_references, load_samples
 
 DEFAULT_RESULTS = "results"
 ENV_VAR = "M3EVAL_RESULTS"
@@ -57,6 +57,21 @@ def _load(root: str, fingerprint: tuple) -> tuple[list[Run], list[Reference], li
         return [], [], [], str(e)
     refs, ref_warnings = load_references(root)
     return runs, refs, warnings + ref_warnings, None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _samples(path: str, stamp: tuple) -> tuple[list[dict], list[str]]:
+    return load_samples(Path(path))
+
+
+def samples_of(run: Run, task: str) -> tuple[list[dict], list[str]]:
+    """run.load_samples(task), read again only when the file changes (a row click reruns the page)."""
+    path = run.samples_path(task)
+    try:
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+    except OSError:
+        stamp = ()
+    return _samples(str(path), stamp)
 
 
 def load_all() -> tuple[list[Run], list[Reference]]:

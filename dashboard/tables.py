@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dashboard.board import build_rows, invocation_setting
+from dashboard.board import build_rows, ci_text, invocation_setting
 from m3eval.report.runs import Run, display_ci, display_value
-
-
-def _ci_text(ci: tuple[float, float] | None) -> str:
-    return "" if ci is None else f"{ci[0]:.1f}–{ci[1]:.1f}"
 
 
 def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, scale: float,
@@ -33,7 +29,7 @@ def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, sca
         return pd.DataFrame(rows, columns=["id", f"score {suffix}", f"failed {suffix}", f"prediction {suffix}",
                                            f"extracted {suffix}", f"error {suffix}"])
     a = frame(recs_a, "A")
-    a.insert(4, "reference", [" | ".join(map(str, _as_list(r.get("references")))) for r in recs_a])
+    a.insert(4, "reference", [joined(r.get("references")) for r in recs_a])
     a.insert(1, "lang", [r.get("lang") for r in recs_a])
     a.insert(2, "instruction", [r.get("instruction") for r in recs_a])
     if recs_b is None:
@@ -41,8 +37,14 @@ def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, sca
     return a.merge(frame(recs_b, "B"), on="id", how="inner")
 
 
-def _as_list(value) -> list:
+def as_list(value) -> list:
+    """A record field that holds one value or a list of them, as a list."""
     return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def joined(value) -> str:
+    """References or choices as one line: "a | b"."""
+    return " | ".join(map(str, as_list(value)))
 
 
 def _text(value) -> str | None:
@@ -150,7 +152,7 @@ def metrics_frame(run: Run) -> pd.DataFrame:
         for m, entry in t["metrics"].items():
             ci = display_ci(entry)
             rows.append({"task": name, "metric": m, "primary": m == t.get("primary_metric"),
-                         "value": display_value(entry), "95% CI": _ci_text(ci), "kind": entry.get("kind"),
+                         "value": display_value(entry), "95% CI": ci_text(ci), "kind": entry.get("kind"),
                          "n": t.get("n_samples"), "signature": entry.get("signature")})
     return pd.DataFrame(rows, columns=["task", "metric", "primary", "value", "95% CI", "kind", "n", "signature"])
 

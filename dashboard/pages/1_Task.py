@@ -9,8 +9,8 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, safe_media, table  # noqa: E402
-from dashboard.tables import missing_ids_note, sample_frame, select_samples  # noqa: E402
+from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, safe_media, samples_of, table  # noqa: E402
+from dashboard.tables import as_list, joined, missing_ids_note, sample_frame, select_samples  # noqa: E402
 from m3eval.report.runs import display_value  # noqa: E402
 
 st.set_page_config(page_title="m3eval · task", page_icon="🔎", layout="wide")
@@ -37,8 +37,8 @@ only_failures = f3.checkbox("Only failures (run A)", key="only_failures")
 only_disagree = f4.checkbox("Only where A and B disagree", key="only_disagree", disabled=run_b is None,
                             help="one run passes where the other fails")
 
-recs_a, warn_a = run_a.load_samples(task)
-recs_b, warn_b = run_b.load_samples(task) if run_b else ([], [])
+recs_a, warn_a = samples_of(run_a, task)
+recs_b, warn_b = samples_of(run_b, task) if run_b else ([], [])
 for w in warn_a + warn_b:
     st.warning(md_escape(w), icon="⚠️")
 if not recs_a:
@@ -73,10 +73,6 @@ by_id_a = {r["id"]: r for r in recs_a}
 by_id_b = {r["id"]: r for r in recs_b}
 
 
-def as_list(value) -> list:
-    return [] if value is None else value if isinstance(value, list) else [value]
-
-
 def show_record(rec: dict, run, title: str) -> None:
     st.caption(md_escape(title))  # a run label is data: never rendered as Markdown (links, images)
     images = [p for p in (safe_media(run, str(m)) for m in as_list(rec.get("media"))) if p is not None]
@@ -88,9 +84,9 @@ def show_record(rec: dict, run, title: str) -> None:
     st.text("Prompt: " + str(rec.get("prompt", "")))
     st.text("Prediction: " + str(rec.get("prediction", "")))
     st.text("Extracted: " + ("(none)" if rec.get("extracted") is None else str(rec["extracted"])))
-    st.text("References: " + " | ".join(map(str, as_list(rec.get("references")))))
+    st.text("References: " + joined(rec.get("references")))
     if rec.get("choices"):
-        st.text("Choices: " + " | ".join(map(str, as_list(rec["choices"]))))
+        st.text("Choices: " + joined(rec["choices"]))
     if rec.get("error"):
         st.text("Error: " + str(rec["error"]))
     st.text("Scores: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"

@@ -91,12 +91,6 @@ class Comparison:
 
 
 
-def _limit(run: Run, task: str) -> Any:
-    """The --limit that produced a task: its own invocation record, else the run's config."""
-    inv = run.tasks[task].get("invocation") or {}
-    return (inv.get("config") or run.results["run"].get("config") or {}).get("limit")
-
-
 def _check_task(task: str, b: dict[str, Any], n: dict[str, Any]) -> list[str]:
     problems = []
     if b.get("version") != n.get("version"):
@@ -133,7 +127,7 @@ def _paired_records(task: str, base: Run, new: Run, cmp: Comparison
     only_new = sorted(set(sides[1]) - set(sides[0]))
     if only_base or only_new:
         example = ", ".join(repr(i) for i in (only_base + only_new)[:3])
-        lb, ln = _limit(base, task), _limit(new, task)
+        lb, ln = (run.invocation(task)[0].get("limit") for run in (base, new))
         hint = f"; rerun both with the same --limit (BASE {lb}, NEW {ln})" if lb != ln else ""
         cmp.problems.append(f"task {task}: different sample sets: {len(only_base)} ids only in BASE, "
                             f"{len(only_new)} only in NEW (e.g. {example}){hint}")

@@ -41,6 +41,15 @@ class Run:
     def groups(self) -> dict[str, dict[str, Any]]:
         return self.results.get("groups") or {}
 
+    def invocation(self, task: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(config, model, created) of the `m3eval run` call that produced a task: its own
+        record (tasks.<t>.invocation, when several calls filled the folder), else the run block."""
+        block = self.results["run"]
+        inv = self.tasks.get(task, {}).get("invocation")
+        inv = inv if isinstance(inv, dict) else {}
+        return (inv.get("config") or block.get("config") or {}, inv.get("model") or block.get("model") or {},
+                str(inv.get("created") or block.get("created") or ""))
+
     def samples_path(self, task: str) -> Path:
         return self.path / "samples" / f"{task}.jsonl"
 
