@@ -117,7 +117,6 @@ def test_doc_cluster_field_or_template_reaches_the_predictions(tmp_path):
 
 
 def test_unset_cluster_leaves_hash_and_resume_key_unchanged():
-    from m3eval.run.generate import generation_key
     from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
 
     def spec(**doc):
@@ -127,4 +126,4 @@ def test_unset_cluster_leaves_hash_and_resume_key_unchanged():
     assert "cluster" not in plain.stable_dump()["doc"]  # as before the field existed
     assert clustered.stable_dump()["doc"]["cluster"] == "video_name"
     assert plain.content_hash() != clustered.content_hash()
-    assert generation_key(plain) != generation_key(clustered)  # its predictions carry the key
+    assert plain.generation_key() != clustered.generation_key()  # its predictions carry the key

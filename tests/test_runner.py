@@ -197,8 +197,11 @@ def test_processor_runs_off_the_model_thread_and_predictions_stay_identical(tiny
 class BatchOOMAdapter(HFAdapter):
     """Fails every batch of more than one sample, like a GPU out of memory on long batches."""
 
+    failed = 0
+
     def generate_prepared(self, inputs, gen):
         if inputs["input_ids"].shape[0] > 1:
+            BatchOOMAdapter.failed += 1
             raise RuntimeError("CUDA out of memory (simulated)")
         return super().generate_prepared(inputs, gen)
 
@@ -207,7 +210,9 @@ class BatchOOMAdapter(HFAdapter):
 def test_a_failing_batch_is_generated_again_sample_by_sample(tiny_model, tmp_path, bs8, mode, monkeypatch):
     """The worker process sends no decoded images back: the fallback decodes them again here."""
     monkeypatch.setenv("M3EVAL_PREFETCH", mode)
+    BatchOOMAdapter.failed = 0
     assert_16_vqa_as_bs8(BatchOOMAdapter, tiny_model, tmp_path, bs8)
+    assert BatchOOMAdapter.failed == 2  # each of the 2 batches failed once, then went sample by sample
 
 
 def assert_16_vqa_as_bs8(adapter: type, tiny_model, tmp_path, bs8) -> None:

@@ -11,8 +11,6 @@ the logs. A re-run reads every log and regenerates nothing already finished.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 import threading
 import time
@@ -207,7 +205,10 @@ def _run_batch(model: Any, batch: Decoded, gen: GenerationConfig) -> tuple[list[
     if outputs is None or len(outputs) != len(ready):
         prepared = with_messages(batch)
         ready = [p for p in prepared if p.error is None]
-        outputs = _generate_batch(model, ready, gen) if ready else []
+        if batch.inputs is not None:  # the whole batch already failed on the model: one sample at a time
+            outputs = [o for p in ready for o in _generate_batch(model, [p], gen)]
+        else:
+            outputs = _generate_batch(model, ready, gen) if ready else []
     dt = time.perf_counter() - t0
     by_id = {p.sample.id: o for p, o in zip(ready, outputs)}
     rows = []
@@ -250,10 +251,3 @@ def consolidate(spec: TaskSpec, samples: list[Sample], run_dir: Path, dist: Dist
 def _progress(task: str, total: int, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=task, unit="sample", disable=not enabled or total == 0, file=sys.stderr,
                 dynamic_ncols=True)
-
-
-def generation_key(spec: TaskSpec) -> str:
-    """What predictions depend on (data, prompt, media rule, generation). A change to
-    metrics or filters alone keeps the predictions valid: re-score instead."""
-    parts = spec.stable_dump(include={"dataset", "doc", "instructions", "video", "generation"})
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

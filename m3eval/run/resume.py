@@ -7,7 +7,6 @@ from typing import Any
 
 from ..data.fingerprint import data_changed, model_files_fingerprint
 from ..results import prediction_files, public_args, read_json
-from .generate import generation_key
 from ..tasks.schema import TaskSpec
 
 
@@ -23,7 +22,7 @@ def identity(model: str, model_args: dict[str, Any], seed: int, instructions: st
     arguments (a chat_template=FILE whose text may change under the same name)."""
     public = public_args(model_args)  # a secret (api_key=...) is neither stored nor digested
     return {"model": {"backend": model, "args": public}, "seed": seed, "instructions": instructions,
-            "max_new_tokens": max_new_tokens, "tasks": {s.task: generation_key(s) for s in specs},
+            "max_new_tokens": max_new_tokens, "tasks": {s.task: s.generation_key() for s in specs},
             "data": {t: fp for t, fp in (data or {}).items() if fp},
             "model_files": model_files_fingerprint({k: v for k, v in model_args.items() if public[k] == v})}
 

@@ -145,6 +145,12 @@ class TaskSpec(_Strict):
         canon = json.dumps(self.stable_dump(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canon.encode()).hexdigest()
 
+    def generation_key(self) -> str:
+        """What predictions depend on (data, prompt, media rule, generation): the resume key. A
+        change to metrics or filters alone keeps the predictions valid: re-score instead."""
+        parts = self.stable_dump(include={"dataset", "doc", "instructions", "video", "generation"})
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
 
 class GroupSpec(_Strict):
     group: str
