@@ -134,3 +134,17 @@ def test_engine_call_matches_hf_on_the_tiny_model(tiny_model, hf):
     got = dict((k, t) for k, t, _ in m.generate_stream((i, msg, gen) for i, msg in enumerate(msgs)))
     assert [got[i] for i in range(3)] == hf.generate(msgs, gen)
     assert m.info()["vllm"]
+
+
+def test_revision_without_loading_is_what_the_engine_would_record(tmp_path):
+    """A run with nothing left to generate still notices weights retrained in place."""
+    from m3eval.models.hf import local_revision
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"weights v1")
+    read = get_backend("vllm").revision_without_loading
+    before = read({"pretrained": str(tmp_path)})
+    assert before == local_revision({"pretrained": str(tmp_path)}) and before.startswith("local-sha256:")
+    (tmp_path / "model.safetensors").write_bytes(b"weights v2")
+    assert read({"pretrained": str(tmp_path)}) != before
+    assert read({"pretrained": str(tmp_path), "revision": "abc123"}) == "abc123"
+    assert read({"pretrained": "org/not-a-folder"}) is None

@@ -13,6 +13,9 @@ A factory is called as `factory(**model_args)` and returns a ModelAdapter.
 Optional parts a backend may add (the runner uses them when present):
 - `preflight(model_args)` (static): cheap checks run before any task data loads
   (a missing package or GPU, a missing required arg); raises ModelLoadError.
+- `revision_without_loading(model_args)` (static): the revision the loaded model would
+  record, where it can be read without loading (a local folder's fingerprint); lets a run
+  with nothing left to generate still notice weights retrained in place.
 - `generate_stream(items)`: (key, message, gen) in, (key, text or the sample's Exception,
   seconds) out in completion order. The runner then feeds every task's samples as one
   lazy stream (continuous submission) and logs each answer as it arrives.

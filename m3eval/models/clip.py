@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from m3eval.models.base import GenerationConfig, ModelLoadError
-from m3eval.models.hf import HFAdapter, _as_bool, _display_name, _resolve_device, _resolve_dtype, _revision
+from m3eval.models.hf import (HFAdapter, _as_bool, _display_name, _resolve_device, _resolve_dtype, _revision,
+                              local_revision)
 from m3eval.types import Message
 
 # SigLIP was trained on texts padded to the full length: its text tower expects that padding.
@@ -29,6 +30,7 @@ class CLIPAdapter:
     """
 
     backend = "clip"
+    revision_without_loading = staticmethod(local_revision)
 
     def __init__(self, pretrained: str | None = None, dtype: str | None = "auto", device: str | None = None,
                  revision: str | None = None, batch_size: int = 64, trust_remote_code: bool = False,

@@ -93,6 +93,13 @@ def _revision(pretrained: str, local: Path | None, config: Any) -> str | None:
     return None
 
 
+def local_revision(model_args: dict[str, Any]) -> str | None:
+    """The revision a loaded model would record, read without loading it: for a local
+    `pretrained` folder (a cheap fingerprint, or a hub snapshot's commit), else None."""
+    path = Path(str(model_args.get("pretrained") or "")).expanduser()
+    return _revision(str(path), path.resolve(), None) if path.is_dir() else None
+
+
 def _display_name(pretrained: str, local: Path | None) -> str:
     if local is None:
         return pretrained  # a hub id
@@ -111,6 +118,7 @@ class HFAdapter:
     """
 
     backend = "hf"
+    revision_without_loading = staticmethod(local_revision)  # m3eval/run/pipeline.py: nothing left to generate
 
     def __init__(
         self,

@@ -156,6 +156,14 @@ class VLLMAdapter:
                       "data_parallel_size": int(data_parallel_size), "video": video}
 
     @staticmethod
+    def revision_without_loading(model_args: dict[str, Any]) -> str | None:
+        """As a loaded engine records it: a `revision` arg as given, else the local folder's."""
+        if model_args.get("revision") is not None:
+            return str(model_args["revision"])
+        from m3eval.models.hf import local_revision
+        return local_revision(model_args)
+
+    @staticmethod
     def preflight(model_args: dict[str, Any]) -> None:
         """Before any task data loads: vLLM installed, a GPU present, args sane."""
         if not model_args.get("pretrained"):

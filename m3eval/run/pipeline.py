@@ -16,7 +16,7 @@ from . import encode
 from ..scoring import judge
 from ..data.task_samples import load_task_samples
 from .distributed import Dist, init_distributed
-from ..models.base import GenerationConfig, check_backend, load_model
+from ..models.base import GenerationConfig, check_backend, get_backend, load_model
 from ..results import (RESULTS_FORMAT, atomic_write_json, git_sha, now_iso, package_versions, public_args,
                       prediction_files, read_json, read_predictions)
 from ..lm_eval_compat import apply_gen_kwargs
@@ -235,13 +235,10 @@ def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int,
 
 
 def _revision_without_loading(cfg: RunConfig) -> str | None:
-    """The weights' revision where it can be read without loading the model: an hf
-    checkpoint folder (a cheap fingerprint, or a hub snapshot's commit)."""
-    path = Path(str(cfg.model_args.get("pretrained") or "")).expanduser()
-    if cfg.model != "hf" or not path.is_dir():
-        return None
-    from ..models.hf import _revision
-    return _revision(str(path), path.resolve(), None)
+    """The weights' revision where the backend can tell it without loading the model (its
+    optional `revision_without_loading(model_args)`: hf, clip and vllm read a local folder)."""
+    read = getattr(get_backend(cfg.model), "revision_without_loading", None)
+    return read(cfg.model_args) if callable(read) else None
 
 
 def _close(model: Any, dist: Dist, free: bool = True) -> None:
