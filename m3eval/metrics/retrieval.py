@@ -137,16 +137,17 @@ def _topk_items(items: list, k: int) -> MetricResult:
     return MetricResult(mean(scores), scores)
 
 
-def _records(items: list, key: str) -> list[Any]:
-    """Each sample's ranks under `key` (None for a failed sample), each prediction parsed once."""
-    out = []
+def _records(items: list, *keys: str) -> list[list[Any]]:
+    """Per key, each sample's ranks under it (None for a failed sample); each prediction is
+    parsed once for all the keys."""
+    out: list[list[Any]] = [[] for _ in keys]
     for i, it in enumerate(items):
-        if it.prediction is None:
-            out.append(None)
-            continue
         try:
-            out.append(json.loads(it.prediction)[key])
-        except (ValueError, KeyError, TypeError):
+            rec = None if it.prediction is None else json.loads(it.prediction)
+            for col, key in zip(out, keys):
+                col.append(None if rec is None else rec[key])
+        except (ValueError, KeyError, TypeError) as e:
+            key = e.args[0] if isinstance(e, KeyError) else keys[0]
             raise ValueError(f"sample {i}: prediction is not a retrieval record with {key!r}: "
                              f"{it.prediction[:80]!r}") from None
     return out
@@ -157,7 +158,7 @@ def _i2t_scores(ranks_: list, k: int) -> list[float]:
 
 
 def _i2t_items(items: list, k: int) -> MetricResult:
-    scores = _i2t_scores(_records(items, "i2t"), k)
+    scores = _i2t_scores(_records(items, "i2t")[0], k)
     return MetricResult(mean(scores), scores)
 
 
@@ -172,7 +173,7 @@ def _t2i_counts(items: list, ranks_: list, k: int) -> tuple[np.ndarray, np.ndarr
 def _t2i_items(items: list, k: int) -> MetricResult:
     """Mean over captions (the queries); the CI resamples images with all their captions (a
     cluster bootstrap: the captions of one image are not independent)."""
-    hits, n = _t2i_counts(items, _records(items, "t2i"), k)
+    hits, n = _t2i_counts(items, _records(items, "t2i")[0], k)
     return MetricResult(float(hits.sum() / n.sum()), (hits / np.maximum(n, 1)).tolist(),
                         rescore=lambda c: float((c * hits).sum() / max((c * n).sum(), 1)))
 
@@ -180,7 +181,7 @@ def _t2i_items(items: list, k: int) -> MetricResult:
 def _mean_recall_items(items: list) -> MetricResult:
     """Mean of image->text and text->image R@1, R@5, R@10 (the six numbers M2-Encoder, ALBEF and
     Chinese-CLIP average as "mean recall"), resampled over images."""
-    i2t_ranks, t2i_ranks = _records(items, "i2t"), _records(items, "t2i")
+    i2t_ranks, t2i_ranks = _records(items, "i2t", "t2i")
     i2t = [np.asarray(_i2t_scores(i2t_ranks, k)) for k in (1, 5, 10)]
     t2i = [_t2i_counts(items, t2i_ranks, k) for k in (1, 5, 10)]
 

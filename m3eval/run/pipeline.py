@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from . import encode
-from ..scoring import judge
 from ..data.task_samples import load_task_samples
 from .distributed import Dist, init_distributed
 from ..models.base import GenerationConfig, check_backend, get_backend, load_model
@@ -228,8 +227,7 @@ def timed_score(spec: TaskSpec, preds: list, run_dir: Path, seed: int,
     """(results entry, seconds, error): one task's bad data fails that task, not the run."""
     t = time.perf_counter()
     try:
-        with judge.run_folder(run_dir):  # judge calls are cached in the run folder
-            return score_one(spec, preds, run_dir, seed, excluded), time.perf_counter() - t, None
+        return score_one(spec, preds, run_dir, seed, excluded), time.perf_counter() - t, None
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"
 

@@ -37,8 +37,9 @@ def group_scores(registry: Registry, tasks: dict[str, dict[str, Any]], run_dir: 
                  seed: int = 0) -> dict[str, Any]:
     """Each group all of whose tasks the run has: its value, aggregation and interval."""
     out: dict[str, Any] = {}
+    members: dict[str, _Member | str] = {}  # each task's samples read (and re-scored) once, for every group
     for g in registry.groups_within(list(tasks)):
-        out[g.group] = _group_entry(registry, g.group, tasks, run_dir, seed)
+        out[g.group] = _group_entry(registry, g.group, tasks, run_dir, seed, members)
     return dict(sorted(out.items()))
 
 
@@ -47,7 +48,7 @@ def group_errors(groups: dict[str, Any]) -> list[str]:
 
 
 def _group_entry(registry: Registry, name: str, tasks: dict[str, dict[str, Any]], run_dir: Path | None,
-                 seed: int) -> dict[str, Any]:
+                 seed: int, members: dict[str, "_Member | str"]) -> dict[str, Any]:
     g = registry.groups[name]
     leaves = registry.expand(name)
     entry: dict[str, Any] = {"tasks": leaves, "members": list(g.tasks), "category": g.category,
@@ -65,7 +66,7 @@ def _group_entry(registry: Registry, name: str, tasks: dict[str, dict[str, Any]]
         "primary / scale (mixed: " + ", ".join(by_metric) + ")"
     values = {t: _scaled(tasks[t]) for t in leaves}
     entry["value"] = _aggregate(registry, name, values, tasks)
-    entry["ci"], note = _group_ci(registry, name, leaves, tasks, run_dir, seed)
+    entry["ci"], note = _group_ci(registry, name, leaves, tasks, run_dir, seed, members)
     if note:
         entry["ci_note"] = note
     else:
@@ -137,15 +138,17 @@ def _member(task: str, entry: dict[str, Any], run_dir: Path) -> _Member | str:
 
 
 def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str, dict[str, Any]],
-              run_dir: Path | None, seed: int) -> tuple[list[float] | None, str | None]:
+              run_dir: Path | None, seed: int, known: dict[str, "_Member | str"]
+              ) -> tuple[list[float] | None, str | None]:
     if run_dir is None:
         return None, "no interval: no per-sample records"
     members = {}
     for t in leaves:
-        member = _member(t, tasks[t], run_dir)
-        if isinstance(member, str):
-            return None, member
-        members[t] = member
+        if t not in known:
+            known[t] = _member(t, tasks[t], run_dir)
+        if isinstance(known[t], str):
+            return None, known[t]
+        members[t] = known[t]
     reps = _joint_resamples(members, seed)
     vals = np.asarray(_aggregate(registry, name, reps, tasks), dtype=np.float64)
     vals = vals[np.isfinite(vals)]  # a resample that drew none of a tiny task's clusters

@@ -18,7 +18,14 @@ from ..types import Prediction
 def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
               excluded: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry
-    (`excluded`: the rows doc.exclude_if dropped when the data was read, see build_samples)."""
+    (`excluded`: the rows doc.exclude_if dropped when the data was read, see build_samples).
+    A judge metric's calls are cached in <run_dir>/judge/."""
+    with judge.run_folder(run_dir):
+        return _score_one(spec, preds, run_dir, seed, excluded)
+
+
+def _score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
+               excluded: dict[str, Any] | None) -> dict[str, Any]:
     summary, records = score_task(preds, spec.metrics, spec.filters, spec.language, seed=seed,
                                   primary_metric=spec.primary, cluster_field=spec.doc.cluster)
     if run_dir is not None:
@@ -74,16 +81,17 @@ def _primary_only(spec: TaskSpec) -> list[StepSpec]:
 def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str, Any]:
     """Per instruction variant (mean, std, min-max) and per language, on the primary metric."""
     out: dict[str, Any] = {}
-    args = (_primary_only(spec), spec.filters, spec.language, seed, None, True, spec.doc.cluster)
+    args = {"metrics": _primary_only(spec), "filters": spec.filters, "lang": spec.language, "seed": seed,
+            "cluster_field": spec.doc.cluster}
     varied = [p for p in preds if p.instruction is not None]
     if varied:  # only the values are reported per instruction: no intervals to compute
-        by = score_by(varied, "instruction", *args[:5], False, *args[6:])
+        by = score_by(varied, "instruction", **args, with_ci=False)
         values = [by[k]["metrics"][spec.primary]["value"] for k in sorted(by)]
         out["instructions"] = {"n": len(values), "metric": spec.primary, "per_instruction": values,
                                "mean": statistics.fmean(values), "std": statistics.pstdev(values),
                                "min": min(values), "max": max(values)}
     if len({p.lang for p in preds}) > 1:
-        out["languages"] = {lang: e["metrics"] for lang, e in score_by(preds, "lang", *args).items()}
+        out["languages"] = {lang: e["metrics"] for lang, e in score_by(preds, "lang", **args).items()}
     return out
 
 
