@@ -26,7 +26,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix (TaskError, DataError, SampleError, ResultsError are
     ValueErrors): one line, no traceback."""
     found = [getattr(sys.modules[m], c) for m, c in _ERROR_CLASSES.items() if m in sys.modules]
-    return (FileNotFoundError, ValueError, KeyError, *found)
+    return (ValueError, KeyError, *found)
 
 
 def _outcome(results: dict | None, failures: list[str]) -> int:
@@ -213,7 +213,7 @@ def cmd_metrics(a: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(a: argparse.Namespace) -> int:
-    if getattr(a, "export", None):
+    if a.export:
         from .leaderboard import export_html
         return export_html(a.results, a.export)
     from .leaderboard import launch

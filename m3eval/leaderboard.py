@@ -73,27 +73,10 @@ def run_child(cmd: list[str], env: dict[str, str]) -> int:
 def export_html(results_dir: str | Path, out: str | Path) -> int:
     """`--export FILE.html`: the static page (dashboard/export.py), no server."""
     if not (APP.parent / "export.py").is_file():
-        print(f"m3eval leaderboard: {APP.parent}/export.py is missing (install m3eval from its source tree)",
+        print(f"m3eval leaderboard: {APP.parent}/export.py is missing (a broken install: reinstall m3eval)",
               file=sys.stderr)
         return 2
     if str(APP.parent.parent) not in sys.path:
         sys.path.insert(0, str(APP.parent.parent))  # the dashboard package sits beside m3eval
     from dashboard.export import export
     return export(results_dir, out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    parser = argparse.ArgumentParser(prog="m3eval leaderboard")
-    parser.add_argument("--results", default="results", help="results folder (default results/)")
-    parser.add_argument("--port", type=int, default=8501)
-    parser.add_argument("--address", default="127.0.0.1", help="0.0.0.0 to serve beyond this machine")
-    parser.add_argument("--export", metavar="FILE.html", help="write one self-contained HTML file and exit")
-    a = parser.parse_args(argv)
-    if a.export:
-        return export_html(a.results, a.export)
-    return launch(a.results, a.port, a.address)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -60,9 +60,7 @@ def render(template: str, row: dict[str, Any], choices: list[str] | None = None)
         ctx = {**row, "letters": LETTERS[:len(choices or [])], "options": format_options(choices)}
         if choices is not None:
             ctx["choices"] = choices
-        return _render_bounded(template, ctx)
-    except TemplateLimitError:
-        raise
+        return _render_bounded(template, ctx)  # TemplateLimitError (a KeyError) passes through as it is
     except UndefinedError as e:
         raise KeyError(f"{e.message} (fields: {', '.join(sorted(row))})") from None
     except (MemoryError, OverflowError) as e:

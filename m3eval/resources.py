@@ -6,6 +6,7 @@ m3eval/_data/ (setup.py puts them there at build time), read from there.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -19,3 +20,9 @@ def data_dir(name: str) -> Path:
 
 TASKS_DIR = data_dir("tasks")
 DASHBOARD_DIR = data_dir("dashboard")
+
+
+def cache_dir() -> Path:
+    """Where m3eval builds and keeps things between runs (the demo's tiny models, data digests):
+    $M3EVAL_CACHE, else ~/.cache/m3eval."""
+    return Path(os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval")

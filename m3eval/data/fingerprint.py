@@ -11,12 +11,13 @@ files that changed, not a whole data folder.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import xxhash
+
+from ..resources import cache_dir
 
 _CHUNK = 1 << 20
 _MAX_CACHED = 200_000  # digests kept in the cache file
@@ -26,7 +27,7 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 def _cache_file() -> Path:
-    return Path(os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval") / "digests.json"
+    return cache_dir() / "digests.json"
 
 
 def _digests() -> dict[str, str]:

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 from m3eval.demo.tiny_model import _COLORS, _COLORS_ZH, _SHAPES, _SHAPES_ZH
+from m3eval.resources import TASKS_DIR
 from m3eval.demo.training import SHAPE_COLORS, TRAINED_SHAPES, draw_shape
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "tasks" / "demo" / "data" / "encoders"
+DATA_DIR = TASKS_DIR / "demo" / "data" / "encoders"
 COLORS = list(SHAPE_COLORS)
 CLASSES = [(c, s) for c in COLORS for s in TRAINED_SHAPES]
 

@@ -12,8 +12,9 @@ Same seed -> byte-identical files.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from m3eval.resources import cache_dir as m3eval_cache
 
 TINY_CLIP_VERSION = "tiny-clip-v3"  # bump with the tiny LLaVA's corpus: it feeds this tokenizer too
 DEMO_CLIP_TRAIN_STEPS = 150
@@ -91,7 +92,6 @@ def build_tiny_clip(out_dir: Path, seed: int = 0, train_steps: int = 0) -> Path:
 def ensure_tiny_clip(cache_dir: Path | None = None, train_steps: int = 0) -> Path:
     """The cached tiny encoder, built once (atomically: built beside the target, then renamed)."""
     if cache_dir is None:
-        base = Path(os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval")
-        cache_dir = base / (TINY_CLIP_VERSION + (f"-trained{train_steps}" if train_steps else ""))
+        cache_dir = m3eval_cache() / (TINY_CLIP_VERSION + (f"-trained{train_steps}" if train_steps else ""))
     from m3eval.demo.tiny_model import build_once
     return build_once(Path(cache_dir), lambda out: build_tiny_clip(out, train_steps=train_steps))

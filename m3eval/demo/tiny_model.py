@@ -24,6 +24,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from m3eval.resources import cache_dir
+
 TINY_MODEL_VERSION = "tiny-llava-v4"  # bump when the build changes, so caches rebuild
 DEMO_TRAIN_STEPS = 400  # the demo's model: ~25 s of training once; every demo metric is then above 0
 IMAGE_TOKEN = "<image>"
@@ -227,9 +229,8 @@ def is_built(path: Path) -> bool:
 
 
 def default_cache_dir(train_steps: int = 0) -> Path:
-    base = os.environ.get("M3EVAL_CACHE") or Path.home() / ".cache" / "m3eval"
     suffix = f"-trained{train_steps}" if train_steps else ""
-    return Path(base) / f"{TINY_MODEL_VERSION}{suffix}"
+    return cache_dir() / f"{TINY_MODEL_VERSION}{suffix}"
 
 
 def ensure_tiny_model(cache_dir: Path | None = None, train_steps: int = 0) -> Path:
