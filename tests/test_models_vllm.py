@@ -92,6 +92,9 @@ def test_video_goes_as_frames_or_as_one_native_array(hf):
 def test_bad_message_names_its_index(hf):
     with pytest.raises(BadMessageError, match=r"message 4: part 0 \(image\): expected a PIL.Image"):
         to_request(4, [{"type": "image", "image": "x.jpg"}], render_with(hf))
+    token = hf.processor.image_token  # as in the hf backend: a literal placeholder would be an image slot
+    with pytest.raises(BadMessageError, match="placeholder token"):
+        to_request(2, [{"type": "text", "text": f"what is {token}?"}], render_with(hf), placeholders=[token])
 
 
 def test_sampling_kwargs_greedy_by_default_and_stop():

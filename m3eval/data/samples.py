@@ -101,6 +101,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     text_cols = [c for c in ds.column_names if c not in media_cols]
     seen: dict[str, int] = {}
     n_excluded = 0
+    roots = tuple(media_roots) if media_roots else None
+    data_dir = media_roots[0] if media_roots else None
     for i, row in enumerate(ds.select_columns(text_cols)):
         if doc.exclude_if:
             try:
@@ -123,8 +125,6 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             raise SampleError(f"task {spec.task}: rows {seen[base_id]} and {i} have the same id {base_id!r} "
                               f"(doc.id: {doc.id or 'the row index'}); ids must be unique")
         seen[base_id] = i
-        roots = tuple(media_roots) if media_roots else None
-        data_dir = media_roots[0] if media_roots else None
         media = []
         if doc.images:
             media.append(Media("image", LazyField(ds, i, doc.images, data_dir, roots, "image")))

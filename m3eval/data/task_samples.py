@@ -29,17 +29,12 @@ def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: s
     ds = load_dataset_rows(dspec, yaml_dir, spec.task, fingerprint)
     if limit is not None:
         ds = ds.select(range(limit_count(limit, len(ds))))
-    return list(build_samples(spec, ds, instructions=instructions, media_root=_media_root(spec, dspec, yaml_dir),
-                              media_roots=media_roots(spec, dspec, yaml_dir), excluded=excluded))
-
-
-def _media_root(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> Path:
-    """The folder relative video paths start from: doc.video_root (relative to the YAML),
-    else the local data's folder (so an overridden dataset finds its videos beside it),
-    else the YAML's folder."""
-    if spec.doc.video_root:
-        return yaml_dir / Path(spec.doc.video_root).expanduser()
-    return media_roots(spec, dspec, yaml_dir)[0]
+    roots = media_roots(spec, dspec, yaml_dir)
+    # relative video paths start at doc.video_root (relative to the YAML), else at the data's folder
+    # (so an overridden dataset finds its videos beside it), else at the YAML's folder
+    video_root = yaml_dir / Path(spec.doc.video_root).expanduser() if spec.doc.video_root else roots[0]
+    return list(build_samples(spec, ds, instructions=instructions, media_root=video_root, media_roots=roots,
+                              excluded=excluded))
 
 
 def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path]:

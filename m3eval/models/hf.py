@@ -100,6 +100,38 @@ def local_revision(model_args: dict[str, Any]) -> str | None:
     return _revision(str(path), path.resolve(), None) if path.is_dir() else None
 
 
+def placeholder_tokens(processor: Any) -> list[str]:
+    """The processor's image / video placeholder tokens: a message's text must not contain them."""
+    return [t for t in (getattr(processor, "image_token", None), getattr(processor, "video_token", None))
+            if isinstance(t, str) and t]
+
+
+def conversation(index: int, message: Message, native_video: bool, placeholders: list[str] | tuple = ()
+                 ) -> tuple[list[dict], list, list]:
+    """One message -> (chat conversation, its images, its videos as frame lists): what every
+    backend that renders the model's own chat template sends (hf, vllm)."""
+    content: list[dict[str, Any]] = []
+    images: list[Any] = []
+    videos: list[Any] = []
+    for part in check_message(index, message):
+        if part["type"] == "text":
+            # A literal placeholder in the text would be read as an image slot.
+            for token in placeholders:
+                if token in part["text"]:
+                    raise BadMessageError(index, f"text contains the model's placeholder token {token!r}")
+            content.append({"type": "text", "text": part["text"]})
+        elif part["type"] == "image":
+            content.append({"type": "image"})
+            images.append(part["image"])
+        elif part["type"] == "video" and native_video:
+            content.append({"type": "video"})
+            videos.append(part["frames"])
+        else:  # "frames", or a video the processor cannot take natively
+            content.extend({"type": "image"} for _ in part["frames"])
+            images.extend(part["frames"])
+    return [{"role": "user", "content": content}], images, videos
+
+
 def _display_name(pretrained: str, local: Path | None) -> str:
     if local is None:
         return pretrained  # a hub id
@@ -151,8 +183,7 @@ class HFAdapter:
         self.device = _resolve_device(device)
         self.model = self._load_model(source, common, dtype, attn_implementation)
         self.native_video = self._can_run_native_video()
-        self._placeholders = [t for t in (getattr(self.processor, "image_token", None),
-                                          getattr(self.processor, "video_token", None)) if isinstance(t, str) and t]
+        self._placeholders = placeholder_tokens(self.processor)
         self.name = _display_name(self.pretrained, local)
         self._preprocess_lock = threading.Lock()
         self._info = {
@@ -269,27 +300,7 @@ class HFAdapter:
             torch.cuda.empty_cache()
 
     def _conversation(self, index: int, message: Message) -> tuple[list[dict], list, list]:
-        """One message -> (chat conversation, its images, its videos)."""
-        content: list[dict[str, Any]] = []
-        images: list[Any] = []
-        videos: list[Any] = []
-        for part in check_message(index, message):
-            if part["type"] == "text":
-                # A literal placeholder in the text would be read as an image slot.
-                for token in self._placeholders:
-                    if token in part["text"]:
-                        raise BadMessageError(index, f"text contains the model's placeholder token {token!r}")
-                content.append({"type": "text", "text": part["text"]})
-            elif part["type"] == "image":
-                content.append({"type": "image"})
-                images.append(part["image"])
-            elif part["type"] == "video" and self.native_video:
-                content.append({"type": "video"})
-                videos.append(part["frames"])
-            else:  # "frames", or a video the processor cannot take natively
-                content.extend({"type": "image"} for _ in part["frames"])
-                images.extend(part["frames"])
-        return [{"role": "user", "content": content}], images, videos
+        return conversation(index, message, self.native_video, self._placeholders)
 
     def _prepare(self, batch: list[Message]) -> Any:
         prompts, images, videos = [], [], []

@@ -19,7 +19,7 @@ import json
 from typing import Any, Callable, Iterable, Iterator
 
 from m3eval.models.base import (
-    BadMessageError, GenerationConfig, ModelLoadError, check_message, truncate_at_stop,
+    BadMessageError, GenerationConfig, ModelLoadError, truncate_at_stop,
 )
 from m3eval.types import Message
 
@@ -27,28 +27,17 @@ INSTALL = "pip install vllm (CUDA builds only; see https://docs.vllm.ai)"
 
 
 def to_request(index: int, message: Message, render: Callable[[list[dict]], str],
-               native_video: bool = False) -> dict[str, Any]:
-    """One Message -> a vLLM prompt dict {"prompt", "multi_modal_data"}. `render` turns a chat
-    conversation (parts {"type": "image"|"video"|"text"}) into the prompt text."""
+               native_video: bool = False, placeholders: list[str] | tuple = ()) -> dict[str, Any]:
+    """One Message -> a vLLM prompt dict {"prompt", "multi_modal_data"}: the hf backend's
+    conversation; `render` turns it into the prompt text."""
     import numpy as np
 
-    content: list[dict[str, Any]] = []
-    images: list[Any] = []
-    videos: list[Any] = []
-    for part in check_message(index, message):
-        if part["type"] == "text":
-            content.append({"type": "text", "text": part["text"]})
-        elif part["type"] == "image":
-            content.append({"type": "image"})
-            images.append(part["image"])
-        elif part["type"] == "video" and native_video:
-            content.append({"type": "video"})
-            videos.append(np.stack([np.asarray(f) for f in part["frames"]]))  # T x H x W x 3, uint8
-        else:  # "frames", or a video as consecutive images
-            content.extend({"type": "image"} for _ in part["frames"])
-            images.extend(part["frames"])
+    from m3eval.models.hf import conversation
+
+    chat, images, frame_lists = conversation(index, message, native_video, placeholders)
+    videos = [np.stack([np.asarray(f) for f in frames]) for frames in frame_lists]  # T x H x W x 3, uint8
     try:
-        prompt = render([{"role": "user", "content": content}])
+        prompt = render(chat)
     except Exception as e:
         raise BadMessageError(index, f"chat template failed: {e}") from e
     request: dict[str, Any] = {"prompt": prompt}
@@ -125,7 +114,7 @@ class VLLMAdapter:
         import vllm
         from transformers import AutoProcessor
 
-        from m3eval.models.hf import HFAdapter, _as_bool, _display_name, _revision
+        from m3eval.models.hf import HFAdapter, _as_bool, _display_name, _revision, placeholder_tokens
 
         revision = None if revision is None else str(revision)
         trust_remote_code = _as_bool("trust_remote_code", trust_remote_code)
@@ -148,6 +137,7 @@ class VLLMAdapter:
             raise ModelLoadError(f"vllm backend: cannot load {pretrained}: {type(e).__name__}: {e}") from e
         self._vllm = vllm
         self.native_video = video == "native"
+        self._placeholders = placeholder_tokens(self.processor)
         self.chunk = max(1, int(chunk))
         self.name = _display_name(str(pretrained), local)
         self._info = {"backend": "vllm", "id": str(pretrained),
@@ -207,7 +197,7 @@ class VLLMAdapter:
             for key, message, gen in source:
                 try:
                     sampling_kwargs(gen)
-                    requests.append(to_request(0, message, self._render, self.native_video))
+                    requests.append(to_request(0, message, self._render, self.native_video, self._placeholders))
                 except (BadMessageError, ValueError) as e:
                     yield key, e, 0.0
                     continue
@@ -224,7 +214,7 @@ class VLLMAdapter:
                 yield key, out, share
 
     def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:
-        requests = [to_request(i, m, self._render, self.native_video) for i, m in enumerate(batch)]
+        requests = [to_request(i, m, self._render, self.native_video, self._placeholders) for i, m in enumerate(batch)]
         outs = self._run(requests, [gen] * len(batch))
         for out in outs:
             if isinstance(out, Exception):
