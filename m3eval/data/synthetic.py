@@ -87,8 +87,10 @@ def encode_video(
     gop: int | None = None,
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
+    images: list[Image.Image] | None = None,
 ) -> Path:
-    """Encode `n_frames` frames of `draw_frame` to `path` (container from the suffix).
+    """Encode `n_frames` frames of `draw_frame` (or the given `images`) to `path` (container
+    from the suffix).
 
     `gop` sets the keyframe interval (None: the codec's default). `pts` with
     `time_base` gives explicit timestamps, for variable-frame-rate videos.
@@ -109,7 +111,7 @@ def encode_video(
             stream.codec_context.time_base = time_base
             stream.time_base = time_base
         for i in range(n_frames):
-            frame = av.VideoFrame.from_image(draw_frame(i, size))
+            frame = av.VideoFrame.from_image(draw_frame(i, size) if images is None else images[i])
             if pts is not None:
                 frame.pts = pts[i]
                 frame.time_base = time_base

@@ -177,28 +177,17 @@ def frames_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-def _encode(path: Path, frames: list[Image.Image], fps: int = 12) -> None:
-    import av
-
-    with av.open(str(path), mode="w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.qscale = 3  # near-lossless: colours stay identifiable
-        stream.codec_context.options = {"qscale": "3"}
-        for img in frames:
-            out.mux(stream.encode(av.VideoFrame.from_image(img)))
-        out.mux(stream.encode())
-
-
 def video_rows(n: int, folder: Path, seed: int) -> list[dict]:
     """MSRVTT-QA style: a video file (a shape crossing the screen) and a short-answer question."""
+    from ..data.synthetic import encode_video  # PyAV only when videos are written
+
     folder.mkdir(parents=True, exist_ok=True)
     rng, rows = random.Random(seed), []
     for i in range(n):
         _, f = draw_scene(rng)
         name = f"video{i}.mp4"
-        _encode(folder / name, moving_frames(f, 6 if i == 0 else 12 * i))  # the first is shorter than 8 frames
+        frames = moving_frames(f, 6 if i == 0 else 12 * i)
+        encode_video(folder / name, len(frames), frames[0].size, fps=12, images=frames)  # the first is shorter than 8 frames
         kind = "shape" if i % 2 == 0 else "color"
         rows.append({"id": i, "video_id": f"video{i}", "video": f"videos/{name}",
                      "question": VIDEO_QUESTIONS[kind], "answer": f[kind], "category": kind})
