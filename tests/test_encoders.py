@@ -139,6 +139,15 @@ def test_resume_reuses_embeddings_and_rescore_agrees(run):
     assert re["tasks"]["demo_zero_shot"]["openness"] == results["tasks"]["demo_zero_shot"]["openness"]
 
 
+def test_a_finished_encoder_run_does_not_load_the_model_again(run, capsys):
+    cfg, _, results = run
+    capsys.readouterr()
+    again, failures = evaluate(cfg)
+    err = capsys.readouterr().err
+    assert failures == [] and "nothing left to generate" in err and "loading" not in err
+    assert again["tasks"]["demo_zero_shot"]["metrics"] == results["tasks"]["demo_zero_shot"]["metrics"]
+
+
 def test_clip_on_a_generative_task_is_a_task_failure(tiny_clip, tmp_path):
     cfg = RunConfig(tasks=["demo_retrieval", "demo_vqa"], output=tmp_path, model="clip",
                     model_args={"pretrained": str(tiny_clip)}, progress=False)

@@ -29,7 +29,7 @@ import numpy as np
 from ..data.media import VideoRule
 from ..metrics.openness import openness_curve
 from ..metrics.retrieval import retrieval_ranks
-from ..results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_predictions
+from ..results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, prediction_files, read_predictions
 from .prefetch import prepare
 from ..tasks.schema import TaskSpec
 from ..types import Prediction, Sample
@@ -51,13 +51,23 @@ def model_fits(spec: TaskSpec, model: Any) -> str | None:
     return None
 
 
+def _finished(spec: TaskSpec, samples: list[Sample], run_dir: Path) -> list[Prediction] | None:
+    """The task's predictions when an earlier run wrote them all (they are written at once)."""
+    done = read_predictions(prediction_files(run_dir, spec.task)[:1])
+    return [done[s.id] for s in samples] if done and set(done) == {s.id for s in samples} else None
+
+
+def pending(spec: TaskSpec, samples: list[Sample], run_dir: Path) -> int:
+    """Samples this encoder task still has to predict (its embeddings cache keeps partial work)."""
+    return 0 if _finished(spec, samples, run_dir) is not None else len(samples)
+
+
 def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: Any, run_dir: Path) -> tuple[list[Prediction], float]:
     """Predictions for one encoder task (reused when the run folder already has them), seconds spent."""
     t0 = time.perf_counter()
-    path = run_dir / "predictions" / f"{spec.task}.jsonl"
-    done = read_predictions([path]) if path.exists() else {}
-    if done and set(done) == {s.id for s in samples}:
-        return [done[s.id] for s in samples], 0.0
+    finished = _finished(spec, samples, run_dir)
+    if finished is not None:
+        return finished, 0.0
     cache = _Cache(run_dir / "embeddings" / spec.task, model)
     # images are decoded chunk by chunk (never a whole dataset in memory); a bad one fails alone
     img, errors = cache.embed("image", [s.id for s in samples], lambda idx: _image_chunk(samples, idx, model))
@@ -69,7 +79,7 @@ def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: Any, run_dir:
     seconds = time.perf_counter() - t0
     for p in preds:
         p.seconds = seconds / max(len(preds), 1)
-    atomic_write_jsonl(path, [p.to_json() for p in preds])
+    atomic_write_jsonl(prediction_files(run_dir, spec.task)[0], [p.to_json() for p in preds])
     if extra:
         atomic_write_json(run_dir / "encoders" / f"{spec.task}.json", extra)
     return preds, seconds

@@ -115,11 +115,12 @@ def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[s
     dist.barrier()  # every rank planned from the same finished set before any rank appends
 
     # Say what the wait is for; with nothing left to generate, do not load the model at all.
+    encoder_tasks = [s for s in runnable if s.type != "generate"]  # rank 0 runs them, with their own cache
     pending = sum(len(b) for p in plans for b in p.batches) + \
-        sum(len(samples[s.task]) for s in runnable if s.type != "generate")  # encoder tasks keep their own cache
+        sum(encode.pending(s, samples[s.task], run_dir) for s in encoder_tasks if dist.is_main)
     left = dist.gather(pending)
     if dist.is_main and left is not None:
-        total = sum(len(p.samples) for p in plans)
+        total = sum(len(p.samples) for p in plans) + sum(len(samples[s.task]) for s in encoder_tasks)
         if total > sum(left):
             print(f"resuming: {total - sum(left)} of {total} samples already done", file=sys.stderr)
         if not sum(left):
