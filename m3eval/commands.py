@@ -75,9 +75,11 @@ def _discover(include_paths: list) -> Registry:
     return Registry.discover(include_paths)
 
 
-def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrides: dict) -> dict:
+def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrides: dict
+                 ) -> tuple[dict, Registry]:
     """What argparse cannot check: known task names, overrides of tasks in the run, well-formed
-    --model-args (exit 2, before anything heavy loads). Returns the parsed model args."""
+    --model-args (exit 2, before anything heavy loads). Returns the parsed model args and the
+    tasks discovered (the run uses them: task files are read once)."""
     from .models.base import parse_model_args
     if not tasks:
         raise UsageError("--tasks names no task")
@@ -90,14 +92,14 @@ def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrid
     if stray:
         raise UsageError(f"--dataset-override names tasks not in this run: {', '.join(sorted(stray))}")
     try:
-        return parse_model_args(model_args)
+        return parse_model_args(model_args), registry
     except ValueError as e:
         raise UsageError(str(e)) from None
 
 
 def cmd_run(a: argparse.Namespace) -> int:
     tasks = [t for t in a.tasks.split(",") if t]
-    model_args = _check_usage(tasks, a.include_path, a.model_args, dict(a.dataset_override))
+    model_args, registry = _check_usage(tasks, a.include_path, a.model_args, dict(a.dataset_override))
     _threads(a.threads)
     from .run.pipeline import RunConfig, evaluate
     cfg = RunConfig(tasks=tasks, output=a.output, model=a.model,
@@ -106,7 +108,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                     dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
                     save_media=not a.no_media, free_model=False,
                     gen_kwargs=a.gen_kwargs)
-    results, failures = evaluate(cfg)
+    results, failures = evaluate(cfg, registry=registry)
     if results is not None:
         print(f"results: {cfg.output / results['run']['name'] / 'results.json'}", file=sys.stderr)
     code = _outcome(results, failures)

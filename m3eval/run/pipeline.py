@@ -62,19 +62,20 @@ def run_name_for(cfg: RunConfig) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base.rstrip("/").split("/")[-1]) or cfg.model
 
 
-def evaluate(cfg: RunConfig, dist: Dist | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+def evaluate(cfg: RunConfig, dist: Dist | None = None, registry: Registry | None = None
+             ) -> tuple[dict[str, Any] | None, list[str]]:
     """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run).
-    The run folder is held (locked, so proven writable) from before the model loads to the end."""
+    The run folder is held (locked, so proven writable) from before the model loads to the end.
+    `registry`: the tasks as the caller already discovered them (else discovered here)."""
     check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
     worker_process_ok()  # and so does a bad M3EVAL_PREFETCH
     dist = dist or init_distributed()
     with run_folder_lock(cfg.output / run_name_for(cfg), dist):
-        return _evaluate(cfg, dist)
+        return _evaluate(cfg, dist, registry or Registry.discover(cfg.include_paths))
 
 
-def _evaluate(cfg: RunConfig, dist: Dist) -> tuple[dict[str, Any] | None, list[str]]:
+def _evaluate(cfg: RunConfig, dist: Dist, registry: Registry) -> tuple[dict[str, Any] | None, list[str]]:
     t_start = time.perf_counter()
-    registry = Registry.discover(cfg.include_paths)
     specs = [apply_gen_kwargs(s, cfg.gen_kwargs) for s in registry.resolve(cfg.tasks)]
     unknown = set(cfg.dataset_overrides) - {s.task for s in specs}
     if unknown:
