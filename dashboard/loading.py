@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the pages import it from here)
+from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the Overview page imports it from here)
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
 from m3eval.report.runs import Reference, ResultsError, Run, find_runs, load_references, load_samples
 
@@ -124,6 +124,16 @@ def safe_media(run: Run, rel: str) -> Path | None:
     except (ValueError, OSError):
         return None
     return path if path.is_file() else None
+
+
+def start_page(title: str, icon: str, heading: str) -> tuple[dict[str, Run], list[Reference]]:
+    """A page's head: config and title, then the runs by unique label (stops when there are
+    none) and the reference rows."""
+    st.set_page_config(page_title=f"m3eval · {title}", page_icon=icon, layout="wide")
+    st.title(heading)
+    runs, refs = load_all()
+    no_runs_stop(runs)
+    return run_keys(runs), refs
 
 
 def no_runs_stop(runs: list[Run]) -> None:

@@ -9,16 +9,12 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, safe_media, samples_of, table  # noqa: E402
+from dashboard.loading import md_escape, safe_media, samples_of, start_page, table  # noqa: E402
 from dashboard.tables import as_list, joined, missing_ids_note, sample_frame, select_samples  # noqa: E402
 from m3eval.report.runs import display_value  # noqa: E402
 
-st.set_page_config(page_title="m3eval · task", page_icon="🔎", layout="wide")
-st.title("Task samples")
-runs, _ = load_all()
-no_runs_stop(runs)
-runs_by = run_keys(runs)
-all_tasks = sorted({t for r in runs for t in r.tasks})
+runs_by, _ = start_page("task", "🔎", "Task samples")
+all_tasks = sorted({t for r in runs_by.values() for t in r.tasks})
 
 c1, c2, c3 = st.columns(3)
 task = c1.selectbox("Task", all_tasks, key="task")

@@ -8,16 +8,12 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, table  # noqa: E402
+from dashboard.loading import md_escape, start_page, table  # noqa: E402
 from dashboard.tables import comparison_frame  # noqa: E402
 from m3eval.report.compare import compare_runs, render  # noqa: E402
 from m3eval.report.runs import load_run  # noqa: E402
 
-st.set_page_config(page_title="m3eval · compare", page_icon="⚖️", layout="wide")
-st.title("Compare two runs")
-runs, _ = load_all()
-no_runs_stop(runs)
-runs_by = run_keys(runs)
+runs_by, _ = start_page("compare", "⚖️", "Compare two runs")
 labels = list(runs_by)
 if len(labels) < 2:
     st.info("Comparing needs two runs in the results folder.")

@@ -9,14 +9,10 @@ if _ROOT not in sys.path:
 import altair as alt  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, load_hierarchy_or_stop, md_escape, no_runs_stop, run_keys, table  # noqa: E402
+from dashboard.loading import load_hierarchy_or_stop, md_escape, start_page, table  # noqa: E402
 from dashboard.tables import capability_scores, instruction_scores, long_scores, task_count_notes  # noqa: E402
 
-st.set_page_config(page_title="m3eval · charts", page_icon="📈", layout="wide")
-st.title("Charts")
-runs, _ = load_all()
-no_runs_stop(runs)
-runs_by = run_keys(runs)
+runs_by, _ = start_page("charts", "📈", "Charts")
 chosen = st.multiselect("Runs", list(runs_by), default=list(runs_by), key="runs")
 runs_by = {k: runs_by[k] for k in chosen}
 if not runs_by:

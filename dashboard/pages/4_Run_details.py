@@ -9,15 +9,11 @@ if _ROOT not in sys.path:
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, md_escape, no_runs_stop, run_keys, table  # noqa: E402
+from dashboard.loading import md_escape, start_page, table  # noqa: E402
 from dashboard.tables import metrics_frame  # noqa: E402
 from m3eval.report.runs import display_value  # noqa: E402
 
-st.set_page_config(page_title="m3eval · run details", page_icon="🧾", layout="wide")
-st.title("Run details")
-runs, refs = load_all()
-no_runs_stop(runs)
-runs_by = run_keys(runs)
+runs_by, refs = start_page("run details", "🧾", "Run details")
 label = st.selectbox("Run", list(runs_by), key="run")
 run = runs_by[label]
 meta = run.results["run"]

@@ -10,14 +10,10 @@ if _ROOT not in sys.path:
 import altair as alt  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard.loading import load_all, load_hierarchy_or_stop, no_runs_stop, run_keys, table  # noqa: E402
+from dashboard.loading import load_hierarchy_or_stop, start_page, table  # noqa: E402
 from dashboard.multilingual import consistency_frame, language_frame  # noqa: E402
 
-st.set_page_config(page_title="m3eval · multilingual", page_icon="🌐", layout="wide")
-st.title("Multilingual")
-runs, _ = load_all()
-no_runs_stop(runs)
-runs_by = run_keys(runs)
+runs_by, _ = start_page("multilingual", "🌐", "Multilingual")
 h = load_hierarchy_or_stop()
 langs = language_frame(runs_by, h.languages)
 if langs.empty:
