@@ -12,8 +12,10 @@ setup: .setup-stamp
 demo: setup  ## run the embedded demo: a tiny VLM on synthetic tasks, offline, on the CPU
 	$(PYTHON) -m m3eval demo
 
-test: setup  ## the whole test suite (installs Java and chromium if missing)
+test: setup  ## lint, type-check, then the whole test suite (installs Java and chromium if missing)
 	bash scripts/install_test_deps.sh
+	$(PYTHON) -m ruff check m3eval
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -q
 
 bench: setup  ## benchmark scripts: print figures

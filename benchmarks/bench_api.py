@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from m3eval.data.media import VideoRule  # noqa: E402
-from m3eval.models.base import GenerationConfig, load_model  # noqa: E402
+from m3eval.models.base import GenerationConfig  # noqa: E402
+from m3eval.models.registry import load_model  # noqa: E402
 from m3eval.run.generate import TaskPlan, generate_tasks  # noqa: E402
 from m3eval.types import Sample  # noqa: E402
 

@@ -125,7 +125,8 @@ def main() -> None:
                             batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, progress=False,
                             save_media=not a.no_media)
             results, _ = evaluate(cfg)
-        t = results["timings"]
+        assert results is not None
+        t = results.timings.model_dump()
         wall = t["total_s"] - t["load_s"]
         overhead = 1 - t["generate_s"] / wall
         overheads.append(overhead)
@@ -145,8 +146,9 @@ def generate_alone(model_dir: Path, a: argparse.Namespace, override: str | None 
     import time
 
     from m3eval.data.media import VideoRule
-    from m3eval.models.base import GenerationConfig, load_model
-    from m3eval.data.task_samples import load_task_samples
+    from m3eval.models.base import GenerationConfig
+    from m3eval.models.registry import load_model
+    from m3eval.data.task_samples import load_task_data
     from m3eval.run.prefetch import prepare
     from m3eval.tasks.registry import Registry
 
@@ -154,7 +156,8 @@ def generate_alone(model_dir: Path, a: argparse.Namespace, override: str | None 
     total = 0.0
     for spec in Registry.discover().resolve(a.tasks.split(",")):
         rule = VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames)
-        samples = sorted(load_task_samples(spec, None, "default", override), key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))
+        samples = sorted(load_task_data(spec, None, "default", override).samples,
+                         key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))
         messages = [prepare(s, rule, None).message for s in samples]
         gen = GenerationConfig(max_new_tokens=a.max_new_tokens or spec.generation.max_new_tokens)
         for i in range(0, len(messages), a.batch_size):

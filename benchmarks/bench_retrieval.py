@@ -33,9 +33,9 @@ def main() -> None:
 
     from m3eval.demo.encoder_data import CLASSES, captions
     from m3eval.demo.tiny_clip import build_tiny_clip
-    from m3eval.demo.training import draw_shape
+    from m3eval.demo.shapes import draw_shape
     from m3eval.metrics.retrieval import CHUNK_BYTES, embedding_ranks, retrieval_ranks
-    from m3eval.models.base import load_model
+    from m3eval.models.registry import load_model
 
     with tempfile.TemporaryDirectory() as d:
         model = load_model("clip", {"pretrained": str(build_tiny_clip(Path(d) / "clip")), "batch_size": args.batch_size})

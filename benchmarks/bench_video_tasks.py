@@ -78,7 +78,8 @@ def main() -> None:
             cfg = RunConfig(tasks=[f"bench_{name}"], output=root / "runs", run_name=name, include_paths=[root],
                             model_args={"pretrained": str(model)}, batch_size=a.batch_size, progress=False)
             results, _ = evaluate(cfg)
-            t = results["timings"]
+            assert results is not None
+            t = results.timings.model_dump()
             print(f"{name:7s} samples/s={t['samples_per_s']:7.1f}  generate={t['generate_s']:.2f}s  "
                   f"wall(excl. load)={t['total_s'] - t['load_s']:.2f}s")
 

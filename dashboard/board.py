@@ -19,15 +19,15 @@ PROVENANCE = ["status", "n", "limit", "overrides", "protocol", "instructions", "
 
 
 def invocation_setting(run: Run, task: str, key: str) -> Any:
-    return run.invocation(task)[0].get(key)
+    return run.invocation(task).config.get(key)
 
 
 def provenance(run: Run, tasks: list[str]) -> dict[str, Any]:
     """What a reader needs to trust a row, over the tasks it is scored on."""
     metas = [run.invocation(t) for t in tasks] or [run.invocation("")]
-    limits = sorted({str(c["limit"]) for c, _, _ in metas if c.get("limit") is not None})
-    overridden = sorted(t for t, (c, _, _) in zip(tasks, metas) if _overrides(c.get("dataset_overrides"), t))
-    failures = (run.results["run"].get("failures") or [])
+    limits = sorted({str(m.config["limit"]) for m in metas if m.config.get("limit") is not None})
+    overridden = sorted(t for t, m in zip(tasks, metas) if _overrides(m.config.get("dataset_overrides"), t))
+    failures = run.results.run.failures or []
     status = []
     if limits:
         status.append("partial (--limit)")
@@ -40,13 +40,13 @@ def provenance(run: Run, tasks: list[str]) -> dict[str, Any]:
         return ", ".join(sorted({str(v) for v in items if v})) or "—"
     return {
         "status": ", ".join(status) or "full",
-        "n": sum(int(run.tasks[t].get("n_samples") or 0) for t in tasks),
+        "n": sum(run.tasks[t].n_samples or 0 for t in tasks),
         "limit": ", ".join(limits) or "—",
         "overrides": ", ".join(overridden) or "—",
-        "protocol": values(run.tasks[t].get("protocol") for t in tasks),
-        "instructions": values(c.get("instructions") or "default" for c, _, _ in metas),
-        "date": values(created[:10] for _, _, created in metas),
-        "backend": values(m.get("backend") for _, m, _ in metas),
+        "protocol": values(run.tasks[t].protocol for t in tasks),
+        "instructions": values(m.config.get("instructions") or "default" for m in metas),
+        "date": values((m.created or "")[:10] for m in metas),
+        "backend": values(m.model.get("backend") for m in metas),
     }
 
 
@@ -78,18 +78,20 @@ def build_rows(h: Hierarchy, runs: dict[str, Run], refs: list[Reference], cap_we
                protocols: set[str] | None) -> list[Row]:
     """Every run and reported row scored on the hierarchy (protocol filter applied)."""
     tables = {label: task_table(run.tasks) for label, run in runs.items()}
-    primary = {t: row["metric"] for tab in tables.values() for t, row in tab.items()}
+    primary = {t: row.metric for tab in tables.values() for t, row in tab.items()}
+    protocol: dict[str, str | None] = {}  # a reported row is put under the first run's protocol of a task
+    for tab in tables.values():
+        for t, row in tab.items():
+            protocol.setdefault(t, row.protocol)
     expected = {t for tab in tables.values() for t, row in tab.items()
-                if not protocols or row["protocol"] in protocols}
+                if not protocols or row.protocol in protocols}
     rows = []
     for label, run in runs.items():
         b = score_board(h, tables[label], cap_weights, protocols, expected)
         rows.append(Row(label, False, b, provenance(run, sorted(b.leaves)), run.model_id, expected,
-                        {t: int(run.tasks[t].get("n_samples") or 0) for t in b.leaves}))
+                        {t: run.tasks[t].n_samples or 0 for t in b.leaves}))
     for ref in refs:
-        tab = task_table(ref.tasks, primary)
-        for t, row in tab.items():
-            row["protocol"] = next((tb[t]["protocol"] for tb in tables.values() if t in tb), None)
+        tab = task_table(ref.tasks, primary, protocol)
         b = score_board(h, tab, cap_weights, protocols, expected)
         prov = dict.fromkeys(PROVENANCE, "—") | {"status": "reported in a paper", "n": None}
         rows.append(Row(f"{ref.model} (reported)", True, b, prov, ref.source, expected))
@@ -102,7 +104,7 @@ def ci_text(ci: tuple[float, float] | None) -> str:
 
 
 def _score_ci_text(s: Score | None) -> str:
-    return ci_text(None if s is None or s.lo is None else (s.lo, s.hi))
+    return ci_text(None if s is None or s.lo is None or s.hi is None else (s.lo, s.hi))
 
 
 def level_columns(h: Hierarchy, level: str) -> list[tuple[str, str]]:
@@ -197,11 +199,11 @@ def paper_vs_measured(rows: list[Row], refs: list[Reference], runs: dict[str, Ru
                 continue
             for t, rt in sorted(ref.tasks.items()):
                 task = run.tasks.get(t)
-                if not task:
+                if task is None:
                     continue
-                for m, rm in (rt.get("metrics") or {}).items():
-                    mm = task["metrics"].get(m)
-                    if not mm:
+                for m, rm in rt.metrics.items():
+                    mm = task.metrics.get(m)
+                    if mm is None:
                         continue
                     rep, meas, ci = display_value(rm), display_value(mm), display_ci(mm)
                     out.append({"model": ref.model, "run": label, "task": t, "metric": m, "reported": rep,

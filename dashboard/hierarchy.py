@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
+
+from m3eval.record import MetricEntry, ReferenceTask, TaskResult
 
 DEFAULT_YAML = Path(__file__).resolve().parent / "leaderboard.yaml"
 Z95 = 1.959964
@@ -149,11 +151,10 @@ def normalize(value: float, scale: float, rule: dict[str, Any]) -> float:
     return 100.0 * x
 
 
-def metric_score(metric: dict[str, Any], rule: dict[str, Any]) -> Score:
-    scale = float(metric.get("scale", 1))
-    ci = metric.get("ci")
+def metric_score(metric: MetricEntry, rule: dict[str, Any]) -> Score:
+    scale, ci = float(metric.scale), metric.ci
     lo, hi = (normalize(ci[0], scale, rule), normalize(ci[1], scale, rule)) if ci else (None, None)
-    return Score(normalize(metric["value"], scale, rule), lo, hi)
+    return Score(normalize(metric.value, scale, rule), lo, hi)
 
 
 def combine(parts: list[tuple[Score, float]], n_expected: int) -> Score | None:
@@ -168,25 +169,39 @@ def combine(parts: list[tuple[Score, float]], n_expected: int) -> Score | None:
     if len(parts) == 1:
         s = parts[0][0]
         return Score(value, s.lo, s.hi, complete)
-    if any(s.lo is None or s.hi is None for s, _ in parts):
+    widths = [(s.hi - s.lo, w) for s, w in parts if s.lo is not None and s.hi is not None]
+    if len(widths) < len(parts):  # a part without an interval
         return Score(value, None, None, complete)
-    se = math.sqrt(sum((w * (s.hi - s.lo) / (2 * Z95)) ** 2 for s, w in parts)) / total
+    se = math.sqrt(sum((w * width / (2 * Z95)) ** 2 for width, w in widths)) / total
     lo, hi = max(value - Z95 * se, 0.0), min(value + Z95 * se, 100.0)  # normalized scores live in 0..100
     return Score(value, lo, hi, complete)
 
 
-def task_table(tasks: dict[str, dict[str, Any]], primary: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Normalise a run's or a reference row's tasks to {task: {"metric": m, "entry": {...}, "protocol": p}}.
+@dataclass(frozen=True)
+class TaskRow:
+    """One task of a row (a run or a reported row) as the board scores it."""
+    metric: str  # the metric it counts under: the run's primary
+    metrics: dict[str, MetricEntry]  # every metric it has (a leaf may name another)
+    protocol: str | None
 
-    A reference row names metrics but no primary: it counts only for the metric the runs
-    use as primary (`primary`), never a different metric under the same column.
+
+def task_table(tasks: Mapping[str, TaskResult | ReferenceTask], primary: dict[str, str] | None = None,
+               protocols: dict[str, str | None] | None = None) -> dict[str, TaskRow]:
+    """A run's or a reference row's tasks as the board scores them.
+
+    A reference row names metrics but no primary and no protocol: it counts only for the
+    metric the runs use as primary (`primary`), never a different metric under the same
+    column, and under the runs' protocol of that task (`protocols`).
     """
     out = {}
     for name, t in tasks.items():
-        metrics = t.get("metrics") or {}
-        m = t.get("primary_metric") or (primary or {}).get(name)
-        if m in metrics:
-            out[name] = {"metric": m, "entry": metrics[m], "protocol": t.get("protocol"), "metrics": metrics}
+        m: str | None
+        if isinstance(t, TaskResult):
+            m, protocol = t.primary_metric, t.protocol
+        else:
+            m, protocol = (primary or {}).get(name), (protocols or {}).get(name)
+        if m is not None and m in t.metrics:
+            out[name] = TaskRow(m, t.metrics, protocol)
     return out
 
 
@@ -199,27 +214,28 @@ class Board:
     overall: Score | None
 
 
-def leaf_score(h: Hierarchy, leaf: Leaf, table: dict[str, dict[str, Any]], protocols: set[str] | None,
-               out: dict[str, Score], expected: set[str] | None = None) -> Score | None:
-    """A leaf's score: one task, or the mean of a {lang} family (complete only when it has
-    every language some visible row has)."""
-    parts = []
+def leaf_score(h: Hierarchy, leaf: Leaf, table: dict[str, TaskRow], protocols: set[str] | None,
+               expected: set[str] | None = None) -> tuple[Score | None, dict[str, Score]]:
+    """A leaf's score (one task, or the mean of a {lang} family: complete only when it has
+    every language some visible row has) and the score of each results task in it."""
+    scores: dict[str, Score] = {}
     for t in h.leaf_tasks(leaf, list(table)):
         row = table[t]
-        if protocols and row["protocol"] not in protocols and row["protocol"] is not None:
+        if protocols and row.protocol not in protocols and row.protocol is not None:
             continue
-        metric = leaf.metric or row["metric"]
-        entry = row["metrics"].get(metric)
+        metric = leaf.metric or row.metric
+        entry = row.metrics.get(metric)
         rule = h.normalization.get(metric)
         if entry is None or rule is None:
             continue  # not aggregable: shown on its own elsewhere, never averaged
-        out[t] = metric_score(entry, rule)
-        parts.append((out[t], 1.0))
-    n_expected = len(h.leaf_tasks(leaf, sorted(expected))) if expected else len(parts)
-    return combine(parts, max(n_expected, len(parts))) if parts else None
+        scores[t] = metric_score(entry, rule)
+    if not scores:
+        return None, scores
+    n_expected = len(h.leaf_tasks(leaf, sorted(expected))) if expected else len(scores)
+    return combine([(s, 1.0) for s in scores.values()], max(n_expected, len(scores))), scores
 
 
-def score_board(h: Hierarchy, table: dict[str, dict[str, Any]], cap_weights: dict[str, float] | None = None,
+def score_board(h: Hierarchy, table: dict[str, TaskRow], cap_weights: dict[str, float] | None = None,
                 protocols: set[str] | None = None, expected: set[str] | None = None) -> Board:
     """All levels for one row. `expected`: the leaves (results tasks) any visible row has;
     a row missing one of them is incomplete at that level (and is not ranked there)."""
@@ -235,7 +251,8 @@ def score_board(h: Hierarchy, table: dict[str, dict[str, Any]], cap_weights: dic
             node_parts = []
             declared = [lf for lf in node.leaves if expected is None or h.leaf_tasks(lf, list(expected))]
             for leaf in declared:
-                s = leaf_score(h, leaf, table, protocols, leaves, expected)
+                s, per_task = leaf_score(h, leaf, table, protocols, expected)
+                leaves.update(per_task)
                 if s is not None:
                     node_parts.append((s, leaf.weight))
             if declared:

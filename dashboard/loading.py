@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the Overview page imports it from here)
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
+from m3eval.record import SampleRecord
 from m3eval.report.runs import Reference, ResultsError, Run, find_runs, load_references, load_samples
 
 DEFAULT_RESULTS = "results"
@@ -60,11 +61,11 @@ def _load(root: str, fingerprint: tuple) -> tuple[list[Run], list[Reference], li
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _samples(path: str, stamp: tuple) -> tuple[list[dict], list[str]]:
+def _samples(path: str, stamp: tuple) -> tuple[list[SampleRecord], list[str]]:
     return load_samples(Path(path))
 
 
-def samples_of(run: Run, task: str) -> tuple[list[dict], list[str]]:
+def samples_of(run: Run, task: str) -> tuple[list[SampleRecord], list[str]]:
     """run.load_samples(task), read again only when the file changes (a row click reruns the page)."""
     path = run.samples_path(task)
     try:

@@ -34,13 +34,11 @@ def consistency_frame(runs: dict[str, Run]) -> pd.DataFrame:
     """results.json `consistency`: one row per model and task pair."""
     rows = []
     for label, run in runs.items():
-        for pair, c in sorted((run.results.get("consistency") or {}).items()):
-            if not isinstance(c, dict):
-                continue
-            tasks = c.get("tasks") or pair.split("|")
+        for pair, c in sorted(run.results.consistency.items()):
+            tasks = c.tasks or pair.split("|")
             rows.append({"model": label, "task": tasks[0], "paired with": tasks[-1],
-                         "languages": " / ".join(map(str, c.get("langs") or [])), "n": c.get("n"),
-                         "correctness agreement": c.get("correctness_agreement"),
-                         "answer agreement": c.get("answer_agreement")})
+                         "languages": " / ".join(map(str, c.langs)), "n": c.n,
+                         "correctness agreement": c.correctness_agreement,
+                         "answer agreement": c.answer_agreement})
     return pd.DataFrame(rows, columns=["model", "task", "paired with", "languages", "n", "correctness agreement",
                                        "answer agreement"])

@@ -7,48 +7,40 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard.board import build_rows, ci_text, invocation_setting
+from m3eval.record import SampleRecord
 from m3eval.report.runs import Run, display_ci, display_value
 
 
-def sample_frame(recs_a: list[dict], recs_b: list[dict] | None, metric: str, scale: float,
+def sample_frame(recs_a: list[SampleRecord], recs_b: list[SampleRecord] | None, metric: str, scale: float,
                  threshold: float) -> pd.DataFrame:
     """One row per sample of run A (joined with run B by id): scores on 0..100, pass/fail.
 
     A sample fails when it errored, had no extractable answer, or scored below
     `threshold` (a fraction of the metric's full scale).
     """
-    def frame(recs: list[dict], suffix: str) -> pd.DataFrame:
+    def frame(recs: list[SampleRecord], suffix: str) -> pd.DataFrame:
         rows = []
         for r in recs:
-            score = r.get("scores", {}).get(metric)
-            score = float(score) * 100.0 / scale if isinstance(score, (int, float)) else None
-            failed = bool(r.get("error")) or r.get("extracted") is None or score is None or score < threshold * 100
-            rows.append({"id": r["id"], f"score {suffix}": score, f"failed {suffix}": failed,
-                         f"prediction {suffix}": _text(r.get("prediction")),
-                         f"extracted {suffix}": r.get("extracted"), f"error {suffix}": r.get("error")})
+            raw = r.scores.get(metric)
+            score = None if raw is None else float(raw) * 100.0 / scale
+            failed = bool(r.error) or r.extracted is None or score is None or score < threshold * 100
+            rows.append({"id": r.id, f"score {suffix}": score, f"failed {suffix}": failed,
+                         f"prediction {suffix}": r.prediction,
+                         f"extracted {suffix}": r.extracted, f"error {suffix}": r.error})
         return pd.DataFrame(rows, columns=["id", f"score {suffix}", f"failed {suffix}", f"prediction {suffix}",
                                            f"extracted {suffix}", f"error {suffix}"])
     a = frame(recs_a, "A")
-    a.insert(4, "reference", [joined(r.get("references")) for r in recs_a])
-    a.insert(1, "lang", [r.get("lang") for r in recs_a])
-    a.insert(2, "instruction", [r.get("instruction") for r in recs_a])
+    a.insert(4, "reference", [joined(r.references) for r in recs_a])
+    a.insert(1, "lang", [r.lang for r in recs_a])
+    a.insert(2, "instruction", [r.instruction for r in recs_a])
     if recs_b is None:
         return a
     return a.merge(frame(recs_b, "B"), on="id", how="inner")
 
 
-def as_list(value) -> list:
-    """A record field that holds one value or a list of them, as a list."""
-    return [] if value is None else value if isinstance(value, list) else [value]
-
-
-def joined(value) -> str:
+def joined(values: list[str] | None) -> str:
     """References or choices as one line: "a | b"."""
-    return " | ".join(map(str, as_list(value)))
-
-
-def _text(value) -> str | None:
-    return None if value is None else str(value)
+    return " | ".join(map(str, values or []))
 
 
 def missing_ids_note(run_a: Run, run_b: Run, task: str, ids_a: set[str], ids_b: set[str]) -> str | None:
@@ -62,12 +54,12 @@ def missing_ids_note(run_a: Run, run_b: Run, task: str, ids_a: set[str], ids_b: 
         va, vb = (invocation_setting(r, task, key) for r in (run_a, run_b))
         if va != vb:
             why.append(f"{label} differs (A: {va or 'none'}, B: {vb or 'none'})")
-    if ta.get("hash") != tb.get("hash"):
+    if ta.hash != tb.hash:
         why.append("the task definitions differ (hash)")
-    if (ta.get("dataset") or {}) != (tb.get("dataset") or {}):
+    if (ta.dataset or {}) != (tb.dataset or {}):
         why.append("the datasets differ (path, split or revision)")
-    if tb.get("n_samples") is not None and len(ids_b) < int(tb["n_samples"]):
-        why.append(f"run B's samples file has {len(ids_b)} of its {tb['n_samples']} records")
+    if tb.n_samples is not None and len(ids_b) < tb.n_samples:
+        why.append(f"run B's samples file has {len(ids_b)} of its {tb.n_samples} records")
     reason = "; ".join(why) or "no setting differs: samples were dropped or failed in run B"
     return (f"Run B lacks {len(missing)} of run A's {len(ids_a)} samples (only shared ids are compared): "
             f"{reason}.")
@@ -98,11 +90,11 @@ def long_scores(runs: dict[str, Run], tasks: list[str]) -> pd.DataFrame:
     for label, run in runs.items():
         for t in tasks:
             task = run.tasks.get(t)
-            if task:
-                m = task["metrics"][task["primary_metric"]]
+            if task is not None:
+                m = task.primary
                 ci = display_ci(m)
-                rows.append({"model": label, "task": t, "category": task.get("category"),
-                             "protocol": task.get("protocol"), "metric": task["primary_metric"],
+                rows.append({"model": label, "task": t, "category": task.category,
+                             "protocol": task.protocol, "metric": task.primary_metric,
                              "score": display_value(m), "ci_low": ci[0] if ci else None,
                              "ci_high": ci[1] if ci else None})
     return pd.DataFrame(rows, columns=["model", "task", "category", "protocol", "metric", "score",
@@ -111,21 +103,18 @@ def long_scores(runs: dict[str, Run], tasks: list[str]) -> pd.DataFrame:
 
 def language_scores(runs: dict[str, Run]) -> pd.DataFrame:
     """Per-language scores, from both shapes a run can have them in:
-    a task's `languages` ({lang: {metric: value or {"value", "scale"}}}), and one task per
-    language named <base>_<lang> with that `language` (e.g. m3it80_msrvtt_fr)."""
+    a task's `languages` ({lang: {metric: entry}}), and one task per language named
+    <base>_<lang> with that `language` (e.g. m3it80_msrvtt_fr)."""
     rows = []
     for label, run in runs.items():
         for t, task in run.tasks.items():
-            metric = task.get("primary_metric")
-            lang = task.get("language")
-            if lang and t.endswith(f"_{lang}") and task.get("category") == "multilingual":
+            lang = task.language
+            if lang and t.endswith(f"_{lang}") and task.category == "multilingual":
                 rows.append({"model": label, "task": t[: -len(lang) - 1], "lang": lang,
-                             "score": display_value(task["metrics"][metric])})
-            for lang, metrics in (task.get("languages") or {}).items():
-                m = metrics.get(metric) if isinstance(metrics, dict) else None
-                if isinstance(m, (int, float)):
-                    m = {"value": m, "scale": task["metrics"][metric].get("scale", 1)}
-                if isinstance(m, dict) and isinstance(m.get("value"), (int, float)):
+                             "score": display_value(task.primary)})
+            for lang, metrics in (task.languages or {}).items():
+                m = metrics.get(task.primary_metric)
+                if m is not None:
                     rows.append({"model": label, "task": t, "lang": lang, "score": display_value(m)})
     return pd.DataFrame(rows, columns=["model", "task", "lang", "score"])
 
@@ -135,13 +124,15 @@ def instruction_scores(runs: dict[str, Run]) -> pd.DataFrame:
     rows = []
     for label, run in runs.items():
         for t, task in run.tasks.items():
-            inst = task.get("instructions") or {}
-            metric = inst.get("metric") or task.get("primary_metric")
-            scale = float((task["metrics"].get(metric) or {}).get("scale", 1))
-            for k, v in enumerate(inst.get("per_instruction") or []):
-                if isinstance(v, (int, float)):
-                    rows.append({"model": label, "task": t, "instruction": k, "metric": metric,
-                                 "score": float(v) * 100.0 / scale})
+            inst = task.instructions
+            if inst is None or not inst.per_instruction:
+                continue
+            metric = inst.metric or task.primary_metric
+            entry = task.metrics.get(metric)
+            scale = float(entry.scale) if entry is not None else 1.0
+            for k, v in enumerate(inst.per_instruction):
+                rows.append({"model": label, "task": t, "instruction": k, "metric": metric,
+                             "score": float(v) * 100.0 / scale})
     return pd.DataFrame(rows, columns=["model", "task", "instruction", "metric", "score"])
 
 
@@ -149,11 +140,11 @@ def metrics_frame(run: Run) -> pd.DataFrame:
     """Every metric of a run on the display scale, its 95% interval rounded to 0.1."""
     rows = []
     for name, t in sorted(run.tasks.items()):
-        for m, entry in t["metrics"].items():
+        for m, entry in t.metrics.items():
             ci = display_ci(entry)
-            rows.append({"task": name, "metric": m, "primary": m == t.get("primary_metric"),
-                         "value": display_value(entry), "95% CI": ci_text(ci), "kind": entry.get("kind"),
-                         "n": t.get("n_samples"), "signature": entry.get("signature")})
+            rows.append({"task": name, "metric": m, "primary": m == t.primary_metric,
+                         "value": display_value(entry), "95% CI": ci_text(ci), "kind": entry.kind,
+                         "n": t.n_samples, "signature": entry.signature})
     return pd.DataFrame(rows, columns=["task", "metric", "primary", "value", "95% CI", "kind", "n", "signature"])
 
 

@@ -17,17 +17,18 @@ def _args(fn: Any, skip: int) -> dict[str, Any]:
 
 
 def catalog() -> dict[str, list[dict[str, Any]]]:
-    from .scoring.filters import _REGISTRY as filters
-    from .metrics.base import _REGISTRY as metrics
     import m3eval.metrics  # noqa: F401  (registers the built-in metrics)
+
+    from .metrics.base import all_metrics
+    from .scoring.filters import all_filters
 
     return {
         "metrics": [{"name": m.name, "args": _args(m.compute, 1), "kind": m.kind,
                      "scale": m.bounds or ("0-1" if m.scale == 1 else f"0-{m.scale}"),
                      "higher_is_better": m.higher_is_better, "source": m.source or "m3eval",
-                     "description": m.description} for m in metrics.items()],
+                     "description": m.description} for m in all_metrics()],
         "filters": [{"name": f.name, "args": _args(f.fn, 2), "source": f.source,
-                     "description": f.description} for f in filters.items()],
+                     "description": f.description} for f in all_filters()],
     }
 
 

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import M3evalError
+
 
 def _kv(text: str) -> tuple[str, str]:
     if "=" not in text:
@@ -141,7 +143,7 @@ _OS_HINTS = {errno.ENOSPC: "free some space and re-run the same command (finishe
 def os_error_line(e: OSError) -> str:
     """One line naming the path and what to do, not a traceback."""
     where = f"{e.filename}: " if e.filename else ""
-    hint = _OS_HINTS.get(e.errno)
+    hint = _OS_HINTS.get(e.errno) if e.errno is not None else None
     return f"{where}{e.strerror or e}" + (f"; {hint}" if hint else "")
 
 
@@ -170,15 +172,13 @@ def _dispatch(commands, args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `m3eval tasks | head`: the reader left; not an error worth a line
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush must not fail
         return 141  # 128 + SIGPIPE, as a shell reports it
-    except commands.UsageError as e:
+    except M3evalError as e:  # the user's to fix: one line, the class's exit code (UsageError: 2)
         print(f"m3eval: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except OSError as e:
         print(f"m3eval: error: {os_error_line(e)}", file=sys.stderr)
         return 1
-    except Exception as e:
-        if not isinstance(e, commands.user_errors()):
-            raise
+    except (ValueError, KeyError) as e:  # bad input met by a library (json, pydantic, PIL) or raised as a builtin
         print(f"m3eval: error: {e}", file=sys.stderr)
         return 1
 

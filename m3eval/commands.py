@@ -7,48 +7,35 @@ from pathlib import Path
 
 # Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
 # that need them: `m3eval tasks`, `validate`, `compare` and `--help` start in a fraction of a second.
+from .errors import TaskError, UsageError
+from .record import Results
 from .report.tables import format_results
-from .tasks.loader import TaskError, iter_task_files
 from .tasks.registry import BUILTIN_TASKS, Registry
 from .tasks.schema import TaskSpec
 
-
-class UsageError(ValueError):
-    """Bad command-line usage: exit code 2."""
+# Errors: raise an m3eval.errors class (UsageError: exit 2); cli.py catches M3evalError.
 
 
-# An error class of a module that was never imported cannot have been raised: look the
-# classes up among the loaded modules, so catching them imports nothing.
-_ERROR_CLASSES = {"m3eval.run.resume": "RunError", "m3eval.models.base": "ModelLoadError"}
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that are the user's to fix (TaskError, DataError, SampleError, ResultsError are
-    ValueErrors): one line, no traceback."""
-    found = [getattr(sys.modules[m], c) for m, c in _ERROR_CLASSES.items() if m in sys.modules]
-    return (ValueError, KeyError, *found)
-
-
-def _outcome(results: dict | None, failures: list[str]) -> int:
+def _outcome(results: Results | None, failures: list[str]) -> int:
     """Non-zero when any task failed to run or nothing was scored."""
     for f in failures:
         print(f"m3eval: task failed: {f}", file=sys.stderr)
     if results is None:
         return 1 if failures else 0
     print(format_results(results))
-    tasks = results.get("tasks", {})
+    tasks = results.tasks
     for t, e in tasks.items():
-        if e.get("n_empty"):
-            print(f"m3eval: warning: task {t}: the model returned empty text for {e['n_empty']} of "
-                  f"{e['n_samples']} samples (scored 0; check max_new_tokens, stop strings, chat template)",
+        if e.n_empty:
+            print(f"m3eval: warning: task {t}: the model returned empty text for {e.n_empty} of "
+                  f"{e.n_samples} samples (scored 0; check max_new_tokens, stop strings, chat template)",
                   file=sys.stderr)
-    retry = {t: e["n_generate_errors"] for t, e in tasks.items() if e.get("n_generate_errors")}
+    retry = {t: e.n_generate_errors for t, e in tasks.items() if e.n_generate_errors}
     for t, n in retry.items():
         print(f"m3eval: task {t}: the model failed on {n} samples (see the `error` field of its samples file); "
               "re-run the same command to retry them", file=sys.stderr)
-    dead = [t for t, e in tasks.items() if e["n_samples"] == 0 or e["n_errors"] == e["n_samples"]]
+    dead = [t for t, e in tasks.items() if e.n_samples == 0 or e.n_errors == e.n_samples]
     for t in dead:
-        print(f"m3eval: task {t} scored nothing ({tasks[t]['n_errors']} of {tasks[t]['n_samples']} "
+        print(f"m3eval: task {t} scored nothing ({tasks[t].n_errors} of {tasks[t].n_samples} "
               "samples failed; see its samples file)", file=sys.stderr)
     return 1 if failures or dead or retry or not tasks else 0
 
@@ -80,17 +67,11 @@ def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrid
     """What argparse cannot check: known task names, overrides of tasks in the run, well-formed
     --model-args (exit 2, before anything heavy loads). Returns the parsed model args and the
     tasks discovered (the run uses them: task files are read once)."""
-    from .models.base import parse_model_args
+    from .models.registry import parse_model_args
     if not tasks:
         raise UsageError("--tasks names no task")
     registry = _discover(include_paths)
-    try:  # an unknown name, or a group set aside as broken (with its reason)
-        specs = registry.resolve(tasks)
-    except TaskError as e:
-        raise UsageError(str(e)) from None
-    stray = set(overrides) - {s.task for s in specs}
-    if stray:
-        raise UsageError(f"--dataset-override names tasks not in this run: {', '.join(sorted(stray))}")
+    registry.resolve_run(tasks, overrides, {})
     try:
         return parse_model_args(model_args), registry
     except ValueError as e:
@@ -110,11 +91,11 @@ def cmd_run(a: argparse.Namespace) -> int:
                     gen_kwargs=a.gen_kwargs)
     results, failures = evaluate(cfg, registry=registry)
     if results is not None:
-        print(f"results: {cfg.output / results['run']['name'] / 'results.json'}", file=sys.stderr)
+        print(f"results: {cfg.output / results.run.name / 'results.json'}", file=sys.stderr)
     code = _outcome(results, failures)
     if results is not None and a.wandb_project:
         from .report.wandb_log import log_run
-        print(f"W&B: {log_run(cfg.output / results['run']['name'], a.wandb_project)}", file=sys.stderr)
+        print(f"W&B: {log_run(cfg.output / results.run.name, a.wandb_project)}", file=sys.stderr)
     return code
 
 
@@ -124,15 +105,15 @@ def cmd_score(a: argparse.Namespace) -> int:
             raise UsageError("give a run directory, or --task T --predictions FILE.jsonl")
         if a.task or a.allow_missing:
             raise UsageError("--task and --allow-missing go with --predictions")
+        from .results import require_run_dir
         from .run.distributed import Dist
-        from .run.pipeline import RunError, rescore
         from .run.lock import run_folder_lock
-        if not (a.run_dir / "predictions").is_dir():
-            raise RunError(f"{a.run_dir}: not a run directory (no predictions/ folder)")
+        from .scoring.rescore import rescore
+        require_run_dir(a.run_dir)  # before the lock, which would make the folder
         with run_folder_lock(a.run_dir, Dist()):  # no run may write the folder meanwhile
             results = rescore(a.run_dir, a.include_path, a.seed)
-        for task, entry in results["tasks"].items():
-            print(f"m3eval score: task {task}: {entry['n_samples']} predictions read", file=sys.stderr)
+        for task, entry in results.tasks.items():
+            print(f"m3eval score: task {task}: {entry.n_samples} predictions read", file=sys.stderr)
         return _outcome(results, [])
     if not a.task:
         raise UsageError("--predictions needs --task")
@@ -176,27 +157,23 @@ def cmd_validate(a: argparse.Namespace) -> int:
     paths = a.paths or [BUILTIN_TASKS]
     problems = [f"{p}: no such file or folder" for p in paths if not p.exists()]
     given = [p for p in paths if p.exists()]
+    env = True
     try:  # the suite and M3EVAL_INCLUDE_PATH too: names and groups are checked across all files
         sources = roots()
     except TaskError as e:  # M3EVAL_INCLUDE_PATH names a folder that is not there
         problems.append(str(e))
-        sources = [BUILTIN_TASKS]
-    sources += [g for g in given if not any(_inside(g, r) for r in sources)]  # each file read once
-    reg, n, files = Registry(), 0, 0
-    for root in sources:
-        for path in iter_task_files(root):
-            specs = reg.add_file(path)  # schema, YAML size, every template compiled; problems: reg.errors
-            if not any(_inside(path, g) for g in given):
-                continue
-            files += 1  # every file counts, also one that fails (its problem is listed)
-            n += len(specs)
-            try:
-                for spec in specs:
-                    if isinstance(spec, TaskSpec):
-                        check_scoring(spec.metrics, spec.filters)
-            except (KeyError, ValueError) as e:  # an unknown metric or filter, or args it does not take
-                problems.append(f"{path}: {e.args[0]}")
-    reg.set_aside_broken_groups()
+        sources, env = roots(env=False), False
+    # schema, YAML size, every template compiled, each file read once; problems: reg.errors
+    reg = Registry.discover([g for g in given if not any(_inside(g, r) for r in sources)], env=env)
+    checked = {path: specs for path, specs in reg.files.items() if any(_inside(path, g) for g in given)}
+    for path, specs in checked.items():  # every file counts, also one that fails (its problem is listed)
+        try:
+            for spec in specs:
+                if isinstance(spec, TaskSpec):
+                    check_scoring(spec.metrics, spec.filters)
+        except (KeyError, ValueError) as e:  # an unknown metric or filter, or args it does not take
+            problems.append(f"{path}: {e.args[0]}")
+    files, n = len(checked), sum(len(specs) for specs in checked.values())
     problems += reg.errors  # bad files, groups that include themselves or name missing tasks, duplicate names
     for p in dict.fromkeys(problems):
         print(p, file=sys.stderr)
@@ -240,7 +217,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     enc_code, enc_run = run_encoder_demo(cfg, _outcome)
     code = max(code, enc_code)
     if results is not None:
-        run = cfg.output / results["run"]["name"]
+        run = cfg.output / results.run.name
         print(f"\nrun directories: {run} {enc_run or ''}\nre-score: m3eval score {run}\n"
               f"leaderboard: m3eval leaderboard --results {cfg.output}")
     return code

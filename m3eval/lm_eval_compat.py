@@ -1,9 +1,11 @@
-"""lm-eval / lmms-eval habits on `m3eval run`: `--gen_kwargs`, `--limit` as a fraction.
+"""lm-eval / lmms-eval spellings on `m3eval run`, translated to m3eval's: `--gen_kwargs`
+(lm-eval's generation keys -> GenerationSpec fields) and `--limit` as a fraction. Only the
+parsing of the flags: a task's generation settings are overridden by
+tasks/schema.apply_gen_kwargs, and a limit is applied by data/samples.limit_count.
 (The underscore spellings of the other flags are aliases in cli.py.)"""
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 # lm-eval's generation keys -> m3eval's GenerationSpec fields
@@ -16,7 +18,9 @@ def parse_gen_kwargs(text: str) -> dict[str, Any]:
 
     until/stop take one string, or a JSON list in quotes: until='["\\n", "###"]'.
     """
-    from .models.base import parse_model_args
+    from pydantic import ValidationError
+
+    from .models.registry import parse_model_args
     from .tasks.schema import GenerationSpec
 
     try:
@@ -35,20 +39,11 @@ def parse_gen_kwargs(text: str) -> dict[str, Any]:
         out["do_sample"] = out["temperature"] > 0  # lm-eval: temperature 0 means greedy
     try:
         GenerationSpec(**out)
-    except ValueError as e:  # pydantic's ValidationError: name the key and the rule
-        first = e.errors()[0] if hasattr(e, "errors") else {}
-        where = ".".join(str(x) for x in first.get("loc", ()))
-        raise ValueError(f"--gen_kwargs: {where}: {first.get('msg', e)}") from None
+    except ValidationError as e:  # name the key and the rule
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ValueError(f"--gen_kwargs: {where}: {first['msg']}") from None
     return out
-
-
-def apply_gen_kwargs(spec, gen_kwargs: dict[str, Any]):
-    """The task with its generation settings overridden (so its hash and resume key change too)."""
-    if not gen_kwargs:
-        return spec
-    from .tasks.schema import GenerationSpec
-    generation = GenerationSpec(**{**spec.generation.model_dump(), **gen_kwargs})
-    return spec.model_copy(update={"generation": generation})
 
 
 def parse_limit(text: str) -> int | float:
@@ -63,9 +58,3 @@ def parse_limit(text: str) -> int | float:
         return int(value)
     raise ValueError(f"--limit: expected a whole number >= 1 or a fraction 0 < x < 1, got {text!r}")
 
-
-def limit_count(limit: int | float | None, n: int) -> int:
-    """How many samples of a task with n rows a limit keeps (a fraction rounds up, as lm-eval)."""
-    if limit is None:
-        return n
-    return min(n, math.ceil(n * limit) if limit < 1 else int(limit))

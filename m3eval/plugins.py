@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from importlib.metadata import entry_points
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -59,3 +59,17 @@ def arguments(fn: Callable[..., Any], skip: int) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def unknown_arguments(fn: Callable[..., Any], given: Iterable[str], skip: int = 0) -> tuple[list[str], list[str]]:
+    """(the given keyword names `fn` does not take, the names it takes), skipping its first
+    `skip` parameters (its positional inputs). Nothing is unknown to a callable with **kwargs or
+    without a signature. One check for task metric/filter args and backend model args."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return [], []
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return [], []
+    accepted = [p.name for p in params[skip:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [k for k in given if k not in accepted], accepted

@@ -14,15 +14,13 @@ from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from .errors import TemplateLimitError
+
 # A rendered prompt is text for one model call: 1M characters is far beyond any context
 # window, and small enough that a template bomb fails fast instead of exhausting memory.
 MAX_PROMPT_CHARS = 1_000_000
 _MAX_INT_ARG = 100_000  # widths passed to padding str methods and filters (center, ljust, indent...)
 _MAX_POW_BITS = 4096
-
-
-class TemplateLimitError(KeyError):
-    """A template would expand beyond the prompt size bound (per row: that sample fails)."""
 
 
 def limit_error(what: str) -> TemplateLimitError:

@@ -11,7 +11,8 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
 
-from .prompt_limits import MAX_PROMPT_CHARS, TemplateLimitError, bounded_environment, limit_error
+from .errors import TemplateLimitError
+from .prompt_limits import MAX_PROMPT_CHARS, bounded_environment, limit_error
 
 __all__ = ["LETTERS", "MAX_PROMPT_CHARS", "TemplateLimitError", "check_template", "format_options", "is_template",
            "render"]
@@ -34,7 +35,8 @@ def check_template(template: str) -> str | None:
     try:
         _compile(template)
     except TemplateError as e:
-        line = f" (line {e.lineno})" if getattr(e, "lineno", None) else ""
+        lineno = getattr(e, "lineno", None)  # TemplateSyntaxError has it; other TemplateErrors do not
+        line = f" (line {lineno})" if lineno else ""
         return f"{type(e).__name__}{line}: {e.message or e}"
     return None
 

@@ -14,10 +14,23 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable
 
-from .types import Prediction
+from pydantic import ValidationError
 
-RESULTS_FORMAT = "m3eval.results/1"
-GENERATE_ERROR = "generate: "  # prefix of a sample error raised by the model, not by its data
+from .errors import ResultsError, RunError
+from .record import (
+    RESULTS_FORMAT,
+    Consistency,
+    GroupResult,
+    Results,
+    RunBlock,
+    SampleRecord,
+    TaskResult,
+    Timings,
+    field_path,
+    parse_results,
+)
+from .types import Prediction, base_id
+
 _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", "pillow", "numpy",
              "sacrebleu", "rouge_score", "pycocoevalcap", "jieba", "accelerate")
 
@@ -26,6 +39,17 @@ def prediction_files(run_dir: Path, task: str) -> list[Path]:
     """A task's predictions file, then the per-rank logs a run in progress appends to."""
     pred_dir = run_dir / "predictions"
     return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{task}.rank*.jsonl"))]
+
+
+def require_run_dir(run_dir: Path) -> None:
+    """A folder `m3eval run` made: it has predictions to score."""
+    if not (run_dir / "predictions").is_dir():
+        raise RunError(f"{run_dir}: not a run directory (no predictions/ folder)")
+
+
+def encoder_extras_file(run_dir: Path, task: str) -> Path:
+    """An encoder task's extra results (openness curves), merged into its results entry."""
+    return run_dir / "encoders" / f"{task}.json"
 
 
 def media_filename(sample_id: str) -> str:
@@ -139,7 +163,34 @@ def read_json(path: Path, fix: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         where = f" (line {e.lineno} column {e.colno}: {e.msg})" if isinstance(e, json.JSONDecodeError) else ""
-        raise ValueError(f"{path}: not valid JSON{where}; {fix}") from None
+        raise ResultsError(f"{path}: not valid JSON{where}; {fix}") from None
+
+
+def read_results(run_dir: Path, fix: str) -> Results | None:
+    """The results.json an earlier invocation wrote into a run folder (None when there is none);
+    a file that cannot be used is an error naming it, the field, and `fix`."""
+    path = run_dir / "results.json"
+    return parse_results(read_json(path, fix), path, fix) if path.exists() else None
+
+
+def sample_record(row: dict[str, Any]) -> SampleRecord:
+    """A samples/<task>.jsonl line as the typed record. Lines written before samples carried their
+    cluster get the key the bootstrap used then (the id without its #i<k> suffix)."""
+    if row.get("cluster") is None and isinstance(row.get("id"), (str, int)):
+        row = {**row, "cluster": base_id(str(row["id"]))}
+    return SampleRecord.model_validate(row)
+
+
+def read_samples(run_dir: Path, task: str) -> list[SampleRecord]:
+    """A task's scored samples; a record that is not one is an error naming the file and record."""
+    path = run_dir / "samples" / f"{task}.jsonl"
+    out = []
+    for n, row in enumerate(read_jsonl(path), 1):
+        try:
+            out.append(sample_record(row if isinstance(row, dict) else {}))
+        except ValidationError as e:
+            raise ResultsError(f"{path}: record {n}: {field_path(e)}") from None
+    return out
 
 
 def read_predictions(files: Iterable[Path]) -> dict[str, Prediction]:
@@ -148,7 +199,7 @@ def read_predictions(files: Iterable[Path]) -> dict[str, Prediction]:
         if f.exists():
             for row in read_jsonl(f):
                 if "id" not in row or "prediction" not in row:
-                    raise ValueError(f"{f}: a line lacks 'id' or 'prediction': {str(row)[:120]}")
+                    raise ResultsError(f"{f}: a line lacks 'id' or 'prediction': {str(row)[:120]}")
                 out[str(row["id"])] = Prediction.from_json(row)
     return out
 
@@ -181,3 +232,14 @@ def git_sha() -> str | None:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def finalize(path: Path | None, run: RunBlock, tasks: dict[str, TaskResult], groups: dict[str, GroupResult],
+             consistency: dict[str, Consistency], timings: Timings | None = None) -> Results:
+    """The one way results.json is made: validated as a whole, then written atomically
+    (when `path` is given)."""
+    results = Results(format=RESULTS_FORMAT, run=run, timings=timings or Timings(), tasks=tasks,
+                      groups=groups, consistency=consistency)
+    if path is not None:
+        atomic_write_json(path, results.dump())
+    return results

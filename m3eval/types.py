@@ -6,8 +6,11 @@ Prediction -> what a model returned for one sample.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from .record import SampleFailure
 
 # A Message is an ordered list of parts, e.g.
 #   [{"type": "image", "image": PIL.Image},
@@ -41,7 +44,24 @@ class Sample:
     lang: str = "en"
     instruction: int | None = None  # index of the instruction variant, when a task has several
     cluster: str | None = None  # doc.cluster's value: samples sharing it are resampled together
+    failure: SampleFailure | None = None  # a bad row (no references, a prompt over the bound): recorded, never run
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# Sample ids. Under `--instructions all` (or K) a row yields one sample per instruction
+# variant k, with id "<row id>#i<k>" (data/samples.py writes it); scoring resamples the
+# variants of one row together, keyed by the id without the suffix (scoring/task.py).
+_VARIANT_SUFFIX = re.compile(r"#i\d+$")
+
+
+def variant_id(row_id: str, k: int) -> str:
+    """The id of instruction variant `k` of the row with id `row_id`: "<row_id>#i<k>"."""
+    return f"{row_id}#i{k}"
+
+
+def base_id(sample_id: str) -> str:
+    """A sample id without its "#i<k>" instruction-variant suffix (unchanged when it has none)."""
+    return _VARIANT_SUFFIX.sub("", sample_id)
 
 
 @dataclass
@@ -56,14 +76,29 @@ class Prediction:
     lang: str = "en"
     instruction: int | None = None
     cluster: str | None = None  # from doc.cluster, when the task declares one
-    error: str | None = None
+    error: SampleFailure | None = None
     seconds: float = 0.0  # this sample's share of its batch's generate() time
     media_info: dict[str, Any] = field(default_factory=dict)  # e.g. frames sampled, rule used
 
+    @classmethod
+    def for_sample(cls, s: Sample, prediction: str = "", *, error: SampleFailure | None = None,
+                   seconds: float = 0.0, media_info: dict[str, Any] | None = None,
+                   prompt: str | None = None) -> Prediction:
+        """The prediction for sample `s`: everything scoring needs from the sample (references,
+        choices, language, instruction, cluster) is carried over here, and only here, whoever
+        made the answer (generation, an encoder, or a file scored with `score --predictions`).
+        `prompt`: what the model saw when it was not the sample's prompt (an encoder's)."""
+        return cls(id=s.id, prediction="" if error else prediction, prompt=s.prompt if prompt is None else prompt,
+                   references=list(s.references), choices=s.choices, lang=s.lang, instruction=s.instruction,
+                   cluster=s.cluster, error=error, seconds=round(seconds, 6), media_info=media_info or {})
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["error"] = None if self.error is None else self.error.dump()
+        return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Prediction":
+    def from_json(cls, d: dict[str, Any]) -> Prediction:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        known["error"] = SampleFailure.parse(d.get("error"))
         return cls(**known)

@@ -82,7 +82,7 @@ def _records(task: str, spec: dict, run_dir: Path, accuracy: float, seed: int, n
         records.append({
             "id": sid, "prompt": f"Question {i}: what is shown? Answer briefly." if lang != "zh" else f"问题{i}：图中是什么？",
             "prediction": pred, "extracted": pred, "references": [gold, gold.upper()], "choices": None,
-            "lang": lang, "instruction": (i % 3) if task == "m3it80_vqa" else None, "error": None,
+            "lang": lang, "instruction": (i % 3) if task == "m3it80_vqa" else None, "cluster": sid, "error": None,
             "scores": scores, "media": [str(Path(p).relative_to(run_dir).as_posix()) for p in media],
         })
     return records

@@ -112,8 +112,38 @@ def test_doc_cluster_field_or_template_reaches_the_predictions(tmp_path):
     for cluster, expect in (("video_name", "video1"), ("{{ video_name }}.mp4", "video1.mp4")):
         spec = TaskSpec(task="t", dataset=DatasetSpec(path="qa.jsonl"), metrics=[StepSpec(name="exact_match")],
                         doc=DocSpec(prompt="{{ question }}", references="answer", id="question_id", cluster=cluster))
-        samples = list(build_samples(spec, load_dataset_rows(spec.dataset, tmp_path, "t")))
+        samples, _ = build_samples(spec, load_dataset_rows(spec.dataset, tmp_path, "t")[0])
         assert samples[4].cluster == expect and samples[0].cluster != samples[3].cluster
+
+
+def test_external_predictions_are_resampled_by_the_tasks_clusters(tmp_path):
+    """`score --task T --predictions F` carries the sample's fields into its predictions as a run
+    does (Prediction.for_sample): a task that declares doc.cluster gets the same clustered
+    interval either way. (It used to drop `cluster`, so external intervals came out narrower.)"""
+    import json
+
+    from m3eval.data.task_samples import load_task_data
+    from m3eval.scoring.external import score_external
+    from m3eval.scoring.run import score_one
+    from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
+
+    video_ok = rng.random(40) < 0.5  # 40 videos x 4 questions, outcome set by the video
+    rows = [{"qid": f"{v}-{j}", "video_name": f"video{v}", "question": "q?", "answer": "a"}
+            for v in range(40) for j in range(4)]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = TaskSpec(task="t", source=str(tmp_path / "t.yaml"), dataset=DatasetSpec(path="qa.jsonl"),
+                    metrics=[StepSpec(name="exact_match")],
+                    doc=DocSpec(prompt="{{ question }}", references="answer", id="qid", cluster="video_name"))
+    answers = {r["qid"]: "a" if video_ok[v] else "b" for v in range(40) for r in rows[4 * v:4 * v + 4]}
+    (tmp_path / "preds.jsonl").write_text("".join(json.dumps({"id": i, "prediction": a}) + "\n"
+                                                  for i, a in answers.items()))
+    external, code = score_external(spec, tmp_path / "preds.jsonl", None, None, seed=0)
+    assert code == 0
+    entry = external.tasks["t"]
+    assert entry.clusters is not None and entry.clusters.model_dump() == {"key": "doc.cluster (video_name)", "n": 40}
+    from_run = score_one(spec, [Prediction.for_sample(s, answers[s.id]) for s in load_task_data(spec, None, "default").samples],
+                         None, seed=0)
+    assert entry.metrics["exact_match"] == from_run.metrics["exact_match"]
 
 
 def test_unset_cluster_leaves_hash_and_resume_key_unchanged():

@@ -49,9 +49,9 @@ def test_clear_regression_fails_with_exit_1(runs):
     assert row.regression and row.status == "regression" and row.p_value < 0.05
     # McNemar is exact binomial on the discordant pairs; recount them from the samples
     b_recs, n_recs = base.load_samples("msrvtt_qa")[0], new.load_samples("msrvtt_qa")[0]
-    nb = {r["id"]: r["scores"]["exact_match"] for r in n_recs}
-    b = sum(1 for r in b_recs if r["scores"]["exact_match"] == 1 and nb[r["id"]] == 0)
-    c = sum(1 for r in b_recs if r["scores"]["exact_match"] == 0 and nb[r["id"]] == 1)
+    nb = {r.id: r.scores["exact_match"] for r in n_recs}
+    b = sum(1 for r in b_recs if r.scores["exact_match"] == 1 and nb[r.id] == 0)
+    c = sum(1 for r in b_recs if r.scores["exact_match"] == 0 and nb[r.id] == 1)
     assert c == 0 and b > 0  # nested fixture: NEW only loses answers
     if b < 25:
         assert row.p_value == pytest.approx(min(1.0, 2 * 0.5 ** b))
@@ -66,7 +66,7 @@ def test_tolerance_is_in_display_points(runs):
     assert cmp.exit_code == 0
     assert all(not r.regression and r.significant is not None for r in cmp.rows)
     bleu = _row(cmp, "flickr8k_cn", "bleu")  # scale 100: points are BLEU points
-    assert bleu.base == pytest.approx(load_run(runs / "base").tasks["flickr8k_cn"]["metrics"]["bleu"]["value"])
+    assert bleu.base == pytest.approx(load_run(runs / "base").tasks["flickr8k_cn"].metrics["bleu"].value)
 
 
 def test_small_insignificant_drop_passes(runs):

@@ -66,10 +66,10 @@ def test_overview_levels_ranks_and_provenance(board, monkeypatch):
     df = rerun(at).dataframe[0].value
     assert [c for c in df.columns if c in ("okvqa", "m3it_okvqa", "score")] == ["score", "okvqa", "m3it_okvqa"]
     llava = load_run(board / "tiny-llava").tasks
-    okvqa, m3 = (display_value(llava[t]["metrics"][llava[t]["primary_metric"]]) for t in ("okvqa", "m3it_okvqa"))
+    okvqa, m3 = (display_value(llava[t].primary) for t in ("okvqa", "m3it_okvqa"))
     row = df[df.model == "tiny-llava"].iloc[0]
     assert row["okvqa"] == pytest.approx(okvqa) and row["score"] == pytest.approx((okvqa + m3) / 2)
-    lo, hi = (100 * x for x in llava["okvqa"]["metrics"]["vqa_accuracy"]["ci"])
+    lo, hi = (100 * x for x in llava["okvqa"].metrics["vqa_accuracy"].ci)
     assert row["okvqa 95% CI"] == f"{lo:.1f}–{hi:.1f}"
     assert at.query_params["level"] == "knowledge_vqa/okvqa"
 
@@ -228,7 +228,7 @@ def test_charts_page(board, monkeypatch):
     assert len(warnings) == 1 and warnings[0].startswith("Knowledge VQA:") and "ying-vlm: 1" in warnings[0]
     assert len(inst) == 2 * 3
     run = load_run(board / "tiny-qwen")
-    expected = [100 * v for v in run.tasks["m3it80_vqa"]["instructions"]["per_instruction"]]
+    expected = [100 * v for v in run.tasks["m3it80_vqa"].instructions.per_instruction]
     assert list(inst[inst.model == "tiny-qwen"]["score"]) == pytest.approx(expected)
     spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
     assert spec["facet"]["row"]["header"]["labelLimit"] == 0  # full task labels
@@ -259,10 +259,10 @@ def test_run_details_page(board, monkeypatch):
     assert model["id"] == "fixture/tiny-qwen"
     frames = [t.value for t in at.dataframe]
     metrics = next(f for f in frames if "95% CI" in f.columns)
-    okvqa = load_run(board / "tiny-qwen").tasks["okvqa"]["metrics"]["vqa_accuracy"]
+    okvqa = load_run(board / "tiny-qwen").tasks["okvqa"].metrics["vqa_accuracy"]
     row = metrics[(metrics.task == "okvqa") & (metrics.metric == "vqa_accuracy")].iloc[0]
-    assert row["value"] == pytest.approx(100 * okvqa["value"])
-    assert row["95% CI"] == f"{100 * okvqa['ci'][0]:.1f}–{100 * okvqa['ci'][1]:.1f}"
+    assert row["value"] == pytest.approx(100 * okvqa.value)
+    assert row["95% CI"] == f"{100 * okvqa.ci[0]:.1f}–{100 * okvqa.ci[1]:.1f}"
     tasks = next(f for f in frames if "hash" in f.columns)
     assert set(tasks["task"]) == {"okvqa", "m3it_okvqa", "msrvtt_qa", "flickr8k_cn", "m3it80_vqa"}
     assert (tasks["hash"].str.startswith("sha256:")).all()
@@ -285,7 +285,7 @@ def test_language_heatmap_from_per_language_tasks_and_consistency(tmp_path, monk
     at = page("5_Multilingual.py", tmp_path, monkeypatch)
     langs = at.dataframe[0].value
     assert set(langs["task"]) == {"m3it80_msrvtt"} and sorted(langs["lang"]) == sorted(["fr", "zh", "sw"] * 2)
-    a = load_run(tmp_path / "a").tasks["m3it80_msrvtt_zh"]["metrics"]["rouge_l"]
+    a = load_run(tmp_path / "a").tasks["m3it80_msrvtt_zh"].metrics["rouge_l"]
     got = langs[(langs.model == "a") & (langs.lang == "zh")]["score"].item()
     assert got == pytest.approx(display_value(a))
     cons = at.dataframe[1].value
@@ -299,10 +299,15 @@ def test_language_heatmap_from_per_language_tasks_and_consistency(tmp_path, monk
 def test_task_page_survives_a_damaged_samples_file(tmp_path, monkeypatch):
     run_dir = write_run(tmp_path, "r", n=6, tasks=["okvqa"])
     with open(run_dir / "samples" / "okvqa.jsonl", "a") as f:
-        f.write('{"id": "odd", "prediction": "x", "extracted": null, "references": "dog", '
-                '"media": "../../../etc/passwd", "scores": {"vqa_accuracy": "n/a"}}\n{"id": "torn", "sco')
+        f.write('{"id": "odd", "prompt": "", "prediction": "x", "extracted": null, "references": ["dog"], '
+                '"cluster": "odd", "media": ["../../../etc/passwd"], "scores": {"vqa_accuracy": null}}\n'
+                '{"id": "bad", "prediction": "x", "extracted": null, "references": "dog", "scores": {}}\n'
+                '{"id": "torn", "sco')
     at = page("1_Task.py", tmp_path, monkeypatch)
-    assert any("okvqa.jsonl:8: malformed JSON line skipped" in plain(w.value) for w in at.warning)
+    warnings = [plain(w.value) for w in at.warning]
+    assert any("okvqa.jsonl:9: malformed JSON line skipped" in w for w in warnings)
+    assert any("okvqa.jsonl:8: sample 'bad' skipped: missing field 'prompt'" in w for w in warnings)
+    assert "bad" not in set(at.dataframe[0].value["id"])
     df = at.dataframe[0].value
     odd = df[df["id"] == "odd"].iloc[0]
     assert bool(odd["failed A"]) and odd["score A"] != odd["score A"]  # no score (NaN), counted as a failure
@@ -322,3 +327,18 @@ def test_the_page_rereads_a_changed_results_file(tmp_path, monkeypatch):
     file.write_text(json.dumps(data))
     after = rerun(at).dataframe[0].value["overall"].item()
     assert before != pytest.approx(12.3) and after == pytest.approx(12.3)  # not served from a stale cache
+
+
+def test_the_committed_golden_run_opens_on_the_page(tmp_path, monkeypatch):
+    """A run written before the typed record (results/demo/tiny-llava) opens on the page."""
+    import shutil
+    golden = ROOT / "results" / "demo" / "tiny-llava"
+    shutil.copytree(golden, tmp_path / "tiny-llava")
+    at = page("4_Run_details.py", tmp_path, monkeypatch)
+    frames = [t.value for t in at.dataframe]
+    metrics = next(f for f in frames if "95% CI" in f.columns)
+    vqa = load_run(golden).tasks["demo_vqa"].metrics["vqa_accuracy"]
+    row = metrics[(metrics.task == "demo_vqa") & (metrics.metric == "vqa_accuracy")].iloc[0]
+    assert row["value"] == pytest.approx(100 * vqa.value)
+    at = page("1_Task.py", tmp_path, monkeypatch)
+    assert not at.exception

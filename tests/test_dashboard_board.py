@@ -15,6 +15,7 @@ from dashboard.board import build_rows, csv_safe, level_frame, paper_vs_measured
 from dashboard.export import export, render, svg_bars
 from dashboard.hierarchy import (DEFAULT_YAML, HierarchyError, Score, combine, hierarchy_for, load_hierarchy,
                                  metric_score, rank_bands)
+from m3eval.record import MetricEntry
 from m3eval.report.runs import find_runs, load_references, load_run
 from tests.dashboard_fixtures import XSS, write_leaderboard, write_run
 
@@ -51,10 +52,10 @@ def test_rank_bands_separate_intervals_and_points():
 # ---- normalization and combination ----------------------------------------------------------
 
 def test_normalization_rules():
-    assert metric_score({"value": 0.5, "ci": [0.4, 0.6], "scale": 1}, {"rule": "linear"}).value == 50.0
-    bleu = metric_score({"value": 23.0, "scale": 100}, {"rule": "linear"})
+    assert metric_score(MetricEntry(value=0.5, ci=(0.4, 0.6), scale=1), {"rule": "linear"}).value == 50.0
+    bleu = metric_score(MetricEntry(value=23.0, scale=100), {"rule": "linear"})
     assert bleu.value == pytest.approx(23.0) and bleu.lo is None
-    cider = metric_score({"value": 3.0, "ci": [1.0, 3.5], "scale": 1}, {"rule": "clip", "max": 2.0})
+    cider = metric_score(MetricEntry(value=3.0, ci=(1.0, 3.5), scale=1), {"rule": "clip", "max": 2.0})
     assert (cider.value, cider.lo, cider.hi) == (100.0, 50.0, 100.0)
 
 
@@ -101,13 +102,13 @@ def test_a_bad_hierarchy_names_file_and_key(tmp_path):
 def test_scores_at_every_level_match_the_results(board):
     h, rows, _, runs = _rows(board)
     llava = next(r for r in rows if r.label == "tiny-llava")
-    okvqa = load_run(board / "tiny-llava").tasks["okvqa"]["metrics"]["vqa_accuracy"]
-    m3 = load_run(board / "tiny-llava").tasks["m3it_okvqa"]["metrics"]["rouge_l"]
-    assert llava.board.leaves["okvqa"].value == pytest.approx(100 * okvqa["value"])
+    okvqa = load_run(board / "tiny-llava").tasks["okvqa"].metrics["vqa_accuracy"]
+    m3 = load_run(board / "tiny-llava").tasks["m3it_okvqa"].metrics["rouge_l"]
+    assert llava.board.leaves["okvqa"].value == pytest.approx(100 * okvqa.value)
     assert (llava.board.leaves["okvqa"].lo, llava.board.leaves["okvqa"].hi) == \
-        pytest.approx((100 * okvqa["ci"][0], 100 * okvqa["ci"][1]))
+        pytest.approx((100 * okvqa.ci[0], 100 * okvqa.ci[1]))
     task = llava.board.tasks["knowledge_vqa/okvqa"]
-    assert task.value == pytest.approx(50 * (okvqa["value"] + m3["value"])) and task.lo < task.value < task.hi
+    assert task.value == pytest.approx(50 * (okvqa.value + m3.value)) and task.lo < task.value < task.hi
     caps = llava.board.capabilities
     assert llava.board.overall.value == pytest.approx(sum(s.value for s in caps.values()) / 4)
     # weights move the overall score toward the heavier capability
@@ -154,11 +155,11 @@ def test_reported_vs_reproduced(board):
     _, rows, refs, runs = _rows(board)
     df = paper_vs_measured(rows, refs, runs)
     assert list(df["task"]) == ["flickr8k_cn", "m3it_okvqa"] and set(df["run"]) == {"ying-vlm"}
-    m = load_run(board / "ying-vlm").tasks["m3it_okvqa"]["metrics"]["rouge_l"]
+    m = load_run(board / "ying-vlm").tasks["m3it_okvqa"].metrics["rouge_l"]
     row = df[df.task == "m3it_okvqa"].iloc[0]
-    assert row["reported"] == pytest.approx(44.0) and row["measured"] == pytest.approx(100 * m["value"])
-    assert row["Δ (measured − reported)"] == pytest.approx(100 * m["value"] - 44.0)
-    assert row["reported inside CI"] == (100 * m["ci"][0] <= 44.0 <= 100 * m["ci"][1])
+    assert row["reported"] == pytest.approx(44.0) and row["measured"] == pytest.approx(100 * m.value)
+    assert row["Δ (measured − reported)"] == pytest.approx(100 * m.value - 44.0)
+    assert row["reported inside CI"] == (100 * m.ci[0] <= 44.0 <= 100 * m.ci[1])
 
 
 def test_csv_cells_cannot_start_a_formula():

@@ -44,9 +44,9 @@ def test_a_tasks_own_data_file_rewritten_is_not_resumed(tiny_model, tmp_path):
     first, _ = evaluate(cfg(tiny_model, tmp_path / "out", tasks))
     run_json = json.loads((tmp_path / "out" / "r" / "run.json").read_text())
     assert run_json["data"]["idtask"]["kind"] == "local" and run_json["data"]["idtask"]["files"] == 1
-    assert first["tasks"]["idtask"]["invocation"]["data"] == run_json["data"]["idtask"]  # results say it too
+    assert first.tasks["idtask"].dump()["invocation"]["data"] == run_json["data"]["idtask"]  # results say it too
     again, _ = evaluate(cfg(tiny_model, tmp_path / "out", tasks))  # same data: resumes, nothing generated
-    assert again["timings"]["samples"] == 0
+    assert again.timings.samples == 0
     write(tasks / "rows.jsonl", rows(3, outputs="全新的参考答案"))  # same ids and path, new answers
     with pytest.raises(RunError, match=r"task idtask's data changed .*rows\.jsonl differs.*new --run-name"):
         evaluate(cfg(tiny_model, tmp_path / "out", tasks))
@@ -88,9 +88,8 @@ def test_fingerprint_of_an_m3it_snapshot_covers_the_files_read(tmp_path):
     spec = DatasetSpec(path=str(snap), name="okvqa", split="validation", format="m3it")
 
     def fp() -> dict:
-        out: dict = {}
-        load_dataset_rows(spec, tmp_path, "t", out)
-        return out
+        _, fingerprint = load_dataset_rows(spec, tmp_path, "t")
+        return fingerprint
 
     first = fp()
     assert first["files"] == 2 and first["path"] == str(snap.resolve())

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from m3eval.data.task_samples import load_task_data
 from m3eval.demo.tiny_clip import build_tiny_clip
 from m3eval.metrics.openness import openness_curve
-from m3eval.models.base import ModelLoadError, load_model
-from m3eval.run.pipeline import RunConfig, evaluate, rescore
-from m3eval.data.task_samples import load_task_samples
+from m3eval.models.base import ModelLoadError
+from m3eval.models.registry import load_model
+from m3eval.run.pipeline import RunConfig, evaluate
+from m3eval.scoring.rescore import rescore
 from m3eval.tasks.loader import TaskError, load_file
 from m3eval.tasks.registry import Registry
 
@@ -32,6 +34,11 @@ def run(tiny_clip, tmp_path_factory):
     results, failures = evaluate(cfg)
     assert failures == []
     return cfg, out / "clip", results
+
+
+def dumped(metrics: dict) -> dict:
+    """A task's metrics as results.json holds them."""
+    return {name: m.dump() for name, m in metrics.items()}
 
 
 def _argsort_recall(sim: np.ndarray, positives: list[set[int]], k: int) -> list[float]:
@@ -88,7 +95,7 @@ def test_results_match_independent_computation(run, tiny_clip):
     reg = Registry.discover()
     # zero-shot: CLIP's prompt ensembling recomputed here, top-1 per image
     spec = reg.tasks["demo_zero_shot"]
-    samples = load_task_samples(spec, None, "default")
+    samples = load_task_data(spec, None, "default").samples
     from m3eval.data.media import decode_image
     imgs = [decode_image(s.media[0].source.get()) for s in samples]
     ie = model.encode_images(imgs)
@@ -100,15 +107,15 @@ def test_results_match_independent_computation(run, tiny_clip):
     logits = ie @ np.array(cls).T
     labels = [int(s.references[0]) for s in samples]
     top1 = np.mean(logits.argmax(axis=1) == labels)
-    entry = results["tasks"]["demo_zero_shot"]
-    assert entry["metrics"]["top1_accuracy"]["value"] == pytest.approx(top1)
-    assert entry["metrics"]["top1_accuracy"]["ci"] is not None and entry["n_samples"] == 48
-    o = entry["openness"]["en"]
+    entry = results.tasks["demo_zero_shot"]
+    assert entry.metrics["top1_accuracy"].value == pytest.approx(top1)
+    assert entry.metrics["top1_accuracy"].ci is not None and entry.n_samples == 48
+    o = entry.openness["en"]
     assert o["sizes"] == [6, 12, 18, 24] and len(o["orders"]) == 3 and sorted(o["orders"][0]) == list(range(24))
     assert o["accuracy"][-1] == pytest.approx(top1)  # the full vocabulary is plain zero-shot
     # retrieval: argsort protocol on freshly computed embeddings
     spec = reg.tasks["demo_retrieval"]
-    samples = load_task_samples(spec, None, "default")
+    samples = load_task_data(spec, None, "default").samples
     ie = model.encode_images([decode_image(s.media[0].source.get()) for s in samples])
     caps = [c for s in samples for c in s.references]
     owner = [i for i, s in enumerate(samples) for _ in s.references]
@@ -116,12 +123,12 @@ def test_results_match_independent_computation(run, tiny_clip):
     sim = ie @ te.T
     i2t = _argsort_recall(sim, [{j for j, o in enumerate(owner) if o == i} for i in range(len(samples))], 5)
     t2i = _argsort_recall(sim.T, [{o} for o in owner], 1)
-    m = results["tasks"]["demo_retrieval"]["metrics"]
-    assert m["i2t_r5"]["value"] == pytest.approx(np.mean(i2t))
-    assert m["t2i_r1"]["value"] == pytest.approx(np.mean(t2i))
-    assert m["t2i_r1"]["ci"] is not None and m["mean_recall"]["kind"] == "corpus"
-    six = [m[k]["value"] for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")]
-    assert m["mean_recall"]["value"] == pytest.approx(sum(six) / 6)
+    m = results.tasks["demo_retrieval"].metrics
+    assert m["i2t_r5"].value == pytest.approx(np.mean(i2t))
+    assert m["t2i_r1"].value == pytest.approx(np.mean(t2i))
+    assert m["t2i_r1"].ci is not None and m["mean_recall"].kind == "corpus"
+    six = [m[k].value for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")]
+    assert m["mean_recall"].value == pytest.approx(sum(six) / 6)
 
 
 def test_resume_reuses_embeddings_and_rescore_agrees(run):
@@ -133,10 +140,10 @@ def test_resume_reuses_embeddings_and_rescore_agrees(run):
     again, failures = evaluate(cfg)
     assert failures == [] and {p: p.stat().st_mtime_ns for p in cached} == stamps
     for t in DEMO:
-        assert again["tasks"][t]["metrics"] == results["tasks"][t]["metrics"]
+        assert dumped(again.tasks[t].metrics) == dumped(results.tasks[t].metrics)
     re = rescore(run_dir)
-    assert re["tasks"]["demo_retrieval"]["metrics"] == results["tasks"]["demo_retrieval"]["metrics"]
-    assert re["tasks"]["demo_zero_shot"]["openness"] == results["tasks"]["demo_zero_shot"]["openness"]
+    assert dumped(re.tasks["demo_retrieval"].metrics) == dumped(results.tasks["demo_retrieval"].metrics)
+    assert re.tasks["demo_zero_shot"].openness == results.tasks["demo_zero_shot"].openness
 
 
 def test_a_finished_encoder_run_does_not_load_the_model_again(run, capsys):
@@ -145,14 +152,14 @@ def test_a_finished_encoder_run_does_not_load_the_model_again(run, capsys):
     again, failures = evaluate(cfg)
     err = capsys.readouterr().err
     assert failures == [] and "nothing left to generate" in err and "loading" not in err
-    assert again["tasks"]["demo_zero_shot"]["metrics"] == results["tasks"]["demo_zero_shot"]["metrics"]
+    assert dumped(again.tasks["demo_zero_shot"].metrics) == dumped(results.tasks["demo_zero_shot"].metrics)
 
 
 def test_clip_on_a_generative_task_is_a_task_failure(tiny_clip, tmp_path):
     cfg = RunConfig(tasks=["demo_retrieval", "demo_vqa"], output=tmp_path, model="clip",
                     model_args={"pretrained": str(tiny_clip)}, progress=False)
     results, failures = evaluate(cfg)
-    assert list(results["tasks"]) == ["demo_retrieval"]
+    assert list(results.tasks) == ["demo_retrieval"]
     assert len(failures) == 1 and "demo_vqa" in failures[0] and "cannot generate" in failures[0]
 
 

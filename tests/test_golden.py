@@ -26,8 +26,10 @@ def _versions(golden: dict) -> str:
 
 
 def test_demo_reproduces_the_committed_golden_run(demo_model, tmp_path):
-    results, failures = evaluate(golden_config(tmp_path, demo_model))
-    assert failures == []
+    record, failures = evaluate(golden_config(tmp_path, demo_model))
+    assert failures == [] and record is not None
+    results = record.dump()
+    assert results == json.loads((tmp_path / "tiny-llava" / "results.json").read_text())  # the record is the file
     golden = json.loads((GOLDEN / "tiny-llava" / "results.json").read_text())
     assert list(results["tasks"]) == list(golden["tasks"])
     for task, entry in golden["tasks"].items():

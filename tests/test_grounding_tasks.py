@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from m3eval.data.media import VideoRule
-from m3eval.data.task_samples import load_task_samples
+from m3eval.data.task_samples import load_task_data
 from m3eval.run.prefetch import prepare
 from m3eval.scoring.run import score_one
 from m3eval.tasks.registry import Registry
@@ -58,7 +58,7 @@ def test_grounding_group_lists_every_split():
 
 def test_refcoco_scores_on_fixture(fixture):
     spec = Registry.discover().tasks["refcoco_testA"]
-    samples = load_task_samples(spec, None, "default", override=str(fixture))
+    samples = load_task_data(spec, None, "default", override=str(fixture)).samples
     assert [s.references for s in samples[:2]] == [["10.0,12.0,50.0,42.0"], ["11.0,12.0,51.0,42.0"]]
     assert samples[0].prompt.endswith("the red box 0")
     preds = []
@@ -71,9 +71,8 @@ def test_refcoco_scores_on_fixture(fixture):
     for s, a in zip(samples, answers):
         p = prepare(s, VideoRule(), None)
         assert p.info["image_size"] == list(Image.open(io.BytesIO(s.media[0].source.get()["bytes"])).size)
-        preds.append(Prediction(id=s.id, prediction=a, prompt=s.prompt, references=s.references,
-                                media_info=p.info))
+        preds.append(Prediction.for_sample(s, a, media_info=p.info))
     entry = score_one(spec, preds, None, seed=0)
-    m = entry["metrics"]["grounding_acc"]
-    assert m["value"] == pytest.approx(2 / 6) and m["ci"] is not None
-    assert entry["n_extraction_failures"] == 2
+    m = entry.metrics["grounding_acc"]
+    assert m.value == pytest.approx(2 / 6) and m.ci is not None
+    assert entry.n_extraction_failures == 2

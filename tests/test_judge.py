@@ -8,8 +8,8 @@ import pytest
 
 from m3eval.scoring.judge import parse_pair, parse_single, pairwise_outcome, run_folder
 from m3eval.metrics.base import MetricInput, get_metric
-from m3eval.models.base import register_backend
-from m3eval.run.pipeline import timed_score
+from m3eval.models.registry import register_backend
+from m3eval.scoring.run import score_one
 from m3eval.tasks.registry import Registry
 from m3eval.types import Prediction
 from serving import stop, transformers_serve
@@ -107,18 +107,17 @@ def test_judge_end_to_end_against_transformers_serve(served, tiny_model, tmp_pat
     spec = spec.model_copy(update={"metrics": [vqa, judge.model_copy(update={"args": args})]})
     preds = [Prediction(id=str(i), prediction=p, prompt="What color is the shape?", references=["red"] * 10)
              for i, p in enumerate(["red", "blue", "a green square"])]
-    entry, _, err = timed_score(spec, preds, tmp_path, 0)
-    assert err is None
-    m = entry["metrics"]["judge"]
+    entry = score_one(spec, preds, tmp_path, 0)  # a scoring failure raises here
+    m = entry.metrics["judge"]
     calls = (tmp_path / "judge" / "calls.jsonl").read_text().splitlines()
     assert len(calls) == 5  # 3 answers x 2 orders; "red" vs "red" is one prompt in both orders
     info = json.loads((tmp_path / "judge" / "info.json").read_text())
     assert info["judged"] == 3 and info["calls_made"] == 5 and str(tiny_model) in info["judge"]
-    assert f"failures={info['failures']}/3" in m["signature"]  # a random tiny model rarely writes "8 6"
-    assert 0.0 <= m["value"] <= 1.0 and m["ci"] is not None
+    assert f"failures={info['failures']}/3" in m.signature  # a random tiny model rarely writes "8 6"
+    assert 0.0 <= m.value <= 1.0 and m.ci is not None
     stop(proc)  # the judge is gone: re-scoring must come from the cache
-    again, _, err = timed_score(spec, preds, tmp_path, 0)
-    assert err is None and again["metrics"]["judge"] == m
+    again = score_one(spec, preds, tmp_path, 0)
+    assert again.metrics["judge"] == m
     assert json.loads((tmp_path / "judge" / "info.json").read_text())["calls_made"] == 0
 
 

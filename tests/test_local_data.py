@@ -12,7 +12,7 @@ import pytest
 from m3eval.data.media import VideoRule
 from m3eval.data.sources import DataError, load_dataset_rows
 from m3eval.data.synthetic import draw_image, encode_video
-from m3eval.data.task_samples import load_task_samples
+from m3eval.data.task_samples import load_task_data
 from m3eval.run.prefetch import prepare
 from m3eval.tasks.loader import load_file
 from m3eval.tasks.schema import DatasetSpec
@@ -35,7 +35,7 @@ def rows(folder: Path, items: list[dict], name: str = "rows.jsonl") -> Path:
 
 def samples_of(yaml: Path, override: str | None = None):
     (spec,) = load_file(yaml)
-    return {s.id: s for s in load_task_samples(spec, None, "default", override)}
+    return {s.id: s for s in load_task_data(spec, None, "default", override).samples}
 
 
 @pytest.fixture
@@ -77,7 +77,8 @@ def test_image_paths_outside_the_data_folder_fail_their_sample(layout, path):
     got = samples_of(task(layout / "tasks"))
     media = layout / "run" / "media"
     bad = prepare(got["bad"], VideoRule(), media)
-    assert bad.message is None and "leaves the data folder" in bad.error and "doc.media_root" in bad.error
+    assert bad.message is None and "leaves the data folder" in str(bad.error)
+    assert "doc.media_root" in str(bad.error)
     assert not media.exists()  # nothing copied
     assert prepare(got["ok"], VideoRule(), media).error is None
 
@@ -86,7 +87,7 @@ def test_stored_frames_given_as_paths_are_confined_too(layout):
     rows(layout / "tasks" / "data", [{"id": "f", "q": "?", "a": "x", "frames": ["img/cat.png", "../../secret/x.png"]},
                                      {"id": "g", "q": "?", "a": "x", "frames": ["img/cat.png", "img/cat.png"]}])
     got = samples_of(task(layout / "tasks", doc="frames: frames"))
-    assert "path '../../secret/x.png' leaves the data folder" in prepare(got["f"], VideoRule(), None).error
+    assert "path '../../secret/x.png' leaves the data folder" in str(prepare(got["f"], VideoRule(), None).error)
     assert len(prepare(got["g"], VideoRule(), None).message[0]["frames"]) == 2
 
 
@@ -106,7 +107,8 @@ def test_video_paths_are_confined_to_the_data_folder_and_video_root(layout):
                 {"id": "out", "q": "?", "a": "x", "video": "../../secret/v.mp4"}])
     got = samples_of(task(layout / "tasks", doc="video: video"))
     assert prepare(got["in"], VideoRule(frames=2), None).error is None
-    assert "video: path '../../secret/v.mp4' leaves the data folder" in prepare(got["out"], VideoRule(), None).error
+    out = prepare(got["out"], VideoRule(), None).error
+    assert "video: path '../../secret/v.mp4' leaves the data folder" in str(out)
     rows(data, [{"id": "v", "q": "?", "a": "x", "video": "v.mp4"}])
     rooted = samples_of(task(layout / "tasks", doc="video: video, video_root: ../secret"))
     assert prepare(rooted["v"], VideoRule(frames=2), None).error is None
@@ -127,10 +129,11 @@ def test_a_row_without_references_is_a_counted_sample_error(tmp_path):
     rows(tmp_path / "data", [{"id": "ok", "q": "?", "a": "x"}, {"id": "none", "q": "?", "a": None},
                              {"id": "empty", "q": "?", "a": []}, {"id": "blank", "q": "?", "a": " "}])
     got = samples_of(task(tmp_path, doc=""))
-    assert "error" not in got["ok"].metadata
+    assert got["ok"].failure is None
     for sid, row in (("none", 1), ("empty", 2), ("blank", 3)):
         err = prepare(got[sid], VideoRule(), None).error
-        assert err == f"data: row {row} (id '{sid}') has no references (doc.references: a)"
+        assert err is got[sid].failure and (err.stage, err.type) == ("data", "MissingReferences")
+        assert err.message == f"row {row} (id '{sid}') has no references (doc.references: a)"
 
 
 @pytest.mark.parametrize("content,name", [("", "e.jsonl"), ("\n\n", "w.jsonl"), ("", "e.csv"),
@@ -198,10 +201,10 @@ def test_bad_rows_are_counted_in_a_real_run(tiny_model, layout):
     results, failures = evaluate(RunConfig(tasks=["t"], output=layout / "out", run_name="r", progress=False,
                                            model_args={"pretrained": str(tiny_model)},
                                            include_paths=[layout / "tasks"]))
-    entry = results["tasks"]["t"]
-    assert failures == [] and entry["n_samples"] == 3 and entry["n_errors"] == 2
+    entry = results.tasks["t"]
+    assert failures == [] and entry.n_samples == 3 and entry.n_errors == 2
     errors = {p["id"]: p["error"] for p in read_jsonl(layout / "out" / "r" / "predictions" / "t.jsonl")}
-    assert errors["ok"] is None and "has no references" in errors["norefs"]
-    assert "leaves the data folder" in errors["escape"]
+    assert errors["ok"] is None and "has no references" in errors["norefs"]["message"]
+    assert "leaves the data folder" in errors["escape"]["message"]
     thumbnails = [p.name.split("-")[0] for p in (layout / "out" / "r" / "media" / "t").iterdir()]
     assert thumbnails == ["ok"]  # nothing copied for the failed rows

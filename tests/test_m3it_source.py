@@ -73,7 +73,8 @@ def snapshot(tmp_path_factory) -> Path:
 
 def load(snapshot: Path, name: str, split: str, fmt: str = "m3it", **kw) -> list[dict]:
     spec = DatasetSpec(path=str(snapshot), name=name, split=split, format=fmt, **kw)
-    return load_m3it(spec, Path("/nonexistent")).to_list()
+    ds, _ = load_m3it(spec, Path("/nonexistent"))
+    return ds.to_list()
 
 
 def test_okvqa_rows_follow_the_script(snapshot):
@@ -133,7 +134,7 @@ def test_explicit_data_files_replace_the_config_table(snapshot):
 
 def test_through_the_dataset_source_hook(snapshot):
     spec = DatasetSpec(path=snapshot.name, name="okvqa", split="validation", format="m3it")
-    ds = load_dataset_rows(spec, snapshot.parent, "m3it_okvqa")  # path relative to the YAML folder
+    ds, _ = load_dataset_rows(spec, snapshot.parent, "m3it_okvqa")  # path relative to the YAML folder
     assert len(ds) == len(OKVQA) and set(ds.column_names) == OUTPUT_COLUMNS
 
 
@@ -195,7 +196,7 @@ def test_the_config_table_covers_the_held_out_tasks():
 
 def test_the_suite_yamls_build_samples_from_a_snapshot(snapshot):
     """The real task definitions (tasks/m3it, tasks/m3it80) over the snapshot: prompts, references, ids."""
-    from m3eval.data.task_samples import load_task_samples
+    from m3eval.data.task_samples import load_task_data
     from m3eval.tasks.registry import Registry
 
     reg = Registry.discover()
@@ -204,12 +205,12 @@ def test_the_suite_yamls_build_samples_from_a_snapshot(snapshot):
         spec = reg.tasks[task]
         return spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"path": str(snapshot)})})
 
-    okvqa = load_task_samples(at_snapshot("m3it_okvqa"), None, "default")
+    okvqa = load_task_data(at_snapshot("m3it_okvqa"), None, "default").samples
     assert [s.references for s in okvqa][1] == ["The answer is dog."]
     assert okvqa[0].prompt.endswith(OKVQA[0]["question"]) and len(okvqa[0].media) == 1
-    every = load_task_samples(at_snapshot("m3it_okvqa"), None, "all")  # variants: the drawn instructions
+    every = load_task_data(at_snapshot("m3it_okvqa"), None, "all").samples  # variants: the drawn instructions
     assert len(every) == len(OKVQA) * len({r["instruction"] for r in load(snapshot, "okvqa", "validation")})
-    zh, en = (load_task_samples(at_snapshot(t), None, "default") for t in ("m3it80_okvqa_zh", "m3it80_okvqa_en"))
+    zh, en = (load_task_data(at_snapshot(t), None, "default").samples for t in ("m3it80_okvqa_zh", "m3it80_okvqa_en"))
     assert [s.id for s in zh] == [s.id for s in en] == ["0", "1", "2"]
     assert reg.tasks["m3it80_okvqa_zh"].consistency_with == "m3it80_okvqa_en"
     assert {s.lang for s in zh} == {"zh"} and zh[0].references == [ZH[0]["output"]]
@@ -217,9 +218,9 @@ def test_the_suite_yamls_build_samples_from_a_snapshot(snapshot):
 
 def test_dataset_override_with_a_snapshot_folder_keeps_the_m3it_reader(snapshot):
     """`--dataset-override m3it_okvqa=SNAPSHOT` reads the snapshot as the repo, config and split kept."""
-    from m3eval.data.task_samples import load_task_samples
+    from m3eval.data.task_samples import load_task_data
     from m3eval.tasks.registry import Registry
 
     spec = Registry.discover().tasks["m3it_okvqa"]
-    samples = load_task_samples(spec, None, "default", override=str(snapshot))
+    samples = load_task_data(spec, None, "default", override=str(snapshot)).samples
     assert len(samples) == len(OKVQA) and samples[1].references == ["The answer is dog."]

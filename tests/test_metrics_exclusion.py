@@ -8,6 +8,7 @@ import datasets
 import pytest
 
 from m3eval.data.samples import SampleError, build_samples
+from m3eval.record import RESULTS_FORMAT, Results, RunBlock, TaskResult
 from m3eval.report.tables import format_results
 from m3eval.scoring.run import recorded_exclusion, score_one
 from m3eval.tasks.registry import Registry
@@ -25,30 +26,30 @@ def _spec(**doc) -> TaskSpec:
 
 def test_exclude_if_drops_and_counts(tmp_path):
     spec = _spec(exclude_if="difficult_direct_answer")
-    excluded: dict = {}
-    samples = list(build_samples(spec, datasets.Dataset.from_list(ROWS), excluded=excluded))
-    assert [s.id for s in samples] == ["q1", "q2", "q4", "q5"] and excluded == {"field": "difficult_direct_answer", "n": 3}
+    samples, n_excluded = build_samples(spec, datasets.Dataset.from_list(ROWS))
+    assert [s.id for s in samples] == ["q1", "q2", "q4", "q5"] and n_excluded == 3
     preds = [Prediction(id=s.id, prediction="blue", prompt=s.prompt, references=s.references) for s in samples]
-    entry = score_one(spec, preds, tmp_path, seed=0, excluded=excluded)
-    assert entry["n_samples"] == 4 and entry["n_excluded"] == 3
-    assert entry["excluded_by"] == "difficult_direct_answer is true"
-    table = format_results({"tasks": {"da": entry}})
+    entry = score_one(spec, preds, tmp_path, seed=0, n_excluded=n_excluded)
+    assert entry.n_samples == 4 and entry.n_excluded == 3
+    assert entry.excluded_by == "difficult_direct_answer is true"
+    table = format_results(Results(format=RESULTS_FORMAT, run=RunBlock(name="r"), tasks={"da": entry}))
     assert "da: 3 rows not evaluated (difficult_direct_answer is true)" in table
     # re-scoring reads no data: the count recorded by the run that read the rows is kept
-    recorded = json.loads(json.dumps(entry))
-    assert score_one(spec, preds, tmp_path, seed=0, excluded=recorded_exclusion(spec, recorded))["n_excluded"] == 3
+    recorded = TaskResult.model_validate(json.loads(json.dumps(entry.dump())))
+    assert score_one(spec, preds, tmp_path, seed=0, n_excluded=recorded_exclusion(spec, recorded)).n_excluded == 3
 
 
 def test_without_exclude_if_nothing_is_dropped(tmp_path):
     spec = _spec()
-    assert len(list(build_samples(spec, datasets.Dataset.from_list(ROWS)))) == 7
+    samples, n_excluded = build_samples(spec, datasets.Dataset.from_list(ROWS))
+    assert len(samples) == 7 and n_excluded == 0
     preds = [Prediction(id="q1", prediction="blue", prompt="", references=["blue"] * 3)]
-    assert "n_excluded" not in score_one(spec, preds, None, seed=0)
+    assert "n_excluded" not in score_one(spec, preds, None, seed=0).dump()
 
 
 def test_exclude_if_unknown_field_is_a_clear_error():
     with pytest.raises(SampleError, match="no field 'hard'.*doc.exclude_if"):
-        list(build_samples(_spec(exclude_if="hard"), datasets.Dataset.from_list(ROWS)))
+        build_samples(_spec(exclude_if="hard"), datasets.Dataset.from_list(ROWS))
 
 
 def test_official_aokvqa_da_task_excludes_difficult_questions():

@@ -26,7 +26,7 @@ def test_ying_prompt_and_first_line_cut():
     rows = [{"instruction": "Scrutinize the given image and answer the connected question.",
              "inputs": "What is the color of the couch?", "outputs": "The couch is green.",
              "image_base64_str": [""]}]
-    s = next(build_samples(spec, datasets.Dataset.from_list(rows)))
+    s = build_samples(spec, datasets.Dataset.from_list(rows))[0][0]
     assert s.prompt == ("\n<human>:\nScrutinize the given image and answer the connected question.\n"
                         "What is the color of the couch?\n<bot>:\n")
     raw = "The couch is green.\nThe room also has a lamp, a table and two chairs by the window."

@@ -189,7 +189,8 @@ def test_error_body_echoing_the_key_is_redacted_in_stored_predictions(server, mo
     assert server.auth[-1] == "Bearer sk-live-abcdef123456"  # really sent, really echoed
     assert "abcdef123456" not in stored and "sk-live" not in stored
     err = rows["ECHO401 a"]["error"]
-    assert err.startswith("generate: RequestError: HTTP 401") and "Authorization: ***" in err and "$MY_KEY" in err
+    assert err["stage"] == "generate" and err["type"] == "RequestError" and err["message"].startswith("HTTP 401")
+    assert "Authorization: ***" in err["message"] and "$MY_KEY" in err["message"]
     assert rows["fine b"]["error"] is None
 
 
@@ -283,7 +284,8 @@ def test_concurrency_spans_batches_and_tasks_and_each_answer_is_logged(server, t
 def test_dead_server_costs_one_attempt_per_retry_and_each_sample_fails_once(server, tmp_path):
     rows = _run_tasks(server, tmp_path, ["DOWN 1", "DOWN 2", "ok"], batch_size=3, max_retries=1)
     assert server.attempts == {"DOWN 1": 2, "DOWN 2": 2, "ok": 1}  # no second round from the runner
-    assert rows["DOWN 1"]["error"].startswith("generate: RequestError: HTTP 503")
+    err = rows["DOWN 1"]["error"]
+    assert err["stage"] == "generate" and err["type"] == "RequestError" and err["message"].startswith("HTTP 503")
     assert rows["ok"]["error"] is None and rows["ok"]["prediction"].startswith("0 images  | ok")
 
 
@@ -298,7 +300,7 @@ def _wait_until_quiet(server, quiet_s: float = 0.5, limit_s: float = 10.0) -> No
 
 
 def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_rest(server, tmp_path):
-    from m3eval.models.base import register_backend
+    from m3eval.models.registry import register_backend
     from m3eval.models.openai_compat import OpenAICompatAdapter
     from m3eval.run.pipeline import RunConfig, evaluate
 
@@ -323,5 +325,5 @@ def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_
     server.requests.clear()
     Interrupted.stop_at = None
     results, failures = evaluate(RunConfig(model="openai-interrupted", model_args=args, **common))
-    assert failures == [] and results["timings"]["samples"] == 7
+    assert failures == [] and results.timings.samples == 7
     assert len(server.requests) == 7  # the 5 logged answers are not asked again

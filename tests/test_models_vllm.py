@@ -141,7 +141,7 @@ def test_engine_call_matches_hf_on_the_tiny_model(tiny_model, hf):
 
 def test_revision_without_loading_is_what_the_engine_would_record(tmp_path):
     """A run with nothing left to generate still notices weights retrained in place."""
-    from m3eval.models.hf import local_revision
+    from m3eval.models.weights import local_revision
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"weights v1")
     read = get_backend("vllm").revision_without_loading

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from m3eval.run.pipeline import RunConfig, evaluate
-from m3eval.results import read_jsonl
 from serving import transformers_serve
+
+from m3eval.results import read_jsonl
+from m3eval.run.pipeline import RunConfig, evaluate
 
 TASKS = ["demo_vqa", "demo_video_frames"]
 
@@ -21,7 +21,7 @@ def served(tiny_model):
         yield url
 
 
-def _predictions(run_dir: Path) -> dict[str, tuple[str, str | None]]:
+def _predictions(run_dir: Path) -> dict[str, tuple[str, dict | None]]:
     return {f"{t}/{row['id']}": (row["prediction"], row["error"])
             for t in TASKS for row in read_jsonl(run_dir / "predictions" / f"{t}.jsonl")}
 
@@ -36,4 +36,4 @@ def test_hf_and_openai_through_transformers_serve_agree(served, tiny_model, tmp_
     assert len(hf) == 16 and all(err is None for _, err in api.values())
     assert all(text for text, _ in hf.values())
     assert api == hf
-    assert results["run"]["model"]["id"] == str(tiny_model)  # the one model served, found by the probe
+    assert results.run.model["id"] == str(tiny_model)  # the one model served, found by the probe

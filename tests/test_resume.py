@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from m3eval.demo.tiny_model import build_tiny_model
-from m3eval.models.base import register_backend
+from m3eval.models.registry import register_backend
 from m3eval.models.hf import HFAdapter
-from m3eval.run.pipeline import RunConfig, RunError, evaluate
 from m3eval.results import read_jsonl
+from m3eval.run.pipeline import RunConfig, RunError, evaluate
 
 ZH = Path(__file__).resolve().parents[1] / "tasks" / "demo" / "data" / "m3it_caption_zh.jsonl"
 
@@ -53,7 +53,7 @@ def test_new_weights_in_the_same_folder_are_noticed(tiny_model, tmp_path):
 def test_a_smaller_limit_keeps_the_predictions_already_made(tiny_model, tmp_path):
     evaluate(cfg(tiny_model, tmp_path, limit=8))
     results, _ = evaluate(cfg(tiny_model, tmp_path, limit=4))
-    assert results["timings"]["samples"] == 0 and results["tasks"]["demo_m3it_zh"]["n_samples"] == 4
+    assert results.timings.samples == 0 and results.tasks["demo_m3it_zh"].n_samples == 4
     assert len(read_jsonl(tmp_path / "r" / "predictions" / "demo_m3it_zh.jsonl")) == 8
 
 
@@ -64,7 +64,7 @@ def test_one_task_failing_to_score_keeps_the_others(tiny_model, tmp_path):
     ds.to_parquet(str(tmp_path / "one_answer.parquet"))
     results, failures = evaluate(cfg(tiny_model, tmp_path, tasks=["demo_vqa", "demo_mc"], limit=4,
                                      dataset_overrides={"demo_vqa": str(tmp_path / "one_answer.parquet")}))
-    assert list(results["tasks"]) == ["demo_mc"]
+    assert list(results.tasks) == ["demo_mc"]
     assert len(failures) == 1 and failures[0].startswith("demo_vqa: scoring failed") and "vqa_accuracy" in failures[0]
     assert json.loads((tmp_path / "r" / "results.json").read_text())["tasks"].keys() == {"demo_mc"}
 
@@ -83,11 +83,11 @@ class FlakyAdapter(HFAdapter):
 def test_model_failures_are_recorded_then_retried_on_resume(tiny_model, tmp_path):
     register_backend("flaky-hf", FlakyAdapter)
     results, _ = evaluate(cfg(tiny_model, tmp_path, model="flaky-hf", limit=4))
-    entry = results["tasks"]["demo_m3it_zh"]
-    assert entry["n_errors"] == 4 and entry["n_generate_errors"] == 4
+    entry = results.tasks["demo_m3it_zh"]
+    assert entry.n_errors == 4 and entry.n_generate_errors == 4
     FlakyAdapter.failing = False
     results, _ = evaluate(cfg(tiny_model, tmp_path, model="flaky-hf", limit=4))
-    assert results["timings"]["samples"] == 4 and results["tasks"]["demo_m3it_zh"]["n_errors"] == 0
+    assert results.timings.samples == 4 and results.tasks["demo_m3it_zh"].n_errors == 0
 
 
 class ShortAdapter(HFAdapter):
@@ -111,11 +111,11 @@ def test_logs_of_a_crashed_two_rank_run_are_resumed_by_one_process(tiny_model, t
     write(pred_dir / "demo_m3it_zh.rank0.jsonl", made[0:8:2][:3])  # rank 0 had finished 3 of its 4
     write(pred_dir / "demo_m3it_zh.rank1.jsonl", made[1:8:2])  # rank 1 had finished all of its 4
     results, _ = evaluate(cfg(tiny_model, tmp_path / "resumed", limit=8))
-    assert results["timings"]["samples"] == 1
+    assert results.timings.samples == 1
     def untimed(preds):
         return [{k: v for k, v in p.items() if k != "seconds"} for p in preds]
     assert untimed(read_jsonl(pred_dir / "demo_m3it_zh.jsonl")) == untimed(made)
     assert not list(pred_dir.glob("*.rank*.jsonl"))
     def scores(tasks):  # the invocation record (time, config) is provenance, not a score
-        return {t: {k: v for k, v in e.items() if k != "invocation"} for t, e in tasks.items()}
-    assert scores(results["tasks"]) == scores(full["tasks"])
+        return {t: {k: v for k, v in e.dump().items() if k != "invocation"} for t, e in tasks.items()}
+    assert scores(results.tasks) == scores(full.tasks)

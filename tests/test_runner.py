@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from m3eval.models.base import register_backend
+from m3eval.models.registry import register_backend
 from m3eval.models.hf import HFAdapter
-from m3eval.run.pipeline import RunConfig, RunError, evaluate, rescore
+from m3eval.record import Results
 from m3eval.results import read_jsonl
+from m3eval.run.pipeline import RunConfig, RunError, evaluate
+from m3eval.scoring.rescore import rescore
 
 TASKS = ["demo_vqa", "demo_mc", "demo_m3it_zh", "demo_video_frames", "demo_video_qa"]
 
 
-def run(tiny_model: Path, out: Path, **kw) -> dict:
+def run(tiny_model: Path, out: Path, **kw) -> Results:
     cfg = RunConfig(tasks=kw.pop("tasks", TASKS), output=out, model_args={"pretrained": str(tiny_model)},
                     run_name="r", progress=False, **kw)
     results, failures = evaluate(cfg)
@@ -37,8 +39,8 @@ def predictions(run_dir: Path) -> dict[str, str]:
     return out
 
 
-def metric_values(results: dict) -> dict:
-    return {t: {m: (v["value"], v["ci"]) for m, v in e["metrics"].items()} for t, e in results["tasks"].items()}
+def metric_values(results: Results) -> dict:
+    return {t: {m: (v.value, v.ci) for m, v in e.metrics.items()} for t, e in results.tasks.items()}
 
 
 @pytest.fixture(scope="module")
@@ -62,22 +64,22 @@ def test_predictions_identical_at_batch_size_1_and_8(tiny_model, tmp_path, bs8):
 def test_results_file_has_scores_counts_provenance_and_timings(bs8):
     results, run_dir = bs8
     on_disk = json.loads((run_dir / "results.json").read_text())
-    assert on_disk == results and results["format"] == "m3eval.results/1"
-    t = results["tasks"]["demo_vqa"]
-    assert t["n_samples"] == 24 and t["n_errors"] == 0 and len(t["hash"]) == 64
-    assert 0 <= t["metrics"]["vqa_accuracy"]["value"] <= 1
-    lo, hi = t["metrics"]["vqa_accuracy"]["ci"]
-    assert lo <= t["metrics"]["vqa_accuracy"]["value"] <= hi
-    run_info = results["run"]
-    assert run_info["model"]["backend"] == "hf" and run_info["config"]["seed"] == 0
-    assert run_info["versions"]["transformers"] and "git_sha" in run_info
+    assert on_disk == results.dump() and results.format == "m3eval.results/1"
+    t = results.tasks["demo_vqa"]
+    assert t.n_samples == 24 and t.n_errors == 0 and len(t.hash) == 64
+    assert 0 <= t.metrics["vqa_accuracy"].value <= 1
+    lo, hi = t.metrics["vqa_accuracy"].ci
+    assert lo <= t.metrics["vqa_accuracy"].value <= hi
+    run_info = results.run
+    assert run_info.model["backend"] == "hf" and run_info.config["seed"] == 0
+    assert run_info.versions["transformers"] and "git_sha" in run_info.dump()
     for k in ("load_s", "generate_s", "score_s", "total_s", "samples_per_s"):
-        assert results["timings"][k] >= 0
-    assert results["tasks"]["demo_video_qa"]["video"]["short"] == 1  # video0 has 6 frames < 8
+        assert getattr(results.timings, k) >= 0
+    assert results.tasks["demo_video_qa"].video["short"] == 1  # video0 has 6 frames < 8
     rec = read_jsonl(run_dir / "samples" / "demo_vqa.jsonl")[0]
     assert {"id", "prompt", "prediction", "references", "scores", "error", "media"} <= set(rec)
     assert (run_dir / rec["media"][0]).stat().st_size > 0
-    assert "demo" not in results["groups"]  # only groups whose tasks all ran
+    assert "demo" not in results.groups  # only groups whose tasks all ran
 
 
 class Crash(Exception):
@@ -109,7 +111,7 @@ def test_crash_midway_loses_nothing_and_resume_generates_only_the_rest(tiny_mode
     with open(log, "a") as f:
         f.write('{"id": "torn')  # and a torn half-line from the moment of death
     results, _ = evaluate(cfg)
-    assert results["timings"]["samples"] == 8  # only the third batch was generated again
+    assert results.timings.samples == 8  # only the third batch was generated again
     assert not log.exists()
     assert predictions(tmp_path / "r") == {k: v for k, v in predictions(bs8[1]).items() if k.startswith("demo_vqa/")}
 
@@ -128,8 +130,8 @@ def test_corrupt_image_is_a_counted_sample_error(tiny_model, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     results = run(tiny_model, tmp_path, tasks=["demo_m3it_zh"], dataset_overrides={"demo_m3it_zh": str(bad)})
-    t = results["tasks"]["demo_m3it_zh"]
-    assert t["n_samples"] == 6 and t["n_errors"] == 1
+    t = results.tasks["demo_m3it_zh"]
+    assert t.n_samples == 6 and t.n_errors == 1
     rec = {r["id"]: r for r in read_jsonl(tmp_path / "r" / "samples" / "demo_m3it_zh.jsonl")}
     assert "image" in rec["2"]["error"] and rec["2"]["scores"]["rouge_l"] == 0
     assert all(rec[i]["error"] is None for i in "01345")
@@ -141,14 +143,14 @@ def test_rescore_without_a_model_reproduces_the_scores(bs8, tmp_path):
     shutil.copytree(run_dir, copy)
     again = rescore(copy)
     assert metric_values(again) == metric_values(results)
-    assert again["run"]["rescored"] and again["timings"]["generate_s"] == results["timings"]["generate_s"]
+    assert again.run.rescored and again.timings.generate_s == results.timings.generate_s
 
 
 def test_missing_data_file_fails_that_task_only(tiny_model, tmp_path):
     cfg = RunConfig(tasks=["demo_mc", "demo_vqa"], output=tmp_path, model_args={"pretrained": str(tiny_model)},
                     run_name="r", limit=4, progress=False, dataset_overrides={"demo_vqa": str(tmp_path / "gone.parquet")})
     results, failures = evaluate(cfg)
-    assert list(results["tasks"]) == ["demo_mc"]
+    assert list(results.tasks) == ["demo_mc"]
     assert len(failures) == 1 and "demo_vqa" in failures[0] and "gone.parquet" in failures[0]
 
 
@@ -222,7 +224,7 @@ def assert_16_vqa_as_bs8(adapter: type, tiny_model, tmp_path, bs8) -> None:
                     model_args={"pretrained": str(tiny_model)}, run_name="r", batch_size=8, limit=16,
                     progress=False)
     results, failures = evaluate(cfg)
-    assert not failures and results["tasks"]["demo_vqa"]["n_errors"] == 0
+    assert not failures and results.tasks["demo_vqa"].n_errors == 0
     got = predictions(tmp_path / "r")
     assert len(got) == 16 and got == {k: v for k, v in predictions(bs8[1]).items() if k in got}
 
@@ -280,10 +282,14 @@ def test_a_streaming_backend_keeps_its_decoding_in_process(monkeypatch):
     process may take the decoded images away from it."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from m3eval.models.base import adapt
     from m3eval.run import prefetch
 
     class StreamingSplitter:
         splits_preprocessing = True
+
+        def generate(self, batch, gen):
+            raise AssertionError("a streaming backend is sent its samples through generate_stream")
 
         def preprocess(self, batch, gen):
             return batch
@@ -297,5 +303,5 @@ def test_a_streaming_backend_keeps_its_decoding_in_process(monkeypatch):
     monkeypatch.setenv("M3EVAL_PREFETCH", "process")
     plan = type("Plan", (), {"batches": [[]]})()
     with ThreadPoolExecutor(1) as pool:
-        stream = prefetch.decoded_stream([plan], StreamingSplitter(), pool)
+        stream = prefetch.decoded_stream([plan], adapt(StreamingSplitter(), "splitter"), pool)
         assert stream.gi_code.co_name == "_in_threads"

@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from m3eval.record import TaskResult
 from m3eval.scoring.groups import group_scores
 from m3eval.scoring.run import consistency, score_one
 from m3eval.tasks.registry import Registry
@@ -38,18 +39,18 @@ def test_instruction_spread_is_mean_std_min_max_over_variants(registry):
     # 4 items x 3 instructions; instruction k gets k+1 of the 4 right.
     preds = [pred(f"{i}#i{k}", "yes" if i <= k else "no", "yes", instruction=k) for k in range(3) for i in range(4)]
     entry = score_one(registry.tasks["qa_en"], preds, None, seed=0)
-    spread = entry["instructions"]
-    assert spread["per_instruction"] == [0.25, 0.5, 0.75] and spread["n"] == 3
-    assert spread["mean"] == pytest.approx(0.5) and spread["min"] == 0.25 and spread["max"] == 0.75
-    assert spread["std"] == pytest.approx(statistics.pstdev([0.25, 0.5, 0.75]))
-    assert entry["metrics"]["exact_match"]["value"] == pytest.approx(0.5)
+    spread = entry.instructions
+    assert spread.per_instruction == [0.25, 0.5, 0.75] and spread.n == 3
+    assert spread.mean == pytest.approx(0.5) and spread.min == 0.25 and spread.max == 0.75
+    assert spread.std == pytest.approx(statistics.pstdev([0.25, 0.5, 0.75]))
+    assert entry.metrics["exact_match"].value == pytest.approx(0.5)
 
 
 def test_mixed_language_task_reports_each_language(registry):
     preds = [pred("1", "a", "a", "en"), pred("2", "b", "x", "en"), pred("3", "猫", "猫", "zh")]
     entry = score_one(registry.tasks["qa_en"], preds, None, seed=0)
-    assert entry["languages"]["en"]["exact_match"]["value"] == 0.5
-    assert entry["languages"]["zh"]["exact_match"]["value"] == 1.0
+    assert entry.languages["en"]["exact_match"].value == 0.5
+    assert entry.languages["zh"]["exact_match"].value == 1.0
 
 
 def test_consistency_counts_items_right_or_wrong_in_both_languages(registry, tmp_path):
@@ -61,14 +62,15 @@ def test_consistency_counts_items_right_or_wrong_in_both_languages(registry, tmp
     out = consistency(list(registry.tasks.values()), tasks, run)
     assert list(out) == ["qa_zh|qa_en"]
     # agree on 1 (both right), 3 (both wrong), 4 (both right); disagree on 2
-    assert out["qa_zh|qa_en"]["correctness_agreement"] == 0.75 and out["qa_zh|qa_en"]["n"] == 4
+    assert out["qa_zh|qa_en"].correctness_agreement == 0.75 and out["qa_zh|qa_en"].n == 4
 
 
 def test_groups_average_their_members_and_nest(registry):
-    def entry(v: float) -> dict:
-        return {"primary_metric": "m", "metrics": {"m": {"value": v, "scale": 1}}}
+    def entry(v: float) -> TaskResult:
+        return TaskResult.model_validate({"hash": "h", "version": 1, "primary_metric": "m",
+                                          "metrics": {"m": {"value": v, "scale": 1}}})
     tasks = {"qa_en": entry(0.2), "qa_zh": entry(0.4), "other": entry(0.9)}
     groups = group_scores(registry, tasks)
-    assert groups["both"]["value"] == pytest.approx(0.3)
-    assert groups["top"]["value"] == pytest.approx((0.3 + 0.9) / 2)  # a member group counts once
+    assert groups["both"].value == pytest.approx(0.3)
+    assert groups["top"].value == pytest.approx((0.3 + 0.9) / 2)  # a member group counts once
     assert set(group_scores(registry, {"qa_en": entry(0.2)})) == set()  # incomplete groups are not reported

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from m3eval.record import SampleFailure
 from m3eval.scoring.task import score_by, score_task, split_by
 from m3eval.types import Prediction
 
@@ -14,8 +15,9 @@ def pred(i, text, refs, **kw):
 
 
 def vqa_preds():
+    bad_image = SampleFailure(stage="data", type="MediaError", message="image: cannot identify image file")
     return [pred(0, "Two.", ["2"] * 3 + ["3"] * 7), pred(1, "dog", ["dog"] * 10),
-            pred(2, "", ["cat"] * 10, error="image: cannot identify image file"), pred(3, "cat", ["dog"] * 10)]
+            pred(2, "", ["cat"] * 10, error=bad_image), pred(3, "cat", ["dog"] * 10)]
 
 
 def test_task_entry_format():
@@ -32,7 +34,8 @@ def test_task_entry_format():
     assert b["kind"] == "corpus" and b["scale"] == 100 and b["resamples"] == 1000 and "tok:13a" in b["signature"]
     assert [r["scores"]["vqa_accuracy"] for r in records] == pytest.approx([0.9, 1, 0, 0])
     r2 = records[2]
-    assert r2["error"].startswith("image:") and r2["extracted"] is None and r2["scores"]["vqa_accuracy"] == 0
+    assert r2["error"].startswith("MediaError: image:")
+    assert r2["extracted"] is None and r2["scores"]["vqa_accuracy"] == 0
     assert set(records[0]) == {"id", "prompt", "prediction", "extracted", "references", "choices", "lang",
                                "instruction", "cluster", "error", "scores"}
 
@@ -96,7 +99,7 @@ def test_bad_specs_and_inputs():
 def test_corpus_metric_errors_enter_corpus_as_empty():
     ps = [pred(0, "a cat on the mat", ["a cat is on the mat"]), pred(1, "a dog", ["a dog runs"])]
     full, _ = score_task(ps, ["bleu"])
-    ps[1].error = "generate: timeout"
+    ps[1].error = SampleFailure(stage="generate", type="RequestError", message="timeout")
     err, recs = score_task(ps, ["bleu"])
     assert err["metrics"]["bleu"]["value"] < full["metrics"]["bleu"]["value"]
     assert err["n_errors"] == 1

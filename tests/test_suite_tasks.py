@@ -17,7 +17,7 @@ import fixtures_suite as fx  # noqa: E402
 from m3eval.data.samples import SampleError  # noqa: E402
 import m3eval.metrics  # noqa: E402,F401  (registers the metric modules)
 from m3eval.metrics.base import get_metric  # noqa: E402
-from m3eval.data.task_samples import load_task_samples  # noqa: E402
+from m3eval.data.task_samples import load_task_data  # noqa: E402
 from m3eval.tasks.registry import Registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,11 +123,11 @@ def test_a_schema_mistake_is_an_error_naming_the_field(registry, tmp_path):
         r["output"] = r.pop("outputs")  # the raw jsonl's name, not the script's
     bad = fx._write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(SampleError, match="outputs"):
-        load_task_samples(registry.tasks["m3it_okvqa"], None, "default", str(bad))
+        load_task_data(registry.tasks["m3it_okvqa"], None, "default", str(bad))
 
 
 def test_m3it_instruction_variants_come_from_the_rows(registry, fixtures):
-    samples = load_task_samples(registry.tasks["m3it_okvqa"], None, "all", str(fixtures["m3it_okvqa"]))
+    samples = load_task_data(registry.tasks["m3it_okvqa"], None, "all", str(fixtures["m3it_okvqa"])).samples
     n_variants = len({r["instruction"] for r in fx.m3it_rows("m3it_okvqa")})
     assert n_variants == 3 and len(samples) == fx.N_ROWS * n_variants
     assert {s.id for s in samples} == {f"{i}#i{k}" for i in range(fx.N_ROWS) for k in range(n_variants)}

@@ -76,7 +76,7 @@ def test_an_unrelated_run_survives_a_self_including_group(tiny_model, tmp_path, 
     cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path / "out", model_args={"pretrained": str(tiny_model)},
                     run_name="r", limit=2, include_paths=[tmp_path / "inc"], progress=False)
     results, failures = evaluate(cfg)
-    assert results["tasks"]["demo_vqa"]["n_samples"] == 2 and failures == []
+    assert results.tasks["demo_vqa"].n_samples == 2 and failures == []
     assert (tmp_path / "out" / "r" / "results.json").exists()
     err = capsys.readouterr().err  # both problems reported as warnings, the run unharmed
     assert "warning: " in err and "loop.yaml: group cycle" in err and "bomb.yaml: the YAML expands" in err
@@ -134,8 +134,10 @@ def test_a_template_bomb_fails_its_samples_not_the_run(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text('{"q": "short", "a": "x"}\n{"q": "' + "y" * 600_000 + '", "a": "y"}\n')
     (spec,) = load_file(write(tmp_path, "t1.yaml", BASE.replace('"{{ q }}"', '"{{ q * 2 }}"')))
-    samples = list(build_samples(spec, load_dataset_rows(spec.dataset, tmp_path, "t1")))
-    assert samples[0].prompt == "shortshort" and "error" not in samples[0].metadata
-    assert "row 1 (id '1')" in samples[1].metadata["error"] and samples[1].prompt == ""
+    samples, _ = build_samples(spec, load_dataset_rows(spec.dataset, tmp_path, "t1")[0])
+    assert samples[0].prompt == "shortshort" and samples[0].failure is None
+    failure = samples[1].failure
+    assert failure is not None and failure.type == "TemplateLimitError" and samples[1].prompt == ""
+    assert failure.message.startswith("prompt of row 1 (id '1'): template expands beyond")
     prepared = prepare(samples[1], VideoRule(), None)  # recorded with its error, never sent to the model
-    assert prepared.message is None and "beyond 1,000,000 characters" in prepared.error
+    assert prepared.message is None and "beyond 1,000,000 characters" in str(prepared.error)

@@ -29,7 +29,7 @@ for c in h.capabilities:
     levels[c.key] = f"{c.title} → tasks"
     for n in c.tasks:
         levels[f"{c.key}/{n.key}"] = f"{c.title} → {n.title} → datasets"
-present = sorted({str(t.get("protocol")) for r in runs for t in r.tasks.values() if t.get("protocol")})
+present = sorted({t.protocol for r in runs for t in r.tasks.values() if t.protocol})
 
 c1, c2 = st.columns([3, 2])
 level_default = q.get("level") if q.get("level") in levels else "capabilities"

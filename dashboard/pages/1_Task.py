@@ -10,7 +10,8 @@ if _ROOT not in sys.path:
 import streamlit as st  # noqa: E402
 
 from dashboard.loading import md_escape, safe_media, samples_of, start_page, table  # noqa: E402
-from dashboard.tables import as_list, joined, missing_ids_note, sample_frame, select_samples  # noqa: E402
+from dashboard.tables import joined, missing_ids_note, sample_frame, select_samples  # noqa: E402
+from m3eval.record import SampleRecord  # noqa: E402
 from m3eval.report.runs import display_value  # noqa: E402
 
 runs_by, _ = start_page("task", "🔎", "Task samples")
@@ -25,9 +26,9 @@ run_a = runs_by[label_a]
 run_b = runs_by.get(label_b) if label_b != "—" else None
 
 info = run_a.tasks[task]
-metrics = list(info["metrics"])
+metrics = list(info.metrics)
 f1, f2, f3, f4 = st.columns(4)
-metric = f1.selectbox("Score by", metrics, index=metrics.index(info["primary_metric"]), key="metric")
+metric = f1.selectbox("Score by", metrics, index=metrics.index(info.primary_metric), key="metric")
 threshold = f2.slider("Failure below (fraction of full score)", 0.0, 1.0, 0.5, 0.05, key="threshold")
 only_failures = f3.checkbox("Only failures (run A)", key="only_failures")
 only_disagree = f4.checkbox("Only where A and B disagree", key="only_disagree", disabled=run_b is None,
@@ -40,14 +41,14 @@ for w in warn_a + warn_b:
 if not recs_a:
     st.info("This run has no per-sample records for this task.")
     st.stop()
-scale = float(info["metrics"][metric].get("scale", 1))
+scale = float(info.metrics[metric].scale)
 df = sample_frame(recs_a, recs_b if run_b else None, metric, scale, threshold)
 if run_b is not None:
-    note = missing_ids_note(run_a, run_b, task, {r["id"] for r in recs_a}, {r["id"] for r in recs_b})
+    note = missing_ids_note(run_a, run_b, task, {r.id for r in recs_a}, {r.id for r in recs_b})
     if note:
         st.info(md_escape(note))
 shown = select_samples(df, only_failures, only_disagree and run_b is not None)
-value = display_value(info["metrics"][metric])
+value = display_value(info.metrics[metric])
 st.caption(md_escape(f"{len(shown)} of {len(df)} samples shown · {metric} on a 0..100 scale · "
                      f"task score {value:.1f}") + " · select a row to open its sample")
 visible = shown[[c for c in shown.columns if c in ("id", "score A", "failed A") or shown[c].notna().any()]]
@@ -65,28 +66,27 @@ if picked != st.session_state.get("_picked"):  # a new row selection opens that 
 if st.session_state.get("sample_id") not in ids:
     st.session_state["sample_id"] = ids[0]
 sid = st.selectbox("Sample", ids, key="sample_id")
-by_id_a = {r["id"]: r for r in recs_a}
-by_id_b = {r["id"]: r for r in recs_b}
+by_id_a = {r.id: r for r in recs_a}
+by_id_b = {r.id: r for r in recs_b}
 
 
-def show_record(rec: dict, run, title: str) -> None:
+def show_record(rec: SampleRecord, run, title: str) -> None:
     st.caption(md_escape(title))  # a run label is data: never rendered as Markdown (links, images)
-    images = [p for p in (safe_media(run, str(m)) for m in as_list(rec.get("media"))) if p is not None]
+    images = [p for p in (safe_media(run, m) for m in rec.media) if p is not None]
     if images:
         st.image([str(p) for p in images], width=120)
-    elif rec.get("media"):
+    elif rec.media:
         st.caption("thumbnails missing")
     # st.text shows data as plain text: a prediction is never rendered as Markdown or HTML
-    st.text("Prompt: " + str(rec.get("prompt", "")))
-    st.text("Prediction: " + str(rec.get("prediction", "")))
-    st.text("Extracted: " + ("(none)" if rec.get("extracted") is None else str(rec["extracted"])))
-    st.text("References: " + joined(rec.get("references")))
-    if rec.get("choices"):
-        st.text("Choices: " + joined(rec["choices"]))
-    if rec.get("error"):
-        st.text("Error: " + str(rec["error"]))
-    st.text("Scores: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
-                                   for k, v in rec.get("scores", {}).items()))
+    st.text("Prompt: " + rec.prompt)
+    st.text("Prediction: " + rec.prediction)
+    st.text("Extracted: " + ("(none)" if rec.extracted is None else str(rec.extracted)))
+    st.text("References: " + joined(rec.references))
+    if rec.choices:
+        st.text("Choices: " + joined(rec.choices))
+    if rec.error:
+        st.text("Error: " + rec.error)
+    st.text("Scores: " + ", ".join(f"{k}={v:.4g}" if v is not None else f"{k}={v}" for k, v in rec.scores.items()))
 
 
 row = shown[shown["id"] == sid].iloc[0]

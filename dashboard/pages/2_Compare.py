@@ -47,7 +47,7 @@ else:
 
 left, right = st.columns(2)
 for col, label, run in ((left, "BASE", base), (right, "NEW", new)):
-    col.caption(md_escape(f"{label}: {run.name} · {run.model_id} · created {run.results['run'].get('created')}"))
+    col.caption(md_escape(f"{label}: {run.name} · {run.model_id} · created {run.results.run.created}"))
 table(comparison_frame(cmp), f"compare_{base.name}_vs_{new.name}", "compare",
       column_config={c: st.column_config.NumberColumn(c, format="%.2f")
                      for c in ("base", "new", "Δ (pts)", "CI low", "CI high")}

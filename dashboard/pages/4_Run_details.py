@@ -16,30 +16,29 @@ from m3eval.report.runs import display_value  # noqa: E402
 runs_by, refs = start_page("run details", "🧾", "Run details")
 label = st.selectbox("Run", list(runs_by), key="run")
 run = runs_by[label]
-meta = run.results["run"]
-st.caption(md_escape(f"{run.path} · created {meta.get('created')} · git {meta.get('git_sha')}"))
+meta = run.results.run
+st.caption(md_escape(f"{run.path} · created {meta.created} · git {meta.git_sha}"))
 
 st.subheader("Model and configuration")
 left, right = st.columns(2)
-left.json(meta.get("model") or {})  # st.json shows data as a JSON tree, never as HTML
-right.json(meta.get("config") or {})
+left.json(meta.model or {})  # st.json shows data as a JSON tree, never as HTML
+right.json(meta.config or {})
 
 st.subheader("Versions")
-versions = pd.DataFrame(sorted((meta.get("versions") or {}).items()), columns=["package", "version"])
+versions = pd.DataFrame(sorted((meta.versions or {}).items()), columns=["package", "version"])
 table(versions, f"{run.name}_versions", "versions")
 
 st.subheader("Tasks")
 rows = []
 for name, t in sorted(run.tasks.items()):
-    ds = t.get("dataset") or {}
-    primary = t["metrics"][t["primary_metric"]]
-    rows.append({"task": name, "category": t.get("category"), "protocol": t.get("protocol"),
-                 "language": t.get("language"), "version": t.get("version"), "hash": t.get("hash"),
-                 "primary": t["primary_metric"], "value (0..100)": round(display_value(primary), 1),
-                 "n_samples": t.get("n_samples"), "n_errors": t.get("n_errors"),
-                 "n_extraction_failures": t.get("n_extraction_failures"),
+    ds = t.dataset or {}
+    rows.append({"task": name, "category": t.category, "protocol": t.protocol,
+                 "language": t.language, "version": t.version, "hash": t.hash,
+                 "primary": t.primary_metric, "value (0..100)": round(display_value(t.primary), 1),
+                 "n_samples": t.n_samples, "n_errors": t.n_errors,
+                 "n_extraction_failures": t.n_extraction_failures,
                  "dataset": ds.get("path"), "split": ds.get("split"), "revision": ds.get("revision"),
-                 "video": str(t["video"]) if t.get("video") else None})
+                 "video": str(t.video) if t.video else None})
 table(pd.DataFrame(rows), f"{run.name}_tasks", "tasks")
 
 st.subheader("Metrics")
@@ -49,13 +48,13 @@ st.caption("Values on the page's 0..100 scale (0..1 metrics × 100; CIDEr-D × 1
            "95% bootstrap intervals rounded to 0.1.")
 
 st.subheader("Timings")
-timings = pd.DataFrame(sorted((run.results.get("timings") or {}).items()), columns=["timing", "value"])
+timings = pd.DataFrame(sorted(run.results.timings.dump().items()), columns=["timing", "value"])  # as written
 table(timings, f"{run.name}_timings", "timings")
 
 if run.groups:
     st.subheader("Groups")
-    groups = pd.DataFrame([{"group": g, "tasks": ", ".join(d.get("tasks", [])), "value": d.get("value"),
-                            "n_tasks": d.get("n_tasks"), "category": d.get("category")}
+    groups = pd.DataFrame([{"group": g, "tasks": ", ".join(d.tasks), "value": d.value,
+                            "n_tasks": d.n_tasks, "category": d.category}
                            for g, d in sorted(run.groups.items())])
     table(groups, f"{run.name}_groups", "groups")
 

@@ -41,20 +41,12 @@ from typing import Any
 
 import datasets
 
+from ..errors import DataError, HubUnreachable, MissingFile
 from ..tasks.schema import DatasetSpec
-from .sources import DataError
 
 SEED = 1234  # M3IT.py's _SEED (b51a19c)
 _RAW_SPLIT = {"train": "train", "validation": "val", "test": "test"}  # M3IT-80 `_500` file names
 _MEDIA = ("image_base64_str", "image_str", "img_str", "base64", "video_str", "frames", "images", "image")
-
-
-class MissingFile(DataError):
-    """A raw file the config needs is not in the snapshot or the hub repo."""
-
-
-class HubUnreachable(DataError):
-    """The hub cannot be reached and the file is not cached."""
 
 
 _OUT_FEATURES = datasets.Features({
@@ -118,28 +110,32 @@ M3IT80_LANGS = (
     "ta te tg th tl tr uk ur vi wo zh").split()  # M3IT-80.py _LAN_CODES, in order
 
 
-def load_m3it(spec: DatasetSpec, base_dir: Path, read: list[Path] | None = None) -> datasets.Dataset:
-    """Rows of an M3IT (`format: m3it`) or M3IT-80 (`format: m3it80`) config, in the scripts' output schema.
-    `read`, when given, receives the paths of the raw files read (for the run's data fingerprint)."""
-    repo = _Repo(spec, base_dir, read)
-    if spec.format == "m3it80":
-        return _load_m3it80(spec, repo)
-    if spec.format != "m3it":
+def load_m3it(spec: DatasetSpec, base_dir: Path) -> tuple[datasets.Dataset, list[Path]]:
+    """Rows of an M3IT (`format: m3it`) or M3IT-80 (`format: m3it80`) config, in the scripts' output
+    schema, and the paths of the raw files read (for the run's data fingerprint)."""
+    if spec.format not in ("m3it", "m3it80"):
         raise DataError(f"load_m3it: format must be m3it or m3it80, got {spec.format!r}")
-    return _load_m3it(spec, repo)
+    repo = _Repo(spec, base_dir)
+    return (_load_m3it80(spec, repo) if spec.format == "m3it80" else _load_m3it(spec, repo)), repo.read
 
 
 # ---------------------------------------------------------------- repo files
 
+def snapshot_root(spec: DatasetSpec, base_dir: Path) -> Path | None:
+    """The local folder laid out like the hub repo (a snapshot) that `spec.path` names, relative
+    to `base_dir`; None when it names the hub repo itself."""
+    p = Path(spec.path).expanduser()
+    local = spec.path.startswith((".", "/", "~")) or (base_dir / p).is_dir()  # else a hub id
+    return (p if p.is_absolute() else base_dir / p) if local else None
+
+
 class _Repo:
     """Files of the hub repo `spec.path`, or of a local folder laid out like it (a snapshot)."""
 
-    def __init__(self, spec: DatasetSpec, base_dir: Path, read: list[Path] | None = None):
+    def __init__(self, spec: DatasetSpec, base_dir: Path):
         self.spec = spec
-        self.read = read if read is not None else []
-        p = Path(spec.path).expanduser()
-        local = spec.path.startswith((".", "/", "~")) or (base_dir / p).is_dir()  # else a hub id
-        self.root = (p if p.is_absolute() else base_dir / p) if local else None
+        self.read: list[Path] = []  # raw files read, in order (the data fingerprint)
+        self.root = snapshot_root(spec, base_dir)
         if self.root is not None and not self.root.is_dir():
             raise DataError(f"local snapshot folder {self.root} does not exist")
 
@@ -158,8 +154,12 @@ class _Repo:
                 raise MissingFile(f"missing file {path} in the local snapshot {self.root}")
             return path
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError,
-                                            RepositoryNotFoundError, RevisionNotFoundError)
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
         try:
             return Path(hf_hub_download(self.spec.path, rel, repo_type="dataset", revision=self.spec.revision))
         except LocalEntryNotFoundError:  # raised when the hub cannot be reached and the cache lacks the file
@@ -302,7 +302,7 @@ def _map_m3it(batch: dict[str, list], idx: list[int], fields: dict[str, str | No
         if answer is None and cfg.template_fallback:
             answer = cfg.template_fallback.format(**row)
         out["outputs"].append("" if answer is None else str(answer))
-        out["image_base64_str"].append(_media_list(row.get(fields["media"])))
+        out["image_base64_str"].append(_media_list(row.get(fields["media"]) if fields["media"] is not None else None))
     return out
 
 
@@ -335,7 +335,7 @@ def _load_m3it80(spec: DatasetSpec, repo: _Repo) -> datasets.Dataset:
             trans_rel = None  # no English translation-format file: the `_500` rows carry the English text
     images = _read_jsonl(repo.fetch(img_rel)) if img_rel else None
     text = _read_jsonl(repo.fetch(trans_rel)) if trans_rel else images
-    if images is None:
+    if img_rel is None or images is None or text is None:  # all three together: text is images without rows
         raise DataError("data_files: M3IT-80 needs `images` (the {split}_500.jsonl file) beside `rows`")
     text_where = repo.where(trans_rel or img_rel)
     if len(text) != len(images):

@@ -16,14 +16,12 @@ from typing import Any
 
 from PIL import Image
 
+from ..errors import MediaError
+
 __all__ = ["MediaError", "VideoRule", "decode_image", "decode_media", "thumbnail_jpeg"]
 
 # a str shorter than this that names an existing file is a path; base64 of any real image is longer
 _MAX_PATH_LEN = 4096
-
-
-class MediaError(ValueError):
-    """An image or video that cannot be decoded; the message names the kind and the cause."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .media import MediaError
+from ..errors import MediaError
 
 _MAX_PATH = 4096
 

@@ -5,20 +5,19 @@ a Sample carries `LazyField` references that the runner resolves batch by batch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Sequence
 
 import datasets
 
-from ..prompts import TemplateLimitError, render, is_template
+from ..errors import SampleError, TemplateLimitError
+from ..prompts import is_template, render
+from ..record import SampleFailure
 from ..tasks.schema import TaskSpec
-from ..types import Media, Sample
+from ..types import Media, Sample, variant_id
 from .media_paths import resolve_media
-
-
-class SampleError(ValueError):
-    """A row does not fit the task's doc spec; the message names the task, row and field."""
 
 
 @dataclass
@@ -81,18 +80,19 @@ def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
 
 
 def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
-                  media_root: Path | None = None, media_roots: list[Path] | None = None,
-                  excluded: dict[str, Any] | None = None) -> Iterator[Sample]:
-    """Yield the task's samples. instructions: "default" (each row's own),
+                  media_root: Path | None = None, media_roots: list[Path] | None = None
+                  ) -> tuple[list[Sample], int]:
+    """The task's samples, and how many rows doc.exclude_if dropped. instructions: "default" (each row's own),
     "all" (every row under every variant), or "K" (the first K variants).
     Relative video paths are resolved against media_root. With media_roots (the data's
     folder first), relative image paths resolve against the data's folder and every local
     media path must lie in one of media_roots (else that sample fails, counted).
     A row with no references, or whose prompt exceeds the size bound, becomes a sample
-    carrying `metadata["error"]`: recorded and counted, never generated. Rows dropped by
-    doc.exclude_if are counted into `excluded` ({"field", "n"}), when given."""
+    carrying its `failure`: recorded and counted, never generated. Media stay lazy
+    references: a sample holds text only until it reaches a model."""
+    samples: list[Sample] = []
     doc = spec.doc
-    variants: list[str | None] = [None]
+    variants: Sequence[str | None] = [None]
     pool = instruction_set(spec, ds) if instructions != "default" else []
     if pool:  # a task without variants runs its one prompt (results note it): tasks mix in one run
         k = len(pool) if instructions == "all" else int(instructions)
@@ -132,24 +132,33 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             media.append(Media("frames", LazyField(ds, i, doc.frames, data_dir, roots, "frames")))
         if doc.video:
             media.append(Media("video", LazyField(ds, i, doc.video, media_root, roots, "video")))
-        missing = None if any(r.strip() for r in references) else \
-            f"data: row {i} (id {base_id!r}) has no references (doc.references: {doc.references})"
+        missing = None if any(r.strip() for r in references) else SampleFailure(
+            stage="data", type="MissingReferences",
+            message=f"row {i} (id {base_id!r}) has no references (doc.references: {doc.references})")
         for k, text in enumerate(variants):
             ctx = dict(row) if text is None else {**row, _instruction_key(doc.instruction): text}
-            error = missing
+            failure = missing
             try:
                 prompt = render(doc.prompt, ctx, choices=choices)
             except TemplateLimitError as e:  # this row's expansion: one failed sample, not the task
-                prompt, error = "", f"prompt: row {i} (id {base_id!r}): {e}"
+                prompt, failure = "", SampleFailure(stage="data", type=type(e).__name__,
+                                                    message=f"prompt of row {i} (id {base_id!r}): {e.args[0]}")
             except KeyError as e:
                 raise SampleError(f"task {spec.task}: row {i}: prompt template: {e.args[0]}") from None
-            meta: dict[str, Any] = {"row": i, "error": error} if error else {"row": i}
-            yield Sample(id=base_id if text is None else f"{base_id}#i{k}", task=spec.task, prompt=prompt,
-                         references=references, media=media, choices=choices, lang=lang,
-                         instruction=None if text is None else k, cluster=cluster, metadata=meta)
-    if doc.exclude_if and excluded is not None:
-        excluded.update(field=doc.exclude_if, n=n_excluded)
+            samples.append(Sample(id=base_id if text is None else variant_id(base_id, k), task=spec.task,
+                                  prompt=prompt, references=references, media=media, choices=choices, lang=lang,
+                                  instruction=None if text is None else k, cluster=cluster, failure=failure,
+                                  metadata={"row": i}))
+    return samples, n_excluded
 
 
 def _instruction_key(field: str | None) -> str:
     return field.split(".")[0] if field else "instruction"
+
+
+def limit_count(limit: int | float | None, n: int) -> int:
+    """How many of a task's n rows a limit keeps (the first ones): a count N >= 1, or a fraction
+    0 < x < 1 of the rows, rounded up as lm-eval does; None keeps all."""
+    if limit is None:
+        return n
+    return min(n, math.ceil(n * limit) if limit < 1 else int(limit))

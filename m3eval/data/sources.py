@@ -11,13 +11,10 @@ from typing import Any
 
 import datasets
 
+from ..errors import DataError
 from ..tasks.schema import DatasetSpec
 
 _SUFFIX_FORMAT = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
-
-
-class DataError(ValueError):
-    """A dataset cannot be loaded; the message names the task, source and cause."""
 
 
 def resolve_local(spec: DatasetSpec, base_dir: Path) -> Path | None:
@@ -32,17 +29,16 @@ def resolve_local(spec: DatasetSpec, base_dir: Path) -> Path | None:
     return p if looks_local else None
 
 
-def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str,
-                      fingerprint: dict[str, Any] | None = None) -> datasets.Dataset:
-    """The task's rows. `fingerprint`, when given, is filled with what they were read from
-    (m3eval/data/fingerprint.py): a content digest of local data, the commit of hub data."""
+def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """The task's rows, and what they were read from (m3eval/data/fingerprint.py): a content
+    digest of local data, the commit of hub data."""
     local = resolve_local(spec, base_dir)
     where = f"task {task}: dataset {spec.path}" + (f" (config {spec.name})" if spec.name else "")
     read: list[Path] = []
     try:
         if spec.format in ("m3it", "m3it80"):
             from .m3it import load_m3it
-            ds = load_m3it(spec, base_dir, read)
+            ds, read = load_m3it(spec, base_dir)
         elif local is None:
             ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision,
                                        data_files=spec.data_files)
@@ -52,8 +48,7 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str,
         if len(ds) == 0:  # an empty split or raw file: say so here, not "scored nothing" after the model ran
             raise DataError(f"split {spec.split!r} has no rows"
                             + (f" (read: {', '.join(str(p) for p in dict.fromkeys(read))})" if read else ""))
-        if fingerprint is not None:
-            fingerprint.update(_fingerprint(spec, base_dir, local, read))
+        fingerprint = _fingerprint(spec, base_dir, local, read)
     except DataError as e:
         raise DataError(f"{where}: {e}") from None
     except FileNotFoundError as e:
@@ -67,7 +62,7 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str,
     for col, feat in ds.features.items():
         if isinstance(feat, datasets.Image) and feat.decode:
             ds = ds.cast_column(col, datasets.Image(decode=False))
-    return ds
+    return ds, fingerprint
 
 
 def _fingerprint(spec: DatasetSpec, base_dir: Path, local: Path | None, read: list[Path]) -> dict[str, Any]:
@@ -75,8 +70,8 @@ def _fingerprint(spec: DatasetSpec, base_dir: Path, local: Path | None, read: li
     if local is not None:
         return local_fingerprint(local.resolve())
     if spec.format in ("m3it", "m3it80"):
-        from .m3it import _Repo
-        root = _Repo(spec, base_dir).root
+        from .m3it import snapshot_root
+        root = snapshot_root(spec, base_dir)
         if root is not None:  # a local snapshot: the raw files actually read
             return {**files_fingerprint(read, root), "path": str(root.resolve())}
     return hub_fingerprint(spec.path, spec.revision, read)
@@ -89,15 +84,16 @@ def _no_rows(path: Path) -> DataError:
 def _load_local(path: Path, spec: DatasetSpec) -> datasets.Dataset:
     if not path.exists():
         raise DataError(f"dataset path {path} does not exist")
-    fmt = spec.format
+    fmt: str = spec.format
     if fmt == "auto":
         if path.is_dir():
             fmt = "disk" if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() \
                 else "hub"
         else:
-            fmt = _SUFFIX_FORMAT.get(path.suffix)
-            if fmt is None:
+            by_suffix = _SUFFIX_FORMAT.get(path.suffix)
+            if by_suffix is None:
                 raise DataError(f"{path}: cannot tell the format from the suffix; set dataset.format")
+            fmt = by_suffix
     if fmt == "disk":
         loaded = datasets.load_from_disk(str(path))
         if isinstance(loaded, datasets.DatasetDict):

@@ -2,21 +2,28 @@
 Samples whose media may only come from the folders the task allows."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..lm_eval_compat import limit_count
 from ..tasks.schema import DatasetSpec, TaskSpec
 from ..types import Sample
-from .samples import build_samples
+from .samples import build_samples, limit_count
 from .sources import load_dataset_rows, resolve_local
 
 
-def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: str,
-                      override: str | None = None, fingerprint: dict[str, Any] | None = None,
-                      excluded: dict[str, Any] | None = None) -> list[Sample]:
-    """The task's samples; `fingerprint`, when given, receives what its data was read from, and
-    `excluded` the rows doc.exclude_if dropped."""
+@dataclass(frozen=True)
+class TaskData:
+    """What reading a task's data produces."""
+
+    samples: list[Sample]  # the task's samples, in dataset order
+    fingerprint: dict[str, Any]  # what they were read from (data/fingerprint.py), to tell a changed dataset
+    n_excluded: int  # rows doc.exclude_if dropped (0 for a task without one)
+
+
+def load_task_data(spec: TaskSpec, limit: int | float | None, instructions: str,
+                   override: str | None = None) -> TaskData:
+    """The task's samples and what they were read from."""
     yaml_dir = Path(spec.source).parent if spec.source else Path.cwd()
     dspec = spec.dataset
     if override:
@@ -26,15 +33,16 @@ def load_task_samples(spec: TaskSpec, limit: int | float | None, instructions: s
         else:
             # a single file replaces the task's split; a DatasetDict folder still picks dataset.split
             dspec = DatasetSpec(path=str(path), format="auto", **({"split": dspec.split} if path.is_dir() else {}))
-    ds = load_dataset_rows(dspec, yaml_dir, spec.task, fingerprint)
+    ds, fingerprint = load_dataset_rows(dspec, yaml_dir, spec.task)
     if limit is not None:
         ds = ds.select(range(limit_count(limit, len(ds))))
     roots = media_roots(spec, dspec, yaml_dir)
     # relative video paths start at doc.video_root (relative to the YAML), else at the data's folder
     # (so an overridden dataset finds its videos beside it), else at the YAML's folder
     video_root = yaml_dir / Path(spec.doc.video_root).expanduser() if spec.doc.video_root else roots[0]
-    return list(build_samples(spec, ds, instructions=instructions, media_root=video_root, media_roots=roots,
-                              excluded=excluded))
+    samples, n_excluded = build_samples(spec, ds, instructions=instructions, media_root=video_root,
+                                        media_roots=roots)
+    return TaskData(samples, fingerprint, n_excluded)
 
 
 def media_roots(spec: TaskSpec, dspec: DatasetSpec, yaml_dir: Path) -> list[Path]:

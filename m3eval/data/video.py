@@ -41,7 +41,7 @@ from typing import Any, Iterator
 import av
 from PIL import Image
 
-from m3eval.data.media import MediaError
+from m3eval.errors import MediaError
 
 __all__ = ["sample_video", "plan_indices", "frame_count_for"]
 
@@ -163,6 +163,7 @@ def _sample(container: Any, p: Path, frames: int | None, fps: float | None, max_
     else:
         fallback = "container has no usable rate/duration/frame count"
     if picked is None:
+        assert fallback is not None  # every path above that leaves picked None gives a reason
         method = "decode_all"
         bad = [0]
         total = sum(1 for _ in _decoded_frames(container, p, bad, rewind=True))  # count pass

@@ -187,7 +187,8 @@ def video_rows(n: int, folder: Path, seed: int) -> list[dict]:
         _, f = draw_scene(rng)
         name = f"video{i}.mp4"
         frames = moving_frames(f, 6 if i == 0 else 12 * i)
-        encode_video(folder / name, len(frames), frames[0].size, fps=12, images=frames)  # the first is shorter than 8 frames
+        # the first is shorter than 8 frames
+        encode_video(folder / name, len(frames), frames[0].size, fps=12, images=frames)
         kind = "shape" if i % 2 == 0 else "color"
         rows.append({"id": i, "video_id": f"video{i}", "video": f"videos/{name}",
                      "question": VIDEO_QUESTIONS[kind], "answer": f[kind], "category": kind})

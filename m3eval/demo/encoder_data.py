@@ -14,9 +14,8 @@ import random
 import sys
 from pathlib import Path
 
-from m3eval.demo.tiny_model import _COLORS, _COLORS_ZH, _SHAPES, _SHAPES_ZH
+from m3eval.demo.shapes import SHAPE_COLORS, TRAINED_SHAPES, color_zh, draw_shape, shape_zh
 from m3eval.resources import TASKS_DIR
-from m3eval.demo.training import SHAPE_COLORS, TRAINED_SHAPES, draw_shape
 
 DATA_DIR = TASKS_DIR / "demo" / "data" / "encoders"
 COLORS = list(SHAPE_COLORS)
@@ -24,7 +23,7 @@ CLASSES = [(c, s) for c in COLORS for s in TRAINED_SHAPES]
 
 
 def zh(color: str, shape: str) -> str:
-    return f"{_COLORS_ZH[_COLORS.index(color)]}的{_SHAPES_ZH[_SHAPES.index(shape)]}"
+    return f"{color_zh(color)}的{shape_zh(shape)}"
 
 
 def captions(color: str, shape: str) -> list[str]:

@@ -3,13 +3,14 @@ contrastive encoder (`m3eval demo` runs this after the VLM demo)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+from ..record import Results
 from ..run.pipeline import RunConfig, evaluate
 from .tiny_clip import DEMO_CLIP_TRAIN_STEPS, ensure_tiny_clip
 
 
-def run_encoder_demo(vlm: RunConfig, report: Callable[[dict | None, list[str]], int]) -> tuple[int, Path | None]:
+def run_encoder_demo(vlm: RunConfig, report: Callable[[Results | None, list[str]], int]) -> tuple[int, Path | None]:
     """Grounding (demo_grounding) into the VLM's run, then demo_encoders as run `tiny-clip`.
     Returns (exit code, the encoder run's folder)."""
     grounding = RunConfig(**{**vars(vlm), "tasks": ["demo_grounding"]})
@@ -18,7 +19,6 @@ def run_encoder_demo(vlm: RunConfig, report: Callable[[dict | None, list[str]], 
     enc = RunConfig(tasks=["demo_encoders"], output=vlm.output, model="clip",
                     model_args={"pretrained": str(clip_dir), "device": "cpu"}, run_name="tiny-clip",
                     batch_size=vlm.batch_size)
-    results: Any
     results, failures = evaluate(enc)
     code = max(code, report(results, failures))
-    return code, (enc.output / results["run"]["name"]) if results else None
+    return code, (enc.output / results.run.name) if results else None

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from m3eval.resources import cache_dir
 
+from .shapes import COLOR_WORDS, COLOR_WORDS_ZH, SHAPE_WORDS, SHAPE_WORDS_ZH
+
 TINY_MODEL_VERSION = "tiny-llava-v4"  # bump when the build changes, so caches rebuild
 DEMO_TRAIN_STEPS = 400  # the demo's model: ~25 s of training once; every demo metric is then above 0
 IMAGE_TOKEN = "<image>"
@@ -34,12 +36,8 @@ IMAGE_SIZE = 32
 PATCH_SIZE = 8  # (32/8)^2 = 16 image tokens per image
 VOCAB_SIZE = 1152  # room for the demo answers, box numbers and the Chinese words as whole tokens
 
-# Words the demo tasks ask about; each should become one BPE token.
-_COLORS = ["red", "green", "blue", "yellow", "black", "white", "orange", "purple"]
-_SHAPES = ["circle", "square", "triangle", "star", "line", "dot"]
+# Words the demo tasks ask about; each should become one BPE token (colours and shapes: shapes.py).
 _NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-_COLORS_ZH = ["红色", "绿色", "蓝色", "黄色", "黑色", "白色", "橙色", "紫色"]
-_SHAPES_ZH = ["圆形", "正方形", "三角形", "星形", "线", "点"]
 _NUMBERS_ZH = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
 
 _SENTENCES_EN = """\
@@ -87,17 +85,17 @@ _SENTENCES_ZH = """\
 def training_corpus() -> list[str]:
     """A few hundred deterministic lines of English and Chinese text."""
     lines = list(_SENTENCES_EN) + list(_SENTENCES_ZH)
-    for i, color in enumerate(_COLORS):
-        for j, shape in enumerate(_SHAPES):
+    for i, color in enumerate(COLOR_WORDS):
+        for j, shape in enumerate(SHAPE_WORDS):
             n = _NUMBERS[(i + j) % len(_NUMBERS)]
             lines.append(f"{color}")
             lines.append(f"{shape}")
             lines.append(f"There is {n} {color} {shape} in the image.")
             lines.append(f"The {shape} is {color}.")
-            zc, zs, zn = _COLORS_ZH[i], _SHAPES_ZH[j], _NUMBERS_ZH[(i + j) % len(_NUMBERS_ZH)]
+            zc, zs, zn = COLOR_WORDS_ZH[i], SHAPE_WORDS_ZH[j], _NUMBERS_ZH[(i + j) % len(_NUMBERS_ZH)]
             lines.append(f"图片中有{zn}个{zc}的{zs}。")
             lines.append(f"{zs}是{zc}。")
-    lines += _NUMBERS + [str(k) for k in range(11)] + _COLORS_ZH + _SHAPES_ZH + _NUMBERS_ZH
+    lines += _NUMBERS + [str(k) for k in range(11)] + COLOR_WORDS_ZH + SHAPE_WORDS_ZH + _NUMBERS_ZH
     from .training import demo_lines
     return lines + demo_lines()
 
@@ -178,7 +176,9 @@ def _build_model(tokenizer, seed: int):
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2,
         vision_feature_select_strategy="default", vision_feature_layer=-1,
-        initializer_range=0.25,
+        # extra keywords become attributes at runtime (huggingface_hub strict(accept_kwargs=True)),
+        # but the dataclass signature mypy reads lists only LlavaConfig's own fields
+        initializer_range=0.25,  # type: ignore[call-arg]
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from .tiny_model import _COLORS, _COLORS_ZH, _SHAPES, _SHAPES_ZH
+from .shapes import SHAPE_COLORS, TRAINED_SHAPES, color_zh, draw_shape, shape_zh
 
 
 def demo_lines() -> list[str]:
     """The demo tasks' answers and prompts (option letters, captions), so the model can
     write them: without these lines a bare "B" is not even a token."""
-    from .data import (COLORS, FRAMES_INSTRUCTION, M3IT_EN_INSTRUCTIONS, M3IT_ZH_INSTRUCTIONS, SHAPES,
-                       VIDEO_QUESTIONS, caption_en)
+    from .data import (
+        COLORS,
+        FRAMES_INSTRUCTION,
+        M3IT_EN_INSTRUCTIONS,
+        M3IT_ZH_INSTRUCTIONS,
+        SHAPES,
+        VIDEO_QUESTIONS,
+        caption_en,
+    )
     lines = [letter for letter in "ABCDEF" for _ in range(8)]
     lines += [f"{letter}. {c}" for letter in "ABCDEF" for c in COLORS]
     lines += [f"{c} {s}" for c in COLORS for s in SHAPES]
@@ -28,10 +35,6 @@ def demo_lines() -> list[str]:
                     *M3IT_EN_INSTRUCTIONS, *M3IT_ZH_INSTRUCTIONS]
 
 
-SHAPE_COLORS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220),
-                "yellow": (240, 220, 30), "black": (15, 15, 15), "white": (250, 250, 250),
-                "orange": (250, 140, 20), "purple": (140, 40, 170)}
-TRAINED_SHAPES = ["circle", "square", "triangle"]
 TRAINED_QUESTIONS = {  # question kind -> phrasings the trained variant has seen
     "color": ["What color is the shape?", "What color is the shape in the image?",
               "What is the color of the shape? Answer with one word."],
@@ -40,26 +43,6 @@ TRAINED_QUESTIONS = {  # question kind -> phrasings the trained variant has seen
     "color_zh": ["图片中的形状是什么颜色？", "这个形状是什么颜色？"],
     "shape_zh": ["图片里有什么形状？", "这是什么形状？"],
 }
-_BACKGROUNDS = [(128, 128, 128), (255, 255, 255), (200, 200, 200), (70, 70, 70)]
-
-
-def draw_shape(rnd, color: str, shape: str, size: int = 64):
-    """One large filled shape of a named colour on a plain background (Pillow)."""
-    from PIL import Image, ImageDraw
-
-    fill = SHAPE_COLORS[color]
-    bg = rnd.choice([b for b in _BACKGROUNDS if max(abs(x - y) for x, y in zip(b, fill)) > 60])
-    img = Image.new("RGB", (size, size), bg)
-    w = rnd.randint(size * 2 // 5, size * 3 // 4)
-    x, y = rnd.randint(0, size - w), rnd.randint(0, size - w)
-    draw = ImageDraw.Draw(img)
-    if shape == "circle":
-        draw.ellipse([x, y, x + w, y + w], fill=fill)
-    elif shape == "square":
-        draw.rectangle([x, y, x + w, y + w], fill=fill)
-    else:
-        draw.polygon([(x, y + w), (x + w, y + w), (x + w // 2, y)], fill=fill)
-    return img
 
 
 def training_example(rnd) -> tuple[object, str, str]:
@@ -68,8 +51,7 @@ def training_example(rnd) -> tuple[object, str, str]:
     are read far worse by a 32-pixel, 16-patch model."""
     color, shape = rnd.choice(list(SHAPE_COLORS)), rnd.choice(TRAINED_SHAPES)
     kind = rnd.choice(list(TRAINED_QUESTIONS))
-    answer = {"color": color, "shape": shape, "color_zh": _COLORS_ZH[_COLORS.index(color)],
-              "shape_zh": _SHAPES_ZH[_SHAPES.index(shape)]}[kind]
+    answer = {"color": color, "shape": shape, "color_zh": color_zh(color), "shape_zh": shape_zh(shape)}[kind]
     return draw_shape(rnd, color, shape), rnd.choice(TRAINED_QUESTIONS[kind]), answer
 
 
@@ -87,8 +69,18 @@ def demo_example(rnd, kind: str) -> tuple[list, str, str]:
     """(images, prompt, answer) drawn like the demo tasks' rows (m3eval/demo/data.py), from
     this generator's own random state, so not the committed rows themselves."""
     from ..prompts import LETTERS, format_options
-    from .data import (FRAMES_INSTRUCTION, M3IT_EN_INSTRUCTIONS, M3IT_ZH_INSTRUCTIONS, VIDEO_QUESTIONS, caption_en,
-                       caption_zh, draw_scene, mc_choices, moving_frames, vqa_question)
+    from .data import (
+        FRAMES_INSTRUCTION,
+        M3IT_EN_INSTRUCTIONS,
+        M3IT_ZH_INSTRUCTIONS,
+        VIDEO_QUESTIONS,
+        caption_en,
+        caption_zh,
+        draw_scene,
+        mc_choices,
+        moving_frames,
+        vqa_question,
+    )
     if kind == "shapes":
         img, q, a = training_example(rnd)
         return [img], q, a

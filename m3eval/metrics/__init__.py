@@ -14,17 +14,17 @@ Plain functions (predictions: list[str]; references: one list[str] per predictio
     grounding_accuracy(prediction, box, width, height, threshold=0.5) -> float   1.0 / 0.0 (Qwen-VL or plain box)
 
 Registry: get_metric(name), metric_names(), register_metric(Metric(...)); `m3eval metrics` lists
-every metric with its args, scale and source.
+every metric with its args, scale and source. The LLM judge (scoring/judge.py) is registered
+when first looked up by name (base.LAZY_METRICS): this package never imports scoring/.
 """
+import m3eval.metrics.meteor  # noqa: F401  registers coco_meteor
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, get_metric, metric_names, register_metric
-from m3eval.metrics.vqa import aokvqa_da_accuracy, exact_match, normalize_answer, vqa_accuracy  # registers VQA metrics
-from m3eval.metrics.choice import extract_choice_letter  # registers choice_accuracy, aokvqa_mc
-from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, chrf
 from m3eval.metrics.caption import cider  # registers coco_* metrics
-import m3eval.metrics.meteor  # noqa: E402,F401  registers coco_meteor
+from m3eval.metrics.choice import extract_choice_letter  # registers choice_accuracy, aokvqa_mc
 from m3eval.metrics.grounding import box_iou, grounding_accuracy  # registers grounding_acc
 from m3eval.metrics.retrieval import recall_at_k  # registers top*_accuracy, i2t_r*, t2i_r*, mean_recall
-import m3eval.scoring.judge  # noqa: E402,F401  registers judge
+from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, chrf
+from m3eval.metrics.vqa import aokvqa_da_accuracy, exact_match, normalize_answer, vqa_accuracy  # registers VQA metrics
 
 __all__ = [
     "Metric", "MetricInput", "MetricResult", "get_metric", "metric_names", "register_metric",

@@ -9,18 +9,22 @@ many times each sample is drawn (a numpy int array aligned with the inputs).
 The bootstrap calls it instead of re-running the whole metric, so a CI costs
 little more than the score itself.
 
-Names starting with "hf:" are HF `evaluate` metrics, loaded on demand
-(see hf_evaluate.py); plugins register more through the entry point group
-`m3eval.metrics` (an entry point yields a Metric, or a callable returning
-a list of them).
+Names starting with "hf:" are HF `evaluate` metrics, loaded on demand (below);
+plugins register more through the entry point group `m3eval.metrics` (an entry
+point yields a Metric, or a callable returning a list of them). A metric defined
+above this package (the LLM judge, in scoring/judge.py: it calls a model) is a
+lazy entry here, its module imported when the metric is first looked up or
+listed, so metrics/ never imports scoring/.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from m3eval.plugins import Registry
 from typing import Any, Callable, Literal
 
 import numpy as np
+
+from m3eval.plugins import Registry
 
 
 @dataclass
@@ -55,17 +59,100 @@ class Metric:
     bounds: str = ""  # value range for `m3eval metrics`; default "0-1" / "0-100" from scale
 
 
-def _hf_evaluate(name: str) -> Metric | None:
-    if not name.startswith("hf:"):
-        return None
-    from m3eval.metrics.hf_evaluate import hf_metric  # optional source, imported only when named
-    return hf_metric(name)
+# ---- HF `evaluate` metrics: "hf:<metric>" in task YAML -------------------------------------------
+#
+#     metrics:
+#       - {name: "hf:meteor", args: {key: meteor}}
+#
+# `evaluate.load` fetches the metric's script from the Hugging Face Hub at load time, so it fails
+# offline unless the script is already in the local cache (HF_HOME). Such metrics are scored as a
+# corpus with no re-scoring function (no CI) and stored on a 0..1 scale: declare `scale: 100` in
+# args for a metric that reports 0..100 (its value is divided by it). Prefer the built-in metrics:
+# they are pinned, offline and tested. `evaluate` is imported only when such a metric is computed.
+
+def _load_hf_evaluate(metric: str) -> Any:
+    try:
+        import evaluate
+    except ImportError:
+        raise RuntimeError(f"metric 'hf:{metric}' needs the `evaluate` package, which is not installed "
+                           f"(pip install evaluate); built-in metrics: see `m3eval.metrics.metric_names()`") from None
+    try:
+        return evaluate.load(metric)
+    except Exception as e:  # evaluate raises several types (ConnectionError, FileNotFoundError, ...)
+        raise RuntimeError(
+            f"could not load HF evaluate metric {metric!r}: evaluate fetches metric scripts from the "
+            f"Hugging Face Hub, which is unreachable here (offline?) and the script is not cached. "
+            f"Cause: {type(e).__name__}: {e}") from None
 
 
-_REGISTRY: Registry[Metric] = Registry("metric", "m3eval.metrics", Metric, fallback=_hf_evaluate)
+def hf_metric(name: str) -> Metric:
+    """A registry entry for "hf:<metric>"; the script is loaded at first compute, not at lookup."""
+    metric = name.split(":", 1)[1]
+    if not metric:
+        raise KeyError(f"metric {name!r}: say which HF evaluate metric, e.g. 'hf:bleu'")
+
+    def compute(items: list[MetricInput], key: str | None = None, scale: int = 1, **kwargs: Any) -> MetricResult:
+        module = _load_hf_evaluate(metric)
+        out = module.compute(predictions=[it.prediction or "" for it in items],
+                             references=[it.references for it in items], **kwargs)
+        k = key or (metric if metric in out else next((k for k, v in out.items() if isinstance(v, (int, float))), None))
+        if k is None or k not in out:
+            raise RuntimeError(f"metric {name!r}: result has keys {sorted(out)}; pick one with args.key")
+        return MetricResult(float(out[k]) / scale, None, f"hf-evaluate:{metric}")
+
+    return Metric(name, compute, kind="corpus", resamples=0, description=f"HF evaluate metric {metric!r} (optional)",
+                  source=f"huggingface/evaluate metric {metric!r}", bounds="as the metric defines")
+
+
+# ---- the registry -----------------------------------------------------------------------------
+
+# Metrics whose module lies above metrics/ (it may import metrics/, never the reverse): name ->
+# the module that registers it when imported. Looked up by name, like an entry point.
+LAZY_METRICS = {"judge": "m3eval.scoring.judge"}
+
+
+class _MetricRegistry(Registry[Metric]):
+    """The plugin registry, plus the lazy entries of LAZY_METRICS (a lazy metric's module is
+    imported the first time the metric is looked up, or when every name is listed) and the
+    "hf:<metric>" names, built on lookup and kept apart: the names listed do not depend on
+    which lookups came before."""
+
+    def __init__(self, lazy: dict[str, str]):
+        super().__init__("metric", "m3eval.metrics", Metric)
+        self._lazy = dict(lazy)
+        self._hf: dict[str, Metric] = {}
+
+    def _import_lazy(self, names: list[str]) -> None:
+        for name in names:
+            module = self._lazy.get(name)
+            if module is not None:
+                importlib.import_module(module)  # registers the metric (register_metric at import)
+                del self._lazy[name]
+
+    def get(self, name: str) -> Metric:
+        if name.startswith("hf:") and name not in super().names():  # (a plugin may name one)
+            if name not in self._hf:
+                self._hf[name] = hf_metric(name)
+            return self._hf[name]
+        self._import_lazy([name])
+        try:
+            return super().get(name)
+        except KeyError:
+            if not self._lazy:
+                raise
+            self._import_lazy(list(self._lazy))  # so the error's "known:" names them too
+            return super().get(name)
+
+    def names(self) -> list[str]:
+        self._import_lazy(list(self._lazy))
+        return super().names()
+
+
+_REGISTRY: Registry[Metric] = _MetricRegistry(LAZY_METRICS)
 register_metric = _REGISTRY.register
 get_metric = _REGISTRY.get
 metric_names = _REGISTRY.names
+all_metrics = _REGISTRY.items  # every registered metric (plugins and lazy ones included), by name
 
 
 # ---- shared input checks for the plain functions (clear errors, never a silent wrong number) ----

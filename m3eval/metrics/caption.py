@@ -17,8 +17,8 @@ Java: PTBTokenizer runs once per scoring call (the whole corpus in one process);
 """
 from __future__ import annotations
 
-import math
 import logging
+import math
 import os
 import re
 import shutil
@@ -40,17 +40,17 @@ from m3eval.metrics.text import CharTokenizer, base_lang
 
 _PKG = Path(list(pycocoevalcap.__path__)[0])
 _PTB_JAR = _PKG / "tokenizer" / "stanford-corenlp-3.4.1.jar"
-_METEOR_DIR = _PKG / "meteor"
+METEOR_DIR = _PKG / "meteor"
 # pycocoevalcap/tokenizer/ptbtokenizer.py PUNCTUATIONS: tokens dropped after PTB tokenization
 _PTB_PUNCT = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
                         ".", "?", "!", ",", ":", "-", "--", "...", ";"])
 _SEGMENTED_LANGS = {"zh", "ja"}
 # ptbtokenizer.py replaces "\n" only; Java also ends lines at these, which would shift every later caption
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x85\u2028\u2029]")
-_JAVA_UTF8 = ["-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Dstdout.encoding=UTF-8"]
+JAVA_UTF8 = ["-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Dstdout.encoding=UTF-8"]
 
 
-def _java(what: str) -> str:
+def java_binary(what: str) -> str:
     java = shutil.which("java")
     if java is None:
         raise RuntimeError(f"{what} needs a Java runtime, and 'java' is not on PATH; install one "
@@ -64,18 +64,19 @@ def ptb_tokenize(texts: list[str]) -> list[str]:
     own package folder), and Java reads/writes UTF-8 whatever the locale."""
     if not texts:
         return []
-    java = _java("PTBTokenizer (coco caption metrics)")
+    java = java_binary("PTBTokenizer (coco caption metrics)")
     with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
         f.write("\n".join(_LINE_BREAKS.sub(" ", t) for t in texts).encode("utf-8"))
         path = f.name
     try:
-        cmd = [java, *_JAVA_UTF8, "-cp", str(_PTB_JAR), "edu.stanford.nlp.process.PTBTokenizer",
+        cmd = [java, *JAVA_UTF8, "-cp", str(_PTB_JAR), "edu.stanford.nlp.process.PTBTokenizer",
                "-preserveLines", "-lowerCase", path]
         proc = subprocess.run(cmd, capture_output=True, check=False)
     finally:
         os.unlink(path)
     if proc.returncode != 0:
-        raise RuntimeError(f"PTBTokenizer failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
+        raise RuntimeError(f"PTBTokenizer failed (exit {proc.returncode}): "
+                           f"{proc.stderr.decode(errors='replace')[-500:]}")
     lines = proc.stdout.decode("utf-8").split("\n")
     if len(lines) < len(texts):
         raise RuntimeError(f"PTBTokenizer returned {len(lines)} lines for {len(texts)} captions")
@@ -202,12 +203,16 @@ class _CiderResampler:
 
     def __init__(self, hyps: list[str], refs: list[list[str]], n: int = 4, sigma: float = 6.0):
         vocab: dict[tuple, int] = {}
-        hs, hg, ht, ho, rj, rg, rt, ro, mj, mg, mw, mo, ds, dg, owner, pen = ([] for _ in range(16))
+        owner: list[int] = []  # the sample of each reference j
+        hs, hg, ht, ho, rj, rg, rt, ro, mj, mg, mw, mo, ds, dg, pen = ([] for _ in range(15))
         for i, (h, rs) in enumerate(zip(hyps, refs)):
             hc = precook(h, n)
             hlen = sum(c for g, c in hc.items() if len(g) == 2)
             for g, c in hc.items():
-                hs.append(i); hg.append(vocab.setdefault(g, len(vocab))); ht.append(c); ho.append(len(g) - 1)
+                hs.append(i)
+                hg.append(vocab.setdefault(g, len(vocab)))
+                ht.append(c)
+                ho.append(len(g) - 1)
             seen: set[int] = set()
             for r in rs:
                 j = len(owner)
@@ -217,11 +222,19 @@ class _CiderResampler:
                 pen.append(np.e ** (-(float(hlen - rlen) ** 2) / (2 * sigma ** 2)))
                 for g, c in rc.items():
                     gid = vocab.setdefault(g, len(vocab))
-                    rj.append(j); rg.append(gid); rt.append(c); ro.append(len(g) - 1)
+                    rj.append(j)
+                    rg.append(gid)
+                    rt.append(c)
+                    ro.append(len(g) - 1)
                     if gid not in seen:
-                        seen.add(gid); ds.append(i); dg.append(gid)
+                        seen.add(gid)
+                        ds.append(i)
+                        dg.append(gid)
                     if g in hc:
-                        mj.append(j); mg.append(gid); mw.append(min(hc[g], c) * c); mo.append(len(g) - 1)
+                        mj.append(j)
+                        mg.append(gid)
+                        mw.append(min(hc[g], c) * c)
+                        mo.append(len(g) - 1)
         a = lambda x, t=np.int64: np.asarray(x, dtype=t)  # noqa: E731
         self.n, self.S, self.J, self.G = n, len(hyps), len(owner), len(vocab)
         self.h_key, self.h_g, self.h_tf2 = a(hs) * n + a(ho), a(hg), a(ht, np.float64) ** 2
@@ -275,17 +288,19 @@ def cider(predictions: list[str], references: list[list[str]], lang: str = "en",
                             segment).value
 
 
-_COCO = f"pycocoevalcap {_version('pycocoevalcap')} (PyPI; salaniz/pycocoevalcap, the MS-COCO caption evaluation) "
+COCO_SOURCE = (f"pycocoevalcap {_version('pycocoevalcap')} "
+               "(PyPI; salaniz/pycocoevalcap, the MS-COCO caption evaluation) ")
 
 register_metric(Metric("coco_bleu", coco_bleu_items, kind="corpus", resamples=1000,
-                       description="pycocoevalcap BLEU-n (arg n, default 4), corpus", source=_COCO + "bleu/bleu_scorer.py"))
+                       description="pycocoevalcap BLEU-n (arg n, default 4), corpus",
+                       source=COCO_SOURCE + "bleu/bleu_scorer.py"))
 for _n in (1, 2, 3, 4):
     register_metric(Metric(f"coco_bleu_{_n}", (lambda n: lambda items, segment="char": coco_bleu_items(
         items, n=n, segment=segment))(_n), kind="corpus", resamples=1000,
-        description=f"pycocoevalcap BLEU-{_n}, corpus", source=_COCO + "bleu/bleu_scorer.py"))
+        description=f"pycocoevalcap BLEU-{_n}, corpus", source=COCO_SOURCE + "bleu/bleu_scorer.py"))
 register_metric(Metric("coco_rouge_l", coco_rouge_l_items, description="pycocoevalcap ROUGE_L (mean over images)",
-                       source=_COCO + "rouge/rouge.py"))
+                       source=COCO_SOURCE + "rouge/rouge.py"))
 register_metric(Metric("coco_cider", coco_cider_items, kind="corpus", resamples=200,
                        description="pycocoevalcap CIDEr(-D), whole corpus (IDF over all references)",
                        bounds="0-10 (CIDEr-D x10, not a 0-1 score; typically 0-1.5)",
-                       source=_COCO + "cider/cider_scorer.py"))
+                       source=COCO_SOURCE + "cider/cider_scorer.py"))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from m3eval.errors import SampleScoreError
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
-
 
 # A lone label is the whole answer: "B", "(b)", "B.", "[C]", "**B**" (markdown is removed first).
 _LONE = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?\s*[\.\):,、。]?\s*$")
@@ -29,7 +29,8 @@ _OPTION_CUES = re.compile(r"(?i:\b(?:option|choice)\b)\s*" + _LETTER + r"|选项
                           + r"|(?<![A-Za-z])([A-Za-z])\s*(?:选项|项)")
 # An enumerated label: "A. red", "(B) blue", "C) green", "D: yellow" (at the start or after a space)
 _ENUM = re.compile(r"(?:^|(?<=\s))(?:\(([A-Z])\)|([A-Z])[\.\):])(?=\s*\S)")
-_LIST_AFTER = re.compile(r"^\s*(?:,|，|/|&|、|和|或|与|及|\bor\b|\band\b)\s*(?:(?i:maybe|perhaps|possibly)\s*|也许|可能|者)?"
+_LIST_AFTER = re.compile(r"^\s*(?:,|，|/|&|、|和|或|与|及|\bor\b|\band\b)\s*"
+                         r"(?:(?i:maybe|perhaps|possibly)\s*|也许|可能|者)?"
                          r"\s*[\(\[]?\s*([A-Z]|[a-z](?=\s*(?:$|[^\w\s])))"
                          r"(?![A-Za-z])")
 _NEG_AFTER = re.compile(r"\s*(?i:(?:is|was|would be|seems)\s+(?:not|wrong|incorrect)\b|isn't|isn’t)|\s*(?:不|错)")
@@ -205,13 +206,13 @@ def choice_index(answer: str | None, choices: list[str]) -> int | None:
 
 def _gold_index(it: MetricInput, i: int) -> int:
     if not it.choices:
-        raise ValueError(f"sample {i}: multiple-choice metric needs choices, got {it.choices!r}")
+        raise SampleScoreError(i, f"multiple-choice metric needs choices, got {it.choices!r}")
     if not it.references:
-        raise ValueError(f"sample {i}: no gold answer in references")
+        raise SampleScoreError(i, "no gold answer in references")
     g = choice_index(it.references[0], it.choices)
     if g is None:
-        raise ValueError(f"sample {i}: gold answer {it.references[0]!r} is neither an option letter "
-                         f"A-{letter(len(it.choices) - 1)} nor the text of exactly one choice")
+        raise SampleScoreError(i, f"gold answer {it.references[0]!r} is neither an option letter "
+                               f"A-{letter(len(it.choices) - 1)} nor the text of exactly one choice")
     return g
 
 
@@ -245,4 +246,5 @@ register_metric(Metric("choice_accuracy", choice_accuracy_items,
                        source="m3eval"))
 register_metric(Metric("aokvqa_mc", aokvqa_mc_items,
                        description="A-OKVQA multiple-choice accuracy: prediction == correct choice's text",
-                       source="allenai/aokvqa evaluation/eval_predictions.py @ 42e8c44ff40d13cf272776a3197365f582137772"))
+                       source="allenai/aokvqa evaluation/eval_predictions.py"
+                              " @ 42e8c44ff40d13cf272776a3197365f582137772"))

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from m3eval.errors import SampleScoreError
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
 
 _NUM = r"[-+]?\d+(?:\.\d+)?"
@@ -104,17 +105,17 @@ def _grounding_items(items: list[MetricInput], threshold: float = 0.5, units: st
     scores = []
     for i, it in enumerate(items):
         if not it.references:
-            raise ValueError(f"sample {i}: no reference box")
+            raise SampleScoreError(i, "no reference box")
         box, size = parse_reference(it.references[0])
         parsed = parse_box(it.prediction, units)
         if parsed is None:
             scores.append(0.0)
             continue
         if size is None and parsed.units != "pixel":
-            size = tuple((it.media_info or {}).get("image_size") or ()) or None  # type: ignore[assignment]
+            size = tuple((it.media_info or {}).get("image_size") or ()) or None
             if size is None:
-                raise ValueError(f"sample {i}: a {parsed.units} box needs the image size: give it in the "
-                                 "reference (x1,y1,x2,y2,W,H) or keep the run's media_info")
+                raise SampleScoreError(i, f"a {parsed.units} box needs the image size: give it in the "
+                                          "reference (x1,y1,x2,y2,W,H) or keep the run's media_info")
         w, h = size if size is not None else (0.0, 0.0)
         scores.append(_hit(parsed, box, w, h, threshold, grid))
     return MetricResult(mean(scores), scores)

@@ -7,11 +7,12 @@ from __future__ import annotations
 import atexit
 import subprocess
 import threading
+from typing import IO
 
 import numpy as np
 
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, register_metric
-from m3eval.metrics.caption import _COCO, _JAVA_UTF8, _METEOR_DIR, _java, tokenize_items
+from m3eval.metrics.caption import COCO_SOURCE, JAVA_UTF8, METEOR_DIR, java_binary, tokenize_items
 
 # ---- METEOR 1.5 (pycocoevalcap meteor.py protocol), one JVM per Python process ----
 
@@ -21,10 +22,13 @@ class _MeteorProcess:
     Lines are written from a thread so long corpora cannot deadlock on full pipes."""
 
     def __init__(self) -> None:
-        java = _java("METEOR (coco_meteor)")
-        cmd = [java, *_JAVA_UTF8, "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"]
-        self.proc = subprocess.Popen(cmd, cwd=_METEOR_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        java = java_binary("METEOR (coco_meteor)")
+        cmd = [java, *JAVA_UTF8, "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"]
+        self.proc = subprocess.Popen(cmd, cwd=METEOR_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
         self.lock = threading.Lock()
 
     def alive(self) -> bool:
@@ -34,15 +38,15 @@ class _MeteorProcess:
         def write() -> None:
             try:
                 for ln in lines:
-                    self.proc.stdin.write((ln + "\n").encode("utf-8"))
-                self.proc.stdin.flush()
+                    self.stdin.write((ln + "\n").encode("utf-8"))
+                self.stdin.flush()
             except BrokenPipeError:
                 pass
         t = threading.Thread(target=write, daemon=True)
         t.start()
         out = []
         for _ in range(n_out):
-            ln = self.proc.stdout.readline()
+            ln = self.stdout.readline()
             if not ln:
                 raise RuntimeError("METEOR's Java process ended unexpectedly")
             out.append(ln.decode("utf-8").strip())
@@ -62,7 +66,7 @@ class _MeteorProcess:
 
     def close(self) -> None:
         if self.alive():
-            self.proc.stdin.close()
+            self.stdin.close()
             self.proc.kill()
             self.proc.wait()
 
@@ -121,4 +125,4 @@ def coco_meteor_items(items: list[MetricInput], segment: str = "char") -> Metric
 
 register_metric(Metric("coco_meteor", coco_meteor_items, kind="corpus", resamples=1000,
                        description="pycocoevalcap METEOR 1.5 (Java), corpus",
-                       source=_COCO + "meteor/meteor.py (METEOR 1.5 jar)"))
+                       source=COCO_SOURCE + "meteor/meteor.py (METEOR 1.5 jar)"))

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 
-def openness_curve(logits: np.ndarray, labels: Sequence[int], step: int = 10, trials: int = 3,
+def openness_curve(logits: np.ndarray, labels: Sequence[int] | np.ndarray, step: int = 10, trials: int = 3,
                    seed: int = 0) -> dict[str, Any]:
     """logits: samples x classes; labels: each sample's class index. Returns the curve, its
     summaries and the vocabulary orders used (so the result can be reproduced)."""

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from m3eval.errors import SampleScoreError
 from m3eval.metrics.base import Metric, MetricResult, mean, register_metric
 
 CHUNK_BYTES = 256 * 2**20  # similarity block per chunk: 256 MB
@@ -148,8 +149,8 @@ def _records(items: list, *keys: str) -> list[list[Any]]:
                 col.append(None if rec is None else rec[key])
         except (ValueError, KeyError, TypeError) as e:
             key = e.args[0] if isinstance(e, KeyError) else keys[0]
-            raise ValueError(f"sample {i}: prediction is not a retrieval record with {key!r}: "
-                             f"{it.prediction[:80]!r}") from None
+            raise SampleScoreError(i, f"prediction is not a retrieval record with {key!r}: "
+                                      f"{it.prediction[:80]!r}") from None
     return out
 
 

@@ -25,6 +25,7 @@ import warnings
 from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def _scipy_stats():
@@ -49,7 +50,7 @@ def cluster_labels(clusters: Sequence[Hashable] | None, n: int) -> tuple[np.ndar
     return labels, len(index)
 
 
-def _as_array(scores: Sequence[float], name: str) -> np.ndarray:
+def _as_array(scores: ArrayLike, name: str) -> np.ndarray:
     a = np.asarray(scores, dtype=np.float64)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"{name}: need a non-empty 1-D list of per-sample scores, got shape {a.shape}")
@@ -74,7 +75,7 @@ def _ratio(s: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
     return s.sum(axis=axis) / c.sum(axis=axis)
 
 
-def bootstrap_interval(scores: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95,
+def bootstrap_interval(scores: ArrayLike, n: int = 1000, seed: int = 0, level: float = 0.95,
                        clusters: Sequence[Hashable] | None = None) -> tuple[float, float, str]:
     """(low, high, method) of the mean of per-sample scores, resampling clusters;
     method is "bca" or "percentile"."""
@@ -96,13 +97,13 @@ def bootstrap_interval(scores: Sequence[float], n: int = 1000, seed: int = 0, le
     raise ValueError("bootstrap: no finite interval")
 
 
-def bootstrap_ci(scores: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95,
+def bootstrap_ci(scores: ArrayLike, n: int = 1000, seed: int = 0, level: float = 0.95,
                  clusters: Sequence[Hashable] | None = None) -> tuple[float, float]:
     """95% bootstrap interval of the mean of per-sample scores (see bootstrap_interval)."""
     return bootstrap_interval(scores, n, seed, level, clusters)[:2]
 
 
-def bootstrap_means(scores: Sequence[float], n: int = 1000, seed: int = 0,
+def bootstrap_means(scores: ArrayLike, n: int = 1000, seed: int = 0,
                     clusters: Sequence[Hashable] | None = None) -> np.ndarray:
     """The n resampled means (clusters drawn as wholes): for group intervals and paired tests."""
     a = _as_array(scores, "bootstrap")
@@ -148,14 +149,14 @@ def _p_two_sided(centered: np.ndarray, observed: float) -> float:
     return float((1 + np.sum(np.abs(centered) >= abs(observed) - 1e-12)) / (centered.size + 1))
 
 
-def _pair(a_scores: Sequence[float], b_scores: Sequence[float], name: str) -> np.ndarray:
+def _pair(a_scores: ArrayLike, b_scores: ArrayLike, name: str) -> np.ndarray:
     a, b = _as_array(a_scores, f"{name} a"), _as_array(b_scores, f"{name} b")
     if a.size != b.size:
         raise ValueError(f"{name}: {a.size} scores for A but {b.size} for B (must be the same samples)")
     return b - a
 
 
-def paired_bootstrap(a_scores: Sequence[float], b_scores: Sequence[float], n: int = 1000, seed: int = 0,
+def paired_bootstrap(a_scores: ArrayLike, b_scores: ArrayLike, n: int = 1000, seed: int = 0,
                      clusters: Sequence[Hashable] | None = None) -> tuple[float, tuple[float, float], float]:
     """(mean(b) - mean(a), 95% percentile CI of that difference, two-sided p-value for "no difference")."""
     d = _pair(a_scores, b_scores, "paired_bootstrap")
@@ -164,7 +165,7 @@ def paired_bootstrap(a_scores: Sequence[float], b_scores: Sequence[float], n: in
     return diff, percentile_ci(means), _p_two_sided(means - diff, diff)
 
 
-def paired_permutation(a_scores: Sequence[float], b_scores: Sequence[float], n: int = 10000, seed: int = 0,
+def paired_permutation(a_scores: ArrayLike, b_scores: ArrayLike, n: int = 10000, seed: int = 0,
                        clusters: Sequence[Hashable] | None = None) -> tuple[float, float]:
     """(mean(b) - mean(a), two-sided p-value of a paired sign-flip permutation test; the
     differences of one cluster flip sign together)."""
@@ -175,13 +176,13 @@ def paired_permutation(a_scores: Sequence[float], b_scores: Sequence[float], n: 
     if not np.any(sums):
         return diff, 1.0
     total = d.size
-    res = _scipy_stats().permutation_test((sums,), lambda x, axis=-1: x.sum(axis=axis) / total, permutation_type="samples",
-                               vectorized=True, n_resamples=n, alternative="two-sided",
+    res = _scipy_stats().permutation_test((sums,), lambda x, axis=-1: x.sum(axis=axis) / total,
+                               permutation_type="samples", vectorized=True, n_resamples=n, alternative="two-sided",
                                random_state=np.random.default_rng(seed), batch=max(1, _CHUNK_ELEMS // k))
     return diff, float(min(1.0, res.pvalue))
 
 
-def mcnemar(a01: Sequence[float], b01: Sequence[float], exact_below: int = 25) -> float:
+def mcnemar(a01: ArrayLike, b01: ArrayLike, exact_below: int = 25) -> float:
     """Two-sided McNemar p-value for paired 0/1 outcomes: the exact binomial test when the
     discordant pairs number fewer than exact_below, else chi-square with continuity
     correction -- statsmodels' `mcnemar(table, exact, correction=True)`, computed with SciPy

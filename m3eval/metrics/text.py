@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.metrics.base import Metric as SacreMetric
 
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, mean, register_metric
 
@@ -102,20 +103,23 @@ def _group_by(items: list[MetricInput], key: Callable[[str], str]) -> dict[str, 
     return groups
 
 
-def _sacre_corpus(items: list[MetricInput], make: Callable[[str], object], key: Callable[[str], str],
-                  sentence: Callable[[str], object] | None) -> MetricResult:
+def _sacre_corpus(items: list[MetricInput], make: Callable[[str], SacreMetric], key: Callable[[str], str],
+                  sentence: Callable[[str], SacreMetric] | None) -> MetricResult:
     """Score with one sacrebleu metric object per tokenizer group; None predictions are ''."""
     stats: list[np.ndarray | None] = [None] * len(items)
     sigs = []
-    scorer = None
+    scorer: SacreMetric | None = None
     for group, idx in sorted(_group_by(items, key).items()):
         scorer = make(group)
         hyps = [items[i].prediction or "" for i in idx]
-        seg = scorer._extract_corpus_statistics(hyps, _ref_streams([items[i].references for i in idx]))
+        # sacrebleu's annotation says str, but its docs and code take None for a missing reference
+        seg = scorer._extract_corpus_statistics(
+            hyps, _ref_streams([items[i].references for i in idx]))  # type: ignore[arg-type]
         for i, s in zip(idx, seg):
             stats[i] = np.asarray(s, dtype=np.float64)
         sigs.append(str(scorer.get_signature()))
     mat = np.stack(stats)  # type: ignore[arg-type]
+    assert scorer is not None  # np.stack raised above for an empty corpus
     value = float(scorer._compute_score_from_stats(_int_list(mat.sum(axis=0))).score)
     if len(sigs) > 1:  # several tokenizers: one signature per language group
         sigs = [f"{g}:{s}" for g, s in zip(sorted(_group_by(items, key)), sigs)]
@@ -170,11 +174,14 @@ def _rouge_items(items: list[MetricInput], use_stemmer: bool = False) -> MetricR
 register_metric(Metric("rouge_l", _rouge_items,
                        description="rouge-score rougeL F-measure, max over references; per-character for zh/ja; "
                                    "no stemming unless use_stemmer",
-                       source=f"rouge-score {_version('rouge-score')} (PyPI; google-research/rouge) RougeScorer(['rougeL'])"))
+                       source=f"rouge-score {_version('rouge-score')} (PyPI; google-research/rouge) "
+                              "RougeScorer(['rougeL'])"))
 # BLEU/chrF re-scoring is a sum over statistics: 1,000 resamples cost well under a second.
 register_metric(Metric("bleu", bleu_items, kind="corpus", scale=100, resamples=1000,
                        description="sacrebleu corpus BLEU (tokenize zh for Chinese, char for Japanese, else 13a)",
-                       source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) BLEU.corpus_score; signature stored in results"))
+                       source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) "
+                              "BLEU.corpus_score; signature stored in results"))
 register_metric(Metric("chrf", chrf_items, kind="corpus", scale=100, resamples=1000,
                        description="sacrebleu corpus chrF2",
-                       source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) CHRF.corpus_score; signature stored in results"))
+                       source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) "
+                              "CHRF.corpus_score; signature stored in results"))

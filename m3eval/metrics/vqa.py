@@ -17,6 +17,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from m3eval.errors import SampleScoreError
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, mean, register_metric
 
 # vqaEval.py self.contractions (c4e6a0e), as "key value" pairs; note the script's own quirk
@@ -225,7 +226,7 @@ def _per_item(fn, items: list[MetricInput], **kw) -> MetricResult:
         try:
             scores.append(fn(it.prediction, it.references, **kw))
         except (TypeError, ValueError) as e:
-            raise type(e)(f"sample {i}: {e}") from None
+            raise SampleScoreError(i, str(e)) from None
     return MetricResult(mean(scores), scores)
 
 

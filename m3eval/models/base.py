@@ -1,38 +1,30 @@
-"""The model adapter protocol, generation settings and the backend registry.
+"""The backend interface (`ModelAdapter`) and generation settings (lookup by name: registry.py).
 
-Every backend receives the same `Message` format (m3eval/types.py) and returns
-one string per message. Backends are looked up by name; plugins add their own
-through the entry-point group `m3eval.models` (name -> factory), e.g. in a
-plugin's pyproject.toml:
+A backend subclasses `ModelAdapter` and implements `generate`; every optional capability
+(streaming, split preprocessing, encoding, preflight checks, revision, info, close) is a
+member with a default, documented where it is defined, so the runner calls the interface
+and never asks an object what it has.
 
-    [project.entry-points."m3eval.models"]
-    mybackend = "my_pkg.adapter:MyAdapter"
-
-A factory is called as `factory(**model_args)` and returns a ModelAdapter.
-
-Optional parts a backend may add (the runner uses them when present):
-- `preflight(model_args)` (static): cheap checks run before any task data loads
-  (a missing package or GPU, a missing required arg); raises ModelLoadError.
-- `revision_without_loading(model_args)` (static): the revision the loaded model would
-  record, where it can be read without loading (a local folder's fingerprint); lets a run
-  with nothing left to generate still notice weights retrained in place.
-- `generate_stream(items)`: (key, message, gen) in, (key, text or the sample's Exception,
-  seconds) out in completion order. The runner then feeds every task's samples as one
-  lazy stream (continuous submission) and logs each answer as it arrives.
-- `splits_preprocessing` + `preprocess(messages, gen)` + `generate_prepared(inputs, gen)`:
-  the runner builds inputs ahead of the model (run/prefetch.py: in a forked worker process,
-  or threads), and the model thread only generates.
+Every backend receives the same `Message` format (m3eval/types.py) and returns one string
+per message. A plugin's model that is not a `ModelAdapter` subclass (any object with a
+`generate`) is adapted once, here (`adapt`), so the runner sees the same interface.
 """
 from __future__ import annotations
 
-import difflib
-import importlib
-import inspect
+import abc
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import entry_points
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, cast
 
+from m3eval.errors import BadMessageError, ModelLoadError
 from m3eval.types import Message
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [  # the errors are re-exported from m3eval.errors, where they are defined
+    "BadMessageError", "GenerationConfig", "ModelAdapter", "ModelLoadError", "PluginAdapter", "adapt",
+    "truncate_at_stop",
+]
 
 
 @dataclass
@@ -49,31 +41,161 @@ class GenerationConfig:
         return asdict(self)
 
 
-@runtime_checkable
-class ModelAdapter(Protocol):
-    name: str  # display name, e.g. the model folder or hub id
+StreamItem = tuple[Any, Message, GenerationConfig]
+"""What `generate_stream` takes: (the caller's key, the message, its generation settings)."""
+StreamResult = tuple[Any, str | Exception, float]
+"""What `generate_stream` yields: (the key, the text or that sample's exception, seconds)."""
+
+
+class ModelAdapter(abc.ABC):
+    """A model backend. Implement `generate`; override any other member to add a capability.
+
+    The runner (m3eval/run/) and the judge (m3eval/scoring/judge.py) use only these members.
+    The capability flags (`streams`, `splits_preprocessing`, `is_encoder`) say which path
+    the runner takes; each flag goes with the methods it names, which are not called while
+    it is False.
+    """
+
+    backend: str = ""
+    """The backend's short name, recorded in `info()` (e.g. "hf"); the class name when empty."""
+
+    name: str = ""
+    """Display name of the loaded model, e.g. the model folder or hub id (set it in __init__)."""
+
+    streams: bool = False
+    """True: the runner calls `generate_stream` instead of `generate`, with every task's
+    samples as one lazy stream (continuous submission), and logs each answer as it arrives.
+    For backends that keep many requests in flight (openai, vllm)."""
+
+    splits_preprocessing: bool = False
+    """True: the runner calls `preprocess` ahead of the model (run/prefetch.py: in a forked
+    worker process, or threads) and then `generate_prepared` on the model thread, which only
+    generates. `generate` is still called when `preprocess` or `generate_prepared` fails,
+    to retry a batch sample by sample."""
+
+    is_encoder: bool = False
+    """True: a contrastive encoder (`encode_images` / `encode_texts`), which runs the encoder
+    task types (m3eval/run/encode.py) and not generative tasks."""
+
+    @abc.abstractmethod
+    def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:
+        """One string per message, in order (greedy unless gen.do_sample). A malformed message
+        raises BadMessageError with its index; any other exception fails the batch, whose
+        samples the runner then retries one at a time, so one bad sample costs no others."""
 
     def info(self) -> dict[str, Any]:
-        """At least {"backend", "id", "revision"}; never secrets."""
-        ...
+        """What results.json records about the model: at least {"backend", "id", "revision"}
+        (the revision of the weights, or None where unknown); never secrets.
+        Default: the backend, `name` as the id, and no revision."""
+        return {"backend": self.backend or type(self).__name__, "id": self.name or None, "revision": None}
+
+    def close(self) -> None:
+        """Free the model (GPU memory, connections, threads). Default: nothing to free."""
+
+    @staticmethod
+    def preflight(model_args: dict[str, Any]) -> None:
+        """Cheap checks run before any task data loads (a missing package or GPU, a missing
+        required arg); raises ModelLoadError. Called on the class, before loading.
+        Default: no checks."""
+
+    @staticmethod
+    def revision_without_loading(model_args: dict[str, Any]) -> str | None:
+        """The revision a loaded model would record in `info()`, where it can be read without
+        loading (a local folder's fingerprint): lets a run with nothing left to generate still
+        notice weights retrained in place. Called on the class. Default: None (unknown)."""
+        return None
+
+    def generate_stream(self, items: Iterable[StreamItem]) -> Iterator[StreamResult]:
+        """With `streams = True`: (key, message, gen) in, (key, text or the sample's exception,
+        seconds) out, in completion order. Pull items only as capacity frees: the stream is
+        lazy (media decoded on demand). A failed request is that sample's error, not retried
+        by the runner. Default: not streaming (the runner calls `generate`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream (streams = False)")
+
+    def preprocess(self, batch: list[Message], gen: GenerationConfig) -> Any:
+        """With `splits_preprocessing = True`: build the model's inputs for one batch (chat
+        template, image processing) off the model thread; the result must pickle when it is
+        built in a worker process. Default: not split (the runner calls `generate`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not split preprocessing")
+
+    def generate_prepared(self, inputs: Any, gen: GenerationConfig) -> list[str]:
+        """With `splits_preprocessing = True`: `generate` for inputs that `preprocess` built,
+        the only work on the model thread. Default: not split."""
+        raise NotImplementedError(f"{type(self).__name__} does not split preprocessing")
+
+    def encode_images(self, images: list[Any]) -> np.ndarray:
+        """With `is_encoder = True`: PIL images -> (n, d) L2-normalized float32 embeddings.
+        Default: not an encoder."""
+        raise NotImplementedError(f"{type(self).__name__} is not an encoder")
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """With `is_encoder = True`: strings -> (n, d) L2-normalized float32 embeddings.
+        Default: not an encoder."""
+        raise NotImplementedError(f"{type(self).__name__} is not an encoder")
+
+
+_OPTIONAL = ("info", "close", "generate_stream", "preprocess", "generate_prepared", "encode_images",
+             "encode_texts")
+
+
+class PluginAdapter(ModelAdapter):
+    """A plugin's model object that does not subclass ModelAdapter, behind the interface:
+    `generate` and each optional method it has are forwarded, the rest are the defaults, and
+    the capability flags say what it has. The one place m3eval looks at what a model object
+    has (once, when it loads), so the runner never probes. The object is `.wrapped`."""
+
+    def __init__(self, wrapped: Any, backend: str):
+        if not callable(getattr(wrapped, "generate", None)):
+            raise ModelLoadError(f"backend {backend!r}: its factory returned {type(wrapped).__name__}, "
+                                 "which has no generate(batch, gen) method")
+        self.wrapped = wrapped
+        self.backend = backend
+        self.name = str(getattr(wrapped, "name", "") or "")
+        self._has = {m for m in _OPTIONAL if callable(getattr(wrapped, m, None))}
+        self.streams = "generate_stream" in self._has
+        self.splits_preprocessing = (bool(getattr(wrapped, "splits_preprocessing", False))
+                                     and {"preprocess", "generate_prepared"} <= self._has)
+        self.is_encoder = {"encode_images", "encode_texts"} <= self._has
 
     def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:
-        """One string per message, in order (greedy unless gen.do_sample)."""
-        ...
+        return cast("list[str]", self.wrapped.generate(batch, gen))
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.wrapped.info()) if "info" in self._has else super().info()
+
+    def close(self) -> None:
+        if "close" in self._has:
+            self.wrapped.close()
+
+    def generate_stream(self, items: Iterable[StreamItem]) -> Iterator[StreamResult]:
+        if not self.streams:
+            return super().generate_stream(items)
+        return cast("Iterator[StreamResult]", self.wrapped.generate_stream(items))
+
+    def preprocess(self, batch: list[Message], gen: GenerationConfig) -> Any:
+        if not self.splits_preprocessing:
+            return super().preprocess(batch, gen)
+        return self.wrapped.preprocess(batch, gen)
+
+    def generate_prepared(self, inputs: Any, gen: GenerationConfig) -> list[str]:
+        if not self.splits_preprocessing:
+            return super().generate_prepared(inputs, gen)
+        return cast("list[str]", self.wrapped.generate_prepared(inputs, gen))
+
+    def encode_images(self, images: list[Any]) -> np.ndarray:
+        if not self.is_encoder:
+            return super().encode_images(images)
+        return cast("np.ndarray", self.wrapped.encode_images(images))
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        if not self.is_encoder:
+            return super().encode_texts(texts)
+        return cast("np.ndarray", self.wrapped.encode_texts(texts))
 
 
-class ModelLoadError(RuntimeError):
-    """The model could not be loaded: the message says why and what to check."""
-
-
-class BadMessageError(ValueError):
-    """One message of a batch is malformed. `index` is its position in the batch,
-    so a caller can record that sample as failed and run the others."""
-
-    def __init__(self, index: int, reason: str):
-        super().__init__(f"message {index}: {reason}")
-        self.index = index
-        self.reason = reason
+def adapt(model: Any, backend: str) -> ModelAdapter:
+    """`model` as a ModelAdapter: itself when it is one, else wrapped in a PluginAdapter."""
+    return model if isinstance(model, ModelAdapter) else PluginAdapter(model, backend)
 
 
 def truncate_at_stop(text: str, stop: list[str]) -> str:
@@ -85,186 +207,3 @@ def truncate_at_stop(text: str, stop: list[str]) -> str:
             if i != -1:
                 cut = min(cut, i)
     return text[:cut]
-
-
-# ---- registry ---------------------------------------------------------------
-
-# Built-in backends are imported lazily so `import m3eval` never pulls in torch.
-_BUILTIN: dict[str, str] = {
-    "hf": "m3eval.models.hf:HFAdapter",
-    "openai": "m3eval.models.openai_compat:OpenAICompatAdapter",
-    "clip": "m3eval.models.clip:CLIPAdapter",
-    "vllm": "m3eval.models.vllm:VLLMAdapter",
-}
-_REGISTERED: dict[str, Callable[..., ModelAdapter]] = {}
-
-
-def register_backend(name: str, factory: Callable[..., ModelAdapter]) -> None:
-    _REGISTERED[name] = factory
-
-
-def _plugin_backends() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group="m3eval.models")}
-
-
-def backend_names() -> list[str]:
-    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(_plugin_backends()))
-
-
-def get_backend(name: str) -> Callable[..., ModelAdapter]:
-    """The factory (usually the adapter class) registered under `name`."""
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    if name in _BUILTIN:
-        module, attr = _BUILTIN[name].split(":")
-        return getattr(importlib.import_module(module), attr)
-    plugins = _plugin_backends()
-    if name in plugins:
-        try:
-            return plugins[name].load()
-        except Exception as e:  # a broken plugin should say which one
-            raise ModelLoadError(f"backend {name!r}: cannot load entry point {plugins[name].value!r}: {e}") from e
-    known = backend_names()
-    near = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
-    raise ModelLoadError(f"unknown model backend {name!r}{hint}; known backends: {', '.join(known)}")
-
-
-def _check_args(backend: str, factory: Callable[..., ModelAdapter], model_args: dict[str, Any]) -> None:
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # some callables have no signature
-        return
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        unknown = [k for k in model_args if k not in accepted]
-        if unknown:
-            raise ModelLoadError(f"backend {backend!r}: unknown model arg(s) {', '.join(map(repr, unknown))}; "
-                                 f"accepted: {', '.join(accepted)}")
-
-
-def check_backend(backend: str, model_args: dict[str, Any]) -> None:
-    """Cheap checks before any task data loads: the backend exists, its args are known, and
-    its own `preflight(model_args)` (if it has one: a missing package, GPU or required arg)
-    passes. Raises ModelLoadError."""
-    factory = get_backend(backend)
-    _check_args(backend, factory, model_args)
-    preflight = getattr(factory, "preflight", None)
-    if callable(preflight):
-        preflight(model_args)
-
-
-def load_model(backend: str, model_args: dict[str, Any]) -> ModelAdapter:
-    factory = get_backend(backend)
-    _check_args(backend, factory, model_args)
-    return factory(**model_args)
-
-
-# ---- --model-args parsing ---------------------------------------------------
-
-def _typed(value: str) -> Any:
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def parse_model_args(text: str) -> dict[str, Any]:
-    """"pretrained=PATH,dtype=bfloat16,max_pixels=1024" -> typed dict.
-
-    Values become bool / int / float / None where obvious, else stay strings.
-    Quote a value ("k='a,b'") to keep commas or keep it a string.
-    """
-    out: dict[str, Any] = {}
-    for item in _split_top_level(text):
-        if not item.strip():
-            continue
-        if "=" not in item:
-            raise ValueError(f"--model-args: {item.strip()!r} is not key=value (in {text!r})")
-        key, value = item.split("=", 1)
-        key, value = key.strip(), value.strip()
-        if not key:
-            raise ValueError(f"--model-args: empty key in {item!r}")
-        if key in out:
-            raise ValueError(f"--model-args: key {key!r} given twice")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            out[key] = value[1:-1]
-        else:
-            out[key] = _typed(value)
-    return out
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside quotes."""
-    parts, cur, quote = [], [], None
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == ",":
-            parts.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    if quote:
-        raise ValueError(f"--model-args: unclosed quote in {text!r}")
-    parts.append("".join(cur))
-    return parts
-
-
-# ---- message checking (shared by all backends) -----------------------------
-
-def check_message(index: int, message: Message) -> list[dict[str, Any]]:
-    """Validate one message and return its parts with images decoded to RGB.
-
-    Parts: {"type": "text", "text": str} | {"type": "image", "image": PIL.Image}
-    | {"type": "video", "frames": [PIL.Image, ...], "fps": float | None}
-    | {"type": "frames", "frames": [PIL.Image, ...]}.
-    Raises BadMessageError naming the message and part.
-    """
-    from PIL import Image
-
-    def rgb(img: Any, where: str) -> Any:
-        if not isinstance(img, Image.Image):
-            raise BadMessageError(index, f"{where}: expected a PIL.Image, got {type(img).__name__}")
-        try:
-            img.load()  # a lazily opened, truncated file fails here, not inside the model
-        except Exception as e:
-            raise BadMessageError(index, f"{where}: cannot decode image: {e}") from e
-        return img if img.mode == "RGB" else img.convert("RGB")
-
-    if not isinstance(message, list):
-        raise BadMessageError(index, f"expected a list of parts, got {type(message).__name__}")
-    if not message:
-        raise BadMessageError(index, "the message has no parts")
-    parts: list[dict[str, Any]] = []
-    for j, part in enumerate(message):
-        where = f"part {j}"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            if not isinstance(part.get("text"), str):
-                raise BadMessageError(index, f"{where}: text part needs a string under 'text'")
-            parts.append({"type": "text", "text": part["text"]})
-        elif kind == "image":
-            parts.append({"type": "image", "image": rgb(part.get("image"), f"{where} (image)")})
-        elif kind in ("video", "frames"):
-            frames = part.get("frames")
-            if not isinstance(frames, list) or not frames:
-                raise BadMessageError(index, f"{where}: {kind} part needs a non-empty list under 'frames'")
-            decoded = [rgb(f, f"{where} ({kind} frame {k})") for k, f in enumerate(frames)]
-            fps = part.get("fps")
-            if fps is not None and not isinstance(fps, (int, float)):
-                raise BadMessageError(index, f"{where}: fps must be a number or None, got {fps!r}")
-            parts.append({"type": kind, "frames": decoded, "fps": fps})
-        else:
-            shown = kind if isinstance(part, dict) else type(part).__name__
-            raise BadMessageError(index, f"{where}: unknown part type {shown!r} (expected text, image, video or frames)")
-    return parts

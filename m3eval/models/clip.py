@@ -13,16 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from m3eval.models.base import GenerationConfig, ModelLoadError
-from m3eval.models.hf import (HFAdapter, _as_bool, _display_name, _resolve_device, _resolve_dtype, _revision,
-                              local_revision)
+from m3eval.errors import ModelLoadError
+from m3eval.models.base import GenerationConfig, ModelAdapter
+from m3eval.models.weights import (
+    as_bool,
+    display_name,
+    local_folder,
+    local_revision,
+    resolve_device,
+    resolve_dtype,
+    revision_of,
+)
 from m3eval.types import Message
 
 # SigLIP was trained on texts padded to the full length: its text tower expects that padding.
 _PAD_TO_MAX = ("siglip", "siglip2")
 
 
-class CLIPAdapter:
+class CLIPAdapter(ModelAdapter):
     """`load_model("clip", {"pretrained": PATH_OR_HUB_ID, ...})`.
 
     dtype: auto | float32 | bfloat16 | float16 (auto: float16 on GPU, float32 on CPU).
@@ -30,7 +38,12 @@ class CLIPAdapter:
     """
 
     backend = "clip"
-    revision_without_loading = staticmethod(local_revision)
+    is_encoder = True  # encode_images / encode_texts: the encoder task types, not generation
+
+    @staticmethod
+    def revision_without_loading(model_args: dict[str, Any]) -> str | None:
+        """A local folder's fingerprint (or a hub snapshot's commit), as a loaded model records it."""
+        return local_revision(model_args)
 
     def __init__(self, pretrained: str | None = None, dtype: str | None = "auto", device: str | None = None,
                  revision: str | None = None, batch_size: int = 64, trust_remote_code: bool = False,
@@ -41,15 +54,15 @@ class CLIPAdapter:
         if not pretrained:
             raise ModelLoadError("clip backend: model arg 'pretrained' (a local folder or hub id) is required")
         self.pretrained = str(pretrained)
-        local = HFAdapter._local_folder(self.pretrained)
+        local = local_folder(self.pretrained)
         source = str(local) if local is not None else self.pretrained
         common = {"revision": None if revision is None else str(revision),
-                  "trust_remote_code": _as_bool("trust_remote_code", trust_remote_code),
-                  "local_files_only": _as_bool("local_files_only", local_files_only)}
-        self.device = _resolve_device(device)
+                  "trust_remote_code": as_bool("trust_remote_code", trust_remote_code),
+                  "local_files_only": as_bool("local_files_only", local_files_only)}
+        self.device = resolve_device(device)
         if self.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        torch_dtype = _resolve_dtype(dtype)
+        torch_dtype = resolve_dtype(dtype)
         if torch_dtype == "auto":
             torch_dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         try:
@@ -67,8 +80,8 @@ class CLIPAdapter:
             raise ModelLoadError(f"batch_size={batch_size!r}: expected a positive integer")
         self.batch_size = int(batch_size)
         self.pad_to_max = config.model_type in _PAD_TO_MAX
-        self.name = _display_name(self.pretrained, local)
-        self._info = {"backend": "clip", "id": source, "revision": _revision(self.pretrained, local, config),
+        self.name = display_name(self.pretrained, local)
+        self._info = {"backend": "clip", "id": source, "revision": revision_of(local, config),
                       "class": type(self.model).__name__, "dtype": str(self.model.dtype).replace("torch.", ""),
                       "device": self.device}
 

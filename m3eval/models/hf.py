@@ -9,139 +9,26 @@ from __future__ import annotations
 
 import copy
 import gc
-import hashlib
-import os
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
-from m3eval.models.base import (
-    BadMessageError, GenerationConfig, ModelLoadError, check_message, truncate_at_stop,
+from m3eval.errors import BadMessageError, ModelLoadError
+from m3eval.models.base import GenerationConfig, ModelAdapter, truncate_at_stop
+from m3eval.models.chat import conversation, placeholder_tokens
+from m3eval.models.weights import (
+    as_bool,
+    display_name,
+    local_folder,
+    local_revision,
+    resolve_device,
+    resolve_dtype,
+    revision_of,
 )
 from m3eval.types import Message
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-           "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
-
-def _resolve_device(device: str | None) -> str:
-    """cpu / cuda / cuda:N / auto. Under torchrun each rank takes cuda:LOCAL_RANK."""
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = str(device)
-    if device == "auto":
-        return device
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ModelLoadError(f"device={device!r} but no CUDA GPU is available (use device=cpu)")
-        if device == "cuda" and "LOCAL_RANK" in os.environ:
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        return device
-    if device in ("cpu", "mps"):
-        return device
-    raise ModelLoadError(f"device={device!r}: expected cpu, cuda, cuda:N or auto")
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ModelLoadError(f"{name}={value!r}: expected true or false")
-
-
-def _resolve_dtype(dtype: str | None) -> Any:
-    import torch
-
-    if dtype is None or dtype == "auto":
-        return "auto"
-    if str(dtype) not in _DTYPES:
-        raise ModelLoadError(f"dtype={dtype!r}: expected auto, float32, bfloat16 or float16")
-    return getattr(torch, _DTYPES[str(dtype)])
-
-
-def _fingerprint(folder: Path) -> str:
-    """A cheap, copy-stable id of a local checkpoint: config bytes plus each
-    weight file's size and first and last MiB (hashing many GB would be slow)."""
-    h = hashlib.sha256()
-    for f in sorted(folder.iterdir()):
-        if not f.is_file():
-            continue
-        if f.suffix in (".json", ".jinja", ".model", ".txt"):
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
-        elif f.suffix in (".safetensors", ".bin", ".pt", ".pth"):
-            size = f.stat().st_size
-            with open(f, "rb") as fh:
-                head = fh.read(1 << 20)
-                fh.seek(max(0, size - (1 << 20)))
-                tail = fh.read()
-            h.update(f.name.encode() + b"\0" + str(size).encode() + head + tail)
-    return "local-sha256:" + h.hexdigest()[:16]
-
-
-def _revision(pretrained: str, local: Path | None, config: Any) -> str | None:
-    commit = getattr(config, "_commit_hash", None)
-    if commit:
-        return commit
-    if local is not None:
-        # A hub cache snapshot folder is named by its commit sha.
-        if local.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", local.name):
-            return local.name
-        return _fingerprint(local)
-    return None
-
-
-def local_revision(model_args: dict[str, Any]) -> str | None:
-    """The revision a loaded model would record, read without loading it: for a local
-    `pretrained` folder (a cheap fingerprint, or a hub snapshot's commit), else None."""
-    path = Path(str(model_args.get("pretrained") or "")).expanduser()
-    return _revision(str(path), path.resolve(), None) if path.is_dir() else None
-
-
-def placeholder_tokens(processor: Any) -> list[str]:
-    """The processor's image / video placeholder tokens: a message's text must not contain them."""
-    return [t for t in (getattr(processor, "image_token", None), getattr(processor, "video_token", None))
-            if isinstance(t, str) and t]
-
-
-def conversation(index: int, message: Message, native_video: bool, placeholders: list[str] | tuple = ()
-                 ) -> tuple[list[dict], list, list]:
-    """One message -> (chat conversation, its images, its videos as frame lists): what every
-    backend that renders the model's own chat template sends (hf, vllm)."""
-    content: list[dict[str, Any]] = []
-    images: list[Any] = []
-    videos: list[Any] = []
-    for part in check_message(index, message):
-        if part["type"] == "text":
-            # A literal placeholder in the text would be read as an image slot.
-            for token in placeholders:
-                if token in part["text"]:
-                    raise BadMessageError(index, f"text contains the model's placeholder token {token!r}")
-            content.append({"type": "text", "text": part["text"]})
-        elif part["type"] == "image":
-            content.append({"type": "image"})
-            images.append(part["image"])
-        elif part["type"] == "video" and native_video:
-            content.append({"type": "video"})
-            videos.append(part["frames"])
-        else:  # "frames", or a video the processor cannot take natively
-            content.extend({"type": "image"} for _ in part["frames"])
-            images.extend(part["frames"])
-    return [{"role": "user", "content": content}], images, videos
-
-
-def _display_name(pretrained: str, local: Path | None) -> str:
-    if local is None:
-        return pretrained  # a hub id
-    # hub cache: .../models--org--name/snapshots/<sha> -> org/name
-    if local.parent.name == "snapshots" and local.parent.parent.name.startswith("models--"):
-        return local.parent.parent.name[len("models--"):].replace("--", "/")
-    return local.name
-
-
-class HFAdapter:
+class HFAdapter(ModelAdapter):
     """`load_model("hf", {"pretrained": PATH_OR_HUB_ID, ...})`.
 
     dtype: auto | float32 | bfloat16 | float16. device: cpu | cuda | cuda:N | auto
@@ -150,7 +37,11 @@ class HFAdapter:
     """
 
     backend = "hf"
-    revision_without_loading = staticmethod(local_revision)  # m3eval/run/pipeline.py: nothing left to generate
+
+    @staticmethod
+    def revision_without_loading(model_args: dict[str, Any]) -> str | None:
+        """A local folder's fingerprint (or a hub snapshot's commit), as a loaded model records it."""
+        return local_revision(model_args)
 
     def __init__(
         self,
@@ -166,12 +57,12 @@ class HFAdapter:
         if not pretrained:
             raise ModelLoadError("hf backend: model arg 'pretrained' (a local folder or hub id) is required")
         self.pretrained = str(pretrained)
-        local = self._local_folder(self.pretrained)
+        local = local_folder(self.pretrained)
         source = str(local) if local is not None else self.pretrained
-        trust_remote_code = _as_bool("trust_remote_code", trust_remote_code)
+        trust_remote_code = as_bool("trust_remote_code", trust_remote_code)
         common = {"revision": None if revision is None else str(revision),  # "1234567" was parsed as int
                   "trust_remote_code": trust_remote_code,
-                  "local_files_only": _as_bool("local_files_only", local_files_only)}
+                  "local_files_only": as_bool("local_files_only", local_files_only)}
         config = self._load_config(source, local, common)
         self._check_image_text_to_text(config, trust_remote_code)
         self.processor = self._load_processor(source, common)
@@ -180,31 +71,22 @@ class HFAdapter:
         self.tokenizer.padding_side = "left"  # generation appends on the right
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = self._load_model(source, common, dtype, attn_implementation)
         self.native_video = self._can_run_native_video()
         self._placeholders = placeholder_tokens(self.processor)
-        self.name = _display_name(self.pretrained, local)
+        self.name = display_name(self.pretrained, local)
         self._preprocess_lock = threading.Lock()
+        # preprocess + generate_prepared instead of generate: not for a subclass that overrides
+        # generate (a plugin, a test double), whose generate must run.
+        self.splits_preprocessing = type(self).generate is HFAdapter.generate
         self._info = {
-            "backend": "hf", "id": source, "revision": _revision(self.pretrained, local, config),
+            "backend": "hf", "id": source, "revision": revision_of(local, config),
             "class": type(self.model).__name__, "dtype": str(self.model.dtype).replace("torch.", ""),
             "device": self.device, "video": "native" if self.native_video else "frames-as-images",
         }
 
     # ---- loading -------------------------------------------------------------
-
-    @staticmethod
-    def _local_folder(pretrained: str) -> Path | None:
-        p = Path(pretrained).expanduser()
-        if p.exists():
-            if not p.is_dir() or not (p / "config.json").is_file():
-                raise ModelLoadError(f"model path {pretrained!r} exists but is not a model folder (no config.json)")
-            return p.resolve()
-        looks_like_path = pretrained.startswith(("/", ".", "~")) or pretrained.count("/") > 1 or "\\" in pretrained
-        if looks_like_path or not _HUB_ID.match(pretrained):
-            raise ModelLoadError(f"model path {pretrained!r} does not exist and is not a hub id reachable offline")
-        return None
 
     def _load_config(self, source: str, local: Path | None, common: dict) -> Any:
         from transformers import AutoConfig
@@ -266,7 +148,7 @@ class HFAdapter:
     def _load_model(self, source: str, common: dict, dtype: str | None, attn: str | None) -> Any:
         from transformers import AutoModelForImageTextToText
 
-        kwargs: dict[str, Any] = {**common, "dtype": _resolve_dtype(dtype)}
+        kwargs: dict[str, Any] = {**common, "dtype": resolve_dtype(dtype)}
         if attn:
             kwargs["attn_implementation"] = attn
         if self.device == "auto":
@@ -276,7 +158,8 @@ class HFAdapter:
         except Exception as e:
             raise ModelLoadError(f"{source}: cannot load the model weights: {e}") from e
         if self.device != "auto":
-            model = model.to(self.device)
+            # transformers wraps `to` in functools.wraps(nn.Module.to), which mypy does not bind to the instance
+            model = model.to(self.device)  # type: ignore[arg-type]
         return model.eval()
 
     def _can_run_native_video(self) -> bool:
@@ -286,7 +169,7 @@ class HFAdapter:
 
         return getattr(self.processor, "video_processor", None) is not None and is_torchvision_available()
 
-    # ---- protocol --------------------------------------------------------------
+    # ---- interface (m3eval/models/base.py) --------------------------------------
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
@@ -349,12 +232,6 @@ class HFAdapter:
         else:  # unset sampling knobs so greedy decoding is not second-guessed
             config.temperature = config.top_p = config.top_k = None
         return {"generation_config": config}
-
-    @property
-    def splits_preprocessing(self) -> bool:
-        """Whether the runner may call preprocess + generate_prepared instead of generate: not
-        for a subclass that overrides generate (a plugin, a test double), whose generate must run."""
-        return type(self).generate is HFAdapter.generate
 
     def preprocess(self, batch: list[Message], gen: GenerationConfig | None = None) -> Any:
         """Chat template + image processing for one batch, off the model thread (run/prefetch.py

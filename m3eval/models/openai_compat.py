@@ -21,23 +21,15 @@ import urllib.parse
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Iterable, Iterator
 
-from m3eval.models.base import (
-    BadMessageError, GenerationConfig, ModelLoadError, check_message, truncate_at_stop,
-)
+from m3eval.errors import BadMessageError, ModelLoadError, RequestError
+from m3eval.models.base import GenerationConfig, ModelAdapter, truncate_at_stop
+from m3eval.models.chat import check_message
 from m3eval.types import Message
 
 REQUEST_STATUS = {400, 413, 422}  # the server rejects this one request: its sample is bad
 MODEL_ARGS = ("base_url (required, e.g. http://localhost:8000/v1), model (the served name; default: the only "
               "one served), api_key_env (default OPENAI_API_KEY), concurrency (16), timeout (120 s per "
               "request), connect_timeout (5 s), max_retries (5), image_format (png|jpeg), check_model (true)")
-
-
-class RequestError(RuntimeError):
-    """A request failed for good (after the client's retries, or a non-retryable status)."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
 
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;}]+")
@@ -114,10 +106,11 @@ def _require_client() -> Any:
     return openai
 
 
-class OpenAICompatAdapter:
+class OpenAICompatAdapter(ModelAdapter):
     """`load_model("openai", {"base_url": "http://host:8000/v1", "model": NAME, ...})`; args: see MODEL_ARGS."""
 
     backend = "openai"
+    streams = True  # the runner sends every task's samples through generate_stream
 
     def __init__(
         self,
@@ -230,7 +223,7 @@ class OpenAICompatAdapter:
         except Exception as e:  # noqa: BLE001 - e.g. an unexpected reply shape: this sample's error
             return RequestError(redact(f"{type(e).__name__}: {e}", [self._secret])), time.perf_counter() - t0
 
-    # ---- protocol --------------------------------------------------------------
+    # ---- interface (m3eval/models/base.py) --------------------------------------
 
     def info(self) -> dict[str, Any]:
         return {"backend": "openai", "id": self.model, "revision": None,
@@ -267,7 +260,7 @@ class OpenAICompatAdapter:
                 fut.cancel()
 
     def generate(self, batch: list[Message], gen: GenerationConfig) -> list[str]:
-        """The plain protocol: one text per message; the first failure is raised (with its index)."""
+        """Without streaming: one text per message; the first failure is raised (with its index)."""
         results = dict((k, out) for k, out, _ in self.generate_stream((i, m, gen) for i, m in enumerate(batch)))
         for i in range(len(batch)):
             out = results[i]

@@ -18,9 +18,10 @@ import importlib.util
 import json
 from typing import Any, Callable, Iterable, Iterator
 
-from m3eval.models.base import (
-    BadMessageError, GenerationConfig, ModelLoadError, truncate_at_stop,
-)
+from m3eval.errors import BadMessageError, ModelLoadError
+from m3eval.models.base import GenerationConfig, ModelAdapter, truncate_at_stop
+from m3eval.models.chat import conversation, placeholder_tokens
+from m3eval.models.weights import as_bool, display_name, local_folder, local_revision, revision_of
 from m3eval.types import Message
 
 INSTALL = "pip install vllm (CUDA builds only; see https://docs.vllm.ai)"
@@ -28,11 +29,9 @@ INSTALL = "pip install vllm (CUDA builds only; see https://docs.vllm.ai)"
 
 def to_request(index: int, message: Message, render: Callable[[list[dict]], str],
                native_video: bool = False, placeholders: list[str] | tuple = ()) -> dict[str, Any]:
-    """One Message -> a vLLM prompt dict {"prompt", "multi_modal_data"}: the hf backend's
-    conversation; `render` turns it into the prompt text."""
+    """One Message -> a vLLM prompt dict {"prompt", "multi_modal_data"}: the conversation the
+    hf backend builds too (chat.py); `render` turns it into the prompt text."""
     import numpy as np
-
-    from m3eval.models.hf import conversation
 
     chat, images, frame_lists = conversation(index, message, native_video, placeholders)
     videos = [np.stack([np.asarray(f) for f in frames]) for frames in frame_lists]  # T x H x W x 3, uint8
@@ -91,10 +90,11 @@ def parse_mm_limit(value: Any) -> dict[str, int] | None:
     return out
 
 
-class VLLMAdapter:
+class VLLMAdapter(ModelAdapter):
     """`load_model("vllm", {"pretrained": PATH_OR_HUB_ID, ...})`."""
 
     backend = "vllm"
+    streams = True  # the runner sends every task's samples through generate_stream
 
     def __init__(
         self,
@@ -114,11 +114,10 @@ class VLLMAdapter:
         import vllm
         from transformers import AutoProcessor
 
-        from m3eval.models.hf import HFAdapter, _as_bool, _display_name, _revision, placeholder_tokens
 
         revision = None if revision is None else str(revision)
-        trust_remote_code = _as_bool("trust_remote_code", trust_remote_code)
-        local = HFAdapter._local_folder(str(pretrained))  # a model folder, or None for a hub id
+        trust_remote_code = as_bool("trust_remote_code", trust_remote_code)
+        local = local_folder(str(pretrained))  # a model folder, or None for a hub id
         engine: dict[str, Any] = {"model": str(pretrained), "tensor_parallel_size": int(tensor_parallel_size),
                                   "dtype": dtype, "gpu_memory_utilization": float(gpu_memory_utilization),
                                   "trust_remote_code": trust_remote_code, "revision": revision}
@@ -139,9 +138,9 @@ class VLLMAdapter:
         self.native_video = video == "native"
         self._placeholders = placeholder_tokens(self.processor)
         self.chunk = max(1, int(chunk))
-        self.name = _display_name(str(pretrained), local)
+        self.name = display_name(str(pretrained), local)
         self._info = {"backend": "vllm", "id": str(pretrained),
-                      "revision": revision or _revision(str(pretrained), local, None),
+                      "revision": revision or revision_of(local, None),
                       "vllm": vllm.__version__, "dtype": str(dtype), "tensor_parallel_size": int(tensor_parallel_size),
                       "data_parallel_size": int(data_parallel_size), "video": video}
 
@@ -150,7 +149,6 @@ class VLLMAdapter:
         """As a loaded engine records it: a `revision` arg as given, else the local folder's."""
         if model_args.get("revision") is not None:
             return str(model_args["revision"])
-        from m3eval.models.hf import local_revision
         return local_revision(model_args)
 
     @staticmethod
@@ -171,7 +169,7 @@ class VLLMAdapter:
     def _render(self, conversation: list[dict]) -> str:
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
-    # ---- protocol --------------------------------------------------------------
+    # ---- interface (m3eval/models/base.py) --------------------------------------
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)

@@ -26,9 +26,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from m3eval.errors import ResultsError
 from m3eval.metrics import stats
-from m3eval.report.runs import ResultsError, Run, load_run
-from m3eval.scoring.task import record_cluster
+from m3eval.record import MetricEntry, SampleRecord, TaskResult
+from m3eval.report.runs import Run, load_run
 
 SEED = 0  # fixed: the gate must give the same verdict every time it runs
 MEAN_RESAMPLES = 1000  # bootstrap CI of a mean difference
@@ -89,22 +90,19 @@ class Comparison:
         return 1 if self.regressions else 0
 
 
-
-
-def _check_task(task: str, b: dict[str, Any], n: dict[str, Any]) -> list[str]:
+def _check_task(task: str, b: TaskResult, n: TaskResult) -> list[str]:
     problems = []
-    if b.get("version") != n.get("version"):
-        problems.append(f"task {task}: version differs (BASE {b.get('version')!r}, NEW {n.get('version')!r})")
-    if b.get("hash") != n.get("hash"):
-        problems.append(f"task {task}: task definition hash differs "
-                        f"(BASE {str(b.get('hash'))[:12]}, NEW {str(n.get('hash'))[:12]})")
+    if b.version != n.version:
+        problems.append(f"task {task}: version differs (BASE {b.version!r}, NEW {n.version!r})")
+    if b.hash != n.hash:
+        problems.append(f"task {task}: task definition hash differs (BASE {b.hash[:12]}, NEW {n.hash[:12]})")
     return problems
 
 
 def _paired_records(task: str, base: Run, new: Run, cmp: Comparison
-                    ) -> tuple[list[dict], list[dict]] | None:
+                    ) -> tuple[list[SampleRecord], list[SampleRecord]] | None:
     sides = []
-    fb, fn = base.tasks[task].get("references_sha256"), new.tasks[task].get("references_sha256")
+    fb, fn = base.tasks[task].references_sha256, new.tasks[task].references_sha256
     for label, run in (("BASE", base), ("NEW", new)):
         records, warnings = run.load_samples(task)
         cmp.notes.extend(f"{label}: {w}" for w in warnings)
@@ -116,78 +114,79 @@ def _paired_records(task: str, base: Run, new: Run, cmp: Comparison
                 cmp.problems.append(f"task {task}: {label} has no readable per-sample records "
                                     f"({run.samples_path(task)}); a paired test needs them")
             return None
-        by_id: dict[str, dict] = {}
+        by_id: dict[str, SampleRecord] = {}
         for r in records:
-            if r["id"] in by_id:
-                cmp.problems.append(f"task {task}: {label} has sample id {r['id']!r} more than once")
+            if r.id in by_id:
+                cmp.problems.append(f"task {task}: {label} has sample id {r.id!r} more than once")
                 return None
-            by_id[r["id"]] = r
+            by_id[r.id] = r
         sides.append(by_id)
     only_base = sorted(set(sides[0]) - set(sides[1]))
     only_new = sorted(set(sides[1]) - set(sides[0]))
     if only_base or only_new:
         example = ", ".join(repr(i) for i in (only_base + only_new)[:3])
-        lb, ln = (run.invocation(task)[0].get("limit") for run in (base, new))
+        lb, ln = (run.invocation(task).config.get("limit") for run in (base, new))
         hint = f"; rerun both with the same --limit (BASE {lb}, NEW {ln})" if lb != ln else ""
         cmp.problems.append(f"task {task}: different sample sets: {len(only_base)} ids only in BASE, "
                             f"{len(only_new)} only in NEW (e.g. {example}){hint}")
         return None
     ids = sorted(sides[0])
-    changed = [i for i in ids if (sides[0][i].get("references") or []) != (sides[1][i].get("references") or [])]
+    changed = [i for i in ids if sides[0][i].references != sides[1][i].references]
     if changed:
         i = changed[0]
         cmp.problems.append(f"task {task}: references differ for {len(changed)} of {len(ids)} samples (e.g. {i!r}: "
-                            f"BASE {sides[0][i].get('references')!r}, NEW {sides[1][i].get('references')!r}); "
+                            f"BASE {sides[0][i].references!r}, NEW {sides[1][i].references!r}); "
                             "the runs scored different data (a --dataset-override or changed data?)")
         return None
     return [sides[0][i] for i in ids], [sides[1][i] for i in ids]
 
 
-def _clusters(records: list[dict]) -> list[str] | None:
+def _clusters(records: list[SampleRecord]) -> list[str] | None:
     """Cluster keys of the records (None when every sample is its own cluster)."""
-    keys = [record_cluster(r) for r in records]
+    keys = [r.cluster for r in records]
     return None if len(set(keys)) == len(keys) else keys
 
 
-def _per_sample(records: list[dict], metric: str) -> np.ndarray | None:
-    values = [r["scores"].get(metric) for r in records]
-    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+def _per_sample(records: list[SampleRecord], metric: str) -> np.ndarray | None:
+    values = [r.scores.get(metric) for r in records]
+    if any(v is None for v in values):
         return None
     return np.asarray(values, dtype=float)
 
 
-def _corpus_rescorers(metric_name: str, eb: dict, en: dict, rb: list[dict], rn: list[dict], cmp: Comparison,
-                      task: str) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], float], int]:
+def _corpus_rescorers(metric_name: str, eb: MetricEntry, en: MetricEntry, rb: list[SampleRecord],
+                      rn: list[SampleRecord], cmp: Comparison, task: str
+                      ) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], float], int]:
     """rescore(counts) for BASE and NEW: the metric's own cheap rescore, else a re-run of compute()."""
     from m3eval.metrics.base import MetricInput, get_metric
 
     metric = get_metric(metric_name)  # KeyError names the metric and the known ones
     out = []
     for side, entry, recs in (("BASE", eb, rb), ("NEW", en, rn)):
-        items = [MetricInput(prediction=r.get("extracted"), references=list(r.get("references") or []),
-                             choices=r.get("choices"), lang=r.get("lang") or "en") for r in recs]
-        args = entry.get("args") or {}
+        items = [MetricInput(prediction=r.extracted, references=list(r.references), choices=r.choices,
+                             lang=r.lang or "en") for r in recs]
+        args = entry.args or {}
         result = metric.compute(items, **args)
-        if abs(result.value - float(entry["value"])) > 1e-6 * max(1.0, abs(result.value)):
+        if abs(result.value - float(entry.value)) > 1e-6 * max(1.0, abs(result.value)):
             cmp.notes.append(f"task {task}: {metric_name} re-scored from {side} samples is {result.value:.6g}, "
-                             f"results.json says {entry['value']:.6g} (metric or its args changed?)")
+                             f"results.json says {entry.value:.6g} (metric or its args changed?)")
         if result.rescore is not None:
             out.append(result.rescore)
         else:  # re-run the metric on the resampled corpus: sample i repeated counts[i] times
-            out.append(lambda counts, items=items, args=args: float(metric.compute(
-                [it for it, c in zip(items, counts) for _ in range(int(c))], **args).value))
+            def rescore(counts: np.ndarray, items: list[MetricInput] = items, args: dict[str, Any] = args) -> float:
+                return float(metric.compute([it for it, c in zip(items, counts) for _ in range(int(c))], **args).value)
+            out.append(rescore)
     resamples = metric.resamples if result.rescore is not None else min(metric.resamples, CORPUS_RESAMPLES)
     return out[0], out[1], resamples
 
 
-def _compare_metric(task: str, name: str, eb: dict, en: dict, rb: list[dict], rn: list[dict],
-                    cmp: Comparison) -> MetricComparison:
-    k = 100.0 / float(eb.get("scale", 1))  # to display points
-    hib = bool(eb.get("higher_is_better", True))
-    kind = str(eb.get("kind", "mean"))
+def _compare_metric(task: str, name: str, eb: MetricEntry, en: MetricEntry, rb: list[SampleRecord],
+                    rn: list[SampleRecord], cmp: Comparison) -> MetricComparison:
+    k = 100.0 / float(eb.scale)  # to display points
+    hib, kind = eb.higher_is_better, eb.kind
     row = MetricComparison(task=task, metric=name, kind=kind, higher_is_better=hib,
-                           base=float(eb["value"]) * k, new=float(en["value"]) * k,
-                           diff=(float(en["value"]) - float(eb["value"])) * k,
+                           base=float(eb.value) * k, new=float(en.value) * k,
+                           diff=(float(en.value) - float(eb.value)) * k,
                            ci=None, p_value=None, test="none", n=len(rb))
     if kind == "corpus":
         try:
@@ -251,11 +250,10 @@ def compare_runs(base: Run, new: Run, tolerance: float = 1.0, alpha: float = 0.0
         if paired is None:
             continue
         for side, a, b in (("BASE", tb, tn), ("NEW", tn, tb)):
-            for name in sorted(set(a["metrics"]) - set(b["metrics"])):
+            for name in sorted(set(a.metrics) - set(b.metrics)):
                 cmp.notes.append(f"task {task}: metric {name} only in {side} (not gated)")
-        for name in sorted(set(tb["metrics"]) & set(tn["metrics"])):
-            row = _compare_metric(task, name, tb["metrics"][name], tn["metrics"][name], *paired,
-                                  cmp=cmp)
+        for name in sorted(set(tb.metrics) & set(tn.metrics)):
+            row = _compare_metric(task, name, tb.metrics[name], tn.metrics[name], *paired, cmp=cmp)
             bad = -row.diff if row.higher_is_better else row.diff
             row.worse = bad > tolerance
             row.significant = row.p_value is not None and row.p_value < alpha

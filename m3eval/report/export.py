@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..record import MetricEntry
 from ..results import atomic_write_json, atomic_write_jsonl
 from .runs import Run, load_run
 
@@ -35,8 +36,8 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()  # lm-eval's hash_string
 
 
-def _stderr(metric: dict[str, Any]) -> float | str:
-    ci = metric.get("ci")
+def _stderr(metric: MetricEntry) -> float | str:
+    ci = metric.ci
     return (ci[1] - ci[0]) / (2 * Z95) if ci else "N/A"  # lm-eval writes "N/A" when it has none
 
 
@@ -46,47 +47,46 @@ def _model_args_string(args: dict[str, Any]) -> str:
 
 def results_json(run: Run) -> dict[str, Any]:
     """lm-eval's aggregated results for a run (the per-sample files are `samples_jsonl`)."""
-    res, cfg = run.results, run.results["run"].get("config", {})
-    model = run.results["run"].get("model") or {}
-    results, configs, versions, hib, n_samples = {}, {}, {}, {}, {}
+    block = run.results.run
+    cfg, model = block.config or {}, block.model or {}
+    results: dict[str, dict[str, Any]] = {}
+    configs, versions, hib, n_samples = {}, {}, {}, {}
     for task, e in run.tasks.items():
         results[task] = {"alias": task}
-        for name, m in e["metrics"].items():
-            results[task][f"{name},{FILTER}"] = m["value"]
+        for name, m in e.metrics.items():
+            results[task][f"{name},{FILTER}"] = m.value
             results[task][f"{name}_stderr,{FILTER}"] = _stderr(m)
-        versions[task] = e["version"]
-        hib[task] = {name: m.get("higher_is_better", True) for name, m in e["metrics"].items()}
-        n_samples[task] = {"original": e.get("n_samples", 0), "effective": e.get("n_samples", 0)}
-        ds = e.get("dataset") or {}
+        versions[task] = e.version
+        hib[task] = {name: m.higher_is_better for name, m in e.metrics.items()}
+        n_samples[task] = {"original": e.n_samples or 0, "effective": e.n_samples or 0}
+        ds = e.dataset or {}
         configs[task] = {
             "task": task, "dataset_path": ds.get("path"), "dataset_name": ds.get("name"),
             "test_split": ds.get("split"), "output_type": "generate_until", "num_fewshot": 0,
-            "description": e.get("description", ""),
-            "metric_list": [{"metric": name, "aggregation": m.get("kind", "mean"),
-                             "higher_is_better": m.get("higher_is_better", True)}
-                            for name, m in e["metrics"].items()],
-            "metadata": {"version": e["version"], "m3eval_primary_metric": e["primary_metric"],
-                         "m3eval_scales": {name: m.get("scale", 1) for name, m in e["metrics"].items()}},
+            "description": e.description or "",
+            "metric_list": [{"metric": name, "aggregation": m.kind, "higher_is_better": m.higher_is_better}
+                            for name, m in e.metrics.items()],
+            "metadata": {"version": e.version, "m3eval_primary_metric": e.primary_metric,
+                         "m3eval_scales": {name: m.scale for name, m in e.metrics.items()}},
         }
-    groups = {g: {"alias": g, f"{e.get('metric', 'mean')},{FILTER}": e["value"]}
-              for g, e in run.groups.items()}
+    groups = {g: {"alias": g, f"{e.metric or 'mean'},{FILTER}": e.value} for g, e in run.groups.items()}
     name = str(model.get("id") or run.name)
-    created = run.results["run"].get("created")
+    created = block.created
     return {
         "results": results,
         **({"groups": groups} if groups else {}),
-        "group_subtasks": {**{g: list(e["tasks"]) for g, e in run.groups.items()},
+        "group_subtasks": {**{g: list(e.tasks) for g, e in run.groups.items()},
                            **{t: [] for t in run.tasks if t not in run.groups}},
         "configs": configs, "versions": versions, "n-shot": {t: 0 for t in run.tasks},
         "higher_is_better": hib, "n-samples": n_samples,
         "config": {"model": model.get("backend"), "model_args": _model_args_string(model.get("args") or {}),
                    "batch_size": cfg.get("batch_size"), "limit": cfg.get("limit"), "random_seed": cfg.get("seed"),
                    "gen_kwargs": cfg.get("gen_kwargs"), "bootstrap_iters": None},
-        "git_hash": run.results["run"].get("git_sha"),
+        "git_hash": block.git_sha,
         "date": _timestamp(created),
-        "task_hashes": {t: e["hash"] for t, e in run.tasks.items()},
+        "task_hashes": {t: e.hash for t, e in run.tasks.items()},
         "model_source": model.get("backend"), "model_name": name, "model_name_sanitized": sanitize(name),
-        "m3eval": {"format": res.get("format"), "run": run.name, "created": created},
+        "m3eval": {"format": run.results.format, "run": run.name, "created": created},
     }
 
 
@@ -95,21 +95,20 @@ def samples_jsonl(run: Run, task: str) -> list[dict[str, Any]]:
     records, _ = run.load_samples(task)
     out = []
     for i, rec in enumerate(records):
-        doc = {k: rec.get(k) for k in ("id", "prompt", "references", "choices", "lang", "instruction", "media")
-               if rec.get(k) is not None}
-        refs = rec.get("references") or []
+        fields = rec.dump()  # the record as written: a doc has the fields the file has
+        doc = {k: fields[k] for k in ("id", "prompt", "references", "choices", "lang", "instruction", "media")
+               if fields.get(k) is not None}
+        refs = rec.references
         target = refs[0] if len(refs) == 1 else json.dumps(refs, ensure_ascii=False)
-        prompt = rec.get("prompt") or ""
-        extracted = rec.get("extracted")
         out.append({
             "doc_id": i, "doc": doc, "target": target,
-            "arguments": {"gen_args_0": {"arg_0": prompt, "arg_1": {}}},
-            "resps": [[rec.get("prediction") or ""]],
-            "filtered_resps": ["" if extracted is None else str(extracted)],
-            "filter": FILTER, "metrics": list(rec["scores"]),
+            "arguments": {"gen_args_0": {"arg_0": rec.prompt, "arg_1": {}}},
+            "resps": [[rec.prediction]],
+            "filtered_resps": ["" if rec.extracted is None else str(rec.extracted)],
+            "filter": FILTER, "metrics": list(rec.scores),
             "doc_hash": _hash(json.dumps(doc, sort_keys=True, ensure_ascii=False)),
-            "prompt_hash": _hash(prompt), "target_hash": _hash(target),
-            **rec["scores"],
+            "prompt_hash": _hash(rec.prompt), "target_hash": _hash(target),
+            **rec.scores,
         })
     return out
 

@@ -1,91 +1,103 @@
-"""Read run directories and reference rows (docs/FORMATS.md) for `compare` and the page.
+"""Read run directories and reference rows (docs/FORMATS.md) for `compare`, `export` and the page.
 
-Read-only: nothing here needs a model or a dataset. Every error names the file and
-the field, so a user can fix a hand-edited or half-written results file.
+Read-only: nothing here needs a model or a dataset. The shape of a file is checked by the
+typed models of m3eval/record.py (every reader shares them); this module adds what makes a
+file unusable rather than malformed (empty, half-written, no tasks). Every error names the
+file and the field, so a user can fix a hand-edited or half-written results file.
 """
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RESULTS_FORMAT = "m3eval.results/1"
-REFERENCE_FORMAT = "m3eval.reference/1"
+from pydantic import ValidationError
+
+from ..errors import ResultsError
+from ..record import (
+    GroupResult,
+    Invocation,
+    MetricEntry,
+    ReferenceFile,
+    ReferenceTask,
+    Results,
+    SampleRecord,
+    TaskResult,
+    field_path,
+    parse_reference,
+    parse_results,
+)
+from ..results import sample_record
+
+__all__ = ["Reference", "ResultsError", "Run", "display_ci", "display_value", "find_runs", "load_reference",
+           "load_references", "load_run", "load_samples"]
 
 
-class ResultsError(ValueError):
-    """A results or reference file that cannot be used (malformed, partial, older format)."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class Run:
+    """A finished run: its folder and its results.json as the typed record."""
+
     path: Path  # the run directory
-    results: dict[str, Any]
+    results: Results
 
     @property
     def name(self) -> str:
-        return str(self.results["run"]["name"])
+        return self.results.run.name
 
     @property
     def model_id(self) -> str:
-        model = self.results["run"].get("model") or {}
-        return str(model.get("id") or model.get("args", {}).get("pretrained") or self.name)
+        model = self.results.run.model or {}
+        return str(model.get("id") or (model.get("args") or {}).get("pretrained") or self.name)
 
     @property
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        return self.results["tasks"]
+    def tasks(self) -> dict[str, TaskResult]:
+        return self.results.tasks
 
     @property
-    def groups(self) -> dict[str, dict[str, Any]]:
-        return self.results.get("groups") or {}
+    def groups(self) -> dict[str, GroupResult]:
+        return self.results.groups
 
-    def invocation(self, task: str) -> tuple[dict[str, Any], dict[str, Any], str]:
-        """(config, model, created) of the `m3eval run` call that produced a task: its own
-        record (tasks.<t>.invocation, when several calls filled the folder), else the run block."""
-        block = self.results["run"]
-        inv = self.tasks.get(task, {}).get("invocation")
-        inv = inv if isinstance(inv, dict) else {}
-        return (inv.get("config") or block.get("config") or {}, inv.get("model") or block.get("model") or {},
-                str(inv.get("created") or block.get("created") or ""))
+    def invocation(self, task: str) -> Invocation:
+        """The `m3eval run` call that produced a task: its own record (tasks.<t>.invocation, when
+        several calls filled the folder), each part it lacks taken from the run block."""
+        block = self.results.run
+        entry = self.results.tasks.get(task)
+        own = entry.invocation if entry is not None and entry.invocation is not None else Invocation()
+        return Invocation(config=own.config or block.config or {}, model=own.model or block.model or {},
+                          created=own.created or block.created)
 
     def samples_path(self, task: str) -> Path:
         return self.path / "samples" / f"{task}.jsonl"
 
-    def load_samples(self, task: str) -> tuple[list[dict[str, Any]], list[str]]:
+    def load_samples(self, task: str) -> tuple[list[SampleRecord], list[str]]:
         """Per-sample records of one task, and warnings for lines that could not be read."""
         return load_samples(self.samples_path(task))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reference:
-    """Scores reported in a paper: shown beside runs, never measured here."""
+    """Scores reported in a paper (results/reference/*.json): shown beside runs, never measured here."""
 
     path: Path
-    model: str
-    source: str
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    file: ReferenceFile
 
+    @property
+    def model(self) -> str:
+        return self.file.model
 
-def _require(obj: Any, key: str, kind: type | tuple[type, ...], where: str, file: Path) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise ResultsError(f"{file}: missing field '{where}{key}'")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and bool not in _as_tuple(kind):
-        raise ResultsError(f"{file}: field '{where}{key}' should be {_kind_name(kind)}, got {type(value).__name__}")
-    return value
+    @property
+    def source(self) -> str:
+        return self.file.source
 
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in _as_tuple(kind))
+    @property
+    def tasks(self) -> dict[str, ReferenceTask]:
+        return self.file.tasks
 
 
 def _read_json(file: Path) -> Any:
+    """A results or reference file as the page and `compare` find it: an unreadable, empty or
+    half-written file is a ResultsError saying which (results.read_results serves the writers)."""
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -100,94 +112,6 @@ def _read_json(file: Path) -> Any:
         raise ResultsError(f"{file}: malformed or partial JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
 
 
-def _check_format(data: Any, expected: str, file: Path) -> None:
-    if not isinstance(data, dict):
-        raise ResultsError(f"{file}: top level should be a JSON object, got {type(data).__name__}")
-    found = data.get("format")
-    if found == expected:
-        return
-    family = expected.split("/")[0]
-    if found is None:
-        raise ResultsError(f"{file}: missing field 'format' (expected {expected!r}); "
-                           "an older results format? re-score the run with `m3eval score RUN_DIR`")
-    if isinstance(found, str) and found.startswith(family + "/"):
-        raise ResultsError(f"{file}: field 'format' is {found!r}, this m3eval reads {expected!r}; "
-                           "re-score the run with `m3eval score RUN_DIR`")
-    raise ResultsError(f"{file}: field 'format' is {found!r}, not an m3eval file of kind {expected!r}")
-
-
-def _check_metric(metric: Any, where: str, file: Path) -> None:
-    value = _require(metric, "value", (int, float), where, file)
-    if not math.isfinite(value):
-        raise ResultsError(f"{file}: field '{where}value' is {value}, not a finite number")
-    ci = metric.get("ci")
-    if ci is not None and not (isinstance(ci, list) and len(ci) == 2
-                               and all(isinstance(x, (int, float)) for x in ci)):
-        raise ResultsError(f"{file}: field '{where}ci' should be [low, high], got {ci!r}")
-    scale = metric.get("scale", 1)  # 1 or 100 for m3eval's metrics; a plugin may use another full scale
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
-        raise ResultsError(f"{file}: field '{where}scale' should be a positive number (1 or 100), got {scale!r}")
-
-
-def validate_results(data: Any, file: Path) -> dict[str, Any]:
-    """Check what compare and the page rely on; raise ResultsError naming file and field."""
-    _check_format(data, RESULTS_FORMAT, file)
-    run = _require(data, "run", dict, "", file)
-    _require(run, "name", str, "run.", file)
-    tasks = _require(data, "tasks", dict, "", file)
-    if not tasks:
-        raise ResultsError(f"{file}: field 'tasks' is empty (a partial run?)")
-    for name, task in tasks.items():
-        where = f"tasks.{name}."
-        if not isinstance(task, dict):
-            raise ResultsError(f"{file}: field 'tasks.{name}' should be an object")
-        _require(task, "hash", str, where, file)
-        _require(task, "version", (int, str), where, file)
-        metrics = _require(task, "metrics", dict, where, file)
-        if not metrics:
-            raise ResultsError(f"{file}: field '{where}metrics' is empty")
-        for mname, metric in metrics.items():
-            if not isinstance(metric, dict):
-                raise ResultsError(f"{file}: field '{where}metrics.{mname}' should be an object")
-            _check_metric(metric, f"{where}metrics.{mname}.", file)
-        primary = _require(task, "primary_metric", str, where, file)
-        if primary not in metrics:
-            raise ResultsError(f"{file}: field '{where}primary_metric' is {primary!r}, "
-                               f"not one of its metrics ({', '.join(metrics)})")
-        _check_optional(task, where, file)
-    for key in ("model", "config", "versions"):
-        _optional_kind(run.get(key), dict, f"run.{key}", file)
-    _optional_kind(data.get("timings"), dict, "timings", file)
-    groups = data.get("groups") or {}
-    _optional_kind(groups, dict, "groups", file)
-    for g, group in groups.items():
-        _optional_kind(group, dict, f"groups.{g}", file)
-        members = _require(group, "tasks", list, f"groups.{g}.", file)
-        if not all(isinstance(t, str) for t in members):
-            raise ResultsError(f"{file}: field 'groups.{g}.tasks' should be a list of task names")
-        _require(group, "value", (int, float, type(None)), f"groups.{g}.", file)  # None: not computable
-    return data
-
-
-def _optional_kind(value: Any, kind: type, where: str, file: Path) -> None:
-    if value is not None and not isinstance(value, kind):
-        raise ResultsError(f"{file}: field '{where}' should be {_kind_name(kind)}, got {type(value).__name__}")
-
-
-def _check_optional(task: dict[str, Any], where: str, file: Path) -> None:
-    """Optional task fields the page draws from: wrong shapes are errors, not crashes later."""
-    _optional_kind(task.get("dataset"), dict, f"{where}dataset", file)
-    langs = task.get("languages")
-    _optional_kind(langs, dict, f"{where}languages", file)
-    for lang, metrics in (langs or {}).items():
-        _optional_kind(metrics, dict, f"{where}languages.{lang}", file)
-    inst = task.get("instructions")
-    _optional_kind(inst, dict, f"{where}instructions", file)
-    per = (inst or {}).get("per_instruction")
-    if per is not None and not (isinstance(per, list) and all(isinstance(v, (int, float)) for v in per)):
-        raise ResultsError(f"{file}: field '{where}instructions.per_instruction' should be a list of numbers")
-
-
 def load_run(path: str | Path) -> Run:
     """A run from its directory or its results.json; ResultsError if it cannot be used."""
     path = Path(path)
@@ -196,8 +120,10 @@ def load_run(path: str | Path) -> Run:
     file = path / "results.json" if path.is_dir() else path
     if path.is_dir() and not file.exists():
         raise ResultsError(f"{path}: not a run directory (no results.json in it)")
-    data = validate_results(_read_json(file), file)
-    return Run(path=file.parent, results=data)
+    results = parse_results(_read_json(file), file)
+    if not results.tasks:  # valid, but nothing to show or compare
+        raise ResultsError(f"{file}: field 'tasks' is empty (a partial run?)")
+    return Run(path=file.parent, results=results)
 
 
 def find_runs(results_dir: str | Path) -> tuple[list[Run], list[str]]:
@@ -228,15 +154,7 @@ def find_runs(results_dir: str | Path) -> tuple[list[Run], list[str]]:
 
 
 def load_reference(file: Path) -> Reference:
-    data = _read_json(file)
-    _check_format(data, REFERENCE_FORMAT, file)
-    model = _require(data, "model", str, "", file)
-    tasks = _require(data, "tasks", dict, "", file)
-    for name, task in tasks.items():
-        metrics = _require(task, "metrics", dict, f"tasks.{name}.", file)
-        for mname, metric in metrics.items():
-            _check_metric(metric, f"tasks.{name}.metrics.{mname}.", file)
-    return Reference(path=file, model=model, source=str(data.get("source", "")), tasks=tasks)
+    return Reference(path=file, file=parse_reference(_read_json(file), file))
 
 
 def load_references(results_dir: str | Path) -> tuple[list[Reference], list[str]]:
@@ -254,11 +172,12 @@ def load_references(results_dir: str | Path) -> tuple[list[Reference], list[str]
     return refs, warnings
 
 
-def load_samples(file: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Records of a samples/<task>.jsonl; a bad line is skipped and reported, not fatal."""
+def load_samples(file: Path) -> tuple[list[SampleRecord], list[str]]:
+    """Records of a samples/<task>.jsonl; a bad line is skipped and reported, not fatal (a page
+    over a damaged file still shows the rest)."""
     if not file.exists():
         return [], [f"{file}: no such file (the run has no per-sample records for this task)"]
-    records: list[dict[str, Any]] = []
+    records: list[SampleRecord] = []
     warnings: list[str] = []
     with file.open(encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
@@ -269,25 +188,27 @@ def load_samples(file: Path) -> tuple[list[dict[str, Any]], list[str]]:
             except json.JSONDecodeError as e:
                 warnings.append(f"{file}:{lineno}: malformed JSON line skipped ({e.msg})")
                 continue
-            if not isinstance(rec, dict) or not isinstance(rec.get("id"), (str, int)):
+            if not isinstance(rec, dict) or not isinstance(rec.get("id"), (str, int)) or isinstance(rec["id"], bool):
                 warnings.append(f"{file}:{lineno}: record without an 'id' skipped")
                 continue
+            rec["id"] = str(rec["id"])
             if not isinstance(rec.get("scores"), dict):
                 warnings.append(f"{file}:{lineno}: sample {rec['id']!r} has no 'scores' object; skipped")
                 continue
-            rec["id"] = str(rec["id"])
-            records.append(rec)
+            try:
+                records.append(sample_record(rec))
+            except ValidationError as e:
+                warnings.append(f"{file}:{lineno}: sample {rec['id']!r} skipped: {field_path(e)}")
     return records, warnings
 
 
-def display_value(metric: dict[str, Any]) -> float:
+def display_value(metric: MetricEntry) -> float:
     """A metric's value on the page's 0..100 scale."""
-    return float(metric["value"]) * (100.0 / float(metric.get("scale", 1)))
+    return float(metric.value) * (100.0 / float(metric.scale))
 
 
-def display_ci(metric: dict[str, Any]) -> tuple[float, float] | None:
-    ci = metric.get("ci")
-    if not ci:
+def display_ci(metric: MetricEntry) -> tuple[float, float] | None:
+    if not metric.ci:
         return None
-    k = 100.0 / float(metric.get("scale", 1))
-    return float(ci[0]) * k, float(ci[1]) * k
+    k = 100.0 / float(metric.scale)
+    return float(metric.ci[0]) * k, float(metric.ci[1]) * k

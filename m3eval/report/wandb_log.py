@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from ..run.resume import RunError
+from ..errors import RunError
 from .runs import load_run
 
 SAMPLE_COLUMNS = ["id", "prompt", "prediction", "extracted", "references", "lang", "instruction", "error"]
@@ -19,17 +20,18 @@ def log_run(run_dir: Path, project: str, entity: str | None = None) -> str:
     except ImportError:
         raise RunError("--wandb-project needs the wandb package: pip install 'm3eval[wandb]'") from None
     run = load_run(run_dir)
-    config = {"m3eval_run": run.name, **run.results["run"]}
+    config = {"m3eval_run": run.name, **run.results.run.dump()}
     wb = wandb.init(project=project, entity=entity, name=run.name, job_type="eval", config=config)
     try:
-        scores = {f"{task}/{name}": m["value"] for task, e in run.tasks.items() for name, m in e["metrics"].items()}
-        scores.update({f"group/{g}": e["value"] for g, e in run.groups.items() if e.get("value") is not None})
+        scores: dict[str, Any] = {f"{task}/{name}": m.value
+                                  for task, e in run.tasks.items() for name, m in e.metrics.items()}
+        scores.update({f"group/{g}": e.value for g, e in run.groups.items() if e.value is not None})
         for task in run.tasks:
             records, _ = run.load_samples(task)
-            metrics = sorted({k for r in records for k in r["scores"]})
-            table = wandb.Table(columns=SAMPLE_COLUMNS + metrics)
+            metrics = sorted({k for r in records for k in r.scores})
+            table = wandb.Table(columns=[*SAMPLE_COLUMNS, *metrics])
             for r in records:
-                table.add_data(*[_cell(r.get(c)) for c in SAMPLE_COLUMNS], *[r["scores"].get(m) for m in metrics])
+                table.add_data(*[_cell(getattr(r, c)) for c in SAMPLE_COLUMNS], *[r.scores.get(m) for m in metrics])
             scores[f"{task}/samples"] = table
         wb.log(scores)
         return str(Path(wb.dir).parent)

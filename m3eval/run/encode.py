@@ -24,29 +24,36 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import datasets
 import numpy as np
 
 from ..data.media import VideoRule
+from ..data.samples import LazyField
 from ..metrics.openness import openness_curve
 from ..metrics.retrieval import retrieval_ranks
-from ..results import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, prediction_files, read_predictions
-from .prefetch import prepare
+from ..models.base import ModelAdapter
+from ..record import SampleFailure
+from ..results import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_jsonl,
+    encoder_extras_file,
+    prediction_files,
+    read_predictions,
+)
 from ..tasks.schema import TaskSpec
 from ..types import Prediction, Sample
+from .prefetch import prepare
 
 CHUNK = 256  # images or texts per cached embedding file
 TOP = 10  # class indices kept per zero-shot prediction
 
 
-def is_encoder(model: Any) -> bool:
-    return callable(getattr(model, "encode_images", None)) and callable(getattr(model, "encode_texts", None))
-
-
-def model_fits(spec: TaskSpec, model: Any) -> str | None:
-    """Why this model cannot run this task, or None."""
-    if spec.type == "generate" and is_encoder(model):
+def model_fits(spec: TaskSpec, model: ModelAdapter) -> str | None:
+    """Why this model cannot run this task, or None (`model.is_encoder`: the encoder task types)."""
+    if spec.type == "generate" and model.is_encoder:
         return "type generate: the encoder backend cannot generate text (run it with --model hf / openai)"
-    if spec.type != "generate" and not is_encoder(model):
+    if spec.type != "generate" and not model.is_encoder:
         return f"type {spec.type}: needs a contrastive encoder backend (--model clip)"
     return None
 
@@ -62,12 +69,16 @@ def pending(spec: TaskSpec, samples: list[Sample], run_dir: Path) -> int:
     return 0 if _finished(spec, samples, run_dir) is not None else len(samples)
 
 
-def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: Any, run_dir: Path) -> tuple[list[Prediction], float]:
-    """Predictions for one encoder task (reused when the run folder already has them), seconds spent."""
+def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: ModelAdapter | None, run_dir: Path
+                     ) -> tuple[list[Prediction], float]:
+    """Predictions for one encoder task (reused when the run folder already has them), seconds spent.
+    `model` is None when no task is pending (the model was not loaded): every task is finished."""
     t0 = time.perf_counter()
     finished = _finished(spec, samples, run_dir)
     if finished is not None:
         return finished, 0.0
+    if model is None:
+        raise RuntimeError(f"task {spec.task}: predictions to compute but no model loaded")
     cache = _Cache(run_dir / "embeddings" / spec.task, model)
     # images are decoded chunk by chunk (never a whole dataset in memory); a bad one fails alone
     img, errors = cache.embed("image", [s.id for s in samples], lambda idx: _image_chunk(samples, idx, model))
@@ -81,21 +92,13 @@ def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: Any, run_dir:
         p.seconds = seconds / max(len(preds), 1)
     atomic_write_jsonl(prediction_files(run_dir, spec.task)[0], [p.to_json() for p in preds])
     if extra:
-        atomic_write_json(run_dir / "encoders" / f"{spec.task}.json", extra)
+        atomic_write_json(encoder_extras_file(run_dir, spec.task), extra)
     return preds, seconds
-
-
-def add_extras(run_dir: Path, tasks: dict[str, dict[str, Any]]) -> None:
-    """Put each encoder task's extra results (openness) into its results entry."""
-    for name, entry in tasks.items():
-        path = run_dir / "encoders" / f"{name}.json"
-        if path.exists():
-            entry.update(json.loads(path.read_text()))
 
 
 # ---- images and the embedding cache ---------------------------------------------------------
 
-def _image_chunk(samples: list[Sample], idx: list[int], model: Any) -> tuple[np.ndarray, dict[int, str]]:
+def _image_chunk(samples: list[Sample], idx: list[int], model: ModelAdapter) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of these samples' images (NaN rows where a sample failed) and the errors. The
     images are decoded as for generation (prefetch.prepare): a bad row or image fails that sample."""
     images, ok, errors = [], [], {}
@@ -103,7 +106,7 @@ def _image_chunk(samples: list[Sample], idx: list[int], model: Any) -> tuple[np.
         p = prepare(samples[i], VideoRule(), None)
         image = next((part["image"] for part in p.message or [] if part["type"] == "image"), None)
         if p.error or image is None:
-            errors[j] = p.error or "ValueError: the sample has no image (doc.images)"
+            errors[j] = str(p.error or "ValueError: the sample has no image (doc.images)")  # cached as text
             continue
         images.append(image)
         ok.append(j)
@@ -114,9 +117,9 @@ def _image_chunk(samples: list[Sample], idx: list[int], model: Any) -> tuple[np.
 
 
 class _Cache:
-    def __init__(self, folder: Path, model: Any):
+    def __init__(self, folder: Path, model: ModelAdapter):
         self.folder = folder
-        info = model.info() if hasattr(model, "info") else {}
+        info = model.info()
         self.model_key = json.dumps([info.get("id"), info.get("revision"), info.get("dtype")])
 
     def embed(self, kind: str, keys: list[str],
@@ -146,8 +149,8 @@ class _Cache:
 
 
 def _pred(s: Sample, text: str, error: str | None, prompt: str = "") -> Prediction:
-    return Prediction(id=s.id, prediction="" if error else text, prompt=prompt, references=list(s.references),
-                      lang=s.lang, error=error)
+    failure = None if error is None else SampleFailure.parse(error)  # a data failure: the embedding cache keeps text
+    return Prediction.for_sample(s, text, error=failure, prompt=prompt)
 
 
 # ---- zero-shot classification ---------------------------------------------------------------
@@ -159,8 +162,8 @@ def _lines(value: list[str] | str, spec: TaskSpec, samples: list[Sample], what: 
     if value.startswith("feature:"):
         col = value[len("feature:"):]
         src = samples[0].media[0].source if samples and samples[0].media else None
-        feats = getattr(getattr(src, "ds", None), "features", {}) or {}
-        names = getattr(feats.get(col), "names", None)
+        feature = src.ds.features.get(col) if isinstance(src, LazyField) else None  # the rows' own schema
+        names = feature.names if isinstance(feature, datasets.ClassLabel) else None
         if not names:
             raise ValueError(f"task {spec.task}: encoder.{what}: column {col!r} is not a ClassLabel with names")
         return [n.split(",")[0].strip() for n in names]  # ImageNet's "tench, Tinca tinca": the first synonym
@@ -170,10 +173,14 @@ def _lines(value: list[str] | str, spec: TaskSpec, samples: list[Sample], what: 
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def class_embeddings(spec: TaskSpec, lang: str, samples: list[Sample], cache: _Cache, model: Any) -> np.ndarray:
+def class_embeddings(spec: TaskSpec, lang: str, samples: list[Sample], cache: _Cache, model: ModelAdapter
+                     ) -> np.ndarray:
     enc = spec.encoder
+    if enc is None or enc.classes is None or enc.templates is None:  # the task schema requires them
+        raise ValueError(f"task {spec.task}: zero_shot_classification needs encoder.classes and encoder.templates")
     if lang not in enc.classes:
-        raise ValueError(f"task {spec.task}: samples in language {lang!r} but encoder.classes has {sorted(enc.classes)}")
+        raise ValueError(f"task {spec.task}: samples in language {lang!r} "
+                         f"but encoder.classes has {sorted(enc.classes)}")
     names = _lines(enc.classes[lang], spec, samples, f"classes.{lang}")
     templates = _lines(enc.templates[lang], spec, samples, f"templates.{lang}")
     texts = [t.replace("{}", n) for n in names for t in templates]
@@ -183,7 +190,7 @@ def class_embeddings(spec: TaskSpec, lang: str, samples: list[Sample], cache: _C
 
 
 def _zero_shot(spec: TaskSpec, samples: list[Sample], img: np.ndarray, errors: list[str | None],
-               cache: _Cache, model: Any) -> tuple[list[Prediction], dict[str, Any]]:
+               cache: _Cache, model: ModelAdapter) -> tuple[list[Prediction], dict[str, Any]]:
     preds: list[Prediction | None] = [None] * len(samples)
     extra: dict[str, Any] = {}
     for lang in sorted({s.lang for s in samples}):
@@ -197,8 +204,8 @@ def _zero_shot(spec: TaskSpec, samples: list[Sample], img: np.ndarray, errors: l
                 errors[i] = f"label {ref!r} is not a class index 0..{len(cls) - 1}"
             preds[i] = _pred(samples[i], " ".join(map(str, top[row])), errors[i], f"{len(cls)} classes")
         ok = [r for r, i in enumerate(idx) if errors[i] is None]
-        if spec.encoder.openness and ok:
-            o = spec.encoder.openness
+        o = spec.encoder.openness if spec.encoder is not None else None
+        if o and ok:
             labels = [int(samples[idx[r]].references[0]) for r in ok]
             curve = openness_curve(logits[ok], labels, o.step, o.trials, o.seed)
             extra.setdefault("openness", {})[lang] = curve
@@ -208,7 +215,7 @@ def _zero_shot(spec: TaskSpec, samples: list[Sample], img: np.ndarray, errors: l
 # ---- retrieval ------------------------------------------------------------------------------
 
 def _retrieval(samples: list[Sample], img: np.ndarray, errors: list[str | None], cache: _Cache,
-               model: Any) -> tuple[list[Prediction], dict[str, Any]]:
+               model: ModelAdapter) -> tuple[list[Prediction], dict[str, Any]]:
     texts, owner = [], []
     for i, s in enumerate(samples):
         if not s.references:

@@ -18,17 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from tqdm import tqdm
 
 from ..data.media import VideoRule
-from .distributed import Dist
-from ..models.base import BadMessageError, GenerationConfig
-from .prefetch import Decoded, Prepared, decoded_stream, with_messages
-from ..results import GENERATE_ERROR, append_jsonl, atomic_write_jsonl, prediction_files, read_predictions
+from ..errors import BadMessageError
+from ..models.base import GenerationConfig, ModelAdapter
+from ..record import SampleFailure
+from ..results import append_jsonl, atomic_write_jsonl, prediction_files, read_predictions
 from ..tasks.schema import TaskSpec
 from ..types import Message, Prediction, Sample
+from .distributed import Dist
+from .prefetch import Decoded, Prepared, decoded_stream, with_messages
 
 
 @dataclass
@@ -37,11 +39,18 @@ class GenStats:
     samples: int = 0
 
 
-def _generate_batch(model: Any, batch: list[Prepared], gen: GenerationConfig) -> list[str | Exception]:
+def _message(p: Prepared) -> Message:
+    """The message of a sample that decoded (with_messages() gives each of them one)."""
+    if p.message is None:
+        raise RuntimeError(f"sample {p.sample.id}: no decoded message")
+    return p.message
+
+
+def _generate_batch(model: ModelAdapter, batch: list[Prepared], gen: GenerationConfig) -> list[str | Exception]:
     """Outputs aligned with batch; a malformed message or a failing batch is retried
     sample by sample, so one bad sample never costs the others."""
     try:
-        outputs = list(model.generate([p.message for p in batch], gen))
+        outputs: list[str | Exception] = list(model.generate([_message(p) for p in batch], gen))
         if len(outputs) != len(batch):
             raise RuntimeError(f"the model returned {len(outputs)} outputs for {len(batch)} inputs")
         return outputs
@@ -75,7 +84,7 @@ def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_
     """Skip what earlier runs finished; take this rank's share of the rest. Every rank must
     plan every task before any rank generates (a barrier), so all see the same finished set."""
     done = {i: p for i, p in read_predictions(prediction_files(run_dir, spec.task)).items()
-            if not (p.error or "").startswith(GENERATE_ERROR)}  # a model failure (OOM, timeout) is retried
+            if p.error is None or p.error.stage != "generate"}  # a model failure (OOM, timeout) is retried
     pending = [s for s in samples if s.id not in done][dist.rank::dist.world_size]
     pending.sort(key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))  # longest first: OOM shows early
     return TaskPlan(spec, samples, gen, [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)],
@@ -84,25 +93,27 @@ def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_
                     run_dir / "media" / spec.task if save_media else None)
 
 
-def generate_tasks(plans: list[TaskPlan], model: Any, on_done: Callable[[TaskPlan, GenStats], None],
+def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: Callable[[TaskPlan, GenStats], None],
                    progress: bool = True) -> None:
     """Run every plan's batches as one stream. Media decoding (and the model's own
     pre-processing) runs ahead of the model, across task boundaries (prefetch.py: a worker
     process, or threads), and the logs are written behind it in a thread, so the model
-    waits for neither. A backend with `generate_stream` (openai, vllm) gets all samples of all
-    tasks as one lazy stream and each prediction is logged as it completes. A task's log
+    waits for neither. A streaming backend (`model.streams`: openai, vllm) gets all samples of
+    all tasks as one lazy stream and each prediction is logged as it completes. A task's log
     is complete before `on_done` sees it, and tasks finish in plan order (so every rank
     meets the same collectives); leaving the `with` (also on a crash) waits for every
-    queued write, so finished predictions are never lost."""
+    queued write, so finished predictions are never lost. `model` is None when no plan has
+    a batch left (the model was not loaded): each task is only handed to `on_done`."""
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
             closing(decoded_stream(plans, model, pool)) as decoded:  # closed first: a worker process stops
-        if hasattr(model, "generate_stream"):
+        if model is not None and model.streams:
             _stream_tasks(plans, model, decoded, writer, on_done, progress)
             return
         for plan in plans:
             stats, writes = GenStats(), []
             bar = _progress(plan.spec.task, sum(map(len, plan.batches)), progress)
             for _ in plan.batches:
+                assert model is not None, "a batch to generate but no model"
                 rows, dt = _run_batch(model, next(decoded), plan.gen)
                 stats.generate_s += dt
                 stats.samples += len(rows)
@@ -141,7 +152,7 @@ class _Appender:
             w.result()  # a failed write (disk full) is an error, not a silent loss
 
 
-def _stream_tasks(plans: list[TaskPlan], model: Any, decoded: Iterator[Decoded], writer: ThreadPoolExecutor,
+def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[Decoded], writer: ThreadPoolExecutor,
                   on_done: Callable[[TaskPlan, GenStats], None], progress: bool) -> None:
     """Continuous submission: the backend pulls samples as its slots free, across batch and
     task boundaries. A failed request is that sample's error once: no retry round here
@@ -170,33 +181,36 @@ def _stream_tasks(plans: list[TaskPlan], model: Any, decoded: Iterator[Decoded],
                     log(i, _prediction(p, "", p.error, 0.0).to_json())
                 else:
                     first[i] = first[i] or time.perf_counter()
-                    yield (i, p), p.message, d.plan.gen
+                    yield (i, p), _message(p), d.plan.gen
 
     def finish_ready() -> None:
         nonlocal finished
         while finished < len(plans) and left[finished] == 0:
             i = finished
             logs[i].wait()
-            stats[i].generate_s = max(0.0, last[i] - first[i]) if first[i] else 0.0
+            started = first[i]
+            stats[i].generate_s = max(0.0, last[i] - started) if started else 0.0
             finished += 1
             on_done(plans[i], stats[i])
 
     finish_ready()
     for (i, p), out, seconds in model.generate_stream(requests()):
         last[i] = time.perf_counter()
-        error = f"{GENERATE_ERROR}{type(out).__name__}: {out}" if isinstance(out, Exception) else None
-        log(i, _prediction(p, "" if error else out, error, seconds).to_json())
+        if isinstance(out, Exception):
+            log(i, _prediction(p, "", SampleFailure.of("generate", out), seconds).to_json())
+        else:
+            log(i, _prediction(p, out, None, seconds).to_json())
         finish_ready()
     finish_ready()
     bar.close()
 
 
-def _run_batch(model: Any, batch: Decoded, gen: GenerationConfig) -> tuple[list[dict], float]:
+def _run_batch(model: ModelAdapter, batch: Decoded, gen: GenerationConfig) -> tuple[list[dict], float]:
     """Generate for the samples that decoded; every sample gets a row, failed ones with their error."""
     prepared = batch.prepared
     ready = [p for p in prepared if p.error is None]
     t0 = time.perf_counter()
-    outputs = None
+    outputs: list[str | Exception] | None = None
     if batch.inputs is not None:
         try:
             outputs = list(model.generate_prepared(batch.inputs, gen))
@@ -214,17 +228,14 @@ def _run_batch(model: Any, batch: Decoded, gen: GenerationConfig) -> tuple[list[
     rows = []
     for p in prepared:
         out = by_id.get(p.sample.id, "")
-        error = p.error or (f"{GENERATE_ERROR}{type(out).__name__}: {out}" if isinstance(out, Exception) else None)
+        error = p.error or (SampleFailure.of("generate", out) if isinstance(out, Exception) else None)
         text = "" if isinstance(out, Exception) else out
         rows.append(_prediction(p, text, error, dt / max(len(ready), 1)).to_json())
     return rows, dt
 
 
-def _prediction(p: Prepared, text: str, error: str | None, seconds: float) -> Prediction:
-    s = p.sample
-    return Prediction(id=s.id, prediction=text, prompt=s.prompt, references=s.references, choices=s.choices,
-                      lang=s.lang, instruction=s.instruction, cluster=s.cluster, error=error, seconds=round(seconds, 6),
-                      media_info=p.info)
+def _prediction(p: Prepared, text: str, error: SampleFailure | None, seconds: float) -> Prediction:
+    return Prediction.for_sample(p.sample, text, error=error, seconds=seconds, media_info=p.info)
 
 
 def consolidate(spec: TaskSpec, samples: list[Sample], run_dir: Path, dist: Dist) -> list[Prediction] | None:

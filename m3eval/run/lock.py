@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import RunError
 from ..results import TMP_PREFIX, TMP_SUFFIX
 from .distributed import Dist
-from .resume import RunError
 
 LOCK_NAME = ".m3eval.lock"
 # atomic_write_bytes' temp names (results.TMP_PREFIX/TMP_SUFFIX around mkstemp's 8 random characters)

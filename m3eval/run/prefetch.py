@@ -17,10 +17,13 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
-from ..data.media import MediaError, VideoRule, decode_media, thumbnail_jpeg
+from ..data.media import VideoRule, decode_media, thumbnail_jpeg
 from ..data.samples import LazyField
+from ..errors import MediaError
+from ..models.base import ModelAdapter
+from ..record import SampleFailure
 from ..results import atomic_write_bytes, media_filename
 from ..types import Media, Message, Sample
 
@@ -35,7 +38,7 @@ class Prepared:
     sample: Sample
     message: Message | None
     info: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
+    error: SampleFailure | None = None
 
 
 @dataclass
@@ -53,8 +56,8 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
     """Decode a sample's media into one Message; a bad image or video fails only this sample."""
     parts: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
-    if sample.metadata.get("error"):  # a bad row (no references, prompt too large): recorded, not generated
-        return Prepared(sample, None, info, sample.metadata["error"])
+    if sample.failure is not None:  # a bad row (no references, prompt too large): recorded, not generated
+        return Prepared(sample, None, info, sample.failure)
     try:
         for m in sample.media:
             value = m.source.get() if isinstance(m.source, LazyField) else m.source
@@ -68,7 +71,7 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared
                 else:  # one video a sample: keep its sampling record (rule, frames, indices)
                     info.update(part_info)
     except (MediaError, OSError, KeyError, ValueError) as e:
-        return Prepared(sample, None, info, f"{type(e).__name__}: {e}")
+        return Prepared(sample, None, info, SampleFailure.of("data", e))
     if media_dir is not None and parts:
         try:
             _save_thumbnail(media_dir / media_filename(sample.id), parts)
@@ -111,14 +114,17 @@ def with_messages(decoded: Decoded) -> list[Prepared]:
     return out
 
 
-def decoded_stream(plans: list[Any], model: Any, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
-    """Every plan's batches in order, decoded ahead of the model (see the module doc)."""
+def decoded_stream(plans: list[Any], model: ModelAdapter | None,
+                   pool: ThreadPoolExecutor) -> Generator[Decoded, None, None]:
+    """Every plan's batches in order, decoded ahead of the model (see the module doc). `model`
+    is None when nothing is left to generate (the stream is empty)."""
     stream = [(plan, batch) for plan in plans for batch in plan.batches]
-    preprocess = model.preprocess if getattr(model, "splits_preprocessing", False) else None
+    if model is None or not model.splits_preprocessing:
+        return _in_threads(stream, None, pool)
     # a streaming backend takes the decoded messages themselves: those stay in this process
-    if preprocess is not None and stream and worker_process_ok() and not hasattr(model, "generate_stream"):
-        return _in_process(stream, preprocess)
-    return _in_threads(stream, preprocess, pool)
+    if stream and worker_process_ok() and not model.streams:
+        return _in_process(stream, model.preprocess)
+    return _in_threads(stream, model.preprocess, pool)
 
 
 def worker_process_ok() -> bool:
@@ -131,59 +137,69 @@ def worker_process_ok() -> bool:
     return mode == "process" and sys.platform.startswith("linux")
 
 
-def _in_threads(stream: list, preprocess: Callable | None, pool: ThreadPoolExecutor) -> Iterator[Decoded]:
-    ahead = deque(pool.submit(decode_batch, *item, preprocess) for item in stream[:PREFETCH])
+# (plan, batch): one batch of a plan's samples
+_Item = tuple[Any, list[Sample]]
+# what a worker returns for a batch: each sample's media record and error, and the pickled inputs
+_WorkerBatch = tuple[list[dict[str, Any]], list[SampleFailure | None], bytes]
+
+
+def _in_threads(stream: list[_Item], preprocess: Callable | None,
+                pool: ThreadPoolExecutor) -> Generator[Decoded, None, None]:
+    ahead = deque(pool.submit(decode_batch, plan, batch, preprocess) for plan, batch in stream[:PREFETCH])
     queued = len(ahead)
     while ahead:
         decoded = ahead.popleft().result()
         if queued < len(stream):
-            ahead.append(pool.submit(decode_batch, *stream[queued], preprocess))
+            plan, batch = stream[queued]
+            ahead.append(pool.submit(decode_batch, plan, batch, preprocess))
             queued += 1
         yield decoded
 
 
-class _Batches:
-    """The stream as a map-style dataset; a worker returns what the model's process lacks
-    (each sample's media record and error, and the inputs), never the samples themselves."""
-
-    def __init__(self, stream: list, preprocess: Callable):
-        self.stream, self.preprocess = stream, preprocess
-
-    def __len__(self) -> int:
-        return len(self.stream)
-
-    def __getitem__(self, i: int) -> tuple[list, list, bytes]:
-        d = decode_batch(*self.stream[i], self.preprocess)
-        # The inputs travel as plain pickled bytes (tensors by value), not as torch's shared-memory
-        # handles: those need room in /dev/shm (64 MB in a default container) and a file-descriptor
-        # server thread in this worker that prints tracebacks when the run is interrupted. The
-        # copy costs ~50 ms for a 37 MB batch of high-resolution images; nothing for small ones.
-        try:
-            inputs = pickle.dumps(d.inputs)
-        except Exception:  # noqa: BLE001 - e.g. a remote-code processor's object: the model's process decodes again
-            inputs = pickle.dumps(None)
-        return [p.info for p in d.prepared], [p.error for p in d.prepared], inputs
+def _worker_batch(item: _Item, preprocess: Callable) -> _WorkerBatch:
+    """One batch decoded in the worker process: what the model's process lacks (each sample's
+    media record and error, and the inputs), never the samples themselves."""
+    plan, batch = item
+    d = decode_batch(plan, batch, preprocess)
+    # The inputs travel as plain pickled bytes (tensors by value), not as torch's shared-memory
+    # handles: those need room in /dev/shm (64 MB in a default container) and a file-descriptor
+    # server thread in this worker that prints tracebacks when the run is interrupted. The
+    # copy costs ~50 ms for a 37 MB batch of high-resolution images; nothing for small ones.
+    try:
+        inputs = pickle.dumps(d.inputs)
+    except Exception:  # noqa: BLE001 - e.g. a remote-code processor's object: the model's process decodes again
+        inputs = pickle.dumps(None)
+    return [p.info for p in d.prepared], [p.error for p in d.prepared], inputs
 
 
 def _as_is(item: Any) -> Any:
     return item
 
 
-def _in_process(stream: list, preprocess: Callable) -> Iterator[Decoded]:
+def _in_process(stream: list[_Item], preprocess: Callable) -> Generator[Decoded, None, None]:
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+
+    class Batches(Dataset[_WorkerBatch]):  # the stream as a map-style dataset
+        def __len__(self) -> int:
+            return len(stream)
+
+        def __getitem__(self, i: int) -> _WorkerBatch:
+            return _worker_batch(stream[i], preprocess)
 
     # The worker forks here, before this run's progress bars, writer and scorer threads start.
     # A fork copies only the calling thread; threads that may exist already (tqdm's monitor)
     # hold nothing the worker uses, and the run folder's lock is closed in it (run/lock.py).
     # Its own generator: the worker's seed is not drawn from the global RNG that sampling uses.
-    loader = iter(DataLoader(_Batches(stream, preprocess), batch_size=None, num_workers=1, collate_fn=_as_is,
+    loader = iter(DataLoader(Batches(), batch_size=None, num_workers=1, collate_fn=_as_is,
                              prefetch_factor=PREFETCH, multiprocessing_context="fork",
                              generator=torch.Generator()))
-    return _joined(stream, loader)
+    assert isinstance(loader, _MultiProcessingDataLoaderIter)  # num_workers=1: a multiprocessing iterator
+    return _joined(stream, loader, loader._shutdown_workers)
 
 
-def _joined(stream: list, loader: Iterator) -> Iterator[Decoded]:
+def _joined(stream: list[_Item], loader: Iterator, shutdown: Callable[[], None]) -> Generator[Decoded, None, None]:
     try:
         for plan, batch in stream:
             infos, errors, inputs = next(loader)
@@ -191,4 +207,4 @@ def _joined(stream: list, loader: Iterator) -> Iterator[Decoded]:
                           pickle.loads(inputs))  # noqa: S301 - bytes from our own worker process
     finally:  # the worker stops now, also when the run stops early (an exception's traceback
         # may still hold the iterator, so its last reference going away is not enough)
-        getattr(loader, "_shutdown_workers", lambda: None)()
+        shutdown()

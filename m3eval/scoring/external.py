@@ -11,16 +11,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..data.sources import DataError
-from ..data.task_samples import load_task_samples
-from ..results import RESULTS_FORMAT, atomic_write_json, atomic_write_jsonl, now_iso, prediction_files, read_jsonl
-from .run import score_one
+from ..data.task_samples import load_task_data
+from ..errors import DataError
+from ..record import MISSING_PREDICTION, Results, RunBlock
+from ..results import atomic_write_jsonl, finalize, now_iso, prediction_files, read_jsonl
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
+from .run import score_one
 
 
 def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, override: str | None, seed: int,
-                   allow_missing: bool = False) -> tuple[dict, int]:
+                   allow_missing: bool = False) -> tuple[Results, int]:
     """(results, exit code): 1 when no prediction matches the task, or samples lack one
     (unless allow_missing)."""
     task = spec.task
@@ -37,8 +38,8 @@ def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, overrid
                             "keep one prediction per id")
         given[sid], first_line[sid] = row["prediction"], n
     print(f"m3eval score: {len(given)} predictions read from {pred_file}", file=sys.stderr)
-    excluded: dict = {}
-    samples = load_task_samples(spec, None, "default", override, excluded=excluded)
+    data = load_task_data(spec, None, "default", override)
+    samples = data.samples
     known = {s.id for s in samples}
     unknown = [i for i in given if i not in known]
     missing = [s.id for s in samples if s.id not in given]
@@ -49,18 +50,14 @@ def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, overrid
         print(f"m3eval: {len(missing)} of {len(samples)} samples of task {task} have no prediction and score 0: "
               f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
               f"{'' if allow_missing else ' (exit code 1; --allow-missing accepts this)'}", file=sys.stderr)
-    preds = [Prediction(id=s.id, prediction=given.get(s.id, ""), prompt=s.prompt, references=s.references,
-                        choices=s.choices, lang=s.lang,
-                        error=None if s.id in given else "missing prediction") for s in samples]
+    preds = [Prediction.for_sample(s, given.get(s.id, ""), error=None if s.id in given else MISSING_PREDICTION)
+             for s in samples]
     run_dir = output / pred_file.stem if output else None
     if run_dir is not None:
         atomic_write_jsonl(prediction_files(run_dir, task)[0], [p.to_json() for p in preds])
-    entry = score_one(spec, preds, run_dir, seed, excluded)
-    entry.update(unknown_ids=len(unknown), missing_ids=len(missing))
-    results = {"format": RESULTS_FORMAT,
-               "run": {"name": pred_file.stem, "model": {"backend": "external", "id": str(pred_file)},
-                       "config": {"tasks": [task], "seed": seed}, "created": now_iso()},
-               "timings": {}, "tasks": {task: entry}, "groups": {}, "consistency": {}}
-    if run_dir is not None:
-        atomic_write_json(run_dir / "results.json", results)
+    entry = score_one(spec, preds, run_dir, seed, data.n_excluded)
+    entry = entry.model_copy(update={"unknown_ids": len(unknown), "missing_ids": len(missing)})
+    run = RunBlock(name=pred_file.stem, model={"backend": "external", "id": str(pred_file)},
+                   config={"tasks": [task], "seed": seed}, created=now_iso())
+    results = finalize(run_dir / "results.json" if run_dir is not None else None, run, {task: entry}, {}, {})
     return results, 1 if not given.keys() & known or (missing and not allow_missing) else 0

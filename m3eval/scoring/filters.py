@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from m3eval.plugins import Registry
 from typing import Any, Callable
 
 from m3eval.metrics.choice import choice_index, extract_choice_letter, letter
 from m3eval.metrics.grounding import box_filter
+from m3eval.plugins import Registry
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ _REGISTRY: Registry[Filter] = Registry("filter", "m3eval.filters", Filter)
 register_filter = _REGISTRY.register
 get_filter = _REGISTRY.get
 filter_names = _REGISTRY.names
+all_filters = _REGISTRY.items  # every registered filter (plugins included), by name
 
 
 def step_spec(spec: Any) -> tuple[str, dict]:
@@ -42,7 +43,7 @@ def step_spec(spec: Any) -> tuple[str, dict]:
         return spec, {}
     if isinstance(spec, dict):
         return spec["name"], dict(spec.get("args") or {})
-    return spec.name, dict(getattr(spec, "args", None) or {})
+    return spec.name, dict(spec.args or {})
 
 
 def apply_filters(text: str | None, specs: list[Any] | None, choices: list[str] | None = None) -> str | None:
@@ -112,7 +113,7 @@ def _regex(text: str, choices: Any, pattern: str, group: int | str = 1, ignore_c
     return None if got is None else got.strip()
 
 
-def _remove_prefix(text: str, choices: Any, prefixes: list[str] | str = ("Answer:", "答案："),
+def _remove_prefix(text: str, choices: Any, prefixes: list[str] | tuple[str, ...] | str = ("Answer:", "答案："),
                    ignore_case: bool = True) -> str:
     """Strip one leading prefix (e.g. "Answer:") and the whitespace after it."""
     t = text.lstrip()
@@ -160,6 +161,7 @@ for _f in [
     Filter("choice_text", _choice_text, "option letter -> choice text"),
 ]:
     register_filter(_f)
-register_filter(Filter("box", box_filter, "the first box named (Qwen-VL (x1,y1),(x2,y2) or [x1, y1, x2, y2]); None if none"))
+register_filter(Filter("box", box_filter,
+                       "the first box named (Qwen-VL (x1,y1),(x2,y2) or [x1, y1, x2, y2]); None if none"))
 
-__all__ = ["Filter", "apply_filters", "filter_names", "get_filter", "letter", "register_filter"]
+__all__ = ["Filter", "all_filters", "apply_filters", "filter_names", "get_filter", "letter", "register_filter"]

@@ -26,37 +26,37 @@ import numpy as np
 from ..metrics import get_metric
 from ..metrics.base import MetricInput
 from ..metrics.stats import cluster_labels, index_chunks, percentile_ci
-from ..results import read_jsonl
-from .task import record_cluster
+from ..record import GroupResult, TaskResult
+from ..results import read_samples
 from ..tasks.registry import Registry
 
 RESAMPLES = 1000
 
 
-def group_scores(registry: Registry, tasks: dict[str, dict[str, Any]], run_dir: Path | None = None,
-                 seed: int = 0) -> dict[str, Any]:
+def group_scores(registry: Registry, tasks: dict[str, TaskResult], run_dir: Path | None = None,
+                 seed: int = 0) -> dict[str, GroupResult]:
     """Each group all of whose tasks the run has: its value, aggregation and interval."""
-    out: dict[str, Any] = {}
+    out: dict[str, GroupResult] = {}
     members: dict[str, _Member | str] = {}  # each task's samples read (and re-scored) once, for every group
     for g in registry.groups_within(list(tasks)):
-        out[g.group] = _group_entry(registry, g.group, tasks, run_dir, seed, members)
+        out[g.group] = GroupResult(**_group_entry(registry, g.group, tasks, run_dir, seed, members))
     return dict(sorted(out.items()))
 
 
-def group_errors(groups: dict[str, Any]) -> list[str]:
-    return [f"group {name}: {g['error']}" for name, g in groups.items() if g.get("error")]
+def group_errors(groups: dict[str, GroupResult]) -> list[str]:
+    return [f"group {name}: {g.error}" for name, g in groups.items() if g.error]
 
 
-def _group_entry(registry: Registry, name: str, tasks: dict[str, dict[str, Any]], run_dir: Path | None,
+def _group_entry(registry: Registry, name: str, tasks: dict[str, TaskResult], run_dir: Path | None,
                  seed: int, members: dict[str, "_Member | str"]) -> dict[str, Any]:
     g = registry.groups[name]
     leaves = registry.expand(name)
     entry: dict[str, Any] = {"tasks": leaves, "members": list(g.tasks), "category": g.category,
                              "aggregate": g.aggregate, "normalize": g.normalize, "scale": 1,
-                             "n_tasks": len(leaves), "n_samples": sum(tasks[t].get("n_samples", 0) for t in leaves)}
+                             "n_tasks": len(leaves), "n_samples": sum(tasks[t].n_samples or 0 for t in leaves)}
     by_metric: dict[str, list[str]] = {}
     for t in leaves:
-        by_metric.setdefault(tasks[t]["primary_metric"], []).append(t)
+        by_metric.setdefault(tasks[t].primary_metric, []).append(t)
     if len(by_metric) > 1 and g.normalize != "scale":
         mixed = "; ".join(f"{m} ({', '.join(ts)})" for m, ts in by_metric.items())
         return {**entry, "metric": None, "value": None, "ci": None,
@@ -74,15 +74,14 @@ def _group_entry(registry: Registry, name: str, tasks: dict[str, dict[str, Any]]
     return entry
 
 
-def _scaled(task: dict[str, Any]) -> float:
-    m = task["metrics"][task["primary_metric"]]
-    return float(m["value"]) / float(m.get("scale", 1))
+def _scaled(task: TaskResult) -> float:
+    return float(task.primary.value) / float(task.primary.scale)
 
 
-def _aggregate(registry: Registry, name: str, leaf: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> Any:
+def _aggregate(registry: Registry, name: str, leaf: dict[str, Any], tasks: dict[str, TaskResult]) -> Any:
     """The group's value from its leaves' values (floats, or arrays of resampled values)."""
     def size(member: str) -> int:
-        return sum(tasks[t].get("n_samples", 0) for t in registry.expand(member))
+        return sum(tasks[t].n_samples or 0 for t in registry.expand(member))
 
     def value(member: str) -> Any:
         return leaf[member] if member in registry.tasks else _aggregate(registry, member, leaf, tasks)
@@ -107,29 +106,28 @@ class _Member:
     scale: float = 1.0
 
 
-def _member(task: str, entry: dict[str, Any], run_dir: Path) -> _Member | str:
+def _member(task: str, entry: TaskResult, run_dir: Path) -> _Member | str:
     """The member's resampling inputs, or why there are none."""
-    primary = entry["primary_metric"]
-    m = entry["metrics"][primary]
+    primary = entry.primary_metric
+    m = entry.primary
     path = run_dir / "samples" / f"{task}.jsonl"
     try:
-        recs = read_jsonl(path)
-    except (OSError, ValueError):
-        return f"no interval: cannot read {path}"
+        recs = read_samples(run_dir, task)
+    except (OSError, ValueError) as e:
+        return f"no interval: cannot read {path} ({e})"
     if not recs:
         return f"no interval: {path} is empty"
-    keys = [record_cluster(r) for r in recs]
-    scale = float(m.get("scale", 1))
-    if m.get("kind", "mean") == "mean":
-        scores = [r.get("scores", {}).get(primary) for r in recs]
-        if any(not isinstance(v, (int, float)) for v in scores):
+    keys = [r.cluster for r in recs]
+    scale = float(m.scale)
+    if m.kind == "mean":
+        scores = [r.scores.get(primary) for r in recs]
+        if any(v is None for v in scores):
             return f"no interval: {path} lacks per-sample {primary} scores"
         return _Member(keys, scores=np.asarray(scores, dtype=np.float64) / scale)
     # a corpus metric: re-scored on each resampled corpus, as the task's own interval is
-    items = [MetricInput(r.get("extracted"), list(r.get("references") or []), r.get("choices"), r.get("lang") or "en")
-             for r in recs]
+    items = [MetricInput(r.extracted, list(r.references), r.choices, r.lang) for r in recs]
     try:
-        result = get_metric(primary).compute(items, **(m.get("args") or {}))
+        result = get_metric(primary).compute(items, **(m.args or {}))
     except (KeyError, TypeError, ValueError) as e:
         return f"no interval: {task}'s {primary} cannot be re-scored from {path} ({e})"
     if result.rescore is None:
@@ -137,18 +135,19 @@ def _member(task: str, entry: dict[str, Any], run_dir: Path) -> _Member | str:
     return _Member(keys, rescore=result.rescore, scale=scale)
 
 
-def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str, dict[str, Any]],
+def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str, TaskResult],
               run_dir: Path | None, seed: int, known: dict[str, "_Member | str"]
               ) -> tuple[list[float] | None, str | None]:
     if run_dir is None:
         return None, "no interval: no per-sample records"
-    members = {}
+    members: dict[str, _Member] = {}
     for t in leaves:
         if t not in known:
             known[t] = _member(t, tasks[t], run_dir)
-        if isinstance(known[t], str):
-            return None, known[t]
-        members[t] = known[t]
+        member = known[t]
+        if isinstance(member, str):
+            return None, member
+        members[t] = member
     reps = _joint_resamples(members, seed)
     vals = np.asarray(_aggregate(registry, name, reps, tasks), dtype=np.float64)
     vals = vals[np.isfinite(vals)]  # a resample that drew none of a tiny task's clusters
@@ -178,7 +177,8 @@ def _joint_resamples(members: dict[str, _Member], seed: int) -> dict[str, np.nda
             for j, (t, m) in enumerate(members.items()):
                 if m.scores is not None:
                     out[t].append((draws @ sums[t]) / drawn[:, j])
-                else:
-                    out[t].append(np.array([m.rescore(row[labels[t]].astype(np.int64)) / m.scale if d else np.nan
+                elif m.rescore is not None:
+                    rescore = m.rescore
+                    out[t].append(np.array([rescore(row[labels[t]].astype(np.int64)) / m.scale if d else np.nan
                                             for row, d in zip(draws, drawn[:, j])]))
     return {t: np.concatenate(v) for t, v in out.items()}

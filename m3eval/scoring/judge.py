@@ -105,13 +105,13 @@ class _Calls:
     """The judge model and its call cache."""
 
     def __init__(self, backend: str, model_args: dict[str, Any]):
-        from m3eval.models.base import load_model
+        from m3eval.models.registry import load_model
 
         key = json.dumps([backend, model_args], sort_keys=True)
         if key not in _MODELS:
             _MODELS[key] = load_model(backend, dict(model_args))
         self.model = _MODELS[key]
-        info = self.model.info() if hasattr(self.model, "info") else {}
+        info = self.model.info()
         self.judge_id = f"{backend}:{info.get('id') or model_args.get('model') or model_args.get('pretrained')}"
         self.revision = info.get("revision")
         run_dir = _RUN_DIR.get()
@@ -168,7 +168,8 @@ def judge_items(items: list[MetricInput], backend: str = "openai", model_args: d
     scores, failures = [0.0] * len(items), 0
     for n, i in enumerate(todo):
         if mode == "single":
-            s = parse_single(outs[n], max_score) if outs[n] is not None else None
+            out = outs[n]
+            s = parse_single(out, max_score) if out is not None else None
             value = None if s is None else s / max_score
         else:
             pair = [parse_pair(o, max_score) if o is not None else None for o in outs[2 * n:2 * n + 2]]

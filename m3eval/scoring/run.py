@@ -1,31 +1,40 @@
-"""Scoring a run: predictions + current task definitions -> samples/ and the
-`tasks` and `consistency` parts of results.json (groups: groups.py). Needs no model."""
+"""Scoring a run: predictions + current task definitions -> samples/ and each task's entry of
+results.json (`score_one`), then the whole file (`conclude`: groups from groups.py,
+cross-language consistency, the invocations). Needs no model."""
 from __future__ import annotations
 
 import hashlib
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..results import GENERATE_ERROR, atomic_write_jsonl, media_filename, read_jsonl
-from . import judge
-from .task import score_by, score_task
+from ..record import Consistency, Results, RunBlock, SampleRecord, TaskResult, Timings
+from ..results import atomic_write_jsonl, encoder_extras_file, finalize, media_filename, read_json, read_samples
+from ..tasks.registry import Registry
 from ..tasks.schema import StepSpec, TaskSpec
 from ..types import Prediction
+from . import judge
+from .groups import group_errors, group_scores
+from .invocations import run_invocations
+from .task import score_by, score_task
+
+# a task's bad data or definition met while scoring: that task fails, not the run
+SCORING_ERRORS = (ValueError, TypeError, KeyError, RuntimeError)
 
 
 def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
-              excluded: dict[str, Any] | None = None) -> dict[str, Any]:
+              n_excluded: int | None = None) -> TaskResult:
     """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry
-    (`excluded`: the rows doc.exclude_if dropped when the data was read, see build_samples).
-    A judge metric's calls are cached in <run_dir>/judge/."""
+    (`n_excluded`: the rows doc.exclude_if dropped when the data was read, None when unknown).
+    A judge metric's calls are cached in <run_dir>/judge/; an encoder task's extra results
+    (openness) are read from <run_dir>/encoders/<task>.json."""
     with judge.run_folder(run_dir):
-        return _score_one(spec, preds, run_dir, seed, excluded)
+        return _score_one(spec, preds, run_dir, seed, n_excluded)
 
 
 def _score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
-               excluded: dict[str, Any] | None) -> dict[str, Any]:
+               n_excluded: int | None) -> TaskResult:
     summary, records = score_task(preds, spec.metrics, spec.filters, spec.language, seed=seed,
                                   primary_metric=spec.primary, cluster_field=spec.doc.cluster)
     if run_dir is not None:
@@ -33,37 +42,35 @@ def _score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, se
         for r in records:
             thumb = media_dir / media_filename(str(r["id"]))
             r["media"] = [str(thumb.relative_to(run_dir))] if thumb.exists() else []
-        atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl", records)
+        atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl", [SampleRecord(**r).dump() for r in records])
     entry: dict[str, Any] = {
         "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,
         "dataset": spec.dataset.model_dump(mode="json", exclude_none=True),
         "references_sha256": references_sha256(preds), **summary,
         "n_empty": sum(1 for p in preds if p.error is None and not p.prediction.strip()),
-        "n_generate_errors": sum(1 for p in preds if (p.error or "").startswith(GENERATE_ERROR)),
+        "n_generate_errors": sum(1 for p in preds if p.error is not None and p.error.stage == "generate"),
     }
     if spec.doc.exclude_if:
-        entry.update(_excluded(spec, excluded))
+        entry.update(n_excluded=n_excluded, excluded_by=_excluded_by(spec))
     if spec.doc.video or spec.doc.frames:
         entry["video"] = _video_block(spec, preds)
     with judge.subsets():  # parts of the task: the judge's info.json keeps describing the whole
         entry.update(_breakdowns(spec, preds, seed))
-    return entry
+    extras = encoder_extras_file(run_dir, spec.task) if run_dir is not None else None
+    if extras is not None and extras.exists():
+        entry.update(read_json(extras, "it is rebuilt by running the task again"))
+    return TaskResult(**entry)
 
 
-def _excluded(spec: TaskSpec, got: dict[str, Any] | None) -> dict[str, Any]:
-    """n_excluded / excluded_by: the rows doc.exclude_if dropped, as counted when the rows were
-    read (None when unknown)."""
-    field = spec.doc.exclude_if
-    n = got["n"] if got and got.get("field") == field else None
-    return {"n_excluded": n, "excluded_by": f"{field} is true"}
+def _excluded_by(spec: TaskSpec) -> str:
+    return f"{spec.doc.exclude_if} is true"
 
 
-def recorded_exclusion(spec: TaskSpec, entry: dict[str, Any]) -> dict[str, Any] | None:
+def recorded_exclusion(spec: TaskSpec, entry: TaskResult | None) -> int | None:
     """The exclusion count a results entry recorded, for re-scoring (which reads no data)."""
-    field = spec.doc.exclude_if
-    if field and entry.get("excluded_by") == f"{field} is true":
-        return {"field": field, "n": entry.get("n_excluded")}
+    if spec.doc.exclude_if and entry is not None and entry.excluded_by == _excluded_by(spec):
+        return entry.n_excluded
     return None
 
 
@@ -81,17 +88,21 @@ def _primary_only(spec: TaskSpec) -> list[StepSpec]:
 def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str, Any]:
     """Per instruction variant (mean, std, min-max) and per language, on the primary metric."""
     out: dict[str, Any] = {}
-    args = {"metrics": _primary_only(spec), "filters": spec.filters, "lang": spec.language, "seed": seed,
-            "cluster_field": spec.doc.cluster}
+    primary = _primary_only(spec)
+
+    def by(key: str, ps: list[Prediction], with_ci: bool = True) -> dict[Any, dict[str, Any]]:
+        return score_by(ps, key, primary, spec.filters, spec.language, seed, with_ci=with_ci,
+                        cluster_field=spec.doc.cluster)
+
     varied = [p for p in preds if p.instruction is not None]
     if varied:  # only the values are reported per instruction: no intervals to compute
-        by = score_by(varied, "instruction", **args, with_ci=False)
-        values = [by[k]["metrics"][spec.primary]["value"] for k in sorted(by)]
+        per = by("instruction", varied, with_ci=False)
+        values = [per[k]["metrics"][spec.primary]["value"] for k in sorted(per)]
         out["instructions"] = {"n": len(values), "metric": spec.primary, "per_instruction": values,
                                "mean": statistics.fmean(values), "std": statistics.pstdev(values),
                                "min": min(values), "max": max(values)}
     if len({p.lang for p in preds}) > 1:
-        out["languages"] = {lang: e["metrics"] for lang, e in score_by(preds, "lang", **args).items()}
+        out["languages"] = {lang: e["metrics"] for lang, e in by("lang", preds).items()}
     return out
 
 
@@ -99,7 +110,7 @@ def _video_block(spec: TaskSpec, preds: list[Prediction]) -> dict[str, Any]:
     """The sampling rule used (uniform | fps | frames: stored frames passed through) and
     what it gave: frame counts, and how many videos were shorter than asked."""
     infos = [p.media_info for p in preds if p.media_info.get("frames") is not None]
-    rules = sorted({i.get("rule") for i in infos if i.get("rule")})
+    rules = sorted({str(i["rule"]) for i in infos if i.get("rule")})
     block: dict[str, Any] = {"rule": ",".join(rules) or ("fps" if spec.video.fps else "uniform"),
                              **spec.video.model_dump(mode="json")}
     if infos:
@@ -108,29 +119,45 @@ def _video_block(spec: TaskSpec, preds: list[Prediction]) -> dict[str, Any]:
     return block
 
 
-def consistency(specs: list[TaskSpec], tasks: dict[str, dict[str, Any]], run_dir: Path) -> dict[str, Any]:
+def consistency(specs: list[TaskSpec], tasks: dict[str, TaskResult], run_dir: Path) -> dict[str, Consistency]:
     """For task pairs over the same items in two languages (`consistency_with`): how often
     the model is right in both or wrong in both (primary score >= 0.5), and, for
     multiple choice, how often it picks the same option."""
-    out: dict[str, Any] = {}
+    out: dict[str, Consistency] = {}
     for spec in specs:
         other = spec.consistency_with
         if not other or other == spec.task or other not in tasks or spec.task not in tasks:
             continue
-        a = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{spec.task}.jsonl")}
-        b = {r["id"]: r for r in read_jsonl(run_dir / "samples" / f"{other}.jsonl")}
-        ids = sorted(i for i in set(a) & set(b)
-                     if a[i]["scores"].get(tasks[spec.task]["primary_metric"]) is not None
-                     and b[i]["scores"].get(tasks[other]["primary_metric"]) is not None)
+        a = {r.id: r for r in read_samples(run_dir, spec.task)}
+        b = {r.id: r for r in read_samples(run_dir, other)}
+        ta, tb = tasks[spec.task], tasks[other]
+        pa, pb = ta.primary_metric, tb.primary_metric
+        right_a = {i: s / ta.primary.scale >= 0.5 for i, r in a.items() if (s := r.scores.get(pa)) is not None}
+        right_b = {i: s / tb.primary.scale >= 0.5 for i, r in b.items() if (s := r.scores.get(pb)) is not None}
+        ids = sorted(set(right_a) & set(right_b))
         if not ids:  # no shared items, or a primary metric with no per-sample scores
             continue
-        pa, pb = tasks[spec.task]["primary_metric"], tasks[other]["primary_metric"]
-        sa, sb = tasks[spec.task]["metrics"][pa]["scale"], tasks[other]["metrics"][pb]["scale"]
-        same = sum((a[i]["scores"][pa] / sa >= 0.5) == (b[i]["scores"][pb] / sb >= 0.5) for i in ids)
-        entry = {"tasks": [spec.task, other], "n": len(ids), "correctness_agreement": same / len(ids),
-                 "langs": [tasks[spec.task]["language"], tasks[other]["language"]]}
-        if all(a[i].get("choices") and b[i].get("choices") for i in ids):
-            entry["answer_agreement"] = sum(a[i]["extracted"] is not None and a[i]["extracted"] == b[i]["extracted"]
-                                            for i in ids) / len(ids)
-        out[f"{spec.task}|{other}"] = entry
+        same = sum(right_a[i] == right_b[i] for i in ids)
+        answers = None
+        if all(a[i].choices and b[i].choices for i in ids):
+            answers = sum(a[i].extracted is not None and a[i].extracted == b[i].extracted for i in ids) / len(ids)
+        agreement = Consistency(tasks=[spec.task, other], n=len(ids), correctness_agreement=same / len(ids),
+                                langs=[ta.language, tb.language])
+        out[f"{spec.task}|{other}"] = agreement if answers is None else \
+            agreement.model_copy(update={"answer_agreement": answers})
     return out
+
+
+def conclude(registry: Registry, specs: list[TaskSpec], tasks: dict[str, TaskResult], run_dir: Path, seed: int,
+             run: RunBlock, timings: Callable[[], Timings], failures: list[str] | None = None) -> Results:
+    """The run's results.json from its scored tasks: groups, cross-language consistency and the
+    run block's invocation summary, written by results.finalize. `timings` is asked last, so the
+    time it records includes this. `failures`: this invocation's tasks that could not run (group
+    errors are added); None keeps the run block's."""
+    groups = group_scores(registry, tasks, run_dir, seed)
+    merged, invocations = run_invocations(tasks)
+    update: dict[str, Any] = {"merged": merged, "invocations": invocations}
+    if failures is not None:
+        update["failures"] = failures + group_errors(groups)
+    agreement = consistency(specs, tasks, run_dir)
+    return finalize(run_dir / "results.json", run.model_copy(update=update), tasks, groups, agreement, timings())

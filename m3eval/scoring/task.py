@@ -16,29 +16,22 @@ instructions is one cluster); the task entry says which key and how many cluster
 """
 from __future__ import annotations
 
-import inspect
-import re
 from typing import Any, Callable
 
-
-from .filters import apply_filters, get_filter, step_spec
+from m3eval.errors import SampleScoreError
 from m3eval.metrics import get_metric  # registers the built-in metrics
 from m3eval.metrics.base import Metric, MetricInput, MetricResult
 from m3eval.metrics.stats import bootstrap_interval, cluster_labels, corpus_bootstrap_ci
-from m3eval.types import Prediction
+from m3eval.plugins import unknown_arguments
+from m3eval.types import Prediction, base_id  # base_id: the "#i<k>" sample-id convention
+
+from .filters import apply_filters, get_filter, step_spec
 
 
 def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    allowed = list(params)[skip:]
-    unknown = sorted(set(args) - set(allowed))
+    unknown, accepted = unknown_arguments(fn, args, skip)
     if unknown:
-        raise ValueError(f"{what}: unknown args {unknown}; accepted: {allowed or 'none'}")
+        raise ValueError(f"{what}: unknown args {sorted(unknown)}; accepted: {accepted or 'none'}")
 
 
 def _check_args(metric: Metric, args: dict) -> None:
@@ -55,18 +48,6 @@ def check_scoring(metrics: list[Any], filters: list[Any] | None) -> None:
     for spec in filters or []:
         name, args = step_spec(spec)
         _check_params(get_filter(name).fn, args, 2, f"filter {name!r}")
-
-
-_VARIANT_SUFFIX = re.compile(r"#i\d+$")  # data/samples.py: "<id>#i<k>" under --instructions
-
-
-def base_id(sample_id: str) -> str:
-    return _VARIANT_SUFFIX.sub("", sample_id)
-
-
-def record_cluster(record: dict[str, Any]) -> str:
-    """A stored sample's cluster key, as cluster_keys gives it for the live predictions."""
-    return str(record["cluster"]) if record.get("cluster") is not None else base_id(str(record["id"]))
 
 
 def cluster_keys(predictions: list[Prediction], declared: str | None = None) -> tuple[list[str], str]:
@@ -119,16 +100,19 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
         resolved.append((name, metric, args))
     names = [n for n, _, _ in resolved]
     if len(set(names)) != len(names):
-        raise ValueError(f"score_task: metric named twice in {names}; use distinct names (e.g. coco_bleu_1, coco_bleu_4)")
+        raise ValueError(f"score_task: metric named twice in {names}; "
+                         "use distinct names (e.g. coco_bleu_1, coco_bleu_4)")
     if primary_metric is not None and primary_metric not in names:
         raise ValueError(f"primary_metric {primary_metric!r} is not one of the task's metrics {names}")
 
     clusters, cluster_source = cluster_keys(predictions, cluster_field)
-    items, records, n_err, n_fail = [], [], 0, 0
+    items: list[MetricInput] = []
+    records: list[dict[str, Any]] = []
+    n_err, n_fail = 0, 0
     for i, p in enumerate(predictions):
         if not isinstance(p, Prediction):
             raise TypeError(f"prediction {i} is {type(p).__name__}, not m3eval.types.Prediction")
-        error = p.error
+        error = None if p.error is None else str(p.error)
         extracted = None
         if error is None and not isinstance(p.prediction, str):
             error = f"prediction is {type(p.prediction).__name__}, not str"
@@ -148,16 +132,16 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
     for name, metric, args in resolved:
         try:
             result = metric.compute(items, **args)
+        except SampleScoreError as e:  # name the sample by its id too
+            raise ValueError(f"metric {name!r}: sample {predictions[e.index].id!r} (index {e.index}): "
+                             f"{e.reason}") from None
         except (TypeError, ValueError) as e:
-            msg = str(e)
-            if msg.startswith("sample ") and msg.split(":")[0][7:].isdigit():  # name the sample id too
-                idx = int(msg.split(":")[0][7:])
-                msg = f"sample {predictions[idx].id!r} (index {idx}):{msg.split(':', 1)[1]}"
-            raise type(e)(f"metric {name!r}: {msg}") from None
+            raise type(e)(f"metric {name!r}: {e}") from None
         entries[name] = _metric_entry(metric, result, len(items), seed, clusters, with_ci)
         if args:  # so `compare` can re-score resampled corpora exactly as the task did
             entries[name]["args"] = args
-        for rec, s in zip(records, result.per_sample or [None] * len(records)):
+        per_sample: list[Any] = list(result.per_sample) if result.per_sample is not None else [None] * len(records)
+        for rec, s in zip(records, per_sample):
             rec["scores"][name] = None if s is None else float(s)
 
     summary = {"n_samples": len(predictions), "n_errors": n_err, "n_extraction_failures": n_fail,

@@ -15,13 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ..errors import TaskError
 from ..prompts import check_template, is_template
 from .schema import GroupSpec, TaskSpec
-
-
-class TaskError(ValueError):
-    """A task definition is wrong; the message names the file and the key."""
-
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster over a big suite
@@ -142,20 +138,21 @@ def load_file(path: Path) -> list[TaskSpec | GroupSpec]:
         if not isinstance(values, list) or not values:
             raise TaskError(f"{path}: expand.{key}: expected a non-empty list")
         envs = [{key: str(v)} for v in values]
-    specs: list[TaskSpec | GroupSpec] = []
+    tasks: list[TaskSpec] = []
     for env in envs:
         try:
-            specs.append(TaskSpec(**_substitute(data, env), source=src))
+            tasks.append(TaskSpec(**_substitute(data, env), source=src))
         except ValidationError as e:
             raise _explain(path, e, TaskSpec) from None
         except TypeError as e:
             raise TaskError(f"{path}: {e}") from None
-        check_templates(specs[-1], path)
+        check_templates(tasks[-1], path)
+    specs: list[TaskSpec | GroupSpec] = list(tasks)
     if expand is not None:
         if not isinstance(expand_group, str):
             raise TaskError(f"{path}: expand_group: name the group the expanded tasks form")
-        specs.append(GroupSpec(group=expand_group, tasks=[s.task for s in specs],
-                               category=specs[0].category, source=src))
+        specs.append(GroupSpec(group=expand_group, tasks=[s.task for s in tasks],
+                               category=tasks[0].category, source=src))
     return specs
 
 

@@ -5,18 +5,21 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ..errors import TaskError, UsageError
 from ..resources import TASKS_DIR
-from .loader import TaskError, iter_task_files, load_file
-from .schema import GroupSpec, TaskSpec
+from .loader import iter_task_files, load_file
+from .schema import GroupSpec, TaskSpec, apply_gen_kwargs
 
 # The suite shipped with m3eval: the repository's top-level tasks/ folder (or its copy in a wheel).
 BUILTIN_TASKS = TASKS_DIR
 
 
-def roots(include_paths: list[Path] | tuple = (), builtin: bool = True) -> list[Path]:
-    """Where task files come from: the suite, M3EVAL_INCLUDE_PATH, then --include-path."""
-    extra = [Path(p) for p in os.environ.get("M3EVAL_INCLUDE_PATH", "").split(os.pathsep) if p]
+def roots(include_paths: list[Path] | tuple = (), builtin: bool = True, env: bool = True) -> list[Path]:
+    """Where task files come from: the suite, M3EVAL_INCLUDE_PATH (unless `env` is False), then
+    --include-path."""
+    extra = [Path(p) for p in os.environ.get("M3EVAL_INCLUDE_PATH", "").split(os.pathsep) if p and env]
     extra += [Path(p) for p in include_paths]
     for root in extra:
         if not root.exists():
@@ -30,11 +33,12 @@ class Registry:
     groups: dict[str, GroupSpec] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # files that failed to load, groups that cannot expand
     broken: dict[str, str] = field(default_factory=dict)  # group -> why it cannot expand (cycle, unknown member)
+    files: dict[Path, list[TaskSpec | GroupSpec]] = field(default_factory=dict)  # each file read, as parsed
 
     @classmethod
-    def discover(cls, include_paths: list[Path] | tuple = (), builtin: bool = True) -> "Registry":
+    def discover(cls, include_paths: list[Path] | tuple = (), builtin: bool = True, env: bool = True) -> "Registry":
         reg = cls()
-        for root in roots(include_paths, builtin):
+        for root in roots(include_paths, builtin, env):
             for path in iter_task_files(root):
                 reg.add_file(path)
         reg.set_aside_broken_groups()
@@ -51,6 +55,7 @@ class Registry:
                 self._add(spec)
         except TaskError as e:
             self.errors.append(str(e))
+        self.files[path] = specs
         return specs
 
     def set_aside_broken_groups(self) -> None:
@@ -71,7 +76,10 @@ class Registry:
         other = self.tasks.get(name) or self.groups.get(name)
         if other is not None:
             raise TaskError(f"{spec.source}: {name!r} is already defined in {other.source}")
-        (self.tasks if isinstance(spec, TaskSpec) else self.groups)[name] = spec
+        if isinstance(spec, TaskSpec):
+            self.tasks[name] = spec
+        else:
+            self.groups[name] = spec
 
     def names(self) -> list[str]:
         return sorted([*self.tasks, *self.groups])
@@ -105,6 +113,18 @@ class Registry:
         for n in names:
             out += [t for t in self.expand(n) if t not in out]
         return [self.tasks[t] for t in out]
+
+    def resolve_run(self, names: list[str], overrides: dict[str, str], gen_kwargs: dict[str, Any]) -> list[TaskSpec]:
+        """A run's tasks with --gen_kwargs applied. An unknown name, or a --dataset-override of a
+        task not in the run, is a usage error (exit 2, before anything heavy loads)."""
+        try:  # an unknown name, or a group set aside as broken (with its reason)
+            specs = [apply_gen_kwargs(s, gen_kwargs) for s in self.resolve(names)]
+        except TaskError as e:
+            raise UsageError(str(e)) from None
+        stray = set(overrides) - {s.task for s in specs}
+        if stray:
+            raise UsageError(f"--dataset-override names tasks not in this run: {', '.join(sorted(stray))}")
+        return specs
 
     def groups_within(self, task_names: list[str]) -> list[GroupSpec]:
         """Groups all of whose leaf tasks are among task_names (their aggregate can be reported)."""

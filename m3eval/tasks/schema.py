@@ -152,6 +152,15 @@ class TaskSpec(_Strict):
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def apply_gen_kwargs(spec: TaskSpec, gen_kwargs: dict[str, Any]) -> TaskSpec:
+    """The task with its generation settings overridden by `gen_kwargs` (GenerationSpec fields,
+    e.g. from `--gen_kwargs`), validated; its hash and resume key change with them."""
+    if not gen_kwargs:
+        return spec
+    generation = GenerationSpec(**{**spec.generation.model_dump(), **gen_kwargs})
+    return spec.model_copy(update={"generation": generation})
+
+
 class GroupSpec(_Strict):
     group: str
     tasks: list[str] = Field(min_length=1)  # tasks or groups
