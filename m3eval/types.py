@@ -7,7 +7,7 @@ Prediction -> what a model returned for one sample.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .record import SampleFailure
@@ -93,9 +93,11 @@ class Prediction:
                    cluster=s.cluster, error=error, seconds=round(seconds, 6), media_info=media_info or {})
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["error"] = None if self.error is None else self.error.dump()
-        return d
+        # field by field, not dataclasses.asdict: no deep copy of what json.dumps reads next (a hot path)
+        return {"id": self.id, "prediction": self.prediction, "prompt": self.prompt, "references": self.references,
+                "choices": self.choices, "lang": self.lang, "instruction": self.instruction, "cluster": self.cluster,
+                "error": None if self.error is None else self.error.dump(), "seconds": self.seconds,
+                "media_info": self.media_info}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Prediction:

@@ -83,3 +83,11 @@ def test_formats_doc_field_reference_is_generated_from_the_models():
     for model in (TaskResult, MetricEntry, SampleFailure):
         for name in model.model_fields:
             assert f"| `{name}` |" in doc, (model.__name__, name)
+
+
+def test_a_prediction_line_carries_every_field():
+    """Prediction.to_json is written field by field (a hot path): a new field must not be left out."""
+    import dataclasses
+    p = Prediction(id="a", prediction="b", prompt="p", references=["x"], media_info={"frames": 8})
+    assert list(p.to_json()) == [f.name for f in dataclasses.fields(Prediction)]
+    assert Prediction.from_json(p.to_json()) == p

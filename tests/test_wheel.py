@@ -63,6 +63,7 @@ def test_the_installed_wheel_is_the_one_imported(venv):
     module, tasks, dashboard = r.stdout.split()
     inside = str(venv / "venv") + os.sep
     assert module.startswith(inside) and tasks.startswith(inside) and dashboard.startswith(inside), r.stdout
+    assert (Path(module).parent / "py.typed").is_file()  # PEP 561: type checkers read the annotations
 
 
 def test_tasks_validate_demo_and_page_from_the_wheel(venv, demo_model):
