@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 # Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
@@ -123,8 +124,15 @@ def cmd_score(a: argparse.Namespace) -> int:
     if a.task not in registry.tasks:
         raise UsageError(str(registry.unknown(a.task)))
     from .scoring.external import score_external
-    results, code = score_external(registry.tasks[a.task], a.predictions, a.output,
-                                   dict(a.dataset_override).get(a.task), a.seed or 0, allow_missing=a.allow_missing)
+    score = partial(score_external, registry.tasks[a.task], a.predictions, a.output,
+                    dict(a.dataset_override).get(a.task), a.seed or 0, allow_missing=a.allow_missing)
+    if a.output is None:
+        results, code = score()
+    else:
+        from .run.distributed import Dist
+        from .run.lock import run_folder_lock
+        with run_folder_lock(a.output / a.predictions.stem, Dist()):  # no run may write the folder meanwhile
+            results, code = score()
     print(format_results(results))
     return code
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -66,6 +67,7 @@ def _read_umask() -> int:
 
 FILE_MODE = 0o666 & ~_read_umask()  # what open() would give: mkstemp's 0600 would hide runs from others
 TMP_PREFIX, TMP_SUFFIX = ".", ".tmp"  # temp names: .<name>.<8 random chars>.tmp (run/lock.py cleans stale ones)
+LOCK_NAME = ".m3eval.lock"  # held by the one process writing a run folder (run/lock.py)
 
 
 def _with_path(e: OSError, path: Path) -> OSError:
@@ -151,10 +153,31 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 _SECRET_KEY = re.compile(r"key|token|secret|passw|auth|credential", re.IGNORECASE)
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def public_args(args: dict[str, Any]) -> dict[str, Any]:
-    """Model args as stored in run.json / results.json: values of secret-looking keys
-    (api_key, token, password, ...) are never written. (api_key_env names a variable: kept.)"""
-    return {k: "<redacted>" if _SECRET_KEY.search(k) and not k.endswith("_env") else v for k, v in args.items()}
+    """Model args as stored in run.json / results.json (and all that is made from them): values
+    of secret-looking keys (api_key, token, password, ...) are never written, nor the credentials
+    of a URL (user:password@, the query). (api_key_env names a variable: kept.)"""
+    return {k: "<redacted>" if _SECRET_KEY.search(k) and not k.endswith("_env") else
+            public_url(v) if isinstance(v, str) and _URL.match(v) else v for k, v in args.items()}
+
+
+def public_url(url: str) -> str:
+    """A URL as it may be written or shown: without user:password@, query or fragment, where
+    credentials ride (`?key=...`); a URL without them is unchanged."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        return url
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries (its password, its query values): to redact them wherever a
+    server or a library echoes the URL back."""
+    parts = urllib.parse.urlsplit(url)
+    return [s for s in (parts.password, *(v for _, v in urllib.parse.parse_qsl(parts.query))) if s]
 
 
 def read_json(path: Path, fix: str) -> Any:

@@ -91,6 +91,27 @@ def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_pa
     assert res["metrics"]["choice_accuracy"]["value"] == pytest.approx(2 / 32)  # both given answers are right
 
 
+def test_score_predictions_never_writes_into_an_existing_folder(tmp_path):
+    """Issue 20, case 5: `score --predictions F --output DIR` used to overwrite the run DIR/<stem of F>
+    (its other tasks vanished, and a later `run` resumed with the external answers)."""
+    f = tmp_path / "r.jsonl"
+    f.write_text(json.dumps({"id": "mc000", "prediction": "A"}) + "\n")
+    run = tmp_path / "out" / "r"
+    (run / "predictions").mkdir(parents=True)
+    (run / "results.json").write_text('{"format": "m3eval.results/1"}')
+    (run / "predictions" / "demo_mc.jsonl").write_text('{"id": "mc000", "prediction": "B"}\n')
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    r = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
+               "--allow-missing")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{run} already exists" in r.stderr and "another --output" in r.stderr
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".m3eval.lock"} == before
+    fresh = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "new"),
+                   "--allow-missing")
+    assert fresh.returncode == 0, fresh.stderr
+    assert (tmp_path / "new" / "r" / "results.json").is_file()
+
+
 def test_killed_run_resumes_where_it_stopped(tiny_model, tmp_path):
     """SIGKILL a real `m3eval run` midway; the re-run finishes only what was missing."""
     args = ["run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_m3it_caption", "--instructions",

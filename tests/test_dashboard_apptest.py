@@ -189,6 +189,19 @@ def test_run_labels_are_never_rendered_as_markdown(tmp_path, monkeypatch):
     assert all("](" not in o for o in pills.options)
 
 
+def test_capability_titles_from_leaderboard_yaml_are_plain_text(tmp_path, monkeypatch):
+    """<results>/leaderboard.yaml is data (issue 20, case 3): a title with Markdown (an image that
+    would load an external URL, a link) is shown as its literal text, in every widget label."""
+    from tests.dashboard_fixtures import HIERARCHY
+    evil = "![p](http://127.0.0.1:9/x.png) [x](javascript:alert(1))"
+    write_run(tmp_path, "a", n=4, tasks=["okvqa"])
+    (tmp_path / "leaderboard.yaml").write_text(HIERARCHY.replace("title: Knowledge VQA", f"title: '{evil}'"))
+    at = page("0_Overview.py", tmp_path, monkeypatch)
+    labels = [w.label for w in at.number_input]
+    assert len(labels) == 4 and all("](" not in label for label in labels)
+    assert plain(labels[0]) == evil  # the literal title, every Markdown character escaped
+
+
 def test_compare_page_matches_the_gate(board, monkeypatch):
     at = page("2_Compare.py", board, monkeypatch)
     expected = compare_runs(load_run(board / "tiny-llava"), load_run(board / "tiny-qwen"))

@@ -83,6 +83,43 @@ def test_image_paths_outside_the_data_folder_fail_their_sample(layout, path):
     assert prepare(got["ok"], VideoRule(), media).error is None
 
 
+def test_paths_with_whitespace_are_paths_and_confined_too(layout):
+    """Issue 20, case 1: a path with a space ("My Pictures") is still a path: resolved against the
+    data folder and confined to it, never read from the current directory or outside."""
+    data, cwd = layout / "tasks" / "data", layout / "cwd"
+    (layout / "My Pictures").mkdir()
+    draw_image(2).save(layout / "My Pictures" / "x.png")
+    for folder in (data, cwd):
+        (folder / "priv dir").mkdir()
+        draw_image(4 if folder == data else 3).save(folder / "priv dir" / "x.png")
+    (cwd / "priv dir" / "xpng").write_bytes((cwd / "priv dir" / "x.png").read_bytes())  # no '.': base64-like
+    rows(data, [{"id": "abs", "q": "?", "a": "x", "image": str(layout / "My Pictures" / "x.png")},
+                {"id": "in", "q": "?", "a": "x", "image": "priv dir/x.png"},
+                {"id": "cwd", "q": "?", "a": "x", "image": "priv dir/xpng"}])
+    got = samples_of(task(layout / "tasks"))
+    assert "leaves the data folder" in str(prepare(got["abs"], VideoRule(), None).error)
+    inside = prepare(got["in"], VideoRule(), None)  # the data folder's file, not the cwd's
+    assert inside.error is None and inside.message[0]["image"].tobytes() == draw_image(4).convert("RGB").tobytes()
+    assert prepare(got["cwd"], VideoRule(), None).message is None  # the cwd's file is never opened
+
+
+def test_a_link_out_of_the_data_folder_is_refused_unless_the_task_allows_it(layout):
+    """Issue 20, case 4: a symbolic link inside the data folder to a file outside it is refused by
+    default (the file it really is must be inside too); `doc.follow_links: true` allows it."""
+    data = layout / "tasks" / "data"
+    (data / "img" / "out.png").symlink_to(layout / "secret" / "x.png")
+    (data / "img" / "in.png").symlink_to(data / "img" / "cat.png")
+    rows(data, [{"id": "out", "q": "?", "a": "x", "image": "img/out.png"},
+                {"id": "in", "q": "?", "a": "x", "image": "img/in.png"}])
+    got = samples_of(task(layout / "tasks"))
+    err = str(prepare(got["out"], VideoRule(), None).error)
+    assert "is a link to" in err and "secret" in err and "doc.follow_links: true" in err
+    assert prepare(got["in"], VideoRule(), None).error is None  # a link that stays inside is fine
+    allowed = samples_of(task(layout / "tasks", doc="images: image, follow_links: true"))
+    out = prepare(allowed["out"], VideoRule(), None)
+    assert out.error is None and out.message[0]["image"].tobytes() == draw_image(2).convert("RGB").tobytes()
+
+
 def test_stored_frames_given_as_paths_are_confined_too(layout):
     rows(layout / "tasks" / "data", [{"id": "f", "q": "?", "a": "x", "frames": ["img/cat.png", "../../secret/x.png"]},
                                      {"id": "g", "q": "?", "a": "x", "frames": ["img/cat.png", "img/cat.png"]}])

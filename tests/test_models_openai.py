@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -206,6 +208,30 @@ def test_credentials_in_url_are_not_shown(server):
     assert "pw" not in json.dumps(m.info())
 
 
+def test_credentials_in_the_url_are_in_no_file_a_run_writes(server, tmp_path):
+    """user:password@ and ?key=... in base_url (issue 20, case 2): sent to the server, never written
+    to run.json, results.json (run block and each task's invocation), predictions, samples or the
+    lm-eval export; the run still resumes the folder it wrote."""
+    from m3eval.run.pipeline import RunConfig, evaluate
+    url = server.url.replace("http://", "http://alice:pw-9f8e7d@") + "?key=qk-4c3b2a"
+    cfg = RunConfig(tasks=["demo_mc"], output=tmp_path / "out", model="openai", run_name="r", limit=3,
+                    model_args={"base_url": url, "model": "tiny-vlm", "max_retries": 0}, progress=False)
+    results, _ = evaluate(cfg)
+    assert results is not None and server.requests  # the server was reached
+    assert results.run.model is not None and results.run.model["args"]["base_url"] == server.url
+    export = subprocess.run([sys.executable, "-m", "m3eval", "export", str(tmp_path / "out" / "r"), "--format",
+                             "lm-eval", "--output", str(tmp_path / "export")], capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert any(f.name == "run.json" for f in files) and any(f.parent.name == "export" or "export" in f.parts
+                                                             for f in files)
+    for f in files:
+        data = f.read_bytes()
+        assert b"pw-9f8e7d" not in data and b"qk-4c3b2a" not in data and b"alice" not in data, f
+    again, _ = evaluate(cfg)  # the redacted identity still matches: nothing is generated again
+    assert again is not None and again.timings.samples == 0
+
+
 def test_generation_settings_and_stop(server):
     m = adapter(server)
     out = m.generate([text("alpha | beta")], GenerationConfig(max_new_tokens=5, stop=[" | beta"]))
@@ -300,8 +326,8 @@ def _wait_until_quiet(server, quiet_s: float = 0.5, limit_s: float = 10.0) -> No
 
 
 def test_interrupted_stream_keeps_every_logged_answer_and_resume_sends_only_the_rest(server, tmp_path):
-    from m3eval.models.registry import register_backend
     from m3eval.models.openai_compat import OpenAICompatAdapter
+    from m3eval.models.registry import register_backend
     from m3eval.run.pipeline import RunConfig, evaluate
 
     class Interrupted(OpenAICompatAdapter):

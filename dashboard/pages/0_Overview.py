@@ -54,7 +54,8 @@ with st.expander("Capability weights (saved in the link)"):
             default = float(q.get(f"w_{c.key}", c.weight))
         except ValueError:
             default = c.weight
-        weights[c.key] = col.number_input(c.title, 0.0, 10.0, min(max(default, 0.0), 10.0), 0.5, key=f"w_{c.key}")
+        weights[c.key] = col.number_input(md_escape(c.title), 0.0, 10.0, min(max(default, 0.0), 10.0), 0.5,
+                                          key=f"w_{c.key}")  # widget labels render Markdown: titles are data
 
 # the view, written back to the URL so it can be shared
 view = {"level": level, "ci": "1" if show_ci else "0", "reported": "1" if show_reported else "0",

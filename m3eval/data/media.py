@@ -20,7 +20,8 @@ from ..errors import MediaError
 
 __all__ = ["MediaError", "VideoRule", "decode_image", "decode_media", "thumbnail_jpeg"]
 
-# a str shorter than this that names an existing file is a path; base64 of any real image is longer
+# an absolute path string shorter than this that names a file is read as one; a relative one
+# never is (a run resolves and confines its paths first: media_paths.py, not the current directory)
 _MAX_PATH_LEN = 4096
 
 
@@ -95,7 +96,7 @@ def _from_str(s: str) -> Image.Image:
         head, sep, text = text.partition(",")
         if not sep or ";base64" not in head:
             raise MediaError(f"image: data URI without base64 payload ({_describe(s)})")
-    elif len(text) < _MAX_PATH_LEN and os.path.isfile(text):
+    elif len(text) < _MAX_PATH_LEN and os.path.isabs(text) and os.path.isfile(text):
         return _from_path(Path(text))
     try:
         # tolerate line breaks and missing padding, reject anything else
@@ -111,8 +112,9 @@ def _from_str(s: str) -> Image.Image:
 
 
 def decode_image(source: Any) -> Image.Image:
-    """An RGB PIL image from a base64 string (optionally a data: URI), bytes, a path,
-    a `datasets` Image dict {"bytes", "path"}, a numpy HxWxC uint8 array, or a PIL image.
+    """An RGB PIL image from a base64 string (optionally a data: URI), bytes, a path (a Path, or an
+    absolute path string), a `datasets` Image dict {"bytes", "path"}, a numpy HxWxC uint8 array,
+    or a PIL image.
 
     EXIF orientation is not applied, as in `datasets` and the peer harnesses.
     """

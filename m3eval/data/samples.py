@@ -30,12 +30,13 @@ class LazyField:
     root: Path | None = None  # relative media paths start here (the data's folder, or video_root)
     roots: tuple[Path, ...] | None = None  # folders local media may come from; None: no resolution
     kind: str = "video"
+    follow_links: bool = False  # doc.follow_links: read what a link inside the roots points to, wherever
 
     def get(self) -> Any:
         row = self.ds[self.row]
         value = render(self.path, row) if is_template(self.path) else get_field(row, self.path)
         if self.roots is not None and self.root is not None:
-            return resolve_media(value, self.kind, self.root, list(self.roots))
+            return resolve_media(value, self.kind, self.root, list(self.roots), self.follow_links)
         if self.root is not None and isinstance(value, str) and not Path(value).is_absolute():
             return str(self.root / value)
         return value
@@ -103,6 +104,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     n_excluded = 0
     roots = tuple(media_roots) if media_roots else None
     data_dir = media_roots[0] if media_roots else None
+    links = bool(doc.follow_links)
     for i, row in enumerate(ds.select_columns(text_cols)):
         if doc.exclude_if:
             try:
@@ -127,11 +129,11 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
         seen[base_id] = i
         media = []
         if doc.images:
-            media.append(Media("image", LazyField(ds, i, doc.images, data_dir, roots, "image")))
+            media.append(Media("image", LazyField(ds, i, doc.images, data_dir, roots, "image", links)))
         if doc.frames:
-            media.append(Media("frames", LazyField(ds, i, doc.frames, data_dir, roots, "frames")))
+            media.append(Media("frames", LazyField(ds, i, doc.frames, data_dir, roots, "frames", links)))
         if doc.video:
-            media.append(Media("video", LazyField(ds, i, doc.video, media_root, roots, "video")))
+            media.append(Media("video", LazyField(ds, i, doc.video, media_root, roots, "video", links)))
         missing = None if any(r.strip() for r in references) else SampleFailure(
             stage="data", type="MissingReferences",
             message=f"row {i} (id {base_id!r}) has no references (doc.references: {doc.references})")

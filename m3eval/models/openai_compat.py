@@ -17,13 +17,13 @@ import io
 import os
 import re
 import time
-import urllib.parse
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Iterable, Iterator
 
 from m3eval.errors import BadMessageError, ModelLoadError, RequestError
 from m3eval.models.base import GenerationConfig, ModelAdapter, truncate_at_stop
 from m3eval.models.chat import check_message
+from m3eval.results import public_url, url_secrets
 from m3eval.types import Message
 
 REQUEST_STATUS = {400, 413, 422}  # the server rejects this one request: its sample is bad
@@ -48,15 +48,6 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         if s and len(s) >= 4:
             text = text.replace(s, "***")
     return text
-
-
-def _public_url(url: str) -> str:
-    """The URL without user:password@ (never written to results)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def data_url(image: Any, fmt: str) -> str:
@@ -133,6 +124,7 @@ class OpenAICompatAdapter(ModelAdapter):
         self.image_format = image_format
         self.max_retries = int(max_retries)
         self._secret = os.environ.get(self.api_key_env)
+        self._secrets = [self._secret, *url_secrets(self.base_url)]  # never in an error text
         # One client for the whole run: its HTTP connection pool is reused by every request.
         self._client = openai.OpenAI(
             base_url=self.base_url, api_key=self._secret or "EMPTY", max_retries=self.max_retries,
@@ -160,7 +152,7 @@ class OpenAICompatAdapter(ModelAdapter):
     # ---- server ------------------------------------------------------------------
 
     def _error_text(self, e: Exception) -> str:
-        url = _public_url(self.base_url)
+        url = public_url(self.base_url)
         if isinstance(e, self._openai.APIStatusError):
             try:
                 body = e.response.text
@@ -176,7 +168,7 @@ class OpenAICompatAdapter(ModelAdapter):
             text = f"cannot reach {url} after {self.max_retries + 1} attempts: {type(cause).__name__}: {cause}"
         else:
             text = f"{type(e).__name__}: {e}"
-        return redact(text, [self._secret])
+        return redact(text, self._secrets)
 
     def _check_model(self, wanted: str) -> str:
         """Probe /models once, without retries, within the connect timeout: an unreachable
@@ -191,8 +183,8 @@ class OpenAICompatAdapter(ModelAdapter):
             raise ModelLoadError(f"openai backend: {self._error_text(e)}") from None
         except self._openai.APIError as e:  # connection refused, DNS, connect timeout
             cause = e.__cause__ or e
-            text = redact(f"{type(cause).__name__}: {cause}", [self._secret])
-            raise ModelLoadError(f"openai backend: cannot reach {_public_url(self.base_url)}/models within "
+            text = redact(f"{type(cause).__name__}: {cause}", self._secrets)
+            raise ModelLoadError(f"openai backend: cannot reach {public_url(self.base_url)}/models within "
                                  f"{self._connect_timeout:g} s: {text} (is the server running?)") from None
         if not wanted:
             if len(served) != 1:
@@ -201,7 +193,7 @@ class OpenAICompatAdapter(ModelAdapter):
             return served[0]
         if served and wanted not in served:
             raise ModelLoadError(f"openai backend: model {wanted!r} is not served at "
-                                 f"{_public_url(self.base_url)}; served: {', '.join(map(str, served))}")
+                                 f"{public_url(self.base_url)}; served: {', '.join(map(str, served))}")
         return wanted
 
     def _one(self, message: Message, gen: GenerationConfig) -> tuple[str | Exception, float]:
@@ -221,13 +213,13 @@ class OpenAICompatAdapter(ModelAdapter):
                 else RequestError(text, status)
             return err, time.perf_counter() - t0
         except Exception as e:  # noqa: BLE001 - e.g. an unexpected reply shape: this sample's error
-            return RequestError(redact(f"{type(e).__name__}: {e}", [self._secret])), time.perf_counter() - t0
+            return RequestError(redact(f"{type(e).__name__}: {e}", self._secrets)), time.perf_counter() - t0
 
     # ---- interface (m3eval/models/base.py) --------------------------------------
 
     def info(self) -> dict[str, Any]:
         return {"backend": "openai", "id": self.model, "revision": None,
-                "base_url": _public_url(self.base_url), "client": f"openai {self._openai.__version__}"}
+                "base_url": public_url(self.base_url), "client": f"openai {self._openai.__version__}"}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import RunError
-from ..results import TMP_PREFIX, TMP_SUFFIX
+from ..results import LOCK_NAME, TMP_PREFIX, TMP_SUFFIX
 from .distributed import Dist
 
-LOCK_NAME = ".m3eval.lock"
 # atomic_write_bytes' temp names (results.TMP_PREFIX/TMP_SUFFIX around mkstemp's 8 random characters)
 _TMP = re.compile(re.escape(TMP_PREFIX) + r".+\.[A-Za-z0-9_]{8}" + re.escape(TMP_SUFFIX))
 _HELD: set[int] = set()  # this process's lock descriptors

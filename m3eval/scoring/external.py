@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from ..data.task_samples import load_task_data
-from ..errors import DataError
+from ..errors import DataError, RunError
 from ..record import MISSING_PREDICTION, Results, RunBlock
-from ..results import atomic_write_jsonl, finalize, now_iso, prediction_files, read_jsonl
+from ..results import LOCK_NAME, atomic_write_jsonl, finalize, now_iso, prediction_files, read_jsonl
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
 from .run import score_one
@@ -27,6 +27,11 @@ def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, overrid
     task = spec.task
     if not pred_file.exists():
         raise DataError(f"{pred_file}: no such file")
+    run_dir = output / pred_file.stem if output else None
+    if run_dir is not None and run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        # it may be a run: its other tasks would vanish, and a later `run` would resume with these answers
+        raise RunError(f"{run_dir} already exists; `score --predictions` writes only to a new folder: "
+                       "give another --output, or move it aside")
     given: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for n, row in enumerate(read_jsonl(pred_file), 1):
@@ -52,7 +57,6 @@ def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, overrid
               f"{'' if allow_missing else ' (exit code 1; --allow-missing accepts this)'}", file=sys.stderr)
     preds = [Prediction.for_sample(s, given.get(s.id, ""), error=None if s.id in given else MISSING_PREDICTION)
              for s in samples]
-    run_dir = output / pred_file.stem if output else None
     if run_dir is not None:
         atomic_write_jsonl(prediction_files(run_dir, task)[0], [p.to_json() for p in preds])
     entry = score_one(spec, preds, run_dir, seed, data.n_excluded)

@@ -49,6 +49,7 @@ class DocSpec(_Strict):
     # default: the local data file's folder, else the YAML's folder
     media_root: str | None = None  # one more folder local image/video paths may come from (relative to
     # the YAML; "/" allows any); by default only the data's folder and video_root are read
+    follow_links: bool | None = None  # true: a symbolic link in those folders may point anywhere (default: no)
     choices: str | None = None
     lang: str | None = None  # per-row language field; default: the task's language
     instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
@@ -82,7 +83,8 @@ class StepSpec(_Strict):
     args: dict[str, Any] = {}
 
 
-_ADDED_DOC_FIELDS = ("cluster", "exclude_if", "media_root")  # added after tasks were first hashed; None unset
+# added after tasks were first hashed: left out of the hash while unset (None)
+_ADDED_DOC_FIELDS = ("cluster", "exclude_if", "media_root", "follow_links")
 
 
 class TaskSpec(_Strict):
