@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import atexit
 import errno
+import math
 import os
 import sys
 from pathlib import Path
 
-from .errors import M3evalError
+from .errors import M3evalError, UsageError
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -24,6 +25,27 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return int(text)
+
+
+def _number_in(low: float, high: float, what: str):
+    """A finite number in [low, high]: NaN compares false with everything, so it would pass any gate."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+def _run_name(text: str) -> str:
+    from .results import run_name_checked  # only when given: results imports pydantic
+    try:
+        return run_name_checked(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--run-name ")) from None
 
 
 def _instructions(text: str) -> str:
@@ -61,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tasks", required=True, help="comma-separated tasks or groups")
     r.add_argument("--output", "--output_path", type=Path, default=Path("runs"),
                    help="folder for run directories (default runs/)")
-    r.add_argument("--run-name", help="run directory name (default: the model's name)")
+    r.add_argument("--run-name", type=_run_name, help="run directory name (default: the model's name)")
     r.add_argument("--batch-size", "--batch_size", type=_positive, default=8,
                    help="messages per generate call (default 8); greedy predictions do not depend on it")
     r.add_argument("--limit", type=_compat("parse_limit"),
@@ -99,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="regression gate between two runs (exit 1 on a regression)")
     c.add_argument("base", type=Path)
     c.add_argument("new", type=Path)
-    c.add_argument("--tolerance", type=float, default=1.0, help="points (0..100 scale) a task may drop (default 1)")
-    c.add_argument("--alpha", type=float, default=0.05)
+    c.add_argument("--tolerance", type=_number_in(0, 100, "a number of points from 0 to 100"), default=1.0,
+                   help="points (0..100 scale) a task may drop (default 1)")
+    c.add_argument("--alpha", type=_number_in(1e-12, 1, "a significance level above 0 and at most 1"), default=0.05)
     c.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     c.add_argument("--tasks", type=lambda s: [t for t in s.split(",") if t], default=None, metavar="T1,T2",
                    help="compare only these tasks (each must be in both runs)")

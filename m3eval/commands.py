@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
 # that need them: `m3eval tasks`, `validate`, `compare` and `--help` start in a fraction of a second.
-from .errors import TaskError, UsageError
+from .errors import UsageError
 from .record import Results
 from .report.tables import format_results
 from .tasks.registry import BUILTIN_TASKS, Registry
@@ -56,13 +56,6 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-def _discover(include_paths: list) -> Registry:
-    for path in include_paths:
-        if not path.exists():
-            raise UsageError(f"--include-path {path}: no such file or folder")
-    return Registry.discover(include_paths)
-
-
 def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrides: dict
                  ) -> tuple[dict, Registry]:
     """What argparse cannot check: known task names, overrides of tasks in the run, well-formed
@@ -71,7 +64,7 @@ def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrid
     from .models.registry import parse_model_args
     if not tasks:
         raise UsageError("--tasks names no task")
-    registry = _discover(include_paths)
+    registry = Registry.discover(include_paths)
     registry.resolve_run(tasks, overrides, {})
     try:
         return parse_model_args(model_args), registry
@@ -120,7 +113,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         raise UsageError("--predictions needs --task")
     if a.run_dir is not None:
         raise UsageError("give a run directory or --predictions, not both")
-    registry = _discover(a.include_path)
+    registry = Registry.discover(a.include_path)
     if a.task not in registry.tasks:
         raise UsageError(str(registry.unknown(a.task)))
     from .scoring.external import score_external
@@ -147,7 +140,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_tasks(a: argparse.Namespace) -> int:
-    reg = _discover(a.include_path)
+    reg = Registry.discover(a.include_path)
     print(f"{'TASK':40} {'CATEGORY':15} {'PROTOCOL':9} {'LANG':5} METRICS")
     for name, s in sorted(reg.tasks.items()):
         print(f"{name:40} {s.category:15} {s.protocol:9} {s.language:5} {', '.join(m.name for m in s.metrics)}")
@@ -168,7 +161,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
     env = True
     try:  # the suite and M3EVAL_INCLUDE_PATH too: names and groups are checked across all files
         sources = roots()
-    except TaskError as e:  # M3EVAL_INCLUDE_PATH names a folder that is not there
+    except UsageError as e:  # M3EVAL_INCLUDE_PATH names a folder that is not there
         problems.append(str(e))
         sources, env = roots(env=False), False
     # schema, YAML size, every template compiled, each file read once; problems: reg.errors

@@ -80,6 +80,27 @@ class SampleFailure(_Record):
 MISSING_PREDICTION = SampleFailure(stage="external", type="MissingPrediction", message="missing prediction")
 
 
+class PredictionLine(_Record):
+    """One line of predictions/<task>.jsonl as read back (types.Prediction is what it becomes):
+    checked so that a damaged line is an error naming the file and line, never a wrong score."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)  # lines of later versions load
+
+    id: str | int = Field(description="The sample id.")
+    prediction: str = Field(description="The model's raw answer.")
+    prompt: str = Field(default="", description="The prompt text the model received.")
+    references: list[str] = Field(default_factory=list, description="The reference answers.")
+    choices: list[str] | None = Field(default=None, description="Options of a multiple-choice sample.")
+    lang: str = Field(default="en", description="The sample's language.")
+    instruction: int | None = Field(default=None, description="Index of the instruction variant, if any.")
+    cluster: str | None = Field(default=None, description="doc.cluster's value, when the task declares one.")
+    error: SampleFailure | str | None = Field(default=None, description="Why the sample failed (the one-line "
+                                                                        "text in files written before failures "
+                                                                        "were typed).")
+    seconds: float = Field(default=0.0, description="This sample's share of its batch's generate() time.")
+    media_info: dict[str, Any] = Field(default_factory=dict, description="Frames sampled, image size, ...")
+
+
 class SampleRecord(_Record):
     """One line of samples/<task>.jsonl: a scored sample, as the page shows it."""
 
@@ -352,7 +373,7 @@ def field_path(error: ValidationError) -> str:
         return f"unknown field '{where}'"
     msg = str(first["msg"]).removeprefix("Value error, ")
     got = "" if first["type"].startswith("value_error") else f" (got {type(first.get('input')).__name__})"
-    return f"field '{where}': {msg[:1].lower()}{msg[1:]}{got}"
+    return f"{f'field {where!r}' if where else 'the record'}: {msg[:1].lower()}{msg[1:]}{got}"
 
 
 def parse_results(data: Any, file: Path, fix: str | None = None) -> Results:

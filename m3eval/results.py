@@ -2,6 +2,7 @@
 append-only predictions log, and provenance."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -17,11 +18,12 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from .errors import ResultsError, RunError
+from .errors import ResultsError, RunError, UsageError
 from .record import (
     RESULTS_FORMAT,
     Consistency,
     GroupResult,
+    PredictionLine,
     Results,
     RunBlock,
     SampleRecord,
@@ -38,8 +40,26 @@ _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", 
 
 def prediction_files(run_dir: Path, task: str) -> list[Path]:
     """A task's predictions file, then the per-rank logs a run in progress appends to."""
-    pred_dir = run_dir / "predictions"
-    return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{task}.rank*.jsonl"))]
+    pred_dir = run_dir / "predictions"  # the name is matched literally: a task `t?` is not `t1`
+    return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{glob.escape(task)}.rank*.jsonl"))]
+
+
+def predicted_tasks(run_dir: Path) -> list[str]:
+    """The tasks a run folder has predictions for (a finished file, or a rank's log)."""
+    names = (_PREDICTIONS_FILE.fullmatch(f.name) for f in (run_dir / "predictions").glob("*.jsonl"))
+    return sorted({m.group(1) for m in names if m})
+
+
+_PREDICTIONS_FILE = re.compile(r"(.+?)(?:\.rank\d+)?\.jsonl")
+
+
+def run_name_checked(name: str) -> str:
+    """A run name is one plain folder name inside --output: never `.`, `..`, a path or a control
+    character (it would write outside --output, or into it directly)."""
+    if name in ("", ".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name) \
+            or len(name.encode()) > 200:
+        raise UsageError(f"--run-name {name!r}: expected one plain folder name (no '/', not '.' or '..')")
+    return name
 
 
 def require_run_dir(run_dir: Path) -> None:
@@ -220,9 +240,12 @@ def read_predictions(files: Iterable[Path]) -> dict[str, Prediction]:
     out: dict[str, Prediction] = {}
     for f in files:
         if f.exists():
-            for row in read_jsonl(f):
-                if "id" not in row or "prediction" not in row:
-                    raise ResultsError(f"{f}: a line lacks 'id' or 'prediction': {str(row)[:120]}")
+            for n, row in enumerate(read_jsonl(f), 1):
+                try:  # a damaged line (`5`, null, "references": "red") is an error, never a wrong score
+                    PredictionLine.model_validate(row)
+                except ValidationError as e:
+                    raise ResultsError(f"{f}: prediction {n}: {field_path(e)}; restore the file, or delete it "
+                                       "to generate the task again") from None
                 out[str(row["id"])] = Prediction.from_json(row)
     return out
 

@@ -87,7 +87,9 @@ class Prediction:
         """The prediction for sample `s`: everything scoring needs from the sample (references,
         choices, language, instruction, cluster) is carried over here, and only here, whoever
         made the answer (generation, an encoder, or a file scored with `score --predictions`).
-        `prompt`: what the model saw when it was not the sample's prompt (an encoder's)."""
+        `prompt`: what the model saw when it was not the sample's prompt (an encoder's). A bad row's
+        failure (no references, a prompt over the bound) is the prediction's error whatever answered."""
+        error = error or s.failure
         return cls(id=s.id, prediction="" if error else prediction, prompt=s.prompt if prompt is None else prompt,
                    references=list(s.references), choices=s.choices, lang=s.lang, instruction=s.instruction,
                    cluster=s.cluster, error=error, seconds=round(seconds, 6), media_info=media_info or {})

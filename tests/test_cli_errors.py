@@ -135,6 +135,26 @@ def test_score_warns_about_a_torn_last_prediction_line(run_copy):
     assert f"task demo_mc: {len(lines) - 1} predictions read" in r.stderr
 
 
+@pytest.mark.parametrize("damage, says", [
+    (lambda row: 5, "the record: input should be a valid dictionary"),
+    (lambda row: None, "the record: input should be a valid dictionary"),
+    (lambda row: {k: v for k, v in row.items() if k != "prediction"}, "missing field 'prediction'"),
+    (lambda row: {**row, "prediction": 7}, "field 'prediction': input should be a valid string"),
+    (lambda row: {**row, "references": "red"}, "field 'references': input should be a valid list"),
+])
+def test_a_damaged_prediction_line_is_an_error_naming_file_and_line(run_copy, damage, says):
+    """Issue 20, cases 11 and 18: `score RUN` split `"references": "red"` into letters (a wrong
+    score) or crashed with a traceback on `5`, `null`, a missing or non-string prediction."""
+    log = run_copy / "predictions" / "demo_mc.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    rows[2] = damage(rows[2])
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = m3eval("score", str(run_copy))
+    assert r.returncode == 1
+    line = one_line_error(r)
+    assert f"{log}: prediction 3: {says}" in line, line
+
+
 @pytest.mark.parametrize("name", ["results.json", "run.json"])
 def test_corrupt_json_names_the_file_and_what_to_do(run_copy, tiny_model, name):
     (run_copy / name).write_text('{"format": "m3eval.results/1", "tasks": {')
@@ -235,3 +255,20 @@ def test_a_line_torn_inside_a_multibyte_character_is_dropped_not_fatal(tmp_path,
     path.write_bytes(torn + b"\n" + whole + b"\n")  # not the last line: an error naming file and line
     with pytest.raises(ValueError, match=r"t\.jsonl:1: not valid JSON"):
         read_jsonl(path)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../up", ""])
+def test_a_run_name_is_one_plain_folder_name(tmp_path, name):
+    """Issue 20, case 23: `--run-name ..` wrote outside --output, `.` into it directly."""
+    r = m3eval("run", "--tasks", "demo_mc", "--run-name", name, "--output", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "expected one plain folder name" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_include_path_folder_in_the_environment_is_named_as_such(tmp_path):
+    """Issue 20, case 25: a missing M3EVAL_INCLUDE_PATH folder was blamed on --include-path, exit 1."""
+    env = {**os.environ, "M3EVAL_INCLUDE_PATH": str(tmp_path / "gone")}
+    r = subprocess.run([sys.executable, "-m", "m3eval", "tasks"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and f"M3EVAL_INCLUDE_PATH names {tmp_path / 'gone'}: no such" in one_line_error(r)

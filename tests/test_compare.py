@@ -170,6 +170,16 @@ def test_formats(runs, capsys):
     assert json.loads(capsys.readouterr().out)["tolerance"] == 0.5
 
 
+@pytest.mark.parametrize("flag, value", [("--tolerance", "nan"), ("--tolerance", "inf"), ("--tolerance", "-1"),
+                                         ("--alpha", "nan"), ("--alpha", "0"), ("--alpha", "2")])
+def test_a_non_finite_or_out_of_range_gate_is_a_usage_error(runs, capsys, flag, value):
+    """Issue 20, case 8: NaN compares false with everything, so `--tolerance nan` passed a
+    significant regression with exit 0."""
+    with pytest.raises(SystemExit) as e:
+        cli_main(["compare", str(runs / "base"), str(runs / "worse"), flag, value])
+    assert e.value.code == 2 and f"{flag}: expected" in capsys.readouterr().err
+
+
 def test_same_verdict_every_time(runs):
     a = render(compare_runs(load_run(runs / "base"), load_run(runs / "slightly")), "json")
     b = render(compare_runs(load_run(runs / "base"), load_run(runs / "slightly")), "json")

@@ -173,6 +173,21 @@ def test_a_row_without_references_is_a_counted_sample_error(tmp_path):
         assert err.message == f"row {row} (id '{sid}') has no references (doc.references: a)"
 
 
+def test_external_predictions_count_a_row_without_references_as_a_run_does(tmp_path):
+    """Issue 20, case 10: `score --predictions` scored such a row 0 without counting it; a run counts
+    it as a failed sample. One path (Prediction.for_sample), one behaviour."""
+    from m3eval.scoring.external import score_external
+    rows(tmp_path / "data", [{"id": "ok", "q": "?", "a": "x"}, {"id": "none", "q": "?", "a": None}])
+    (spec,) = load_file(task(tmp_path, doc=""))
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"id": "ok", "prediction": "x"}\n{"id": "none", "prediction": "x"}\n')
+    results, code = score_external(spec, preds, tmp_path / "out", None, seed=0)
+    entry = results.tasks["t"]
+    assert (entry.n_samples, entry.n_errors, entry.metrics["exact_match"].value) == (2, 1, 0.5)
+    records = [json.loads(line) for line in (tmp_path / "out" / "p" / "samples" / "t.jsonl").read_text().splitlines()]
+    assert "has no references" in records[1]["error"] and records[0]["error"] is None
+
+
 @pytest.mark.parametrize("content,name", [("", "e.jsonl"), ("\n\n", "w.jsonl"), ("", "e.csv"),
                                           ("id,q,a\n", "h.csv"), ("", "e.json")])
 def test_an_empty_data_file_says_it_has_no_rows(tmp_path, content, name):

@@ -233,3 +233,16 @@ def test_thumbnail_of_video_frames_is_a_strip_of_four_centre_frames():
 def test_thumbnail_rejects_nothing_to_show():
     with pytest.raises(ValueError, match="at least one image"):
         thumbnail_jpeg([])
+
+
+@pytest.mark.parametrize("array, fmt, grey", [
+    (np.full((4, 4), 128 * 257, dtype=np.uint16), "PNG", 128),  # 16-bit PNG: 32896 / 257
+    (np.full((4, 4), 65535, dtype=np.uint16), "PNG", 255),
+    (np.full((4, 4), 0.5, dtype=np.float32), "TIFF", 128),  # float in [0, 1]: x 255
+    (np.full((4, 4), 1000.0, dtype=np.float32), "TIFF", 255),  # out of range: clipped
+])
+def test_16_bit_and_float_images_are_scaled_to_8_bits(array, fmt, grey):
+    """Issue 20, case 12: Pillow's convert("RGB") clipped 16-bit and float images to white or black."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt)
+    assert decode_image(buf.getvalue()).getpixel((0, 0)) == (grey, grey, grey)

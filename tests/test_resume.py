@@ -119,3 +119,15 @@ def test_logs_of_a_crashed_two_rank_run_are_resumed_by_one_process(tiny_model, t
     def scores(tasks):  # the invocation record (time, config) is provenance, not a score
         return {t: {k: v for k, v in e.dump().items() if k != "invocation"} for t, e in tasks.items()}
     assert scores(results.tasks) == scores(full.tasks)
+
+
+def test_task_names_are_matched_literally_in_the_run_folder(tmp_path):
+    """Issue 20, case 9: a task named `t?` adopted task t1's leftover rank log (a glob match)."""
+    from m3eval.results import predicted_tasks, prediction_files
+    preds = tmp_path / "predictions"
+    preds.mkdir()
+    for name in ("t1.rank0.jsonl", "t?.rank1.jsonl", "a.b.jsonl", "t[1].jsonl"):
+        (preds / name).write_text("")
+    assert [f.name for f in prediction_files(tmp_path, "t?")] == ["t?.jsonl", "t?.rank1.jsonl"]
+    assert [f.name for f in prediction_files(tmp_path, "t[1]")] == ["t[1].jsonl"]
+    assert predicted_tasks(tmp_path) == ["a.b", "t1", "t?", "t[1]"]

@@ -109,3 +109,19 @@ def test_hf_evaluate_metric_is_a_clear_error_offline():
     # `evaluate` is not installed here (and could not fetch its scripts offline): a clear error, at compute
     with pytest.raises(RuntimeError, match="evaluate"):
         score_task(vqa_preds(), ["hf:bleu"])
+
+
+@pytest.mark.parametrize("args, says", [
+    ({"ignore_case": "false"}, "arg 'ignore_case' should be bool (as its default False), got 'false'"),
+    ({"ignore_case": 1}, "arg 'ignore_case' should be bool"),
+])
+def test_metric_args_of_the_wrong_type_are_task_errors(tmp_path, args, says):
+    """Issue 20, case 6: `ignore_case: 'false'` (a string) acted as true. `validate` says so."""
+    import json as _json
+    import subprocess
+    import sys
+    (tmp_path / "t.yaml").write_text("task: t\ndataset: {path: d.jsonl}\ndoc: {prompt: p, references: a}\n"
+                                     f"metrics: [{{name: exact_match, args: {_json.dumps(args)}}}]\n")
+    r = subprocess.run([sys.executable, "-m", "m3eval", "validate", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and says in r.stderr, r.stderr

@@ -1,6 +1,7 @@
 """Task YAML: schema errors name file and key, include:, expand:, groups, discovery."""
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -123,3 +124,22 @@ def test_builtin_suite_loads_without_errors():
     assert "demo" in reg.groups and len(reg.expand("demo")) >= 6
     for g in reg.groups:
         reg.expand(g)  # every group resolves
+
+
+@pytest.mark.parametrize("name, says", [
+    ('"' + "x" * 201 + '"', "at most 200 bytes"),
+    ('"t\\0nul"', "(found U+0000)"),
+    ('"t\\u202e1"', "(found U+202E)"),  # right-to-left override: would forge the output lines it is printed on
+    ('"t\\n1"', "(found U+000A)"),
+])
+def test_names_that_cannot_be_file_names_or_forge_output_fail_validate(tmp_path, name, says):
+    """Issue 20, cases 20 and 21: such a name used to pass `validate`, and the run failed after
+    generating (losing the predictions) or printed forged lines."""
+    from m3eval.cli import main as cli_main
+    write(tmp_path, "t.yaml", BASE.replace("task: t1", f"task: {name}"))
+    with pytest.raises(TaskError, match=re.escape(says)):
+        load_file(tmp_path / "t.yaml")
+    assert cli_main(["validate", str(tmp_path)]) == 1
+    group = write(tmp_path / "g", "g.yaml", f"group: {name}\ntasks: [t1]\n")
+    with pytest.raises(TaskError, match="group"):
+        load_file(group)

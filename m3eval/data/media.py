@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ..errors import MediaError
@@ -72,12 +73,25 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     """RGB; transparent pixels become white (not black) so alpha images stay legible."""
     if img.mode == "RGB":
         return img
+    if img.mode.startswith("I") or img.mode == "F":  # Pillow's convert would clip these to white or black
+        img = _to_8_bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         out = Image.new("RGB", rgba.size, (255, 255, 255))
         out.paste(rgba, mask=rgba.getchannel("A"))
         return out
     return img.convert("RGB")
+
+
+def _to_8_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float grey image scaled to 8 bits as image libraries do: 16-bit samples
+    divided by 257 (65535 -> 255), floats in [0, 1] times 255; other ranges are clipped."""
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or img.mode == "I" and arr.size and arr.max() > 255:
+        arr = arr / 257.0
+    elif img.mode == "F" and arr.size and arr.min() >= 0.0 and arr.max() <= 1.0:
+        arr = arr * 255.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
 
 
 def _from_path(path: Path) -> Image.Image:

@@ -17,7 +17,7 @@ from ..errors import RunError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..models.registry import check_backend, get_backend, load_model
 from ..record import Invocation, Results, RunBlock, RunIdentity, TaskResult, Timings
-from ..results import atomic_write_json, git_sha, now_iso, package_versions, public_args, read_results
+from ..results import atomic_write_json, git_sha, now_iso, package_versions, public_args, read_results, run_name_checked
 from ..scoring.invocations import invocation_record, merge_tasks, single_instruction
 from ..scoring.run import SCORING_ERRORS, conclude, score_one
 from ..scoring.task import check_scoring
@@ -55,8 +55,8 @@ class RunConfig:
 
 
 def run_name_for(cfg: RunConfig) -> str:
-    if cfg.run_name:
-        return cfg.run_name
+    if cfg.run_name is not None:
+        return run_name_checked(cfg.run_name)
     base = str(cfg.model_args.get("pretrained") or cfg.model_args.get("model") or cfg.model)
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base.rstrip("/").split("/")[-1]) or cfg.model
 

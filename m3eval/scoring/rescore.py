@@ -9,7 +9,15 @@ from typing import Any
 
 from ..errors import RunError
 from ..record import Results, RunBlock, TaskResult, Timings
-from ..results import git_sha, now_iso, prediction_files, read_predictions, read_results, require_run_dir
+from ..results import (
+    git_sha,
+    now_iso,
+    predicted_tasks,
+    prediction_files,
+    read_predictions,
+    read_results,
+    require_run_dir,
+)
 from ..tasks.registry import Registry
 from .invocations import inferred_invocation
 from .run import SCORING_ERRORS, conclude, recorded_exclusion, score_one
@@ -20,7 +28,7 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
     old = read_results(run_dir, "move it aside: `m3eval score` then rebuilds it from the predictions (without "
                                 "the run's timings and versions)")
     registry = Registry.discover(include_paths or [])
-    names = sorted({f.name.split(".")[0] for f in (run_dir / "predictions").glob("*.jsonl")})
+    names = predicted_tasks(run_dir)
     missing = [n for n in names if n not in registry.tasks]
     if missing:
         raise RunError(f"{run_dir}: predictions for tasks with no definition: {', '.join(missing)} "

@@ -22,16 +22,29 @@ from m3eval.errors import SampleScoreError
 from m3eval.metrics import get_metric  # registers the built-in metrics
 from m3eval.metrics.base import Metric, MetricInput, MetricResult
 from m3eval.metrics.stats import bootstrap_interval, cluster_labels, corpus_bootstrap_ci
-from m3eval.plugins import unknown_arguments
+from m3eval.plugins import arguments, unknown_arguments
 from m3eval.types import Prediction, base_id  # base_id: the "#i<k>" sample-id convention
 
 from .filters import apply_filters, get_filter, step_spec
 
 
 def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
+    """Unknown args, and args whose type is not their default's (`ignore_case: 'false'`, a string,
+    would act as true), are task-definition errors."""
     unknown, accepted = unknown_arguments(fn, args, skip)
     if unknown:
         raise ValueError(f"{what}: unknown args {sorted(unknown)}; accepted: {accepted or 'none'}")
+    defaults = arguments(fn, skip)
+    for key, value in args.items():
+        kinds = _KINDS.get(type(defaults.get(key)))
+        if kinds and (isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds)):
+            raise ValueError(f"{what}: arg {key!r} should be {' or '.join(k.__name__ for k in kinds)} "
+                             f"(as its default {defaults[key]!r}), got {value!r}")
+
+
+# what a YAML value may be, by the type of the arg's default (an int is a float too; a bool is neither)
+_KINDS: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (float, int), str: (str,),
+                                        list: (list,), tuple: (list, tuple)}
 
 
 def _check_args(metric: Metric, args: dict) -> None:

@@ -19,12 +19,12 @@ BUILTIN_TASKS = TASKS_DIR
 def roots(include_paths: list[Path] | tuple = (), builtin: bool = True, env: bool = True) -> list[Path]:
     """Where task files come from: the suite, M3EVAL_INCLUDE_PATH (unless `env` is False), then
     --include-path."""
-    extra = [Path(p) for p in os.environ.get("M3EVAL_INCLUDE_PATH", "").split(os.pathsep) if p and env]
-    extra += [Path(p) for p in include_paths]
-    for root in extra:
-        if not root.exists():
-            raise TaskError(f"--include-path {root}: no such file or folder")
-    return ([BUILTIN_TASKS] if builtin and BUILTIN_TASKS.exists() else []) + extra
+    named = [(Path(p), "M3EVAL_INCLUDE_PATH names") for p in os.environ.get("M3EVAL_INCLUDE_PATH", "").split(os.pathsep)
+             if p and env] + [(Path(p), "--include-path") for p in include_paths]
+    for root, by in named:
+        if not root.exists():  # a usage error (exit 2), blamed on what named it
+            raise UsageError(f"{by} {root}: no such file or folder")
+    return ([BUILTIN_TASKS] if builtin and BUILTIN_TASKS.exists() else []) + [root for root, _ in named]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -112,7 +113,7 @@ class TaskSpec(_Strict):
     def _name(cls, v: str) -> str:
         if not v or any(c in v for c in " /\\,."):
             raise ValueError("a task name must be non-empty, without spaces, commas, dots or slashes")
-        return v
+        return name_checked(v)
 
     @model_validator(mode="after")
     def _primary_is_a_metric(self) -> "TaskSpec":
@@ -163,6 +164,21 @@ def apply_gen_kwargs(spec: TaskSpec, gen_kwargs: dict[str, Any]) -> TaskSpec:
     return spec.model_copy(update={"generation": generation})
 
 
+def name_checked(name: str) -> str:
+    """A task or group name names files (predictions/<task>.rank<k>.jsonl) and is printed on output
+    lines: it must fit a file name and hold no control or bidirectional-formatting character."""
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"a name may have at most {MAX_NAME_BYTES} bytes (it names the task's files), "
+                         f"got {len(name.encode())}")
+    bad = next((c for c in name if unicodedata.category(c).startswith("C")), None)
+    if bad is not None:
+        raise ValueError(f"a name may not hold control or formatting characters (found U+{ord(bad):04X})")
+    return name
+
+
+MAX_NAME_BYTES = 200  # with ".rank<k>.jsonl" and the run folder, well inside a file name's 255 bytes
+
+
 class GroupSpec(_Strict):
     group: str
     tasks: list[str] = Field(min_length=1)  # tasks or groups
@@ -173,3 +189,8 @@ class GroupSpec(_Strict):
     # "scale": allow members with different primary metrics, each divided by its scale; "none": refuse
     normalize: Literal["none", "scale"] = "none"
     source: str = Field("", exclude=True)
+
+    @field_validator("group")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return name_checked(v)
