@@ -232,6 +232,24 @@ def test_credentials_in_the_url_are_in_no_file_a_run_writes(server, tmp_path):
     assert again is not None and again.timings.samples == 0
 
 
+def test_transport_settings_are_not_the_models_identity(server, tmp_path):
+    """Issue 20, case 29: a re-run with a longer timeout, fewer retries, another concurrency or
+    another address of the same server resumes the folder; another served model does not."""
+    from m3eval.errors import RunError
+    from m3eval.run.pipeline import RunConfig, evaluate
+
+    def run(**args):
+        cfg = RunConfig(tasks=["demo_mc"], output=tmp_path, model="openai", run_name="r", limit=3, progress=False,
+                        model_args={"base_url": server.url, "model": "tiny-vlm", **args})
+        return evaluate(cfg)[0]
+
+    assert run(timeout=30).timings.samples == 3
+    again = run(timeout=120, max_retries=1, concurrency=2, base_url=server.url.replace("127.0.0.1", "localhost"))
+    assert again is not None and again.timings.samples == 0  # resumed: nothing generated again
+    with pytest.raises(RunError, match="different model"):
+        run(model="another-model", check_model=False)
+
+
 def test_generation_settings_and_stop(server):
     m = adapter(server)
     out = m.generate([text("alpha | beta")], GenerationConfig(max_new_tokens=5, stop=[" | beta"]))

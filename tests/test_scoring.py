@@ -1,5 +1,6 @@
 """score_task: the results.json task entry and samples records, errors and extraction failures."""
 import json
+import re
 
 import pytest
 
@@ -125,3 +126,17 @@ def test_metric_args_of_the_wrong_type_are_task_errors(tmp_path, args, says):
     r = subprocess.run([sys.executable, "-m", "m3eval", "validate", str(tmp_path)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 1 and says in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    ({"pattern": "("}, "invalid pattern '('"),
+    ({"pattern": "a(b)", "group": 2}, "has no group 2"),
+    ({"pattern": "a(?P<x>b)", "group": "y"}, "has no group 'y'"),
+    ({"pattern": "a", "fallback": "drop"}, "fallback must be 'none' or 'keep'"),
+])
+def test_a_bad_filter_regex_is_found_when_the_task_is_read(args, says):
+    """Issue 20, case 22: an invalid regex passed `validate` and was caught only after the model ran."""
+    from m3eval.scoring.task import check_scoring
+    from m3eval.tasks.schema import StepSpec
+    with pytest.raises(ValueError, match=re.escape(says)):
+        check_scoring([StepSpec(name="exact_match")], [StepSpec(name="regex", args=args)])

@@ -73,6 +73,10 @@ class ModelAdapter(abc.ABC):
     generates. `generate` is still called when `preprocess` or `generate_prepared` fails,
     to retry a batch sample by sample."""
 
+    transport_args: frozenset[str] = frozenset()
+    """Model args that say how to reach the model, not which model answers (a server's address,
+    timeouts, retries, concurrency): a run folder resumes when only these change."""
+
     is_encoder: bool = False
     """True: a contrastive encoder (`encode_images` / `encode_texts`), which runs the encoder
     task types (m3eval/run/encode.py) and not generative tasks."""

@@ -102,6 +102,9 @@ class OpenAICompatAdapter(ModelAdapter):
 
     backend = "openai"
     streams = True  # the runner sends every task's samples through generate_stream
+    # the served `model` (and its revision) is the identity; how it is reached is not
+    transport_args = frozenset({"base_url", "api_key_env", "concurrency", "timeout", "connect_timeout",
+                                "max_retries", "check_model"})
 
     def __init__(
         self,

@@ -38,6 +38,9 @@ class Backend(Protocol):
 
     def revision_without_loading(self, model_args: dict[str, Any]) -> str | None: ...
 
+    @property
+    def transport_args(self) -> frozenset[str]: ...
+
 
 class PluginBackend:
     """A plugin factory that is not a ModelAdapter subclass (a function, or a class of its
@@ -58,6 +61,10 @@ class PluginBackend:
     def revision_without_loading(self, model_args: dict[str, Any]) -> str | None:
         read = getattr(self.factory, "revision_without_loading", None)
         return cast("str | None", read(model_args)) if callable(read) else None
+
+    @property
+    def transport_args(self) -> frozenset[str]:
+        return frozenset(getattr(self.factory, "transport_args", ()))
 
 
 def _as_backend(name: str, factory: Callable[..., Any]) -> Backend:

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..data.fingerprint import data_changed, model_files_fingerprint
-from ..errors import RunError
+from ..errors import ModelLoadError, RunError
+from ..models.registry import get_backend
 from ..record import RunIdentity, field_path
 from ..results import prediction_files, public_args, read_json
 from ..tasks.schema import TaskSpec
@@ -24,10 +25,20 @@ def identity(model: str, model_args: dict[str, Any], seed: int, instructions: st
     local files, commit of hub data); `model_files`: digests of files named by model
     arguments (a chat_template=FILE whose text may change under the same name)."""
     public = public_args(model_args)  # a secret (api_key=...) is neither stored nor digested
-    return RunIdentity(model={"backend": model, "args": public}, seed=seed, instructions=instructions,
+    return RunIdentity(model=_which_model({"backend": model, "args": public}), seed=seed, instructions=instructions,
                        max_new_tokens=max_new_tokens, tasks={s.task: s.generation_key() for s in specs},
                        data={t: fp for t, fp in (data or {}).items() if fp},
                        model_files=model_files_fingerprint({k: v for k, v in model_args.items() if public[k] == v}))
+
+
+def _which_model(model: dict[str, Any]) -> dict[str, Any]:
+    """The model block without the backend's transport args (a longer timeout, another port: the
+    same model, so the same run)."""
+    try:
+        transport = get_backend(str(model.get("backend"))).transport_args
+    except ModelLoadError:  # a plugin no longer installed: its block as recorded
+        return model
+    return {**model, "args": {k: v for k, v in (model.get("args") or {}).items() if k not in transport}}
 
 
 def _read(path: Path) -> RunIdentity:
@@ -43,6 +54,7 @@ def check_resume(run_dir: Path, ident: RunIdentity) -> RunIdentity:
     if not path.exists():
         return ident
     old = _read(path)
+    old = old.model_copy(update={"model": _which_model(old.model)})  # folders written before transport_args
     for key in ("model", "seed", "instructions", "max_new_tokens"):
         if getattr(old, key) != getattr(ident, key):
             raise RunError(f"{run_dir} holds a run with a different {key} ({getattr(old, key)!r} vs "

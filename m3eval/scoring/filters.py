@@ -27,7 +27,7 @@ class Filter:
     fn: Callable[..., str | None]  # fn(text: str, choices: list[str] | None, **args) -> str | None
     description: str = ""
     source: str = "m3eval"  # the official implementation it follows, if any
-
+    check: Callable[..., object] | None = None  # check(**args) raises on bad args: found when the task is read
 
 _REGISTRY: Registry[Filter] = Registry("filter", "m3eval.filters", Filter)
 register_filter = _REGISTRY.register
@@ -97,18 +97,24 @@ def _compile(pattern: str, ignore_case: bool) -> re.Pattern:
         raise ValueError(f"filter regex: invalid pattern {pattern!r}: {e}") from None
 
 
+def _check_regex(pattern: str, group: int | str = 1, ignore_case: bool = False, fallback: str = "none") -> re.Pattern:
+    """The compiled pattern; a pattern that does not compile, a group it lacks or an unknown
+    fallback is an error (at `validate` and before the model runs, not after)."""
+    rx = _compile(pattern, ignore_case)
+    if fallback not in ("none", "keep"):
+        raise ValueError(f"filter regex: fallback must be 'none' or 'keep', got {fallback!r}")
+    if isinstance(group, int) and group > rx.groups or isinstance(group, str) and group not in rx.groupindex:
+        raise ValueError(f"filter regex: pattern {pattern!r} has no group {group!r}")
+    return rx
+
+
 def _regex(text: str, choices: Any, pattern: str, group: int | str = 1, ignore_case: bool = False,
            fallback: str = "none") -> str | None:
     """First match's `group` (1 by default; 0 = whole match). No match: None (an extraction
     failure), or the text unchanged with fallback: keep."""
-    rx = _compile(pattern, ignore_case)
-    m = rx.search(text)
+    m = _check_regex(pattern, group, ignore_case, fallback).search(text)
     if m is None:
-        if fallback not in ("none", "keep"):
-            raise ValueError(f"filter regex: fallback must be 'none' or 'keep', got {fallback!r}")
         return text if fallback == "keep" else None
-    if isinstance(group, int) and group > rx.groups:
-        raise ValueError(f"filter regex: pattern {pattern!r} has no group {group}")
     got = m.group(group)
     return None if got is None else got.strip()
 
@@ -154,7 +160,8 @@ for _f in [
     Filter("first_line", _first_line, "first non-empty line (skip_empty: false = text before the first newline)",
            "skip_empty=false: M3-IT/YING-VLM inference_example.py @ cd965973591ad7bf5030fceadc1aa9e4f28a9be6"),
     Filter("first_sentence", _first_sentence, "first sentence"),
-    Filter("regex", _regex, "first match of pattern (args pattern, group, ignore_case, fallback)"),
+    Filter("regex", _regex, "first match of pattern (args pattern, group, ignore_case, fallback)",
+           check=_check_regex),
     Filter("remove_prefix", _remove_prefix, "strip a leading prefix such as 'Answer:' (arg prefixes)"),
     Filter("map", _map, "map whole answers (arg mapping)"),
     Filter("choice_letter", _choice_letter, "the option letter named by the answer; None if unresolved"),

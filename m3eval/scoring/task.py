@@ -16,7 +16,10 @@ instructions is one cluster); the task entry says which key and how many cluster
 """
 from __future__ import annotations
 
+import typing
 from typing import Any, Callable
+
+from pydantic import TypeAdapter, ValidationError
 
 from m3eval.errors import SampleScoreError
 from m3eval.metrics import get_metric  # registers the built-in metrics
@@ -29,17 +32,34 @@ from .filters import apply_filters, get_filter, step_spec
 
 
 def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
-    """Unknown args, and args whose type is not their default's (`ignore_case: 'false'`, a string,
-    would act as true), are task-definition errors."""
+    """Unknown args, and args of another type than the parameter's annotation (else its default's)
+    are task-definition errors: `ignore_case: 'false'`, a string, would act as true."""
     unknown, accepted = unknown_arguments(fn, args, skip)
     if unknown:
         raise ValueError(f"{what}: unknown args {sorted(unknown)}; accepted: {accepted or 'none'}")
-    defaults = arguments(fn, skip)
+    defaults, hints = arguments(fn, skip), _hints(fn)
     for key, value in args.items():
+        if key in hints:
+            try:
+                TypeAdapter(hints[key]).validate_python(value, strict=True)
+            except ValidationError:
+                raise ValueError(f"{what}: arg {key!r} should be {_type_name(hints[key])}, got {value!r}") from None
+            continue
         kinds = _KINDS.get(type(defaults.get(key)))
         if kinds and (isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds)):
             raise ValueError(f"{what}: arg {key!r} should be {' or '.join(k.__name__ for k in kinds)} "
                              f"(as its default {defaults[key]!r}), got {value!r}")
+
+
+def _hints(fn: Callable) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - a plugin's annotation that does not resolve: its defaults still check
+        return {}
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 # what a YAML value may be, by the type of the arg's default (an int is a float too; a bool is neither)
@@ -60,7 +80,10 @@ def check_scoring(metrics: list[Any], filters: list[Any] | None) -> None:
         _check_args(get_metric(name), args)
     for spec in filters or []:
         name, args = step_spec(spec)
-        _check_params(get_filter(name).fn, args, 2, f"filter {name!r}")
+        f = get_filter(name)
+        _check_params(f.fn, args, 2, f"filter {name!r}")
+        if f.check is not None:
+            f.check(**args)
 
 
 def cluster_keys(predictions: list[Prediction], declared: str | None = None) -> tuple[list[str], str]:
