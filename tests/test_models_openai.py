@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from m3eval.models.openai_compat import RequestError
 class FakeOpenAIServer(ThreadingHTTPServer):
     """Serves /v1/models and /v1/chat/completions. Prompt text triggers failures:
     RATE -> one 429 (Retry-After: 1), FLAKY -> two 500s, DOWN -> always 503, BAD -> 400,
+    NOCHOICES / ERRBODY / NULLCONTENT -> a 200 with no answer (always), EMPTYONCE -> once,
     SLOW -> 0.3 s delay, ECHO401 -> a 401 whose body echoes the Authorization header.
     `delay` slows every request (for in-flight counting)."""
 
@@ -93,6 +95,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(503, {"error": {"message": "overloaded"}})
             if "BAD" in text:
                 return self._send(400, {"error": {"message": "image too large"}})
+            if "NOCHOICES" in text or "EMPTYONCE" in text and n == 1:
+                return self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"], "choices": []})
+            if "ERRBODY" in text:
+                return self._send(200, {"error": {"message": "engine overloaded"}})
+            if "NULLCONTENT" in text:
+                return self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
+                                        "choices": [{"index": 0, "finish_reason": "stop",
+                                                     "message": {"role": "assistant", "content": None}}]})
             sizes = []
             for p in parts:
                 if p["type"] == "image_url":
@@ -248,6 +258,22 @@ def test_transport_settings_are_not_the_models_identity(server, tmp_path):
     assert again is not None and again.timings.samples == 0  # resumed: nothing generated again
     with pytest.raises(RunError, match="different model"):
         run(model="another-model", check_model=False)
+
+
+def test_a_reply_without_an_answer_is_retried_then_a_counted_failure(server, tmp_path):
+    """Issue 20, case 26: a 200 with `"choices": []`, an `{"error": ...}` body or `"content": null`
+    was scored as an empty answer (exit 0; with one reply in four empty, exact match read 25.0, not
+    35.0). Now it is retried like a 5xx and, if it stays empty, the sample fails and is counted."""
+    m = adapter(server, max_retries=1, check_model=False)
+    for prompt, why in (("NOCHOICES a", "has no choices"), ("NULLCONTENT c", "content is null"),
+                        ("ERRBODY b", "but an error: {'message': 'engine overloaded'}")):
+        with pytest.raises(RequestError, match=r"no answer from .* after 2 attempts: .*" + re.escape(why)):
+            m.generate([text(prompt)], GenerationConfig())
+    outs = m.generate([text("EMPTYONCE d"), text("fine e")], GenerationConfig())
+    assert outs[0].startswith("0 images  | EMPTYONCE d") and outs[1].startswith("0 images  | fine e")
+    assert server.attempts["NOCHOICES a"] == 2 and server.attempts["EMPTYONCE d"] == 2  # retried once
+    rows = _run_tasks(server, tmp_path, prompts=["NOCHOICES x", "fine y"], max_retries=0)
+    assert rows["NOCHOICES x"]["error"]["stage"] == "generate" and rows["fine y"]["error"] is None
 
 
 def test_generation_settings_and_stop(server):

@@ -50,6 +50,16 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return text
 
 
+def _answer(reply: Any) -> tuple[str | None, str]:
+    """The reply's answer, or None and why there is none: no choices (a 200 carrying an
+    `error` body has none), or `content: null`. An empty string is an answer."""
+    if not getattr(reply, "choices", None):
+        error = (getattr(reply, "model_extra", None) or {}).get("error")
+        return None, f"the reply has no choices{f' but an error: {str(error)[:300]}' if error else ''}"
+    content = reply.choices[0].message.content
+    return (content, "") if content is not None else (None, "the reply's message content is null")
+
+
 def data_url(image: Any, fmt: str) -> str:
     buf = io.BytesIO()
     if fmt == "jpeg":
@@ -204,9 +214,14 @@ class OpenAICompatAdapter(ModelAdapter):
         t0 = time.perf_counter()
         try:
             body = request_body(self.model, to_content(0, message, self.image_format), gen)
-            reply = self._client.chat.completions.create(**body)
-            text = (reply.choices[0].message.content or "") if reply.choices else ""
-            return truncate_at_stop(text, gen.stop).strip(), time.perf_counter() - t0
+            for attempt in range(self.max_retries + 1):  # a 200 without an answer is retried like a 5xx
+                if attempt:
+                    time.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
+                text, why = _answer(self._client.chat.completions.create(**body))
+                if text is not None:
+                    return truncate_at_stop(text, gen.stop).strip(), time.perf_counter() - t0
+            return RequestError(redact(f"no answer from {public_url(self.base_url)} after {self.max_retries + 1} "
+                                       f"attempts: {why}", self._secrets)), time.perf_counter() - t0
         except BadMessageError as e:
             return BadMessageError(0, e.reason), time.perf_counter() - t0
         except self._openai.APIError as e:
