@@ -1,8 +1,9 @@
 """The run record: typed models of the files a run folder holds (docs/FORMATS.md).
 
 Every writer builds these models and every reader (score, compare, export, the page) parses
-through them, so a field means one thing everywhere. `results.finalize` is the one place
-results.json is written: `run`, `score RUN` and `score --predictions` all end in it.
+through them, so a field means one thing everywhere. results.py reads the files into them
+(`parse_results`, `field_path` for errors) and writes results.json in one place (`finalize`):
+`run`, `score RUN` and `score --predictions` all end in it.
 
 A model is frozen and refuses unknown fields, like the task schema (tasks/schema.py). Fields
 a writer leaves out stay out of the file (`exclude_unset`), so optional parts (a video
@@ -11,13 +12,9 @@ block, per-language scores) appear only where they apply, and older files load u
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
-
-from .errors import ResultsError
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 RESULTS_FORMAT: Final = "m3eval.results/1"
 REFERENCE_FORMAT: Final = "m3eval.reference/1"
@@ -356,60 +353,3 @@ class ReferenceFile(_Record):
     source: str = Field(default="", description="Where the numbers come from (paper, table).")
     reported: bool = Field(default=True, description="Always true: these are reported, not measured.")
     tasks: dict[str, ReferenceTask] = Field(description="Reported scores per task.")
-
-
-# pydantic names union members and validators in an error's location: not fields of the file
-_NOT_A_FIELD = re.compile(r"^(int|float|str|bool|none|list|dict|tuple|function-.*|.*\[.*)$")
-
-
-def field_path(error: ValidationError) -> str:
-    """The first failing field of a validation error, as a user reads it: "missing field
-    'tasks.t.hash'", "field 'tasks.t.metrics.m.value': input should be a valid number (got str)"."""
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not _NOT_A_FIELD.match(str(p)))
-    if first["type"] == "missing":
-        return f"missing field '{where}'"
-    if first["type"] == "extra_forbidden":
-        return f"unknown field '{where}'"
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    got = "" if first["type"].startswith("value_error") else f" (got {type(first.get('input')).__name__})"
-    return f"{f'field {where!r}' if where else 'the record'}: {msg[:1].lower()}{msg[1:]}{got}"
-
-
-def parse_results(data: Any, file: Path, fix: str | None = None) -> Results:
-    """A results.json object as the typed record; ResultsError names the file and the field.
-    `fix`: what to tell the user to do about any problem (default: re-score a file written in
-    another format; `m3eval score` itself says to move the file aside)."""
-    return _parse(Results, RESULTS_FORMAT, data, file, fix)
-
-
-def parse_reference(data: Any, file: Path) -> ReferenceFile:
-    """A reference file as the typed record; ResultsError names the file and the field."""
-    return _parse(ReferenceFile, REFERENCE_FORMAT, data, file, None)
-
-
-_File = TypeVar("_File", Results, ReferenceFile)
-
-
-def _parse(model: type[_File], expected: str, data: Any, file: Path, fix: str | None) -> _File:
-    if not isinstance(data, dict):
-        raise ResultsError(f"{file}: top level should be a JSON object, got {type(data).__name__}")
-    problem, older = _format_problem(data.get("format"), expected)
-    if problem is None:
-        try:
-            return model.model_validate(data)
-        except ValidationError as e:
-            problem = field_path(e)
-    advice = fix or ("re-score the run with `m3eval score RUN_DIR`" if older else None)
-    raise ResultsError(f"{file}: {problem}" + (f"; {advice}" if advice else ""))
-
-
-def _format_problem(found: Any, expected: str) -> tuple[str | None, bool]:
-    """What is wrong with a file's `format`, and whether it is an m3eval file of another version."""
-    if found == expected:
-        return None, False
-    if found is None:
-        return f"missing field 'format' (expected {expected!r}); an older results format?", True
-    if isinstance(found, str) and found.startswith(expected.split("/")[0] + "/"):
-        return f"field 'format' is {found!r}, this m3eval reads {expected!r}", True
-    return f"field 'format' is {found!r}, not an m3eval file of kind {expected!r}", False

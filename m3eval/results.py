@@ -14,23 +14,23 @@ import urllib.parse
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 from pydantic import ValidationError
 
 from .errors import ResultsError, RunError, UsageError
 from .record import (
+    REFERENCE_FORMAT,
     RESULTS_FORMAT,
     Consistency,
     GroupResult,
     PredictionLine,
+    ReferenceFile,
     Results,
     RunBlock,
     SampleRecord,
     TaskResult,
     Timings,
-    field_path,
-    parse_results,
 )
 from .types import Prediction, base_id
 
@@ -289,3 +289,60 @@ def finalize(path: Path | None, run: RunBlock, tasks: dict[str, TaskResult], gro
     if path is not None:
         atomic_write_json(path, results.dump())
     return results
+
+
+# pydantic names union members and validators in an error's location: not fields of the file
+_NOT_A_FIELD = re.compile(r"^(int|float|str|bool|none|list|dict|tuple|function-.*|.*\[.*)$")
+
+
+def field_path(error: ValidationError) -> str:
+    """The first failing field of a validation error, as a user reads it: "missing field
+    'tasks.t.hash'", "field 'tasks.t.metrics.m.value': input should be a valid number (got str)"."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not _NOT_A_FIELD.match(str(p)))
+    if first["type"] == "missing":
+        return f"missing field '{where}'"
+    if first["type"] == "extra_forbidden":
+        return f"unknown field '{where}'"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    got = "" if first["type"].startswith("value_error") else f" (got {type(first.get('input')).__name__})"
+    return f"{f'field {where!r}' if where else 'the record'}: {msg[:1].lower()}{msg[1:]}{got}"
+
+
+def parse_results(data: Any, file: Path, fix: str | None = None) -> Results:
+    """A results.json object as the typed record; ResultsError names the file and the field.
+    `fix`: what to tell the user to do about any problem (default: re-score a file written in
+    another format; `m3eval score` itself says to move the file aside)."""
+    return _parse(Results, RESULTS_FORMAT, data, file, fix)
+
+
+def parse_reference(data: Any, file: Path) -> ReferenceFile:
+    """A reference file as the typed record; ResultsError names the file and the field."""
+    return _parse(ReferenceFile, REFERENCE_FORMAT, data, file, None)
+
+
+_File = TypeVar("_File", Results, ReferenceFile)
+
+
+def _parse(model: type[_File], expected: str, data: Any, file: Path, fix: str | None) -> _File:
+    if not isinstance(data, dict):
+        raise ResultsError(f"{file}: top level should be a JSON object, got {type(data).__name__}")
+    problem, older = _format_problem(data.get("format"), expected)
+    if problem is None:
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            problem = field_path(e)
+    advice = fix or ("re-score the run with `m3eval score RUN_DIR`" if older else None)
+    raise ResultsError(f"{file}: {problem}" + (f"; {advice}" if advice else ""))
+
+
+def _format_problem(found: Any, expected: str) -> tuple[str | None, bool]:
+    """What is wrong with a file's `format`, and whether it is an m3eval file of another version."""
+    if found == expected:
+        return None, False
+    if found is None:
+        return f"missing field 'format' (expected {expected!r}); an older results format?", True
+    if isinstance(found, str) and found.startswith(expected.split("/")[0] + "/"):
+        return f"field 'format' is {found!r}, this m3eval reads {expected!r}", True
+    return f"field 'format' is {found!r}, not an m3eval file of kind {expected!r}", False

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from m3eval.errors import ResultsError
-from m3eval.record import RESULTS_FORMAT, MetricEntry, Results, RunBlock, SampleFailure, TaskResult, parse_results
-from m3eval.results import finalize, read_jsonl
+from m3eval.record import RESULTS_FORMAT, MetricEntry, Results, RunBlock, SampleFailure, TaskResult
+from m3eval.results import finalize, parse_results, read_jsonl
 from m3eval.types import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,11 +24,8 @@ from ..record import (
     Results,
     SampleRecord,
     TaskResult,
-    field_path,
-    parse_reference,
-    parse_results,
 )
-from ..results import sample_record
+from ..results import field_path, parse_reference, parse_results, sample_record
 
 __all__ = ["Reference", "ResultsError", "Run", "display_ci", "display_value", "find_runs", "load_reference",
            "load_references", "load_run", "load_samples"]

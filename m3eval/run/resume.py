@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from ..data.fingerprint import data_changed, model_files_fingerprint
 from ..errors import ModelLoadError, RunError
 from ..models.registry import get_backend
-from ..record import RunIdentity, field_path
-from ..results import prediction_files, public_args, read_json
+from ..record import RunIdentity
+from ..results import field_path, prediction_files, public_args, read_json
 from ..tasks.schema import TaskSpec
 
 _FIX = ("it records what the predictions were made with: restore it, or use another --run-name "
