@@ -16,6 +16,7 @@ instructions is one cluster); the task entry says which key and how many cluster
 """
 from __future__ import annotations
 
+import functools
 import typing
 from typing import Any, Callable
 
@@ -41,7 +42,7 @@ def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
     for key, value in args.items():
         if key in hints:
             try:
-                TypeAdapter(hints[key]).validate_python(value, strict=True)
+                _adapter(hints[key]).validate_python(value, strict=True)
             except ValidationError:
                 raise ValueError(f"{what}: arg {key!r} should be {_type_name(hints[key])}, got {value!r}") from None
             continue
@@ -49,6 +50,20 @@ def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
         if kinds and (isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds)):
             raise ValueError(f"{what}: arg {key!r} should be {' or '.join(k.__name__ for k in kinds)} "
                              f"(as its default {defaults[key]!r}), got {value!r}")
+
+
+def _adapter(hint: Any) -> TypeAdapter[Any]:
+    """Built once per type: score_task checks its metrics' args on every call (per language, per
+    instruction). An annotation that cannot be hashed (a plugin's) is built each time."""
+    try:
+        return _cached_adapter(hint)
+    except TypeError:
+        return TypeAdapter(hint)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(hint: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(hint)
 
 
 def _hints(fn: Callable) -> dict[str, Any]:
