@@ -1,9 +1,10 @@
 """Metric-suite timings on synthetic data (prints figures; not a test).
 
-    python benchmarks/bench_metrics.py [--captions 5000] [--vqa 100000]
+    python benchmarks/bench_metrics.py [--captions 5000] [--vqa 100000] [--text-rich 50000]
 
 Targets (issue 3): 5,000 captions x 5 refs, BLEU-4 + ROUGE_L + CIDEr <= 5 s (METEOR timed
 separately); 100,000 VQA predictions <= 3 s; plus the time the bootstrap CIs add.
+Issue 21: ANLS on 50,000 answers and relaxed accuracy on 50,000 pairs, each < 2 s.
 """
 from __future__ import annotations
 
@@ -92,10 +93,61 @@ def bench_vqa(n: int) -> None:
     timed("score_task: vqa_accuracy + CI, cold (target <= 3 s)", lambda: score_task(preds, ["vqa_accuracy"]))
 
 
+def _doc_answer(rng: np.random.Generator) -> str:
+    k = rng.random()
+    if k < 0.3:
+        return str(int(rng.integers(1, 100000)))
+    if k < 0.4:
+        return f"{int(rng.integers(1, 29))}/{int(rng.integers(1, 13))}/{int(rng.integers(1950, 2024))}"
+    words = [NOUNS[int(rng.integers(len(NOUNS)))].capitalize() if rng.random() < 0.3 else
+             ADJS[int(rng.integers(len(ADJS)))] for _ in range(int(rng.integers(1, 7)))]
+    return " ".join(words)
+
+
+def _near(rng: np.random.Generator, text: str) -> str:
+    chars = list(text)
+    for _ in range(int(rng.integers(1, 4))):
+        if chars:
+            chars[int(rng.integers(len(chars)))] = "abcxyz01"[int(rng.integers(8))]
+    return "".join(chars)
+
+
+def bench_text_rich(n: int) -> None:
+    rng = np.random.default_rng(2)
+    items = []
+    for _ in range(n):  # DocVQA-like: 1-3 gold answers; exact, near-miss, case/space variants, unrelated
+        answers = [_doc_answer(rng) for _ in range(int(rng.integers(1, 4)))]
+        k = rng.random()
+        gold = answers[0]
+        pred = (gold if k < 0.35 else " " + gold.upper() + " " if k < 0.5 else _near(rng, gold) if k < 0.75
+                else _doc_answer(rng) + (" " + _doc_answer(rng) if rng.random() < 0.3 else ""))
+        items.append(MetricInput(pred, answers))
+    print(f"text-rich VQA: {n} predictions")
+    r, _ = timed("anls, 1-3 gold answers (target < 2 s)", lambda: get_metric("anls").compute(items))
+    print(f"  {'  = ANLS':<48} {r.value:8.4f}")
+    pairs = []
+    for _ in range(n):  # ChartQA-like: numbers, percentages, labels
+        k = rng.random()
+        if k < 0.6:
+            v = float(rng.choice([rng.integers(0, 1000), rng.uniform(-100, 100)]))
+            target = f"{v:g}" if rng.random() < 0.8 else f"{v:g}%"
+            pred = f"{v * (1 + rng.uniform(-0.1, 0.1)):.2f}" + ("%" if target.endswith("%") else "")
+        else:
+            target = NOUNS[int(rng.integers(len(NOUNS)))]
+            pred = target.capitalize() if rng.random() < 0.5 else ADJS[int(rng.integers(len(ADJS)))]
+        pairs.append(MetricInput(pred, [target]))
+    for order in ("official", "qwen_vl"):
+        r, _ = timed(f"relaxed_accuracy {order} (target < 2 s)",
+                     lambda order=order: get_metric("relaxed_accuracy").compute(pairs, argument_order=order))
+        print(f"  {'  = relaxed accuracy':<48} {r.value:8.4f}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--captions", type=int, default=5000)
     ap.add_argument("--vqa", type=int, default=100000)
+    ap.add_argument("--text-rich", type=int, default=50000)
     a = ap.parse_args()
+    bench_text_rich(a.text_rich)
     bench_vqa(a.vqa)
     bench_captions(a.captions)

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         "data_parallel_size=N,dtype=D,max_model_len=N,gpu_memory_utilization=0.9,limit_mm_per_prompt="
         "image:8;video:1,trust_remote_code=true,revision=R,video=frames|native,chunk=512]. openai: "
         "base_url=URL (required)[,model=NAME (default: the only one served),api_key_env=OPENAI_API_KEY,"
-        "concurrency=16,timeout=120,connect_timeout=5,max_retries=5,image_format=png|jpeg,check_model=true]"))
+        "concurrency=16,timeout=120,connect_timeout=5,max_retries=5,image_format=png|jpeg,check_model=true,"
+        "max_reply_bytes=N,server_down_after=N]"))
     r.add_argument("--tasks", required=True, help="comma-separated tasks or groups")
     r.add_argument("--output", "--output_path", type=Path, default=Path("runs"),
                    help="folder for run directories (default runs/)")
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gen-kwargs", "--gen_kwargs", type=_compat("parse_gen_kwargs"), default={},
                    metavar="K=V,...", help="override every task's generation: max_new_tokens, temperature, top_p, "
                    "num_beams, do_sample, until/stop (recorded in results.json)")
+    r.add_argument("--stall-timeout", type=_number_in(1, 604800, "a number of seconds from 1 to 604800"),
+                   metavar="SECONDS", help="torchrun: stop the launch, naming the rank, when a rank shows no sign of "
+                   "life (a heartbeat) for this long; a slow rank is waited for (default 300, or M3EVAL_STALL_TIMEOUT)")
     r.add_argument("--log-samples", "--log_samples", action="store_true",
                    help="accepted for lm-eval compatibility: per-sample records are always written")
     r.add_argument("--wandb-project", help="also log scores, per-sample tables and the config to this W&B "

@@ -82,7 +82,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                     limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
                     dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
                     save_media=not a.no_media, free_model=False,
-                    gen_kwargs=a.gen_kwargs)
+                    gen_kwargs=a.gen_kwargs, stall_timeout=a.stall_timeout)
     results, failures = evaluate(cfg, registry=registry)
     if results is not None:
         print(f"results: {cfg.output / results.run.name / 'results.json'}", file=sys.stderr)

@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
-    "BadMessageError", "DataError", "HubUnreachable", "M3evalError", "MediaError", "MissingFile",
-    "ModelLoadError", "RequestError", "ResultsError", "RunError", "SampleError", "SampleScoreError", "TaskError",
-    "TemplateLimitError", "UsageError",
+    "BadMessageError", "DataError", "HubUnreachable", "M3evalError", "MediaError", "MissingFile", "ModelLoadError",
+    "NotText", "ReplyTooLarge", "RequestError", "ResultsError", "RunError", "SampleError", "SampleScoreError",
+    "ServerDown", "TaskError", "TemplateLimitError", "UsageError",
 ]
 
 
@@ -68,7 +68,7 @@ class BadMessageError(M3evalError, ValueError):
 
 
 class RequestError(M3evalError, RuntimeError):
-    """A request failed for good (after the client's retries, or a non-retryable status)."""
+    """A request failed for good (after its retries, or a non-retryable status)."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
@@ -76,6 +76,11 @@ class RequestError(M3evalError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[RequestError], tuple[str, int | None]]:
         return type(self), (str(self.args[0]) if self.args else "", self.status)
+
+
+class ReplyTooLarge(RequestError):
+    """A server's reply passed the bound on what one reply may bring (the backend's
+    `max_reply_bytes`): it was not read further, and that sample fails, counted."""
 
 
 class SampleError(M3evalError, ValueError):
@@ -107,9 +112,19 @@ class HubUnreachable(DataError):
     """The hub cannot be reached and the file is not cached."""
 
 
+class NotText(DataError):
+    """A field value with no faithful text form (bytes, a mapping, a list where one value is
+    meant): that row fails, counted; an id that is not text fails the task."""
+
+
 class MediaError(M3evalError, ValueError):
     """An image or video that cannot be decoded; the message names the kind and the cause."""
 
 
 class RunError(M3evalError, RuntimeError):
     """The run cannot go on (nothing finished is lost); the message says why."""
+
+
+class ServerDown(RunError):
+    """The model's server stopped answering (refused, reset or timed out, request after request,
+    across samples): the run stops, naming the server; the same command resumes."""

@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
 
 from .errors import TemplateLimitError
-from .prompt_limits import MAX_PROMPT_CHARS, bounded_environment, limit_error
+from .prompt_limits import MAX_PROMPT_CHARS, bounded_environment, budgeted, limit_error, with_step_counts
 
 __all__ = ["LETTERS", "MAX_PROMPT_CHARS", "TemplateLimitError", "check_template", "format_options", "is_template",
            "render"]
@@ -27,7 +27,7 @@ def is_template(text: str) -> bool:
 
 @lru_cache(maxsize=256)
 def _compile(template: str):
-    return _env.from_string(template)
+    return _env.from_string(with_step_counts(_env.parse(template)))
 
 
 def check_template(template: str) -> str | None:
@@ -43,7 +43,7 @@ def check_template(template: str) -> str | None:
 
 def _render_bounded(template: str, ctx: dict[str, Any]) -> str:
     out, size = [], 0
-    for piece in _compile(template).generate(ctx):  # streamed: a loop bomb stops at the bound
+    for piece in budgeted(_compile(template).generate(ctx)):  # streamed: a loop bomb stops at the bound
         size += len(piece)
         if size > MAX_PROMPT_CHARS:
             raise limit_error("rendered output")
@@ -65,6 +65,8 @@ def render(template: str, row: dict[str, Any], choices: list[str] | None = None)
         return _render_bounded(template, ctx)  # TemplateLimitError (a KeyError) passes through as it is
     except UndefinedError as e:
         raise KeyError(f"{e.message} (fields: {', '.join(sorted(row))})") from None
+    except RecursionError:  # a macro calling itself
+        raise TemplateLimitError("template recursion too deep") from None
     except (MemoryError, OverflowError) as e:
         raise limit_error(type(e).__name__) from None
     except (TemplateError, TypeError, ValueError) as e:  # e.g. "{{ question + 1 }}"

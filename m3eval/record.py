@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, mode
 
 RESULTS_FORMAT: Final = "m3eval.results/1"
 REFERENCE_FORMAT: Final = "m3eval.reference/1"
+# A prediction longer than this is refused when read: no backend makes one (max_new_tokens, the
+# server reply cap), and scoring a 200 MB answer ran out of memory in exact_match.
+MAX_PREDICTION_CHARS: Final = 1 << 20
 Number = Annotated[float, Strict()]  # an int or a float; never a numeric string or a bool
 
 
@@ -84,7 +87,7 @@ class PredictionLine(_Record):
     model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)  # lines of later versions load
 
     id: str | int = Field(description="The sample id.")
-    prediction: str = Field(description="The model's raw answer.")
+    prediction: str = Field(max_length=MAX_PREDICTION_CHARS, description="The model's raw answer.")
     prompt: str = Field(default="", description="The prompt text the model received.")
     references: list[str] = Field(default_factory=list, description="The reference answers.")
     choices: list[str] | None = Field(default=None, description="Options of a multiple-choice sample.")

@@ -150,23 +150,30 @@ def _drop_torn_tail(path: Path) -> None:
         f.truncate(f.read().rfind(b"\n") + 1)
 
 
+# A record line is KBs (a prediction is bounded by max_new_tokens or the server reply cap); a bound
+# keeps a hostile or damaged file (one 200 MB line) from filling memory before anything is checked.
+MAX_LINE_BYTES = 64 << 20
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file; a torn last line (a crash mid-append, possibly inside a
-    multi-byte character) is dropped, any other bad line is an error naming the file and line."""
+    multi-byte character) is dropped, any other bad line, or one over MAX_LINE_BYTES, is an
+    error naming the file and line."""
     rows: list[dict[str, Any]] = []
-    data = path.read_bytes()
-    lines = data.splitlines()
-    for n, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            rows.append(json.loads(raw.decode("utf-8")))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            if n == len(lines) and not data.endswith(b"\n"):  # torn by a crash mid-append
-                print(f"m3eval: warning: {path}:{n}: last line is cut short (an interrupted write?); "
-                      f"skipped it, read {len(rows)} rows", file=sys.stderr)
-                break
-            raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
+    with path.open("rb") as f:
+        for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise ValueError(f"{path}:{n}: a line over {MAX_LINE_BYTES >> 20} MiB; not read (a record is KBs)")
+            if not raw.strip():
+                continue
+            try:
+                rows.append(json.loads(raw.decode("utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                if not raw.endswith(b"\n"):  # the last line, torn by a crash mid-append
+                    print(f"m3eval: warning: {path}:{n}: last line is cut short (an interrupted write?); "
+                          f"skipped it, read {len(rows)} rows", file=sys.stderr)
+                    break
+                raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
     return rows
 
 

@@ -16,6 +16,10 @@ YAML files run end to end on them through `--dataset-override TASK=PATH`:
   (.mp4 / .avi encoded with PyAV) beside it.
 - MSR-VTT captioning (prepared): jsonl of video_id, video, captions (20).
 - Flickr8k-CN (prepared): parquet of image_id, image, captions (5, Chinese).
+- Text-rich VQA (the Qwen-VL table): lmms-lab/textvqa, lmms-lab/DocVQA (config DocVQA),
+  lmms-lab/ChartQA (one test split, `type` human_test / augmented_test), lmms-lab/ai2d
+  (options, answer index as a string) with every column their cards list; OCR-VQA as the
+  prepared one-question-per-row parquet made from howard-hou/OCR-VQA.
 
 Images are drawn with Pillow and videos encoded with PyAV by m3eval.data.synthetic.
 """
@@ -223,6 +227,102 @@ OFFICIAL: dict[str, Callable[[Path], Path]] = {
     "flickr8k_cn_caption": write_flickr8k_cn,
 }
 
+def _write_parquet(path: Path, rows: list[dict[str, Any]], feats: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_list(rows, features=datasets.Features(feats)).to_parquet(str(path))
+    return path
+
+
+_STR, _INT = datasets.Value("string"), datasets.Value("int64")
+_STRS = datasets.Sequence(datasets.Value("string"))
+
+
+def textvqa_rows() -> list[dict[str, Any]]:
+    """lmms-lab/textvqa validation: answers as annotators typed them (lowercase), 10 per question."""
+    qa = [("what brand is the phone?", ["nokia"] * 10), ("what number is on the jersey?", ["23"] * 8 + ["2"] * 2),
+          ("what does the sign say?", ["stop"] * 6 + ["stop sign"] * 4)]
+    return [{"image_id": f"img{k:04d}", "question_id": 34602 + k, "question": q, "question_tokens": q.split(),
+             "image": draw_image(60 + k, SIZE), "image_width": SIZE[0], "image_height": SIZE[1],
+             "flickr_original_url": "", "flickr_300k_url": "", "answers": a, "image_classes": ["Sign"],
+             "set_name": "val", "ocr_tokens": ["nokia", "23", "stop"]} for k, (q, a) in enumerate(qa)]
+
+
+def write_textvqa(root: Path) -> Path:
+    return _write_parquet(root / "textvqa" / "validation.parquet", textvqa_rows(), {
+        "image_id": _STR, "question_id": datasets.Value("int32"), "question": _STR, "question_tokens": _STRS,
+        "image": datasets.Image(), "image_width": datasets.Value("int32"), "image_height": datasets.Value("int32"),
+        "flickr_original_url": _STR, "flickr_300k_url": _STR, "answers": _STRS, "image_classes": _STRS,
+        "set_name": _STR, "ocr_tokens": _STRS})
+
+
+def docvqa_rows() -> list[dict[str, Any]]:
+    qa = [("What is the date mentioned in the letter?", ["March 3, 1978", "3 March 1978"]),
+          ("Who is the memo addressed to?", ["Dr. Smith"]), ("What is the total amount?", ["$1,250.00", "1250"])]
+    return [{"questionId": str(49153 + k), "question": q, "question_types": ["form"], "image": draw_image(70 + k, SIZE),
+             "docId": 14465 + k, "ucsf_document_id": f"txpp00{k}", "ucsf_document_page_no": "1", "answers": a,
+             "data_split": "val"} for k, (q, a) in enumerate(qa)]
+
+
+def write_docvqa(root: Path) -> Path:
+    return _write_parquet(root / "docvqa" / "validation.parquet", docvqa_rows(), {
+        "questionId": _STR, "question": _STR, "question_types": _STRS, "image": datasets.Image(), "docId": _INT,
+        "ucsf_document_id": _STR, "ucsf_document_page_no": _STR, "answers": _STRS, "data_split": _STR})
+
+
+def chartqa_rows() -> list[dict[str, Any]]:
+    """lmms-lab/ChartQA test: human rows first, then augmented ones (upload_chartqa.py's order)."""
+    qa = [("What is the highest value in the chart?", "73"), ("Which country has the lowest share?", "Peru"),
+          ("What percentage said yes?", "45%")]
+    return [{"type": kind, "question": q, "answer": a, "image": draw_image(80 + 3 * j + k, SIZE)}
+            for j, kind in enumerate(["human_test", "augmented_test"]) for k, (q, a) in enumerate(qa)]
+
+
+def write_chartqa(root: Path) -> Path:
+    return _write_parquet(root / "chartqa" / "test.parquet", chartqa_rows(),
+                          {"type": _STR, "question": _STR, "answer": _STR, "image": datasets.Image()})
+
+
+def ai2d_rows() -> list[dict[str, Any]]:
+    qa = [("Which stage comes after the egg?", ["larva", "pupa", "adult", "egg"], "0"),
+          ("What does the arrow from the sun point to?", ["moon", "plant", "rock", "cloud"], "1"),
+          ("How many stages are shown?", ["2", "3", "4", "5"], "2")]
+    return [{"question": q, "options": o, "answer": a, "image": draw_image(90 + k, SIZE)}
+            for k, (q, o, a) in enumerate(qa)]
+
+
+def write_ai2d(root: Path) -> Path:
+    return _write_parquet(root / "ai2d" / "test.parquet", ai2d_rows(),
+                          {"question": _STR, "options": _STRS, "answer": _STR, "image": datasets.Image()})
+
+
+def ocrvqa_rows() -> list[dict[str, Any]]:
+    """The prepared file: howard-hou/OCR-VQA test rows exploded, one row per (question, answer)."""
+    qa = [("Who wrote this book?", "Jane Austen"), ("What is the title of this book?", "Pride and Prejudice"),
+          ("Is this a romantic book?", "Yes")]
+    return [{"image": draw_image(100, SIZE), "image_id": "0140434267", "question_id": f"0140434267-{k}",
+             "question": q, "answer": a} for k, (q, a) in enumerate(qa)]
+
+
+def write_ocrvqa(root: Path) -> Path:
+    return _write_parquet(root / "OCR-VQA" / "test.parquet", ocrvqa_rows(), {
+        "image": datasets.Image(), "image_id": _STR, "question_id": _STR, "question": _STR, "answer": _STR})
+
+
+# The text-rich VQA tasks of the Qwen-VL table, both protocols (tasks/text_vqa/).
+TEXT_VQA: dict[str, Callable[[Path], Path]] = {
+    "textvqa_val": write_textvqa, "docvqa_val": write_docvqa, "chartqa_human": write_chartqa,
+    "chartqa_augmented": write_chartqa, "ai2d_test": write_ai2d, "ocrvqa_test": write_ocrvqa,
+}
+TEXT_VQA.update({f"{task}_qwen_vl": builder for task, builder in list(TEXT_VQA.items())})
+CHARTQA = {"chartqa_human": "human_test", "chartqa_augmented": "augmented_test",
+           "chartqa_human_qwen_vl": "human_test", "chartqa_augmented_qwen_vl": "augmented_test"}
+
+
+def n_rows(task: str) -> int:
+    """Rows of a task's fixture (ChartQA's two parts share one file of both)."""
+    return 2 * N_ROWS if task in CHARTQA else N_ROWS
+
+
 # A few languages of each M3IT-80 template (the 80 share one definition; validated in full elsewhere),
 # and the English originals of okvqa, which the translated okvqa tasks pair with (consistency_with).
 M3IT80 = ["m3it80_okvqa_zh", "m3it80_okvqa_fr", "m3it80_okvqa_en", "m3it80_msrvtt_qa_ja", "m3it80_msrvtt_de"]
@@ -236,7 +336,7 @@ def build_all(root: Path) -> dict[str, Path]:
     for task in M3IT80:
         out[task] = write_m3it80(task, root)
     built: dict[Callable[[Path], Path], Path] = {}
-    for task, builder in OFFICIAL.items():
+    for task, builder in {**OFFICIAL, **TEXT_VQA}.items():
         if builder not in built:
             built[builder] = builder(root)
         out[task] = built[builder]

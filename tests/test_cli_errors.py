@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from m3eval.record import MAX_PREDICTION_CHARS
+
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "results" / "demo" / "tiny-llava"  # a finished run, checked in
 HEAVY = ("torch", "transformers", "datasets", "pandas", "nltk")
@@ -141,6 +143,8 @@ def test_score_warns_about_a_torn_last_prediction_line(run_copy):
     (lambda row: {k: v for k, v in row.items() if k != "prediction"}, "missing field 'prediction'"),
     (lambda row: {**row, "prediction": 7}, "field 'prediction': input should be a valid string"),
     (lambda row: {**row, "references": "red"}, "field 'references': input should be a valid list"),
+    (lambda row: {**row, "prediction": "x" * (MAX_PREDICTION_CHARS + 1)}, "field 'prediction': string should have "
+     f"at most {MAX_PREDICTION_CHARS} characters"),  # issue 20, case 19
 ])
 def test_a_damaged_prediction_line_is_an_error_naming_file_and_line(run_copy, damage, says):
     """Issue 20, cases 11 and 18: `score RUN` split `"references": "red"` into letters (a wrong
@@ -272,3 +276,22 @@ def test_a_missing_include_path_folder_in_the_environment_is_named_as_such(tmp_p
     r = subprocess.run([sys.executable, "-m", "m3eval", "tasks"], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and f"M3EVAL_INCLUDE_PATH names {tmp_path / 'gone'}: no such" in one_line_error(r)
+
+
+def test_a_line_or_prediction_over_the_bound_is_refused_before_it_is_scored(run_copy, tmp_path):
+    """Issue 20, case 19: a 200 MB prediction line was read whole and ran exact_match out of
+    memory. A line over MAX_LINE_BYTES is refused unread, naming file and line (run logs and
+    `score --predictions` alike); a prediction over MAX_PREDICTION_CHARS is refused when read."""
+    from m3eval.results import MAX_LINE_BYTES
+    log = run_copy / "predictions" / "demo_mc.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    row = json.loads(lines[1])
+    with log.open("w") as f:
+        f.write(lines[0] + json.dumps({**row, "prediction": "x" * (MAX_LINE_BYTES + 10)}) + "\n" + "".join(lines[2:]))
+    r = m3eval("score", str(run_copy))
+    assert r.returncode == 1 and f"{log}:2: a line over {MAX_LINE_BYTES >> 20} MiB; not read" in one_line_error(r)
+    given = tmp_path / "given.jsonl"
+    given.write_text(json.dumps({"id": row["id"], "prediction": "x" * (MAX_PREDICTION_CHARS + 1)}) + "\n")
+    r = m3eval("score", "--task", "demo_mc", "--predictions", str(given), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1
+    assert f"{given}:1: a prediction of {MAX_PREDICTION_CHARS + 1:,} characters, over the bound" in one_line_error(r)

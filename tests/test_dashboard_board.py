@@ -74,7 +74,8 @@ def test_combine_weights_and_interval():
 def test_the_project_hierarchy_loads_and_places_the_suite():
     h = load_hierarchy(DEFAULT_YAML)
     keys = [c.key for c in h.capabilities]
-    assert keys == ["knowledge_vqa", "video", "chinese", "multilingual", "captioning", "encoder", "grounding"]
+    assert keys == ["knowledge_vqa", "video", "chinese", "multilingual", "captioning", "general_vqa", "text_rich_vqa",
+                    "encoder", "grounding"]
     tasks = ["m3it_okvqa", "okvqa", "m3it80_okvqa_fr", "m3it80_okvqa_en", "m3it80_msrvtt_qa_zh",
              "m3it80_msrvtt_zh", "demo_captions", "unknown_task"]
     placed = h.placed(tasks)
@@ -84,6 +85,12 @@ def test_the_project_hierarchy_loads_and_places_the_suite():
     assert h.leaf_tasks(okvqa80, tasks) == ["m3it80_okvqa_fr"]  # not m3it80_msrvtt_qa_* nor en
     assert h.normalization["coco_cider"] == {"rule": "clip", "max": 2.0}
     assert all(m in h.normalization for m in ("top1_accuracy", "mean_recall", "grounding_acc"))
+    # the Qwen-VL table (issue 21): every benchmark and protocol placed, every primary metric combinable
+    from m3eval.tasks.registry import Registry
+    registry = Registry.discover([])
+    table = [t for g in ("qwen_vl_table", "qwen_vl_table_qwen_vl") for t in registry.expand(g)]
+    assert len(table) == 42 and h.placed(table) == set(table)
+    assert {registry.tasks[t].primary for t in table} <= set(h.normalization)
     assert len(h.languages) == 81
 
 

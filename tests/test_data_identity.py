@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import datasets
@@ -122,10 +123,64 @@ def test_model_files_fingerprint_covers_files_only(tmp_path):
     assert model_files_fingerprint({"chat_template": str(f)})["chat_template"] != got["chat_template"]
 
 
-def test_digests_persist_across_processes_and_changed_files_are_re_read(tmp_path, monkeypatch):
+def digest_cache(tmp_path: Path, monkeypatch) -> None:
+    """A fresh digest cache that also keeps files changed a moment ago (the tests' files are)."""
     from m3eval.data import fingerprint
     monkeypatch.setenv("M3EVAL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(fingerprint, "_cache", None)
+    monkeypatch.setattr(fingerprint, "_SETTLED_NS", 0, raising=False)
+
+
+def replace_keeping_size_and_mtime(path: Path, text: str) -> None:
+    """`cp -p` of a file with the same size and mtime over `path` (what rsync -a of an edit does)."""
+    new = path.with_name("new-" + path.name)
+    new.write_text(text, encoding="utf-8")
+    st = path.stat()
+    assert new.stat().st_size == st.st_size
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    subprocess.run(["cp", "-p", str(new), str(path)], check=True)
+    new.unlink()
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def reversed_answers(path: Path) -> str:
+    """The file's rows with each answer spelled backwards: new references, the same bytes count."""
+    return "".join(json.dumps({**r, "outputs": r["outputs"][::-1]}, ensure_ascii=False) + "\n"
+                   for r in read_jsonl(path))
+
+
+def test_a_data_file_replaced_keeping_size_and_mtime_is_not_resumed(tiny_model, tmp_path, monkeypatch):
+    """Issue 20.27: the data's identity follows its content, not its path, size and mtime; a
+    new run reads the new rows (datasets' own cache is keyed on the mtime too)."""
+    digest_cache(tmp_path, monkeypatch)
+    tasks = task_folder(tmp_path)
+    evaluate(cfg(tiny_model, tmp_path / "out", tasks))
+    data = tasks / "rows.jsonl"
+    new = reversed_answers(data)
+    replace_keeping_size_and_mtime(data, new)
+    with pytest.raises(RunError, match=r"task idtask's data changed .*rows\.jsonl differs"):
+        evaluate(cfg(tiny_model, tmp_path / "out", tasks))
+    evaluate(RunConfig(**{**cfg(tiny_model, tmp_path / "out", tasks).__dict__, "run_name": "r2"}))
+    preds = read_jsonl(tmp_path / "out" / "r2" / "predictions" / "idtask.jsonl")
+    assert [p["references"] for p in preds] == [[json.loads(line)["outputs"]] for line in new.splitlines()]
+
+
+def test_the_digest_cache_is_not_fooled_by_size_and_mtime(tmp_path, monkeypatch):
+    from m3eval.data import fingerprint
+    digest_cache(tmp_path, monkeypatch)
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"a": "xy"}\n')
+    first = fingerprint.local_fingerprint(data)["xxh3"]
+    assert fingerprint.local_fingerprint(data)["xxh3"] == first
+    replace_keeping_size_and_mtime(data, '{"a": "yx"}\n')
+    assert fingerprint.local_fingerprint(data)["xxh3"] != first
+    monkeypatch.setattr(fingerprint, "_cache", None)  # and in the next process
+    assert fingerprint.local_fingerprint(data)["xxh3"] != first
+
+
+def test_digests_persist_across_processes_and_changed_files_are_re_read(tmp_path, monkeypatch):
+    from m3eval.data import fingerprint
+    digest_cache(tmp_path, monkeypatch)
     data = tmp_path / "d.jsonl"
     data.write_text('{"a": 1}\n')
     first = fingerprint.local_fingerprint(data)["xxh3"]

@@ -1,39 +1,202 @@
 """Two CPU processes under torchrun (gloo) give the same predictions and scores
-as one process: each rank takes rank::world_size, rank 0 gathers and scores."""
+as one process: each rank takes rank::world_size, rank 0 gathers and scores.
+A rank that stalls (SIGSTOP) stops the launch within --stall-timeout, naming it."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from m3eval.errors import UsageError
 from m3eval.results import read_jsonl
+from m3eval.run.distributed import init_distributed, stall_timeout
 
 TASKS = "demo_vqa,demo_mc,demo_video_qa"
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 def m3eval_run(args: list[str], launcher: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*launcher, "-m", "m3eval", "run", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([*launcher, "-m", "m3eval", "run", *args], cwd=cwd, env=ENV, capture_output=True,
                           text=True, timeout=300)
 
 
-def test_two_ranks_equal_one_process(tiny_model, tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    common = ["--model-args", f"pretrained={tiny_model}", "--tasks", TASKS, "--limit", "10", "--threads", "1",
-              "--run-name", "r"]
-    one = m3eval_run([*common, "--output", str(tmp_path / "one"), "--batch-size", "8"], [sys.executable], root)
+def common(tiny_model: Path) -> list[str]:
+    return ["--model-args", f"pretrained={tiny_model}", "--tasks", TASKS, "--limit", "10", "--threads", "1",
+            "--run-name", "r"]
+
+
+def predictions(run_dir: Path) -> dict[str, list[tuple[str, str]]]:
+    return {task: [(r["id"], r["prediction"]) for r in read_jsonl(run_dir / "predictions" / f"{task}.jsonl")]
+            for task in TASKS.split(",")}
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_model, tmp_path_factory) -> Path:
+    """The reference: the tasks run by one process."""
+    out = tmp_path_factory.mktemp("one")
+    one = m3eval_run([*common(tiny_model), "--output", str(out), "--batch-size", "8"], [sys.executable], ROOT)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = m3eval_run([*common, "--output", str(tmp_path / "two"), "--batch-size", "3"],
-                     [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"], root)
+    return out / "r"
+
+
+def test_two_ranks_equal_one_process(tiny_model, one_process, tmp_path):
+    two = m3eval_run([*common(tiny_model), "--output", str(tmp_path / "two"), "--batch-size", "3"], TORCHRUN, ROOT)
     assert two.returncode == 0, two.stderr[-3000:]
-    for task in TASKS.split(","):
-        a = read_jsonl(tmp_path / "one" / "r" / "predictions" / f"{task}.jsonl")
-        b = read_jsonl(tmp_path / "two" / "r" / "predictions" / f"{task}.jsonl")
-        assert [(r["id"], r["prediction"]) for r in a] == [(r["id"], r["prediction"]) for r in b]
-        assert not list((tmp_path / "two" / "r" / "predictions").glob(f"{task}.rank*.jsonl"))
-    ra = json.loads((tmp_path / "one" / "r" / "results.json").read_text())
+    assert predictions(one_process) == predictions(tmp_path / "two" / "r")
+    assert not list((tmp_path / "two" / "r" / "predictions").glob("*.rank*.jsonl"))
+    ra = json.loads((one_process / "results.json").read_text())
     rb = json.loads((tmp_path / "two" / "r" / "results.json").read_text())
     assert rb["run"]["config"]["world_size"] == 2
     assert {t: e["metrics"] for t, e in ra["tasks"].items()} == {t: e["metrics"] for t, e in rb["tasks"].items()}
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):  # a process that ended meanwhile
+            pass
+    return found
+
+
+def _ranks(launcher: int) -> dict[int, int]:
+    """{rank: pid} of the launcher's worker processes (its children with RANK set)."""
+    found = {}
+    for pid in _children(launcher):
+        try:
+            env = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in e)
+            found[int(env["RANK"])] = pid
+        except (OSError, KeyError, ValueError):
+            pass
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Not exited (a zombie waiting for its parent to reap it has exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(condition, seconds: float, what: str) -> None:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"{what} within {seconds:.0f} s")
+        time.sleep(0.02)
+
+
+def test_a_stalled_rank_stops_the_launch_naming_it_and_the_same_command_resumes(tiny_model, one_process, tmp_path):
+    """SIGSTOP rank 1 once it has started generating. Rank 0 waits for it (a slow rank is waited
+    for) until its heartbeat has been still for --stall-timeout, then stops with one line naming
+    rank 1 and its pid, not after torch's 30-minute collective timeout. (torchrun then sends the
+    stopped rank SIGTERM, and SIGKILL 30 s later; the test kills it at once to save the wait.)
+    What finished is kept, and the same command resumes to one process's predictions."""
+    args = [*common(tiny_model), "--output", str(tmp_path), "--batch-size", "3", "--stall-timeout", "5"]
+    run_dir, logs = tmp_path / "r", tmp_path / "logs"
+    launcher = [*TORCHRUN, "--log-dir", str(logs), "--redirects", "3"]  # each rank's stderr in its own file
+    launch = subprocess.Popen([*launcher, "-m", "m3eval", "run", *args], cwd=ROOT, env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ranks: dict[int, int] = {}
+    workers: list[int] = []
+    try:
+        _wait(lambda: list((run_dir / "predictions").glob("*.rank1.jsonl")) or launch.poll() is not None,
+              240, "rank 1 did not start generating")
+        ranks = _ranks(launch.pid)
+        assert sorted(ranks) == [0, 1] and launch.poll() is None
+        os.kill(ranks[1], signal.SIGSTOP)
+        workers = [w for pid in ranks.values() for w in _children(pid)]  # the forked decoding workers
+        _wait(lambda: not _running(ranks[0]), 60, "rank 0 did not stop after rank 1 stalled")
+        os.kill(ranks[1], signal.SIGKILL)  # what torchrun does 30 s after its SIGTERM
+        assert launch.wait(timeout=60) != 0
+    finally:
+        for pid in [*ranks.values(), *workers]:  # nothing left behind, stopped or not
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        launch.kill()
+        launch.wait()
+    (rank0_err,) = logs.glob("*/attempt_0/0/stderr.log")
+    err = rank0_err.read_text()
+    assert "Traceback" not in err, err[-3000:]
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("m3eval: error:")]
+    assert f"rank 1 (pid {ranks[1]} on " in line and "stalled" in line and "5 s" in line, line
+    kept = {(f.name.split(".")[0], r["id"]): r["prediction"]  # <task>.jsonl and <task>.rank<N>.jsonl
+            for f in (run_dir / "predictions").glob("*.jsonl") for r in read_jsonl(f)}
+    assert kept
+
+    again = m3eval_run(args, TORCHRUN, ROOT)  # the same command
+    assert again.returncode == 0, again.stderr[-3000:]
+    reference = predictions(one_process)
+    assert f"resuming: {len(kept)} of {sum(map(len, reference.values()))} samples already done" in again.stderr
+    done = predictions(run_dir)
+    assert done == reference
+    assert all(kept[t, i] == p for t, rows in done.items() for i, p in rows if (t, i) in kept)
+
+
+SLOW_RANK = """
+import sys, threading, time
+from m3eval.run.distributed import init_distributed
+d = init_distributed(1.0)
+assert [t.name for t in threading.enumerate()].count("m3eval-heartbeat") == 1
+if d.rank == 1:
+    time.sleep(3)  # three times the stall timeout, but alive: its heartbeat goes on
+d.barrier()
+if d.rank == 0:
+    time.sleep(1.5)
+print("rank", d.rank, "gathered", d.gather(d.rank), flush=True)
+d.close()
+"""
+
+
+def test_a_slow_rank_is_waited_for(tmp_path):
+    """A rank that takes several stall timeouts to reach a barrier or gather, but is alive, is
+    waited for (ranks finish their shares minutes apart): only a silent heartbeat is a stall."""
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_RANK)
+    r = subprocess.run([*TORCHRUN, str(script)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "rank 0 gathered [0, 1]" in r.stdout and "rank 1 gathered None" in r.stdout
+
+
+def test_one_process_starts_no_heartbeat(monkeypatch):
+    """world size 1: no thread, no store, no torch.distributed; the setting is not even read."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("M3EVAL_STALL_TIMEOUT", "not a number")
+    before = threading.active_count()
+    d = init_distributed()
+    d.barrier()
+    assert d.watch is None and d.gather("x") == ["x"] and threading.active_count() == before
+    d.close()
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-5", "nan", "inf", "1e9"])
+def test_a_bad_stall_timeout_is_a_usage_error(monkeypatch, text):
+    monkeypatch.setenv("M3EVAL_STALL_TIMEOUT", text)
+    with pytest.raises(UsageError, match="M3EVAL_STALL_TIMEOUT"):
+        stall_timeout()
+    assert stall_timeout(7.0) == 7.0  # the flag wins
+    r = subprocess.run([sys.executable, "-m", "m3eval", "run", "--tasks", "demo_mc", "--stall-timeout", text],
+                       cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--stall-timeout: expected a number of seconds" in r.stderr, r.stderr
+
+
+def test_the_stall_timeout_setting(monkeypatch):
+    monkeypatch.delenv("M3EVAL_STALL_TIMEOUT", raising=False)
+    assert stall_timeout() == 300
+    monkeypatch.setenv("M3EVAL_STALL_TIMEOUT", " 42.5 ")
+    assert stall_timeout() == 42.5

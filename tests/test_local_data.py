@@ -260,3 +260,42 @@ def test_bad_rows_are_counted_in_a_real_run(tiny_model, layout):
     assert "leaves the data folder" in errors["escape"]["message"]
     thumbnails = [p.name.split("-")[0] for p in (layout / "out" / "r" / "media" / "t").iterdir()]
     assert thumbnails == ["ok"]  # nothing copied for the failed rows
+
+
+def test_huge_images_and_files_fail_their_own_sample_without_being_read(tiny_model, layout):
+    """Issue 20, cases 13 and 14: 13000 x 13000 PNGs (0.2 MB each, 169 M pixels: under Pillow's
+    own refusal at 179 M) used to be decoded, and a batch of them killed the run with a
+    MemoryError in the decoding worker; a 3 GB file named .png was read whole. Each is now its
+    sample's counted error, refused from the header or the file size, and the rest is scored."""
+    import tracemalloc
+
+    from PIL import Image
+
+    from m3eval.data.media import decode_image
+    from m3eval.errors import MediaError
+    from m3eval.results import read_jsonl
+    from m3eval.run.pipeline import RunConfig, evaluate
+    img = layout / "tasks" / "data" / "img"
+    Image.new("L", (13000, 13000)).save(img / "huge.png")
+    with open(img / "big.png", "wb") as f:
+        f.truncate(3 << 30)  # sparse: 3 GB long, nothing on disk
+    tracemalloc.start()
+    for name in ("huge.png", "big.png"):
+        with pytest.raises(MediaError, match="PIL.Image.MAX_IMAGE_PIXELS"):
+            decode_image(img / name)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 << 20, peak  # neither the pixels (169 MB) nor the file (3 GB) were taken in
+    rows(layout / "tasks" / "data", [{"id": "ok", "q": "?", "a": "x", "image": "img/cat.png"}]
+         + [{"id": f"huge{k}", "q": "?", "a": "x", "image": "img/huge.png"} for k in range(4)]
+         + [{"id": "big", "q": "?", "a": "x", "image": "img/big.png"}])
+    task(layout / "tasks")
+    results, failures = evaluate(RunConfig(tasks=["t"], output=layout / "out", run_name="r", progress=False,
+                                           model_args={"pretrained": str(tiny_model)}, batch_size=8,
+                                           include_paths=[layout / "tasks"]))
+    entry = results.tasks["t"]
+    assert failures == [] and entry.n_samples == 6 and entry.n_errors == 5
+    errors = {p["id"]: p["error"] for p in read_jsonl(layout / "out" / "r" / "predictions" / "t.jsonl")}
+    assert errors["ok"] is None
+    assert all("169,000,000 pixels is over the bound" in errors[f"huge{k}"]["message"] for k in range(4))
+    assert "3,221,225,472 bytes" in errors["big"]["message"] and "not read" in errors["big"]["message"]

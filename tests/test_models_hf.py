@@ -313,3 +313,33 @@ def test_preprocess_then_generate_prepared_equals_generate(model):
     inputs = model.preprocess(msgs, gen)
     assert set(inputs) >= {"input_ids", "attention_mask", "pixel_values"}
     assert model.generate_prepared(inputs, gen) == model.generate(msgs, gen)
+
+
+def test_a_prompt_over_the_context_fails_its_own_sample_only(model, tmp_path):
+    """Issue 20, case 17: prompts many times the model's context (512 tokens here) ran with no
+    warning, and a 1 MB question hung. Prompt tokens + max_new_tokens over the context is that
+    sample's error, in a real run at any batch size; the batch's other samples run as alone."""
+    assert model.context == 512
+    gen = GenerationConfig(max_new_tokens=24)
+    long = [{"type": "text", "text": "why " * 600}]
+    with pytest.raises(BadMessageError, match="over the model's context of 512 tokens"):
+        model.preprocess([varied_messages()[0], long], gen)
+    import json
+
+    from m3eval.results import read_jsonl
+    from m3eval.run.pipeline import RunConfig, evaluate
+    rows = [{"id": "long", "q": "why " * 600, "a": "x"}] + [{"id": f"s{i}", "q": f"what is {i}?", "a": "x"}
+                                                            for i in range(5)]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "t.yaml").write_text("task: t\ndataset: {path: rows.jsonl}\n"
+                                     "doc: {prompt: '{{ q }}', references: a, id: id}\nmetrics: [{name: exact_match}]\n")
+    preds = {}
+    for batch_size in (1, 4):
+        results, failures = evaluate(RunConfig(tasks=["t"], output=tmp_path / "out", run_name=f"b{batch_size}",
+                                               progress=False, batch_size=batch_size, include_paths=[tmp_path],
+                                               model_args={"pretrained": str(model.pretrained)}))
+        assert failures == [] and results.tasks["t"].n_errors == 1
+        got = {p["id"]: p for p in read_jsonl(tmp_path / "out" / f"b{batch_size}" / "predictions" / "t.jsonl")}
+        assert "over the model's context of 512 tokens" in got["long"]["error"]["message"]
+        preds[batch_size] = {i: p["prediction"] for i, p in got.items()}
+    assert preds[1] == preds[4]

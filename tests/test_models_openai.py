@@ -29,8 +29,11 @@ class FakeOpenAIServer(ThreadingHTTPServer):
     """Serves /v1/models and /v1/chat/completions. Prompt text triggers failures:
     RATE -> one 429 (Retry-After: 1), FLAKY -> two 500s, DOWN -> always 503, BAD -> 400,
     NOCHOICES / ERRBODY / NULLCONTENT -> a 200 with no answer (always), EMPTYONCE -> once,
-    SLOW -> 0.3 s delay, ECHO401 -> a 401 whose body echoes the Authorization header.
-    `delay` slows every request (for in-flight counting)."""
+    SLOW -> 0.3 s delay, ECHO401 -> a 401 whose body echoes the Authorization header,
+    HUGE -> a 200 whose answer is `huge_bytes` long (HUGELEN: with its Content-Length; the bytes
+    written before the client hung up go to `huge_sent`), DROP -> the connection closed with no
+    reply, HANG -> no reply until `release` is set. `delay` slows every request (for in-flight
+    counting); `answers_left`: after that many answers the server goes away (port closed)."""
 
     daemon_threads = True
 
@@ -43,6 +46,13 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.delay = 0.0
         self.times: dict[str, list[float]] = {}
         self.lock = threading.Lock()
+        self.huge_bytes, self.huge_sent = 10 * 2 ** 20, []
+        self.release = threading.Event()
+        self.answers_left: int | None = None
+
+    def go_away(self):  # from a handler thread: serve_forever runs in another
+        self.shutdown()
+        self.server_close()
 
     @property
     def url(self) -> str:
@@ -65,6 +75,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_huge(self, model: str, with_length: bool):
+        reply = {"id": "x", "object": "chat.completion", "model": model,
+                 "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": "@"}}]}
+        head, tail = json.dumps(reply).encode().split(b"@")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if with_length:  # else the body ends when the connection closes (HTTP/1.0)
+            self.send_header("Content-Length", str(len(head) + self.server.huge_bytes + len(tail)))
+        self.end_headers()
+        sent, chunk = 0, b"a" * 2 ** 16
+        try:
+            self.wfile.write(head)
+            while sent < self.server.huge_bytes:
+                sent += self.wfile.write(chunk[:self.server.huge_bytes - sent]) or 0
+            self.wfile.write(tail)
+        except OSError:  # the client hung up
+            pass
+        self.server.huge_sent.append(sent)
+
     def do_GET(self):
         if self.path == "/v1/models":
             return self._send(200, {"object": "list", "data": [{"id": "tiny-vlm", "object": "model"}]})
@@ -84,6 +113,16 @@ class _Handler(BaseHTTPRequestHandler):
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
             time.sleep(0.3 if "SLOW" in text else srv.delay)
+            with srv.lock:
+                dying = srv.answers_left == 0
+                srv.answers_left = None if srv.answers_left is None else max(srv.answers_left - 1, 0)
+            if dying:
+                threading.Thread(target=srv.go_away, daemon=True).start()
+            if dying or "DROP" in text or "HANG" in text and not srv.release.wait(30):
+                self.close_connection = True  # no reply at all
+                return
+            if "HUGE" in text:
+                return self._send_huge(body["model"], with_length="HUGELEN" in text)
             if "RATE" in text and n == 1:
                 return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"})
             if "ECHO401" in text:
@@ -125,6 +164,7 @@ def server():
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
 

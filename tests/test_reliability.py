@@ -4,6 +4,7 @@ before the model loads where they can, run files are readable by others as the u
 and an interrupted write leaves nothing that a later run trips over."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -67,6 +68,47 @@ def remount(point: Path, options: str) -> None:
 
 
 # --- 10.3: one run at a time in a run folder ---------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (dead, not yet reaped by a container's pid 1) counts as gone
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_the_decoding_worker_dies_with_its_run(tiny_model, tmp_path):
+    """A run that ends abruptly (kill -9, the CLI's os._exit) while its decoding worker is blocked
+    handing over a prefetched batch no one will read: the worker used to stay alive for good,
+    holding its memory (it is now killed with its parent, PR_SET_PDEATHSIG)."""
+    stamp = tmp_path / "worker"
+    code = ("import os, sys\n"
+            "from m3eval.cli import main\n"
+            "from m3eval.models.hf import HFAdapter\n"
+            "def first(self, inputs, gen):\n"
+            "    import pathlib, time\n"
+            "    time.sleep(2)  # the worker fills the pipe with prefetched batches meanwhile\n"
+            f"    pathlib.Path({str(stamp)!r}).write_text(' '.join(pathlib.Path(f'/proc/{{os.getpid()}}/task/{{t}}/children').read_text() for t in os.listdir(f'/proc/{{os.getpid()}}/task')))\n"
+            "    os._exit(3)\n"
+            "HFAdapter.generate_prepared = first\n"
+            "sys.argv = sys.argv[:1] + sys.argv[1:]\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code, "run", "--model-args", f"pretrained={tiny_model}", "--tasks",
+                        "demo_m3it_caption", "--instructions", "all", "--batch-size", "8", "--output",
+                        str(tmp_path / "out"), "--threads", "1"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                       stderr=(tmp_path / "stderr").open("w"), timeout=300)  # a pipe would wait for the orphan too
+    assert r.returncode == 3, (tmp_path / "stderr").read_text()[-2000:]
+    workers = [int(w) for w in stamp.read_text().split()]
+    assert workers, "the run should have forked its decoding worker"
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    try:
+        assert not any(_alive(w) for w in workers), f"decoding worker {workers} outlived its run"
+    finally:
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
 
 def test_a_second_run_into_a_busy_folder_is_refused_and_the_first_is_untouched(tiny_model, tmp_path):
     first = ["run", "--model-args", f"pretrained={tiny_model}", "--tasks", "demo_m3it_caption", "--instructions",
@@ -167,6 +209,85 @@ def test_full_disk_mid_log_is_one_line_and_loses_nothing(tiny_model, tmpfs):
     assert results["timings"]["samples"] == 128 - kept  # what was written survived; only the rest ran
     preds = read_jsonl(disk / "r" / "predictions" / "demo_m3it_caption.jsonl")
     assert len(preds) == 128 and len({p["id"] for p in preds}) == 128
+
+
+class _FirstFailure:
+    """The time of the run's first failed log append (the real append, on a full tmpfs)."""
+
+    def __init__(self, monkeypatch):
+        from m3eval.run import generate
+        self.at: float | None = None
+        real = generate.append_jsonl
+
+        def append(path, rows):
+            try:
+                real(path, rows)
+            except OSError:
+                self.at = self.at or time.perf_counter()
+                raise
+        monkeypatch.setattr(generate, "append_jsonl", append)
+
+
+def test_a_full_disk_stops_the_model_at_the_next_batch(tiny_model, tmpfs, monkeypatch):
+    """Issue 20.28: the first failed write ends generation; it does not run to the end of the task
+    and throw the rest away. At most the batch under way when the write failed reaches the model."""
+    from m3eval.run import generate
+    from m3eval.run.pipeline import RunConfig, evaluate
+    disk = tmpfs("16k")
+    failure, sent = _FirstFailure(monkeypatch), []
+    real_batch = generate._run_batch
+
+    def run_batch(model, batch, gen):
+        sent.append((time.perf_counter(), len(batch.prepared)))
+        return real_batch(model, batch, gen)
+    monkeypatch.setattr(generate, "_run_batch", run_batch)
+    cfg = RunConfig(tasks=["demo_m3it_caption"], output=disk, model_args={"pretrained": str(tiny_model)},
+                    run_name="r", batch_size=4, instructions="all", max_new_tokens=8, save_media=False,
+                    progress=False)
+    log = disk / "r" / "predictions" / "demo_m3it_caption.rank0.jsonl"
+    with pytest.raises(OSError) as e:
+        evaluate(cfg)
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(log)) and failure.at is not None
+    after = sum(n for t, n in sent if t > failure.at)
+    assert after <= 4, f"{after} samples sent to the model after the first failed write"
+    assert 0 < len(read_jsonl(log)) < 128
+
+
+def test_a_full_disk_stops_api_requests_and_the_rerun_asks_only_for_the_rest(tmpfs, monkeypatch):
+    """Issue 20.28, streaming: no request is sent once a write failed (beyond the `concurrency`
+    already in flight), and the re-run requests only what is not on disk."""
+    from m3eval.run.pipeline import RunConfig, evaluate
+    posts: list[float] = []
+
+    class Slow(_Handler):  # 20 ms an answer: the run is still sending when the disk fills
+        def do_POST(self):
+            posts.append(time.perf_counter())
+            time.sleep(0.02)
+            super().do_POST()
+    server = _Server(("127.0.0.1", 0), Slow)
+    server.auth = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    disk = tmpfs("16k")
+    failure = _FirstFailure(monkeypatch)
+    cfg = RunConfig(tasks=["demo_m3it_caption"], output=disk, model="openai", run_name="r", instructions="all",
+                    model_args={"base_url": f"http://127.0.0.1:{server.server_address[1]}/v1", "model": "tiny-vlm",
+                                "concurrency": 4}, save_media=False, progress=False)
+    log = disk / "r" / "predictions" / "demo_m3it_caption.rank0.jsonl"
+    try:
+        with pytest.raises(OSError) as e:
+            evaluate(cfg)
+        assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(log)) and failure.at is not None
+        after = sum(t > failure.at for t in posts)
+        assert after <= 4, f"{after} requests sent after the first failed write"
+        kept = len(read_jsonl(log))
+        assert 0 < kept < 128
+        remount(disk, "size=8m")
+        posts.clear()
+        results, _ = evaluate(cfg)
+        assert len(posts) == 128 - kept and results.timings.samples == 128 - kept
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_read_only_output_is_refused_before_the_model_loads(tmpfs, tmp_path):

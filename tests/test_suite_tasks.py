@@ -69,6 +69,11 @@ def test_suite_files_load_without_errors(registry):
     assert registry.expand("m3it_heldout") == sum((GROUPS[g] for g in
                                                    ["m3it_knowledge_vqa", "m3it_video", "m3it_chinese"]), [])
     assert set(registry.expand("official_heldout")) == set(fx.OFFICIAL)
+    assert registry.expand("chartqa") == ["chartqa_human", "chartqa_augmented"]
+    assert registry.expand("qwen_vl_text_vqa") == ["textvqa_val", "docvqa_val", "chartqa_human", "chartqa_augmented",
+                                                   "ai2d_test", "ocrvqa_test"]
+    assert registry.expand("qwen_vl_text_vqa_qwen_vl") == [f"{t}_qwen_vl" for t in registry.expand("qwen_vl_text_vqa")]
+    assert set(registry.expand("qwen_vl_text_vqa") + registry.expand("qwen_vl_text_vqa_qwen_vl")) == set(fx.TEXT_VQA)
 
 
 def test_paper_protocol_reads_the_m3it_configs(registry):
@@ -151,6 +156,19 @@ def _expected_references(task: str, fixtures: dict[str, Path]) -> list[list[str]
     if task == "flickr8k_cn_caption":
         return [["一只狗在草地上奔跑。", "两只猫在沙发上睡觉。", "一个男人在厨房里做饭。",
                  "一个女人在舞台上弹钢琴。", "人们在聚会上跳舞。"]] * fx.N_ROWS
+    base = task.removesuffix("_qwen_vl")
+    if base == "textvqa_val":
+        return [r["answers"] for r in fx.textvqa_rows()]
+    if base == "docvqa_val":
+        return [r["answers"] for r in fx.docvqa_rows()]
+    if task in fx.CHARTQA:  # each part keeps its own rows of the one split
+        return [[r["answer"]] for r in fx.chartqa_rows() if r["type"] == fx.CHARTQA[task]]
+    if task == "ai2d_test":  # the correct option's letter
+        return [["ABCD"[int(r["answer"])]] for r in fx.ai2d_rows()]
+    if task == "ai2d_test_qwen_vl":  # Qwen-VL's target: the correct option's text
+        return [[r["options"][int(r["answer"])]] for r in fx.ai2d_rows()]
+    if base == "ocrvqa_test":
+        return [[r["answer"]] for r in fx.ocrvqa_rows()]
     raise AssertionError(f"no expected references for {task}")
 
 
@@ -175,8 +193,9 @@ def test_every_suite_task_runs_end_to_end_on_its_fixture(registry, fixtures, tmp
     for task in tasks:
         spec = registry.tasks[task]
         res = results["tasks"][task]
-        assert res["n_samples"] + (res.get("n_excluded") or 0) == fx.N_ROWS, task
-        assert res.get("n_excluded") == (1 if task == "aokvqa_da" else None), task  # difficult_direct_answer
+        assert res["n_samples"] + (res.get("n_excluded") or 0) == fx.n_rows(task), task
+        excluded = 1 if task == "aokvqa_da" else fx.N_ROWS if task in fx.CHARTQA else None  # the other ChartQA part
+        assert res.get("n_excluded") == excluded, task  # aokvqa_da: difficult_direct_answer
         assert res["n_errors"] == 0, (task, [s["error"] for s in _jsonl(run / "samples" / f"{task}.jsonl")])
         assert res["primary_metric"] == spec.primary
         assert {m.name for m in spec.metrics} <= set(res["metrics"]), task
@@ -191,6 +210,9 @@ def test_every_suite_task_runs_end_to_end_on_its_fixture(registry, fixtures, tmp
         if task == "aokvqa_mc":  # options shown, and the filters leave a choice text or nothing
             assert all(s["choices"] == r["choices"] for s, r in zip(samples, fx.aokvqa_rows()))
             assert all(s["extracted"] is None or s["extracted"] in s["choices"] for s in samples)
+        if task == "ai2d_test":  # a letter or nothing; nothing is counted as unparsed, never guessed
+            assert all(s["extracted"] is None or s["extracted"] in "ABCD" for s in samples)
+            assert res["n_extraction_failures"] == sum(s["extracted"] is None for s in samples)
 
         preds = _jsonl(run / "predictions" / f"{task}.jsonl")
         if spec.doc.frames:  # M3IT's 8 stored frames pass straight through
@@ -200,8 +222,14 @@ def test_every_suite_task_runs_end_to_end_on_its_fixture(registry, fixtures, tmp
 
     ids = [s["id"] for s in _jsonl(run / "samples" / "okvqa.jsonl")]
     assert ids == [str(r["question_id"]) for r in fx.okvqa_rows()]
-    for group in ["m3it_heldout", "m3it_knowledge_vqa", "m3it_video", "m3it_chinese", "official_heldout"]:
+    for group in ["m3it_heldout", "m3it_knowledge_vqa", "m3it_video", "m3it_chinese", "official_heldout",
+                  "qwen_vl_text_vqa", "qwen_vl_text_vqa_qwen_vl"]:
         assert group in results["groups"], group
+    for group in ["chartqa", "chartqa_qwen_vl"]:  # the paper's ChartQA: the plain mean of the two parts
+        parts = [results["tasks"][t]["metrics"]["relaxed_accuracy"]["value"] for t in registry.expand(group)]
+        g = results["groups"][group]
+        assert g["metric"] == "relaxed_accuracy" and g["aggregate"] == "macro" and g.get("error") is None
+        assert g["value"] == pytest.approx(sum(parts) / 2), group
     # translated okvqa vs its English originals: the rows share ids (line index), so all 3 items pair
     pairs = results["consistency"]
     assert set(pairs) == {"m3it80_okvqa_zh|m3it80_okvqa_en", "m3it80_okvqa_fr|m3it80_okvqa_en"}

@@ -5,6 +5,7 @@ clear error naming its file (or row), and never takes down work on other tasks
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -122,6 +123,37 @@ def test_template_bombs_are_refused_before_they_allocate(template):
     with pytest.raises(TemplateLimitError, match=f"beyond {MAX_PROMPT_CHARS:,} characters"):
         render(template, {"question": "what is it?"})
     assert time.perf_counter() - t < 5
+
+
+@pytest.mark.parametrize("template, says", [
+    # CPU (issue 20, case 15): loops that print nothing, a macro calling itself twice per level
+    ("{% for i in range(2000) %}{% for j in range(2000) %}{% endfor %}{% endfor %}", "more than 1,000,000 steps"),
+    ("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(22) }}",
+     "more than 1,000,000 steps"),
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion too deep"),
+    # memory (issue 20, case 16): a value doubled in a loop, printed only by its length
+    ("{% set ns = namespace(s=question) %}{% for i in range(25) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+     "{{ ns.s | length }}", "beyond 1,000,000 characters (~)"),
+    ("{% set ns = namespace(s=question) %}{% for i in range(25) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"
+     "{{ ns.s | length }}", "beyond 1,000,000 characters (str + str)"),
+    ("{% set ns = namespace(l=[question]) %}{% for i in range(25) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"
+     "{{ ns.l | length }}", "beyond 1,000,000 characters (list + list)"),
+])
+def test_template_work_and_memory_are_bounded_per_sample(template, says):
+    """A render has a budget of steps (loop iterations, calls, operators) and each value it builds
+    is bounded: these rendered for seconds to hours, or grew to GBs, with no error."""
+    t = time.perf_counter()
+    with pytest.raises(TemplateLimitError, match=re.escape(says)):
+        render(template, {"question": "what is it?"})
+    assert time.perf_counter() - t < 30  # MAX_RENDER_SECONDS (10) is the backstop; a loaded machine is slower
+
+
+def test_templates_cannot_grow_a_list_in_place():
+    """The sandbox is the immutable one: `append` on a namespace list (issue 20, case 16) is a
+    template error naming the attribute, not memory growing with every loop iteration."""
+    with pytest.raises(KeyError, match="access to attribute 'append' of 'list' object is unsafe"):
+        render("{% set ns = namespace(l=[]) %}{% for i in range(10) %}{{ ns.l.append(question) }}{% endfor %}",
+               {"question": "q"})
 
 
 def test_ordinary_templates_are_untouched():

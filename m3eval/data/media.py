@@ -10,6 +10,7 @@ import base64
 import binascii
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ __all__ = ["MediaError", "VideoRule", "decode_image", "decode_media", "thumbnail
 # an absolute path string shorter than this that names a file is read as one; a relative one
 # never is (a run resolves and confines its paths first: media_paths.py, not the current directory)
 _MAX_PATH_LEN = 4096
+# an encoded image is at most this many bytes per pixel (uncompressed 16-bit RGBA is 8; formats add headers)
+_MAX_BYTES_PER_PIXEL = 10
+# _open_bytes refuses every image Pillow would warn about (an error for that sample), so the warning is noise
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,25 @@ def _describe(source: Any) -> str:
     return type(source).__name__
 
 
-def _open_bytes(data: bytes, what: str) -> Image.Image:
+def _open_bytes(data: bytes | Path, what: str) -> Image.Image:
+    """Decode an encoded image (bytes, or a file PIL reads as it decodes), refusing before any
+    pixel is decoded one whose header declares more pixels than Pillow's own bomb warning
+    threshold, `PIL.Image.MAX_IMAGE_PIXELS` (89.5 M, ~270 MB as RGB): Pillow itself refuses only
+    at twice that, and a batch of such images (a 0.5 MB PNG of 13000 x 13000) filled the decoding
+    worker's memory. Raise PIL.Image.MAX_IMAGE_PIXELS to accept larger images (None: no bound)."""
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()  # PIL decodes lazily: force it here so truncation is caught here
+        img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        try:
+            bound = Image.MAX_IMAGE_PIXELS
+            if bound is not None and img.width * img.height > bound:
+                raise MediaError(f"image: {img.width} x {img.height} = {img.width * img.height:,} pixels is over "
+                                 f"the bound of {bound:,} (PIL.Image.MAX_IMAGE_PIXELS) ({what})")
+            img.load()  # PIL decodes lazily: force it here so truncation is caught here
+        except BaseException:
+            img.close()
+            raise
+    except MediaError:
+        raise
     except Image.DecompressionBombError as e:
         raise MediaError(f"image: too large to decode safely ({what}): {e}") from e
     except (OSError, ValueError, SyntaxError, EOFError, TypeError) as e:
@@ -95,13 +115,19 @@ def _to_8_bit(img: Image.Image) -> Image.Image:
 
 
 def _from_path(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise MediaError(f"image: file not found: {path}")
+    """PIL reads the file as far as it decodes (a multi-GB file named .png is never read whole),
+    and a file larger than any image within the pixel bound could be is refused unread."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise MediaError(f"image: cannot read {path}: {e}") from e
-    return _open_bytes(data, f"file {path}")
+        st = path.stat()
+    except OSError:
+        st = None
+    if st is None or not path.is_file():
+        raise MediaError(f"image: file not found: {path}")
+    bound = Image.MAX_IMAGE_PIXELS
+    if bound is not None and st.st_size > _MAX_BYTES_PER_PIXEL * bound:
+        raise MediaError(f"image: file {path} is {st.st_size:,} bytes, more than an image of at most {bound:,} "
+                         "pixels (PIL.Image.MAX_IMAGE_PIXELS) takes; not read")
+    return _open_bytes(path, f"file {path}")
 
 
 def _from_str(s: str) -> Image.Image:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import datasets
 
-from ..errors import SampleError, TemplateLimitError
+from ..errors import NotText, SampleError, TemplateLimitError
 from ..prompts import is_template, render
 from ..record import SampleFailure
 from ..tasks.schema import TaskSpec
@@ -60,12 +61,44 @@ def _text_or_field(row: dict[str, Any], spec: str, choices: list[str] | None = N
     return render(spec, row, choices=choices) if is_template(spec) else get_field(row, spec)
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return [str(value)]
+def _excluded(row: dict[str, Any], spec: str) -> bool:
+    """doc.exclude_if: a field's truth value, or a template whose output is `True` (a subset of one split,
+    e.g. ChartQA's human questions: "{{ type != 'human_test' }}"; Jinja prints a comparison as True/False)."""
+    if is_template(spec):
+        return render(spec, row).strip().lower() in ("true", "1")
+    return bool(get_field(row, spec))
+
+
+def as_text(value: Any) -> str | None:
+    """The one way a field value becomes text (references, choices, ids, lang, cluster,
+    instructions): the data's own text, or None for a missing value (null, NaN), never str()
+    of a typed value ("b'red'", "None"). CSV cells arrive as text (data/sources.py reads them
+    so). A number is written in its shortest form, an integral one without ".0": JSON has one
+    number type, and Arrow reads a JSON list [2, 2.5] (or a column mixing 2 and 2.5) as
+    float64, so 2.0 here was 2 in the file. Booleans keep Python's "True"/"False" (as before)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, Decimal)):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    kinds: dict[type, str] = {bytes: "binary data", dict: "a mapping", list: "a list"}
+    raise NotText(f"holds {kinds.get(type(value), type(value).__name__)}, not text")
+
+
+def text_list(value: Any, *, keep_places: bool = False) -> list[str]:
+    """A field's value as a list of texts, nulls left out (a null among a row's answers is no
+    answer). keep_places (choices): only trailing nulls may go, since a null between options
+    would move the later ones to other letters."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    texts = [as_text(v) for v in items]
+    while keep_places and texts and texts[-1] is None:
+        texts.pop()
+    if keep_places and None in texts:
+        raise NotText(f"has a null at item {texts.index(None)} of {len(items)}, between options")
+    return [t for t in texts if t is not None]
 
 
 def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
@@ -77,7 +110,7 @@ def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
     field = spec.doc.instruction
     if field is None or field.split(".")[0] not in ds.column_names:
         return []
-    return list(dict.fromkeys(str(v) for v in ds[field.split(".")[0]]))
+    return list(dict.fromkeys(t for t in map(as_text, ds[field.split(".")[0]]) if t is not None))
 
 
 def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
@@ -108,21 +141,29 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     for i, row in enumerate(ds.select_columns(text_cols)):
         if doc.exclude_if:
             try:
-                if get_field(row, doc.exclude_if):
+                if _excluded(row, doc.exclude_if):
                     n_excluded += 1
                     continue
             except KeyError:
                 raise SampleError(f"task {spec.task}: row {i}: no field {doc.exclude_if!r} (doc.exclude_if; "
                                   f"columns: {', '.join(ds.column_names)})") from None
+        problems: list[str] = []  # fields of this row that are not text: the row fails, counted
         try:
-            choices = _as_list(get_field(row, doc.choices)) if doc.choices else None
-            base_id = str(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
-            references = _as_list(_text_or_field(row, doc.references, choices))
-            lang = str(get_field(row, doc.lang)) if doc.lang else spec.language
-            cluster = str(_text_or_field(row, doc.cluster, choices)) if doc.cluster else None
+            choices = _text(problems, "choices", doc.choices, get_field(row, doc.choices), _choice_texts, None) \
+                if doc.choices else None
+            base_id = _required(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
+            references = _text(problems, "references", doc.references,
+                               _text_or_field(row, doc.references, choices), text_list, [])
+            lang = _text(problems, "lang", doc.lang, get_field(row, doc.lang), _required, spec.language) \
+                if doc.lang else spec.language
+            cluster = _text(problems, "cluster", doc.cluster, _text_or_field(row, doc.cluster, choices), as_text,
+                            None) if doc.cluster else None  # a null cluster: the row is a cluster of its own
         except KeyError as e:
             raise SampleError(f"task {spec.task}: row {i}: no field {e.args[0]!r} "
                               f"(columns: {', '.join(ds.column_names)})") from None
+        except NotText as e:  # a sample without a usable id cannot be recorded, resumed or scored
+            raise SampleError(f"task {spec.task}: row {i}: doc.id ({doc.id}) {e}; ids must be text or "
+                              "numbers") from None
         if base_id in seen:  # two rows under one id would overwrite each other's predictions
             raise SampleError(f"task {spec.task}: rows {seen[base_id]} and {i} have the same id {base_id!r} "
                               f"(doc.id: {doc.id or 'the row index'}); ids must be unique")
@@ -134,9 +175,13 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             media.append(Media("frames", LazyField(ds, i, doc.frames, data_dir, roots, "frames", links)))
         if doc.video:
             media.append(Media("video", LazyField(ds, i, doc.video, media_root, roots, "video", links)))
-        missing = None if any(r.strip() for r in references) else SampleFailure(
-            stage="data", type="MissingReferences",
-            message=f"row {i} (id {base_id!r}) has no references (doc.references: {doc.references})")
+        missing = None
+        if problems:
+            missing = SampleFailure(stage="data", type="NotText", message=f"row {i} (id {base_id!r}): "
+                                    + "; ".join(problems))
+        elif not any(r.strip() for r in references):
+            missing = SampleFailure(stage="data", type="MissingReferences", message=f"row {i} (id {base_id!r}) "
+                                    f"has no references (doc.references: {doc.references})")
         for k, text in enumerate(variants):
             ctx = dict(row) if text is None else {**row, _instruction_key(doc.instruction): text}
             failure = missing
@@ -152,6 +197,26 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
                                   instruction=None if text is None else k, cluster=cluster, failure=failure,
                                   metadata={"row": i}))
     return samples, n_excluded
+
+
+def _text(problems: list[str], key: str, field: str, value: Any, convert: Callable[[Any], Any], default: Any) -> Any:
+    """convert(value); a value that is not text notes the problem (the row fails) and gives default."""
+    try:
+        return convert(value)
+    except NotText as e:
+        problems.append(f"doc.{key} ({field}) {e}")
+        return default
+
+
+def _choice_texts(value: Any) -> list[str]:
+    return text_list(value, keep_places=True)
+
+
+def _required(value: Any) -> str:
+    text = as_text(value)
+    if text is None or not text.strip():
+        raise NotText("is null or blank")
+    return text
 
 
 def _instruction_key(field: str | None) -> str:

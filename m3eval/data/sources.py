@@ -6,6 +6,7 @@ pixels are decoded only when a sample reaches the model.
 """
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import datasets
 
 from ..errors import DataError
 from ..tasks.schema import DatasetSpec
+from .fingerprint import content_config
 
 _SUFFIX_FORMAT = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
 
@@ -105,10 +107,12 @@ def _load_local(path: Path, spec: DatasetSpec) -> datasets.Dataset:
                             "remove dataset.split, or save a DatasetDict with this split")
         return loaded
     if fmt == "hub":  # a local folder in hub layout (a snapshot): the datasets builder reads it
-        return datasets.load_dataset(str(path), spec.name, split=spec.split, data_files=spec.data_files)
+        return datasets.load_dataset(str(path), spec.name, split=spec.split, data_files=spec.data_files,
+                                     **content_config(path))
     if path.is_file():
         return _load_file(path, spec, fmt)
-    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train")
+    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train",
+                                 **content_config(path))
 
 
 def _load_file(path: Path, spec: DatasetSpec, fmt: str) -> datasets.Dataset:
@@ -121,7 +125,7 @@ def _load_file(path: Path, spec: DatasetSpec, fmt: str) -> datasets.Dataset:
     if path.stat().st_size < 4096 and not path.read_bytes().strip():
         raise _no_rows(path)  # the json builder raises a bare StopIteration on an empty file
     try:
-        ds = datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train")
+        ds = _read_file(path, fmt)
     except ValueError as e:
         if "corresponds to no data" in str(e):  # a CSV header alone, a blank JSON-lines file
             raise _no_rows(path) from None
@@ -129,3 +133,43 @@ def _load_file(path: Path, spec: DatasetSpec, fmt: str) -> datasets.Dataset:
     if len(ds) == 0:
         raise _no_rows(path)
     return ds
+
+
+def _read_file(path: Path, fmt: str) -> datasets.Dataset:
+    """One file through datasets' builders. A CSV or JSON file is checked to be UTF-8 first:
+    pyarrow's JSON reader takes bad bytes in and fails later, on a row, naming no file; pandas'
+    CSV reader names neither file nor line. Every CSV cell is read as text: pandas' guessed
+    types turn `007` into 7 and a column with one blank cell into floats ("2.0"). A blank cell
+    stays "" (keep_default_na=False), and "NA" or "None" stay the text they are."""
+    kwargs: dict[str, Any] = {}
+    if fmt in ("csv", "json", "jsonl"):
+        check_utf8(path)
+    if fmt == "csv":
+        import pandas as pd  # datasets' CSV builder reads with pandas; the header names the columns
+        columns = pd.read_csv(path, nrows=0).columns
+        kwargs = {"features": datasets.Features({c: datasets.Value("string") for c in columns}),
+                  "keep_default_na": False}
+    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train", **kwargs,
+                                 **content_config(path))  # datasets' cache follows the content, not the mtime
+
+
+def check_utf8(path: Path) -> None:
+    """A DataError naming the file and line when `path` is not UTF-8 text. Read in chunks; the
+    line is looked for only after a failure (a newline byte never falls inside a UTF-8 character)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 22):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+        return
+    except UnicodeDecodeError:
+        pass
+    with path.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n}: not UTF-8 text (byte {line[e.start]:#04x} at byte {e.start + 1} "
+                                "of the line); save the file as UTF-8") from None
+    raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8")

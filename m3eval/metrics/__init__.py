@@ -12,6 +12,12 @@ Plain functions (predictions: list[str]; references: one list[str] per predictio
     recall_at_k(similarity, positives, k) -> float         0..1, queries x candidates; positives: sets of indices
     box_iou(a, b) -> float                                 0..1, boxes [x1, y1, x2, y2]
     grounding_accuracy(prediction, box, width, height, threshold=0.5) -> float   1.0 / 0.0 (Qwen-VL or plain box)
+    anls(prediction, answers, threshold=0.5) -> float      0..1, DocVQA ANLS as the RRC's infographicsvqa_eval.py
+    relaxed_accuracy(prediction, target, max_relative_change=0.05) -> float   1.0 / 0.0, ChartQA (pix2struct order)
+    gqa_accuracy(prediction, answer) -> float              1.0 / 0.0, GQA eval.py (strings compared as given)
+    vizwiz_accuracy(prediction, answers) -> float          0..1, the VizWiz-VQA API's accuracy
+    qwen_vl_vqa_score(prediction, answers) -> float        0..1, Qwen-VL eval_mm/vqa_eval.py (LAVIS VQAEval)
+    textvqa_accuracy(prediction, answers, protocol="official") -> float   0..1, TextVQA (mmf's evaluator | qwen_vl)
 
 Registry: get_metric(name), metric_names(), register_metric(Metric(...)); `m3eval metrics` lists
 every metric with its args, scale and source. The LLM judge (scoring/judge.py) is registered
@@ -21,13 +27,18 @@ import m3eval.metrics.meteor  # noqa: F401  registers coco_meteor
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, get_metric, metric_names, register_metric
 from m3eval.metrics.caption import cider  # registers coco_* metrics
 from m3eval.metrics.choice import extract_choice_letter  # registers choice_accuracy, aokvqa_mc
+from m3eval.metrics.general_vqa import gqa_accuracy, qwen_vl_vqa_score, vizwiz_accuracy  # registers the same names
 from m3eval.metrics.grounding import box_iou, grounding_accuracy  # registers grounding_acc
 from m3eval.metrics.retrieval import recall_at_k  # registers top*_accuracy, i2t_r*, t2i_r*, mean_recall
 from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, chrf
+from m3eval.metrics.text_rich import anls, relaxed_accuracy  # registers anls, relaxed_accuracy
+from m3eval.metrics.textvqa import textvqa_accuracy  # registers textvqa_accuracy
 from m3eval.metrics.vqa import aokvqa_da_accuracy, exact_match, normalize_answer, vqa_accuracy  # registers VQA metrics
 
 __all__ = [
     "Metric", "MetricInput", "MetricResult", "get_metric", "metric_names", "register_metric",
     "vqa_accuracy", "aokvqa_da_accuracy", "exact_match", "normalize_answer", "extract_choice_letter",
     "rouge_l", "bleu", "chrf", "cider", "box_iou", "grounding_accuracy", "recall_at_k",
+    "anls", "relaxed_accuracy", "textvqa_accuracy",
+    "gqa_accuracy", "vizwiz_accuracy", "qwen_vl_vqa_score",
 ]

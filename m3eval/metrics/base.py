@@ -24,6 +24,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
+from m3eval.errors import SampleScoreError
 from m3eval.plugins import Registry
 
 
@@ -179,6 +180,18 @@ def check_corpus(predictions: Any, references: Any, *, allow_none: bool = False)
         for j, r in enumerate(refs):
             if not isinstance(r, str):
                 raise TypeError(f"reference {j} at index {i} is {type(r).__name__}, not str")
+
+
+def per_sample(fn: Callable[[str, list[str]], float], items: list[MetricInput]) -> MetricResult:
+    """fn(prediction, references) for each sample, their mean; a sample the metric cannot score
+    (TypeError, ValueError) is a SampleScoreError naming it; no prediction (None) scores 0."""
+    scores = []
+    for i, it in enumerate(items):
+        try:
+            scores.append(0.0 if it.prediction is None else fn(it.prediction, it.references))
+        except (TypeError, ValueError) as e:
+            raise SampleScoreError(i, str(e)) from None
+    return MetricResult(mean(scores), scores)
 
 
 def mean(values: list[float]) -> float:

@@ -137,6 +137,12 @@ def vqa_accuracy(prediction: str | None, answers: list[str]) -> float:
         res = normalize_answer(prediction)
     else:
         res = _clean(prediction)
+    return leave_one_out(res, gts)
+
+
+def leave_one_out(res: str, gts: list[str]) -> float:
+    """The VQA script's accuracy of answer `res` against the answers `gts` (already normalized as
+    the caller's protocol says): the mean over leaving each answer out of min(1, #others equal / 3)."""
     matches = sum(1 for a in gts if a == res)
     if matches == 0:
         return 0.0

@@ -76,6 +76,7 @@ class HFAdapter(ModelAdapter):
         self.native_video = self._can_run_native_video()
         self._placeholders = placeholder_tokens(self.processor)
         self.name = display_name(self.pretrained, local)
+        self.context = _context_length(config, self.tokenizer)
         self._preprocess_lock = threading.Lock()
         # preprocess + generate_prepared instead of generate: not for a subclass that overrides
         # generate (a plugin, a test double), whose generate must run.
@@ -238,7 +239,20 @@ class HFAdapter(ModelAdapter):
         calls it in a worker process, or in threads). One tokenizer call at a time: padding
         mutates a fast tokenizer, which then fails in another thread with "Already borrowed"."""
         with self._preprocess_lock:
-            return self._prepare(batch)
+            inputs = self._prepare(batch)
+        self._check_context(inputs, gen.max_new_tokens if gen is not None else 0)
+        return inputs
+
+    def _check_context(self, inputs: Any, max_new_tokens: int) -> None:
+        """A prompt that leaves no room for the answer within the model's context fails its own
+        sample (a BadMessageError: the runner retries the rest of the batch without it) rather
+        than running far past the positions the model was trained on, or hanging on a 1 MB prompt."""
+        if self.context is None or "attention_mask" not in inputs:
+            return
+        for i, n in enumerate(inputs["attention_mask"].sum(dim=1).tolist()):
+            if n + max_new_tokens > self.context:
+                raise BadMessageError(i, f"the prompt is {n} tokens; with max_new_tokens {max_new_tokens} it is over "
+                                         f"the model's context of {self.context} tokens")
 
     def generate_prepared(self, inputs: Any, gen: GenerationConfig) -> list[str]:
         """`generate` for inputs that `preprocess` built: the only work on the model thread."""
@@ -263,3 +277,14 @@ class HFAdapter(ModelAdapter):
         if not batch:
             return []
         return self.generate_prepared(self.preprocess(batch, gen), gen)
+
+
+def _context_length(config: Any, tokenizer: Any) -> int | None:
+    """The model's context in tokens: its text config's max_position_embeddings, else the
+    tokenizer's model_max_length when it is a real bound (unset, transformers uses 1e30)."""
+    for part in (getattr(config, "text_config", None), config):
+        n = getattr(part, "max_position_embeddings", None)
+        if isinstance(n, int) and n > 0:
+            return n
+    n = getattr(tokenizer, "model_max_length", None)
+    return n if isinstance(n, int) and 0 < n < 10**8 else None

@@ -14,11 +14,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from tqdm import tqdm
 
@@ -107,39 +107,69 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
             closing(decoded_stream(plans, model, pool)) as decoded:  # closed first: a worker process stops
         if model is not None and model.streams:
-            _stream_tasks(plans, model, decoded, writer, on_done, progress)
+            _stream_tasks(plans, model, decoded, _Writes(writer), on_done, progress)
             return
+        writes = _Writes(writer)
         for plan in plans:
-            stats, writes = GenStats(), []
-            bar = _progress(plan.spec.task, sum(map(len, plan.batches)), progress)
-            for _ in plan.batches:
-                assert model is not None, "a batch to generate but no model"
-                rows, dt = _run_batch(model, next(decoded), plan.gen)
-                stats.generate_s += dt
-                stats.samples += len(rows)
-                writes.append(writer.submit(append_jsonl, plan.log, rows))
-                bar.update(len(rows))
-            bar.close()
-            for w in writes:
-                w.result()  # a failed write (disk full) is an error, not a silent loss
+            stats = GenStats()
+            with _progress(plan.spec.task, sum(map(len, plan.batches)), progress) as bar:  # closed on an error too
+                for _ in plan.batches:
+                    assert model is not None, "a batch to generate but no model"
+                    batch = next(decoded)
+                    writes.check()  # the last write failed: no batch more for the model
+                    rows, dt = _run_batch(model, batch, plan.gen)
+                    stats.generate_s += dt
+                    stats.samples += len(rows)
+                    writes.submit(append_jsonl, plan.log, rows)
+                    bar.update(len(rows))
+            writes.wait()
             on_done(plan, stats)
+
+
+class _Writes:
+    """The log writes queued behind the model. The first one that fails (disk full, read-only)
+    is raised by the next `check`, made before every batch or request: the model then gets at
+    most the batch (or the requests) already under way, instead of generating to the end of
+    the task into writes that fail too. Rows appended before it stay on disk for the re-run."""
+
+    def __init__(self, writer: ThreadPoolExecutor):
+        self.writer = writer
+        self.futures: list[Future[None]] = []
+        self.failed: BaseException | None = None
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        future = self.writer.submit(fn, *args)
+        future.add_done_callback(self._done)
+        self.futures.append(future)
+
+    def _done(self, future: Future[None]) -> None:
+        if self.failed is None and not future.cancelled():
+            self.failed = future.exception()
+
+    def check(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+
+    def wait(self) -> None:
+        for w in self.futures:
+            w.result()  # a failed write (disk full) is an error, not a silent loss
+        self.futures.clear()
 
 
 class _Appender:
     """One log's rows appended behind the model, coalesced: each write takes every row queued
     by then, so a burst of answers costs one append + fsync, not one per row."""
 
-    def __init__(self, writer: ThreadPoolExecutor, path: Path):
-        self.writer, self.path = writer, path
+    def __init__(self, writes: _Writes, path: Path):
+        self.writes, self.path = writes, path
         self.rows: list[dict] = []
         self.lock = threading.Lock()
-        self.writes: list = []
 
     def add(self, row: dict) -> None:
         with self.lock:
             self.rows.append(row)
             if len(self.rows) == 1:  # no write queued that will take this row: queue one
-                self.writes.append(self.writer.submit(self._write))
+                self.writes.submit(self._write)
 
     def _write(self) -> None:
         with self.lock:
@@ -147,12 +177,8 @@ class _Appender:
         if rows:
             append_jsonl(self.path, rows)
 
-    def wait(self) -> None:
-        for w in self.writes:
-            w.result()  # a failed write (disk full) is an error, not a silent loss
 
-
-def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[Decoded], writer: ThreadPoolExecutor,
+def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[Decoded], writes: _Writes,
                   on_done: Callable[[TaskPlan, GenStats], None], progress: bool) -> None:
     """Continuous submission: the backend pulls samples as its slots free, across batch and
     task boundaries. A failed request is that sample's error once: no retry round here
@@ -161,7 +187,7 @@ def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[
     index = {id(p): i for i, p in enumerate(plans)}
     left = [sum(map(len, p.batches)) for p in plans]
     stats = [GenStats() for _ in plans]
-    logs = [_Appender(writer, p.log) for p in plans]
+    logs = [_Appender(writes, p.log) for p in plans]
     first: list[float | None] = [None] * len(plans)
     last = [0.0] * len(plans)
     bar = _progress("generate", sum(left), progress)
@@ -177,6 +203,7 @@ def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[
         for d in decoded:
             i = index[id(d.plan)]
             for p in d.prepared:
+                writes.check()  # a log write failed: no request more (the backend cancels what waits)
                 if p.error is not None:  # bad media: logged now, never sent
                     log(i, _prediction(p, "", p.error, 0.0).to_json())
                 else:
@@ -187,22 +214,28 @@ def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[
         nonlocal finished
         while finished < len(plans) and left[finished] == 0:
             i = finished
-            logs[i].wait()
+            writes.wait()
             started = first[i]
             stats[i].generate_s = max(0.0, last[i] - started) if started else 0.0
             finished += 1
             on_done(plans[i], stats[i])
 
     finish_ready()
-    for (i, p), out, seconds in model.generate_stream(requests()):
-        last[i] = time.perf_counter()
-        if isinstance(out, Exception):
-            log(i, _prediction(p, "", SampleFailure.of("generate", out), seconds).to_json())
-        else:
-            log(i, _prediction(p, out, None, seconds).to_json())
-        finish_ready()
+    stream = model.generate_stream(requests())
+    try:
+        for (i, p), out, seconds in stream:
+            last[i] = time.perf_counter()
+            if isinstance(out, Exception):
+                log(i, _prediction(p, "", SampleFailure.of("generate", out), seconds).to_json())
+            else:
+                log(i, _prediction(p, out, None, seconds).to_json())
+            writes.check()  # stop waiting for the answers in flight: they could not be kept
+            finish_ready()
+    finally:  # closed now, not when collected: the backend drops the requests not yet started
+        if isinstance(stream, Generator):
+            stream.close()
+        bar.close()  # an error's line starts on a line of its own
     finish_ready()
-    bar.close()
 
 
 def _run_batch(model: ModelAdapter, batch: Decoded, gen: GenerationConfig) -> tuple[list[dict], float]:

@@ -52,6 +52,7 @@ class RunConfig:
     progress: bool = True
     free_model: bool = True  # False when the process exits right after (the CLI): freeing is wasted time
     gen_kwargs: dict[str, Any] = field(default_factory=dict)  # --gen_kwargs: overrides every task's generation
+    stall_timeout: float | None = None  # torchrun: seconds a rank may show no heartbeat (None: env, else 300)
 
 
 def run_name_for(cfg: RunConfig) -> str:
@@ -68,7 +69,7 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None, registry: Registry | None
     `registry`: the tasks as the caller already discovered them (else discovered here)."""
     check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
     worker_process_ok()  # and so does a bad M3EVAL_PREFETCH
-    dist = dist or init_distributed()
+    dist = dist or init_distributed(cfg.stall_timeout)
     registry = registry or Registry.discover(cfg.include_paths)
     specs = registry.resolve_run(cfg.tasks, cfg.dataset_overrides, cfg.gen_kwargs)
     with run_folder_lock(cfg.output / run_name_for(cfg), dist):

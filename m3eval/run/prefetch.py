@@ -16,6 +16,7 @@ import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
@@ -194,9 +195,24 @@ def _in_process(stream: list[_Item], preprocess: Callable) -> Generator[Decoded,
     # Its own generator: the worker's seed is not drawn from the global RNG that sampling uses.
     loader = iter(DataLoader(Batches(), batch_size=None, num_workers=1, collate_fn=_as_is,
                              prefetch_factor=PREFETCH, multiprocessing_context="fork",
-                             generator=torch.Generator()))
+                             generator=torch.Generator(), worker_init_fn=partial(_die_with_parent, os.getpid())))
     assert isinstance(loader, _MultiProcessingDataLoaderIter)  # num_workers=1: a multiprocessing iterator
     return _joined(stream, loader, loader._shutdown_workers)
+
+
+def _die_with_parent(parent: int, _worker_id: int) -> None:
+    """Linux: the worker is killed when the run's process ends, however it ends (kill -9, the
+    CLI's os._exit): torch's own watchdog only looks between batches, and a worker blocked
+    writing to a full pipe outlived its run."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no libc symbol: torch's watchdog remains
+            pass
+        if os.getppid() != parent:  # the run ended before the call: PDEATHSIG would never come
+            os._exit(0)
 
 
 def _joined(stream: list[_Item], loader: Iterator, shutdown: Callable[[], None]) -> Generator[Decoded, None, None]:

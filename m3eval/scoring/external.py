@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..data.task_samples import load_task_data
 from ..errors import DataError, RunError
-from ..record import MISSING_PREDICTION, Results, RunBlock
+from ..record import MAX_PREDICTION_CHARS, MISSING_PREDICTION, Results, RunBlock
 from ..results import LOCK_NAME, atomic_write_jsonl, finalize, now_iso, prediction_files, read_jsonl
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
@@ -37,6 +37,9 @@ def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, overrid
     for n, row in enumerate(read_jsonl(pred_file), 1):
         if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("prediction"), str):
             raise DataError(f"{pred_file}:{n}: expected {{\"id\": ..., \"prediction\": \"...\"}}, got {str(row)[:100]}")
+        if len(row["prediction"]) > MAX_PREDICTION_CHARS:  # scoring it could exhaust memory; no model writes one
+            raise DataError(f"{pred_file}:{n}: a prediction of {len(row['prediction']):,} characters, over the bound "
+                            f"of {MAX_PREDICTION_CHARS:,}")
         sid = str(row["id"])
         if sid in given:
             raise DataError(f"{pred_file}:{n}: id {sid!r} again (first on line {first_line[sid]}); "

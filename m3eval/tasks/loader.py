@@ -161,7 +161,7 @@ def check_templates(spec: TaskSpec, path: Path | str) -> None:
     (validate, tasks, before a run loads its model), not at the first row."""
     doc = spec.doc
     fields = {"doc.prompt": doc.prompt, **{f"doc.{k}": getattr(doc, k) for k in ("id", "references", "video",
-                                                                              "images", "frames")}}
+                                                                              "images", "frames", "exclude_if")}}
     fields.update({f"instructions[{i}]": text for i, text in enumerate(spec.instructions or [])})
     for name, text in fields.items():
         if text and (name == "doc.prompt" or is_template(text)):
