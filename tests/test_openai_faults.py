@@ -17,6 +17,7 @@ import pytest
 from m3eval.errors import ReplyTooLarge, ServerDown
 from m3eval.models import GenerationConfig
 from tests import test_models_openai as base
+from tests.fake_openai import FakeOpenAIServer
 from tests.test_models_openai import _run_tasks, adapter, text
 
 server = base.server  # its fixture: a FakeOpenAIServer on a free port
@@ -83,7 +84,7 @@ def test_a_dead_server_stops_the_run_in_seconds_and_the_same_command_resumes(ser
     kept = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(kept) == 5 and all(p["error"] is None and p["prediction"] for p in kept)
 
-    again = base.FakeOpenAIServer()
+    again = FakeOpenAIServer()
     threading.Thread(target=again.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
         r, _ = run(again.url)
