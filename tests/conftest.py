@@ -24,3 +24,34 @@ def demo_model(tmp_path_factory) -> Path:
     """The demo's model: the tiny LLaVA after its short training (scores are not all zero)."""
     from m3eval.demo.tiny_model import DEMO_TRAIN_STEPS, ensure_tiny_model
     return ensure_tiny_model(tmp_path_factory.mktemp("demo-model") / "tiny-llava", train_steps=DEMO_TRAIN_STEPS)
+
+
+@pytest.fixture(scope="session")
+def qwen_vl_table_run(tiny_model, tmp_path_factory) -> tuple[Path, dict, dict[str, Path]]:
+    """ONE `m3eval run --tasks qwen_vl_table,qwen_vl_table_qwen_vl` on the tiny model, every task on its
+    fixture (the family builders), shared by the table test and the families' end-to-end tests so the
+    suite runs the table once. Returns (run folder, results.json, task -> fixture path)."""
+    import json
+
+    import fixtures_captioning
+    import fixtures_general_vqa
+    import fixtures_suite
+    from test_grounding_tasks import TASKS as GROUNDING
+    from test_grounding_tasks import write_refcoco_fixture
+
+    from m3eval.cli import main
+
+    root = tmp_path_factory.mktemp("qwen_vl_table")
+    data = root / "data"
+    (data / "refcoco").mkdir(parents=True)
+    refcoco = write_refcoco_fixture(data / "refcoco" / "val.parquet")
+    fixtures = {**fixtures_captioning.build_all(data), **fixtures_general_vqa.build_all(data),
+                **fixtures_suite.build_text_vqa(data), **{task: refcoco for task in GROUNDING}}
+    argv = ["run", "--model", "hf", "--model-args", f"pretrained={tiny_model}", "--tasks",
+            "qwen_vl_table,qwen_vl_table_qwen_vl", "--output", str(root / "runs"), "--run-name", "table",
+            "--batch-size", "8", "--max-new-tokens", "6", "--threads", "1", "--no-media"]
+    for task, path in fixtures.items():
+        argv += ["--dataset-override", f"{task}={path}"]
+    assert main(argv) == 0
+    run = root / "runs" / "table"
+    return run, json.loads((run / "results.json").read_text(encoding="utf-8")), fixtures

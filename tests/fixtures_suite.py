@@ -335,8 +335,18 @@ def build_all(root: Path) -> dict[str, Path]:
         out[task] = write_m3it(task, root)
     for task in M3IT80:
         out[task] = write_m3it80(task, root)
-    built: dict[Callable[[Path], Path], Path] = {}
-    for task, builder in {**OFFICIAL, **TEXT_VQA}.items():
+    return {**out, **_build(OFFICIAL, root), **build_text_vqa(root)}
+
+
+def build_text_vqa(root: Path) -> dict[str, Path]:
+    """The text-rich VQA tasks' fixtures alone (the Qwen-VL table's run); task -> path for --dataset-override."""
+    return _build(TEXT_VQA, root)
+
+
+def _build(builders: dict[str, Callable[[Path], Path]], root: Path) -> dict[str, Path]:
+    built: dict[Callable[[Path], Path], Path] = {}  # tasks that share a source share one file
+    out: dict[str, Path] = {}
+    for task, builder in builders.items():
         if builder not in built:
             built[builder] = builder(root)
         out[task] = built[builder]

@@ -1,7 +1,8 @@
 """The captioning benchmarks of the Qwen-VL table (tasks/captioning/): each task's source, split, prompt and
-metric as its YAML cites them, what the `qwen_vl` protocol changes, one end-to-end `m3eval run` of every
-task on fixtures in the hub schemas (tests/fixtures_captioning.py), and CIDEr over the whole corpus equal
-to pycocoevalcap (PTBTokenizer + Cider) called directly on the same predictions and references."""
+metric as its YAML cites them, what the `qwen_vl` protocol changes, every task end to end on fixtures in the
+hub schemas (tests/fixtures_captioning.py; read from the Qwen-VL table's one run, conftest.qwen_vl_table_run),
+and CIDEr over the whole corpus equal to pycocoevalcap (PTBTokenizer + Cider) called directly on the same
+predictions and references."""
 from __future__ import annotations
 
 import json
@@ -80,20 +81,11 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def test_every_captioning_task_runs_end_to_end_and_scores_cider_as_pycocoevalcap(registry, tmp_path):
-    from m3eval.cli import main
-    from m3eval.demo.tiny_model import ensure_tiny_model
-
-    fixtures = fx.build_all(tmp_path / "data")
-    argv = ["run", "--model", "hf", "--model-args", f"pretrained={ensure_tiny_model()}",
-            "--tasks", "qwen_vl_captioning,qwen_vl_captioning_qwen_vl", "--output", str(tmp_path / "runs"),
-            "--run-name", "cap", "--batch-size", "8", "--max-new-tokens", "6", "--threads", "1", "--no-media"]
-    for task, path in fixtures.items():
-        argv += ["--dataset-override", f"{task}={path}"]
-    assert main(argv) == 0
-    run = tmp_path / "runs" / "cap"
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    assert set(results["tasks"]) == set(fx.TASKS)
+def test_every_captioning_task_runs_end_to_end_and_scores_cider_as_pycocoevalcap(registry, qwen_vl_table_run):
+    run, results, fixtures = qwen_vl_table_run  # the Qwen-VL table's one run (conftest.py), these fixtures in it
+    assert {t for t in results["tasks"] if registry.tasks[t].category == "captioning"} == set(fx.TASKS)
+    assert {t: results["run"]["config"]["dataset_overrides"][t] for t in fx.TASKS} == \
+        {t: str(fixtures[t]) for t in fx.TASKS}
 
     for task, (_, rows, id_field, refs_field) in fx.TASKS.items():
         spec, res = registry.tasks[task], results["tasks"][task]

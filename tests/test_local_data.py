@@ -299,3 +299,13 @@ def test_huge_images_and_files_fail_their_own_sample_without_being_read(tiny_mod
     assert errors["ok"] is None
     assert all("169,000,000 pixels is over the bound" in errors[f"huge{k}"]["message"] for k in range(4))
     assert "3,221,225,472 bytes" in errors["big"]["message"] and "not read" in errors["big"]["message"]
+
+
+def test_a_media_column_missing_from_the_data_is_one_line_naming_it(tmp_path):
+    """Issue 21 (bad input): a dataset whose columns do not match the YAML is one line naming the
+    task, the missing column and the columns found, for media columns too (read lazily, a wrong
+    name used to fail every sample with KeyError: 'image' and the run 'scored nothing')."""
+    from m3eval.errors import SampleError
+    rows(tmp_path / "data", [{"id": "a", "q": "?", "a": "x", "picture": "img/cat.png"}])
+    with pytest.raises(SampleError, match=r"task t: no field 'image' \(doc.images; columns: id, q, a, picture\)"):
+        samples_of(task(tmp_path))
