@@ -9,7 +9,7 @@ from pathlib import Path
 # Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
 # that need them: `m3eval tasks`, `validate`, `compare` and `--help` start in a fraction of a second.
 from .errors import UsageError
-from .record import Results
+from .record import Results, SubmissionResult, TaskResult
 from .report.tables import format_results
 from .tasks.registry import BUILTIN_TASKS, Registry
 from .tasks.schema import TaskSpec
@@ -17,28 +17,36 @@ from .tasks.schema import TaskSpec
 # Errors: raise an m3eval.errors class (UsageError: exit 2); cli.py catches M3evalError.
 
 
-def _outcome(results: Results | None, failures: list[str]) -> int:
-    """Non-zero when any task failed to run or nothing was scored."""
+def _outcome(results: Results | None, failures: list[str], run_dir: Path | None = None) -> int:
+    """Non-zero when any task failed to run or nothing was scored (or written, for submission tasks)."""
     for f in failures:
         print(f"m3eval: task failed: {f}", file=sys.stderr)
     if results is None:
         return 1 if failures else 0
     print(format_results(results))
+    subs = results.submissions
+    for t, s in subs.items():  # never a score: where the file is, and where it goes
+        print(f"m3eval: task {t}: submission only (answers withheld, no score): "
+              f"{(run_dir / s.file) if run_dir is not None else s.file} -> {s.server}", file=sys.stderr)
+        if s.n_errors or s.n_extraction_failures:
+            print(f"m3eval: warning: task {t}: {s.n_errors + s.n_extraction_failures} of {s.n_samples} "
+                  "answers are empty in the submission file (failed or unextracted samples)", file=sys.stderr)
     tasks = results.tasks
     for t, e in tasks.items():
         if e.n_empty:
             print(f"m3eval: warning: task {t}: the model returned empty text for {e.n_empty} of "
                   f"{e.n_samples} samples (scored 0; check max_new_tokens, stop strings, chat template)",
                   file=sys.stderr)
-    retry = {t: e.n_generate_errors for t, e in tasks.items() if e.n_generate_errors}
+    every: dict[str, TaskResult | SubmissionResult] = {**tasks, **subs}
+    retry = {t: e.n_generate_errors for t, e in every.items() if e.n_generate_errors}
     for t, n in retry.items():
         print(f"m3eval: task {t}: the model failed on {n} samples (see the `error` field of its samples file); "
               "re-run the same command to retry them", file=sys.stderr)
-    dead = [t for t, e in tasks.items() if e.n_samples == 0 or e.n_errors == e.n_samples]
+    dead = [t for t, e in every.items() if e.n_samples == 0 or e.n_errors == e.n_samples]
     for t in dead:
-        print(f"m3eval: task {t} scored nothing ({tasks[t].n_errors} of {tasks[t].n_samples} "
+        print(f"m3eval: task {t} scored nothing ({every[t].n_errors} of {every[t].n_samples} "
               "samples failed; see its samples file)", file=sys.stderr)
-    return 1 if failures or dead or retry or not tasks else 0
+    return 1 if failures or dead or retry or not every else 0
 
 
 def _quiet_libraries() -> None:
@@ -86,7 +94,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     results, failures = evaluate(cfg, registry=registry)
     if results is not None:
         print(f"results: {cfg.output / results.run.name / 'results.json'}", file=sys.stderr)
-    code = _outcome(results, failures)
+    code = _outcome(results, failures, cfg.output / results.run.name if results is not None else None)
     if results is not None and a.wandb_project:
         from .report.wandb_log import log_run
         print(f"W&B: {log_run(cfg.output / results.run.name, a.wandb_project)}", file=sys.stderr)
@@ -106,9 +114,10 @@ def cmd_score(a: argparse.Namespace) -> int:
         require_run_dir(a.run_dir)  # before the lock, which would make the folder
         with run_folder_lock(a.run_dir, Dist()):  # no run may write the folder meanwhile
             results = rescore(a.run_dir, a.include_path, a.seed)
-        for task, entry in results.tasks.items():
-            print(f"m3eval score: task {task}: {entry.n_samples} predictions read", file=sys.stderr)
-        return _outcome(results, [])
+        for task, n in [*((t, e.n_samples) for t, e in results.tasks.items()),
+                        *((t, e.n_samples) for t, e in results.submissions.items())]:
+            print(f"m3eval score: task {task}: {n} predictions read", file=sys.stderr)
+        return _outcome(results, [], a.run_dir)
     if not a.task:
         raise UsageError("--predictions needs --task")
     if a.run_dir is not None:
@@ -143,7 +152,8 @@ def cmd_tasks(a: argparse.Namespace) -> int:
     reg = Registry.discover(a.include_path)
     print(f"{'TASK':40} {'CATEGORY':15} {'PROTOCOL':9} {'LANG':5} METRICS")
     for name, s in sorted(reg.tasks.items()):
-        print(f"{name:40} {s.category:15} {s.protocol:9} {s.language:5} {', '.join(m.name for m in s.metrics)}")
+        metrics = f"submission: {s.submission.format}" if s.submission else ", ".join(m.name for m in s.metrics)
+        print(f"{name:40} {s.category:15} {s.protocol:9} {s.language:5} {metrics}")
     print(f"\n{'GROUP':40} TASKS")
     for name, g in sorted(reg.groups.items()):
         print(f"{name:40} {len(reg.expand(name))}: {', '.join(g.tasks)}")
@@ -153,6 +163,7 @@ def cmd_tasks(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
+    from .scoring.submission import check_submission
     from .scoring.task import check_scoring
     from .tasks.registry import roots
     paths = a.paths or [BUILTIN_TASKS]
@@ -172,6 +183,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
             for spec in specs:
                 if isinstance(spec, TaskSpec):
                     check_scoring(spec.metrics, spec.filters)
+                    check_submission(spec)
         except (KeyError, ValueError) as e:  # an unknown metric or filter, or args it does not take
             problems.append(f"{path}: {e.args[0]}")
     files, n = len(checked), sum(len(specs) for specs in checked.values())

@@ -259,6 +259,30 @@ class TaskResult(_Record):
         return self.metrics[self.primary_metric]
 
 
+class SubmissionResult(_Record):
+    """A submission-only task of results.json (answers withheld): never a score, the file to upload."""
+
+    hash: str = Field(description="sha256 of the resolved task definition.")
+    version: int | str = Field(description="The task's version.")
+    category: str | None = Field(default=None, description="The task's category.")
+    protocol: str | None = Field(default=None, description="`official`, or a model family's own.")
+    language: str | None = Field(default=None, description="The task's language.")
+    description: str | None = Field(default=None, description="One line on the task.")
+    dataset: dict[str, Any] | None = Field(default=None, description="The data source (path, name, split, "
+                                                                      "revision).")
+    format: str = Field(description="The submission format (m3eval/scoring/submission.py): `vqav2`, "
+                                    "`vizwiz`, `docvqa`.")
+    server: str = Field(description="Where the file is uploaded.")
+    file: str = Field(description="The file, relative to the run folder (submissions/<task>.json).")
+    n_samples: int = Field(description="Questions in the file (each once).")
+    n_errors: int = Field(description="Samples that failed: in the file with an empty answer (the server "
+                                      "needs every question).")
+    n_extraction_failures: int = Field(default=0, description="Answers the filters could not extract: "
+                                                              "empty in the file.")
+    n_generate_errors: int = Field(default=0, description="Samples the model failed on (retried by re-running).")
+    invocation: Invocation | None = Field(default=None, description="The call that generated it.")
+
+
 class GroupResult(_Record):
     """A group's one number over its tasks (scoring/groups.py)."""
 
@@ -340,6 +364,8 @@ class Results(_Record):
     tasks: dict[str, TaskResult] = Field(description="Each task's scores.")
     groups: dict[str, GroupResult] = Field(default_factory=dict, description="Each group's aggregate.")
     consistency: dict[str, Consistency] = Field(default_factory=dict, description="Cross-language agreement.")
+    submissions: dict[str, SubmissionResult] = Field(default_factory=dict, description="Submission-only "
+                                                     "tasks (answers withheld): the file written, no score.")
 
 
 class ReferenceTask(_Record):

@@ -29,6 +29,7 @@ from .record import (
     Results,
     RunBlock,
     SampleRecord,
+    SubmissionResult,
     TaskResult,
     Timings,
 )
@@ -71,6 +72,11 @@ def require_run_dir(run_dir: Path) -> None:
 def encoder_extras_file(run_dir: Path, task: str) -> Path:
     """An encoder task's extra results (openness curves), merged into its results entry."""
     return run_dir / "encoders" / f"{task}.json"
+
+
+def submission_file(run_dir: Path, task: str) -> Path:
+    """A submission-only task's file for its evaluation server (scoring/submission.py)."""
+    return run_dir / "submissions" / f"{task}.json"
 
 
 def media_filename(sample_id: str) -> str:
@@ -288,11 +294,13 @@ def now_iso() -> str:
 
 
 def finalize(path: Path | None, run: RunBlock, tasks: dict[str, TaskResult], groups: dict[str, GroupResult],
-             consistency: dict[str, Consistency], timings: Timings | None = None) -> Results:
+             consistency: dict[str, Consistency], timings: Timings | None = None,
+             submissions: dict[str, SubmissionResult] | None = None) -> Results:
     """The one way results.json is made: validated as a whole, then written atomically
-    (when `path` is given)."""
+    (when `path` is given). `submissions` appear only when there are some: older files unchanged."""
+    extra = {"submissions": submissions} if submissions else {}
     results = Results(format=RESULTS_FORMAT, run=run, timings=timings or Timings(), tasks=tasks,
-                      groups=groups, consistency=consistency)
+                      groups=groups, consistency=consistency, **extra)
     if path is not None:
         atomic_write_json(path, results.dump())
     return results

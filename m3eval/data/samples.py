@@ -131,6 +131,11 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     if pool:  # a task without variants runs its one prompt (results note it): tasks mix in one run
         k = len(pool) if instructions == "all" else int(instructions)
         variants = pool[:k]
+    for key in ("images", "video", "frames"):  # read lazily, per sample: a wrong name would fail every sample
+        field = getattr(doc, key)
+        if field and not is_template(field) and field.split(".")[0] not in ds.column_names:
+            raise SampleError(f"task {spec.task}: no field {field.split('.')[0]!r} (doc.{key}; columns: "
+                              f"{', '.join(ds.column_names)})")
     media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
     text_cols = [c for c in ds.column_names if c not in media_cols]
     seen: dict[str, int] = {}
@@ -152,8 +157,9 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             choices = _text(problems, "choices", doc.choices, get_field(row, doc.choices), _choice_texts, None) \
                 if doc.choices else None
             base_id = _required(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
-            references = _text(problems, "references", doc.references,
-                               _text_or_field(row, doc.references, choices), text_list, [])
+            references = _text(problems, "references", doc.references,  # none on a submission task
+                               _text_or_field(row, doc.references, choices), text_list, []) \
+                if doc.references is not None else []
             lang = _text(problems, "lang", doc.lang, get_field(row, doc.lang), _required, spec.language) \
                 if doc.lang else spec.language
             cluster = _text(problems, "cluster", doc.cluster, _text_or_field(row, doc.cluster, choices), as_text,
@@ -179,7 +185,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
         if problems:
             missing = SampleFailure(stage="data", type="NotText", message=f"row {i} (id {base_id!r}): "
                                     + "; ".join(problems))
-        elif not any(r.strip() for r in references):
+        elif doc.references is not None and not any(r.strip() for r in references):
             missing = SampleFailure(stage="data", type="MissingReferences", message=f"row {i} (id {base_id!r}) "
                                     f"has no references (doc.references: {doc.references})")
         for k, text in enumerate(variants):

@@ -223,6 +223,10 @@ def compare_runs(base: Run, new: Run, tolerance: float = 1.0, alpha: float = 0.0
     (a task missing from NEW is then a note, not a failure to compare)."""
     cmp = Comparison(base=base.name, new=new.name, base_path=str(base.path), new_path=str(new.path),
                      tolerance=tolerance, alpha=alpha)
+    submitted = sorted(set(base.results.submissions) | set(new.results.submissions))
+    if submitted:  # answers withheld: a file for a server, no score on either side
+        cmp.notes.append(f"submission only (no score; not compared): {', '.join(submitted)}")
+        tasks = [t for t in tasks if t not in submitted] if tasks else tasks
     if tasks:
         for label, run in (("BASE", base), ("NEW", new)):
             absent = [t for t in tasks if t not in run.tasks]

@@ -118,6 +118,10 @@ def load_run(path: str | Path) -> Run:
     if path.is_dir() and not file.exists():
         raise ResultsError(f"{path}: not a run directory (no results.json in it)")
     results = parse_results(_read_json(file), file)
+    if not results.tasks and results.submissions:  # answers withheld: a file for a server, no score
+        names = ", ".join(sorted(results.submissions))
+        raise ResultsError(f"{file}: only submission-only tasks ({names}): no score to show or compare; their "
+                           "files are under submissions/")
     if not results.tasks:  # valid, but nothing to show or compare
         raise ResultsError(f"{file}: field 'tasks' is empty (a partial run?)")
     return Run(path=file.parent, results=results)

@@ -16,10 +16,11 @@ from ..data.task_samples import TaskData, load_task_data
 from ..errors import RunError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..models.registry import check_backend, get_backend, load_model
-from ..record import Invocation, Results, RunBlock, RunIdentity, TaskResult, Timings
+from ..record import Invocation, Results, RunBlock, RunIdentity, SubmissionResult, TaskResult, Timings
 from ..results import atomic_write_json, git_sha, now_iso, package_versions, public_args, read_results, run_name_checked
 from ..scoring.invocations import invocation_record, merge_tasks, single_instruction
 from ..scoring.run import SCORING_ERRORS, conclude, score_one
+from ..scoring.submission import check_submission, merge_submissions, write_submission
 from ..scoring.task import check_scoring
 from ..tasks.registry import Registry
 from ..tasks.schema import TaskSpec
@@ -185,12 +186,12 @@ class _Job:
         return fit
 
     def generate_and_score(self, runnable: list[TaskSpec], plans: list[TaskPlan], model: ModelAdapter | None
-                           ) -> tuple[dict[str, TaskResult], float, float, int]:
+                           ) -> tuple[dict[str, TaskResult | SubmissionResult], float, float, int]:
         """Rank 0 scores each task in a thread while the model generates the next (a process would
         not share the GIL, but costs seconds of start-up: more than it saves below a few thousand
         samples). Returns (the scored tasks, generate seconds, scoring seconds, samples generated)."""
         generate_s, n_new = 0.0, 0
-        scoring: dict[str, Future[tuple[TaskResult | None, float, str | None]]] = {}
+        scoring: dict[str, Future[tuple[TaskResult | SubmissionResult | None, float, str | None]]] = {}
         with ThreadPoolExecutor(max_workers=1) as scorer:
             def score(spec: TaskSpec, preds: list[Prediction]) -> None:
                 scoring[spec.task] = scorer.submit(_timed_score, spec, preds, self.run_dir, self.cfg.seed,
@@ -220,7 +221,8 @@ class _Job:
         scored = {task: entry for task, (entry, _, _) in done.items() if entry is not None}
         return scored, generate_s, sum(s for _, s, _ in done.values()), n_new
 
-    def record_results(self, runnable: list[TaskSpec], scored: dict[str, TaskResult], earlier: Results | None,
+    def record_results(self, runnable: list[TaskSpec], scored: dict[str, TaskResult | SubmissionResult],
+                       earlier: Results | None,
                        info: dict[str, Any], ident: RunIdentity, timings: Callable[[], Timings]) -> Results:
         """This invocation's record on each task it scored, the earlier invocations' tasks kept,
         and results.json written."""
@@ -233,16 +235,21 @@ class _Job:
         model_block = {**info, "backend": cfg.model, "args": public_args(cfg.model_args)}
         created, sha, versions = now_iso(), git_sha(), package_versions()
         invocation = invocation_record(config, model_block, created, sha, versions)
-        new = {}
+        new: dict[str, TaskResult] = {}
+        submitted: dict[str, SubmissionResult] = {}
         for task, entry in scored.items():  # each task says which invocation (and data) produced it
             own: Invocation = invocation.model_copy(update={"data": ident.data.get(task)})
+            if isinstance(entry, SubmissionResult):
+                submitted[task] = entry.model_copy(update={"invocation": own})
+                continue
             entry = entry.model_copy(update={"invocation": own})
             new[task] = single_instruction(entry) if cfg.instructions != "default" else entry
         run = RunBlock(name=self.run_dir.name, model=model_block,
                        config=config,  # this (the latest) invocation's; each task's own is tasks.<t>.invocation
                        created=created, git_sha=sha, versions=versions)
-        return conclude(self.registry, runnable, merge_tasks(earlier, new), self.run_dir, cfg.seed, run, timings,
-                        failures=self.failures)
+        tasks = {t: e for t, e in merge_tasks(earlier, new).items() if t not in submitted}
+        return conclude(self.registry, runnable, tasks, self.run_dir, cfg.seed, run, timings,
+                        failures=self.failures, submissions=merge_submissions(earlier, submitted, set(new)))
 
 
 def load_data(specs: list[TaskSpec], cfg: RunConfig) -> tuple[dict[str, TaskData], list[str]]:
@@ -252,6 +259,7 @@ def load_data(specs: list[TaskSpec], cfg: RunConfig) -> tuple[dict[str, TaskData
     for spec in specs:
         try:
             check_scoring(spec.metrics, spec.filters)
+            check_submission(spec)
             data[spec.task] = load_task_data(spec, cfg.limit, cfg.instructions, cfg.dataset_overrides.get(spec.task))
         except (ValueError, KeyError) as e:  # DataError, SampleError, an unknown metric or filter
             failures.append(f"{spec.task} ({spec.source}): {e}")
@@ -259,10 +267,13 @@ def load_data(specs: list[TaskSpec], cfg: RunConfig) -> tuple[dict[str, TaskData
 
 
 def _timed_score(spec: TaskSpec, preds: list[Prediction], run_dir: Path, seed: int,
-                 n_excluded: int | None) -> tuple[TaskResult | None, float, str | None]:
-    """(results entry, seconds, error): one task's bad data fails that task, not the run."""
+                 n_excluded: int | None) -> tuple[TaskResult | SubmissionResult | None, float, str | None]:
+    """(results entry, seconds, error): one task's bad data fails that task, not the run. A
+    submission-only task writes its server file instead of a score."""
     t = time.perf_counter()
     try:
+        if spec.submission is not None:
+            return write_submission(spec, preds, run_dir), time.perf_counter() - t, None
         return score_one(spec, preds, run_dir, seed, n_excluded), time.perf_counter() - t, None
     except SCORING_ERRORS as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Mapping
 
-from ..record import Instructions, Invocation, InvocationSummary, Results, RunBlock, TaskResult
+from ..record import Instructions, Invocation, InvocationSummary, Results, RunBlock, SubmissionResult, TaskResult
 
 SINGLE_INSTRUCTION = "single (task has no variants)"
 
@@ -54,7 +54,7 @@ def inferred_invocation(run: RunBlock | None) -> Invocation:
     return rec.model_copy(update={"inferred": True})
 
 
-def run_invocations(tasks: dict[str, TaskResult]) -> tuple[bool, list[InvocationSummary]]:
+def run_invocations(tasks: Mapping[str, TaskResult | SubmissionResult]) -> tuple[bool, list[InvocationSummary]]:
     """The run block's summary: merged (tasks from more than one invocation) and each invocation's tasks."""
     by_id: dict[str | None, dict[str, Any]] = {}
     for name, entry in tasks.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
-from ..record import Results, RunBlock, TaskResult, Timings
+from ..record import Results, RunBlock, SubmissionResult, TaskResult, Timings
 from ..results import (
     git_sha,
     now_iso,
@@ -19,8 +19,11 @@ from ..results import (
     require_run_dir,
 )
 from ..tasks.registry import Registry
+from ..tasks.schema import TaskSpec
+from ..types import Prediction
 from .invocations import inferred_invocation
 from .run import SCORING_ERRORS, conclude, recorded_exclusion, score_one
+from .submission import write_submission
 
 
 def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | None = None) -> Results:
@@ -37,10 +40,14 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
         seed = (old.run.config or {}).get("seed", 0) if old is not None else 0
     t0 = time.perf_counter()
     tasks: dict[str, TaskResult] = {}
+    submissions: dict[str, SubmissionResult] = {}
     for name in names:
         spec = registry.tasks[name]
         before = old.tasks.get(name) if old is not None else None
         preds = list(read_predictions(prediction_files(run_dir, name)).values())
+        if spec.submission is not None:  # answers withheld: the server's file again, never a score
+            submissions[name] = _submission_again(spec, preds, run_dir, old)
+            continue
         try:
             entry = score_one(spec, preds, run_dir, seed, recorded_exclusion(spec, before))
         except SCORING_ERRORS as e:
@@ -50,7 +57,20 @@ def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | 
         update={"rescored": now_iso(), "rescored_git_sha": git_sha()})
     timings = old.timings if old is not None else Timings()
     return conclude(registry, [registry.tasks[n] for n in names], tasks, run_dir, seed, run,
-                    lambda: timings.model_copy(update={"score_s": round(time.perf_counter() - t0, 3)}))
+                    lambda: timings.model_copy(update={"score_s": round(time.perf_counter() - t0, 3)}),
+                    submissions=submissions)
+
+
+def _submission_again(spec: TaskSpec, preds: list[Prediction], run_dir: Path, old: Results | None
+                      ) -> SubmissionResult:
+    try:
+        entry = write_submission(spec, preds, run_dir)
+    except SCORING_ERRORS as e:
+        raise RunError(f"task {spec.task} ({spec.source}): writing its submission failed: "
+                       f"{type(e).__name__}: {e}") from None
+    before = old.submissions.get(spec.task) if old is not None else None
+    invocation = (before.invocation if before else None) or inferred_invocation(old.run if old else None)
+    return entry.model_copy(update={"invocation": invocation})
 
 
 def _as_before(entry: TaskResult, before: TaskResult | None, run: RunBlock | None) -> TaskResult:

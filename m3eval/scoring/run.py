@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-from ..record import Consistency, Results, RunBlock, SampleRecord, TaskResult, Timings
+from ..record import Consistency, Results, RunBlock, SampleRecord, SubmissionResult, TaskResult, Timings
 from ..results import atomic_write_jsonl, encoder_extras_file, finalize, media_filename, read_json, read_samples
 from ..tasks.registry import Registry
 from ..tasks.schema import StepSpec, TaskSpec
@@ -149,15 +149,17 @@ def consistency(specs: list[TaskSpec], tasks: dict[str, TaskResult], run_dir: Pa
 
 
 def conclude(registry: Registry, specs: list[TaskSpec], tasks: dict[str, TaskResult], run_dir: Path, seed: int,
-             run: RunBlock, timings: Callable[[], Timings], failures: list[str] | None = None) -> Results:
-    """The run's results.json from its scored tasks: groups, cross-language consistency and the
-    run block's invocation summary, written by results.finalize. `timings` is asked last, so the
-    time it records includes this. `failures`: this invocation's tasks that could not run (group
-    errors are added); None keeps the run block's."""
+             run: RunBlock, timings: Callable[[], Timings], failures: list[str] | None = None,
+             submissions: dict[str, SubmissionResult] | None = None) -> Results:
+    """The run's results.json from its scored tasks (and submission-only ones, never scored): groups,
+    cross-language consistency and the run block's invocation summary, written by results.finalize.
+    `timings` is asked last, so the time it records includes this. `failures`: this invocation's
+    tasks that could not run (group errors are added); None keeps the run block's."""
     groups = group_scores(registry, tasks, run_dir, seed)
-    merged, invocations = run_invocations(tasks)
+    merged, invocations = run_invocations({**tasks, **(submissions or {})})
     update: dict[str, Any] = {"merged": merged, "invocations": invocations}
     if failures is not None:
         update["failures"] = failures + group_errors(groups)
     agreement = consistency(specs, tasks, run_dir)
-    return finalize(run_dir / "results.json", run.model_copy(update=update), tasks, groups, agreement, timings())
+    return finalize(run_dir / "results.json", run.model_copy(update=update), tasks, groups, agreement, timings(),
+                    submissions)

@@ -41,7 +41,7 @@ class DocSpec(_Strict):
     """
 
     prompt: str
-    references: str
+    references: str | None = None  # required, except on a submission task (its answers are withheld)
     id: str | None = None  # default: the row's index
     images: str | None = None  # one image or a list of images
     video: str | None = None  # a path to a video file (relative to video_root)
@@ -77,6 +77,13 @@ class GenerationSpec(_Strict):
     stop: list[str] = []
 
 
+class SubmissionSpec(_Strict):
+    """A split whose answers are withheld (VQAv2 test-dev, DocVQA test): the run writes the file an
+    evaluation server takes instead of a score. Its question ids are the sample ids (doc.id)."""
+
+    format: str  # a registered submission format (m3eval/scoring/submission.py: vqav2, vizwiz, docvqa)
+
+
 class StepSpec(_Strict):
     """A named filter or metric with its arguments."""
 
@@ -101,8 +108,9 @@ class TaskSpec(_Strict):
     video: VideoSpec = VideoSpec()
     generation: GenerationSpec = GenerationSpec()
     filters: list[StepSpec] = []
-    metrics: list[StepSpec] = Field(min_length=1)
+    metrics: list[StepSpec] = []  # at least one, except on a submission task (none)
     primary_metric: str | None = None  # default: the first metric
+    submission: SubmissionSpec | None = None  # answers withheld: write the server's file, never a score
     consistency_with: str | None = None  # a task over the same items in another language
     type: TaskType = "generate"  # or an encoder task type (m3eval/run/encode.py)
     encoder: EncoderSpec | None = None  # see tasks/encoder_schema.py
@@ -123,6 +131,13 @@ class TaskSpec(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"a metric is named twice in {names}")
         check_encoder_task(self.type, self.encoder)
+        if self.submission is not None:
+            _check_submission_task(self)
+        elif not self.metrics:
+            raise ValueError("metrics: name at least one metric (only a task with `submission:` has none)")
+        elif self.doc.references is None:
+            raise ValueError("doc.references: name the field of the reference answers (only a task with "
+                             "`submission:` has none)")
         return self
 
     @property
@@ -138,6 +153,8 @@ class TaskSpec(_Strict):
         for key in _ADDED_DOC_FIELDS:
             if key in doc and doc[key] is None:
                 del doc[key]
+        if d.get("submission") is None:  # submission tasks came later too
+            d.pop("submission", None)
         if d.get("type") == "generate" and d.get("encoder") is None:  # the task types came later too
             d.pop("type", None)
             d.pop("encoder", None)
@@ -153,6 +170,25 @@ class TaskSpec(_Strict):
         change to metrics or filters alone keeps the predictions valid: re-score instead."""
         parts = self.stable_dump(include={"dataset", "doc", "instructions", "video", "generation"})
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_submission_task(spec: TaskSpec) -> None:
+    """A submission task scores nothing, so it names no metric and no reference field (a YAML that
+    includes its val task's file sets `metrics: []`, `primary_metric: null`, `doc.references: null`):
+    refused rather than ignored, so no one reads a metric in the file and expects a number. The
+    server needs each question once, under its own id: one prompt per row, doc.id set."""
+    if spec.metrics or spec.primary_metric is not None:
+        raise ValueError("a submission task has no metrics (its answers are withheld): set `metrics: []` "
+                         "and `primary_metric: null`")
+    if spec.doc.references is not None:
+        raise ValueError("a submission task has no references: set `doc.references: null`")
+    if spec.type != "generate":
+        raise ValueError(f"submission: only a generate task writes a submission file, not type {spec.type!r}")
+    if not spec.doc.id:
+        raise ValueError("submission: doc.id must name the question id field the server expects")
+    if spec.instructions or spec.doc.instruction:
+        raise ValueError("submission: the server takes one answer per question; a submission task has no "
+                         "instruction variants")
 
 
 def apply_gen_kwargs(spec: TaskSpec, gen_kwargs: dict[str, Any]) -> TaskSpec:
