@@ -25,7 +25,7 @@ from typing import Literal
 from m3eval.errors import SampleScoreError
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
 from m3eval.metrics.general_vqa import qwen_vl_vqa_score
-from m3eval.metrics.vqa import leave_one_out, process_digit_article, process_punctuation
+from m3eval.metrics.vqa import check_answer_types, leave_one_out, process_digit_article, process_punctuation
 
 MMF_SOURCE = "facebookresearch/mmf mmf/utils/m4c_evaluators.py @ 2dc099af7ce267561e4c2ae033c27eb36be5b3ea"
 QWEN_VL_SOURCE = ("QwenLM/Qwen-VL eval_mm/evaluate_vqa.py @ cfe66a7cc5df6ca8bff95c2b8b02bc0a1cbdc72c "
@@ -44,14 +44,8 @@ def evalai_normalize(text: str) -> str:
     return process_digit_article(process_punctuation(text))
 
 
-def _check(prediction: object, answers: object, protocol: object) -> None:
-    if prediction is not None and not isinstance(prediction, str):
-        raise TypeError(f"prediction is {type(prediction).__name__}, not str")
-    if isinstance(answers, str) or not isinstance(answers, (list, tuple)):
-        raise TypeError(f"answers must be a list of strings, got {type(answers).__name__}")
-    for j, a in enumerate(answers):
-        if not isinstance(a, str):
-            raise TypeError(f"answer {j} is {type(a).__name__}, not str")
+def _check(prediction: object, answers: list[str], protocol: object) -> None:
+    check_answer_types(prediction, answers)
     if protocol not in PROTOCOLS:
         raise ValueError(f"textvqa_accuracy: protocol must be 'official' or 'qwen_vl', got {protocol!r}")
     if protocol == "official" and len(answers) != 10:

@@ -105,7 +105,8 @@ def normalize_answer(text: str) -> str:
     return process_digit_article(process_punctuation(_clean(text)))
 
 
-def _check_answers(prediction: object, answers: object) -> None:
+def check_answer_types(prediction: object, answers: object) -> None:
+    """A TypeError naming what is not a string: the prediction (or None) and each answer."""
     if prediction is not None and not isinstance(prediction, str):
         raise TypeError(f"prediction is {type(prediction).__name__}, not str")
     if isinstance(answers, str) or not isinstance(answers, (list, tuple)):
@@ -125,7 +126,7 @@ def vqa_accuracy(prediction: str | None, answers: list[str]) -> float:
     prediction / 3): with 10 answers, 3 matches give 0.9. Fewer than 2 answers is an error, since
     leaving the only answer out always scores 0.
     """
-    _check_answers(prediction, answers)
+    check_answer_types(prediction, answers)
     if len(answers) < 2:
         raise ValueError(f"vqa_accuracy needs at least 2 ground-truth answers (leave-one-out), got "
                          f"{len(answers)}; use open_qa_accuracy or exact_match for single-answer data")
@@ -159,7 +160,7 @@ def aokvqa_da_accuracy(prediction: str | None, direct_answers: list[str], normal
     leave-one-out. Default: the official comparison, strings as given (pred == da). normalize=True
     (a convenience, named in the task YAML and so in results) first gives both sides the full VQA
     answer normalization, so a raw output like "Two." matches "2"."""
-    _check_answers(prediction, direct_answers)
+    check_answer_types(prediction, direct_answers)
     if not direct_answers:
         raise ValueError("aokvqa_da needs the direct answers, got none")
     if prediction is None:
@@ -178,7 +179,7 @@ def open_qa_match(prediction: str | None, references: list[str], normalize: str 
     classify over an answer vocabulary, i.e. exact match on the answer word), so the comparison is
     m3eval's convention, named by `normalize`: "vqa" (default) gives both sides the full VQA answer
     normalization; "none" compares strings as given (only surrounding whitespace stripped)."""
-    _check_answers(prediction, references)
+    check_answer_types(prediction, references)
     if not references:
         raise ValueError("open_qa_accuracy needs at least one reference")
     if normalize not in ("vqa", "none"):
@@ -210,7 +211,7 @@ def exact_match_one(prediction: str | None, references: list[str], ignore_case: 
                     ignore_punctuation: bool = False) -> float:
     """1 when the prediction equals any reference after the chosen normalization, else 0.
     Whitespace is always collapsed and stripped."""
-    _check_answers(prediction, references)
+    check_answer_types(prediction, references)
     if prediction is None:
         return 0.0
     p = _em_norm(prediction, ignore_case, ignore_punctuation)
