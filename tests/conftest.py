@@ -55,3 +55,19 @@ def qwen_vl_table_run(tiny_model, tmp_path_factory) -> tuple[Path, dict, dict[st
     assert main(argv) == 0
     run = root / "runs" / "table"
     return run, json.loads((run / "results.json").read_text(encoding="utf-8")), fixtures
+
+
+@pytest.fixture
+def cli(capsys):
+    """`m3eval ARGS` through the CLI's own entry point in this process, as a CompletedProcess: for
+    errors raised before any heavy import, where a subprocess would only add interpreter start-up."""
+    import subprocess
+
+    from m3eval.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["m3eval", *args], code, out, err)
+    return run

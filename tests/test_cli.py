@@ -81,8 +81,8 @@ def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_pa
             {"id": "zzz", "prediction": "A"}]
     f = tmp_path / "preds.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
-               "--allow-missing")
+    r = cli("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
+            "--allow-missing")
     assert r.returncode == 0, r.stderr
     assert "1 ids in" in r.stderr and "zzz" in r.stderr
     assert "30 of 32 samples of task demo_mc have no prediction" in r.stderr
@@ -91,7 +91,7 @@ def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_pa
     assert res["metrics"]["choice_accuracy"]["value"] == pytest.approx(2 / 32)  # both given answers are right
 
 
-def test_score_predictions_never_writes_into_an_existing_folder(tmp_path):
+def test_score_predictions_never_writes_into_an_existing_folder(tmp_path, cli):
     """Issue 20, case 5: `score --predictions F --output DIR` used to overwrite the run DIR/<stem of F>
     (its other tasks vanished, and a later `run` resumed with the external answers)."""
     f = tmp_path / "r.jsonl"
@@ -101,13 +101,13 @@ def test_score_predictions_never_writes_into_an_existing_folder(tmp_path):
     (run / "results.json").write_text('{"format": "m3eval.results/1"}')
     (run / "predictions" / "demo_mc.jsonl").write_text('{"id": "mc000", "prediction": "B"}\n')
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    r = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
-               "--allow-missing")
+    r = cli("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
+            "--allow-missing")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"{run} already exists" in r.stderr and "another --output" in r.stderr
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".m3eval.lock"} == before
-    fresh = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "new"),
-                   "--allow-missing")
+    fresh = cli("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "new"),
+                "--allow-missing")
     assert fresh.returncode == 0, fresh.stderr
     assert (tmp_path / "new" / "r" / "results.json").is_file()
 

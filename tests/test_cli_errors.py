@@ -146,14 +146,14 @@ def test_score_warns_about_a_torn_last_prediction_line(run_copy):
     (lambda row: {**row, "prediction": "x" * (MAX_PREDICTION_CHARS + 1)}, "field 'prediction': string should have "
      f"at most {MAX_PREDICTION_CHARS} characters"),  # issue 20, case 19
 ])
-def test_a_damaged_prediction_line_is_an_error_naming_file_and_line(run_copy, damage, says):
+def test_a_damaged_prediction_line_is_an_error_naming_file_and_line(run_copy, damage, says, cli):
     """Issue 20, cases 11 and 18: `score RUN` split `"references": "red"` into letters (a wrong
     score) or crashed with a traceback on `5`, `null`, a missing or non-string prediction."""
     log = run_copy / "predictions" / "demo_mc.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     rows[2] = damage(rows[2])
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = m3eval("score", str(run_copy))
+    r = cli("score", str(run_copy))
     assert r.returncode == 1
     line = one_line_error(r)
     assert f"{log}: prediction 3: {says}" in line, line
@@ -278,7 +278,7 @@ def test_a_missing_include_path_folder_in_the_environment_is_named_as_such(tmp_p
     assert r.returncode == 2 and f"M3EVAL_INCLUDE_PATH names {tmp_path / 'gone'}: no such" in one_line_error(r)
 
 
-def test_a_line_or_prediction_over_the_bound_is_refused_before_it_is_scored(run_copy, tmp_path):
+def test_a_line_or_prediction_over_the_bound_is_refused_before_it_is_scored(run_copy, tmp_path, cli):
     """Issue 20, case 19: a 200 MB prediction line was read whole and ran exact_match out of
     memory. A line over MAX_LINE_BYTES is refused unread, naming file and line (run logs and
     `score --predictions` alike); a prediction over MAX_PREDICTION_CHARS is refused when read."""
@@ -288,10 +288,10 @@ def test_a_line_or_prediction_over_the_bound_is_refused_before_it_is_scored(run_
     row = json.loads(lines[1])
     with log.open("w") as f:
         f.write(lines[0] + json.dumps({**row, "prediction": "x" * (MAX_LINE_BYTES + 10)}) + "\n" + "".join(lines[2:]))
-    r = m3eval("score", str(run_copy))
+    r = cli("score", str(run_copy))
     assert r.returncode == 1 and f"{log}:2: a line over {MAX_LINE_BYTES >> 20} MiB; not read" in one_line_error(r)
     given = tmp_path / "given.jsonl"
     given.write_text(json.dumps({"id": row["id"], "prediction": "x" * (MAX_PREDICTION_CHARS + 1)}) + "\n")
-    r = m3eval("score", "--task", "demo_mc", "--predictions", str(given), "--output", str(tmp_path / "out"))
+    r = cli("score", "--task", "demo_mc", "--predictions", str(given), "--output", str(tmp_path / "out"))
     assert r.returncode == 1
     assert f"{given}:1: a prediction of {MAX_PREDICTION_CHARS + 1:,} characters, over the bound" in one_line_error(r)

@@ -98,13 +98,14 @@ def _wait(condition, seconds: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_a_stalled_rank_stops_the_launch_naming_it_and_the_same_command_resumes(tiny_model, one_process, tmp_path):
+def test_a_stalled_rank_stops_the_launch_naming_it_and_keeps_what_finished(tiny_model, one_process, tmp_path):
     """SIGSTOP rank 1 once it has started generating. Rank 0 waits for it (a slow rank is waited
     for) until its heartbeat has been still for --stall-timeout, then stops with one line naming
     rank 1 and its pid, not after torch's 30-minute collective timeout. (torchrun then sends the
     stopped rank SIGTERM, and SIGKILL 30 s later; the test kills it at once to save the wait.)
-    What finished is kept, and the same command resumes to one process's predictions."""
-    args = [*common(tiny_model), "--output", str(tmp_path), "--batch-size", "3", "--stall-timeout", "5"]
+    What finished is kept, as one process makes it (resuming a folder a killed launch left is
+    tests/test_resume.py's; a second launch here would double this test's time)."""
+    args = [*common(tiny_model), "--output", str(tmp_path), "--batch-size", "3", "--stall-timeout", "3"]
     run_dir, logs = tmp_path / "r", tmp_path / "logs"
     launcher = [*TORCHRUN, "--log-dir", str(logs), "--redirects", "3"]  # each rank's stderr in its own file
     launch = subprocess.Popen([*launcher, "-m", "m3eval", "run", *args], cwd=ROOT, env=ENV,
@@ -134,18 +135,12 @@ def test_a_stalled_rank_stops_the_launch_naming_it_and_the_same_command_resumes(
     err = rank0_err.read_text()
     assert "Traceback" not in err, err[-3000:]
     (line,) = [ln for ln in err.splitlines() if ln.startswith("m3eval: error:")]
-    assert f"rank 1 (pid {ranks[1]} on " in line and "stalled" in line and "5 s" in line, line
+    assert f"rank 1 (pid {ranks[1]} on " in line and "stalled" in line and "3 s" in line, line
     kept = {(f.name.split(".")[0], r["id"]): r["prediction"]  # <task>.jsonl and <task>.rank<N>.jsonl
             for f in (run_dir / "predictions").glob("*.jsonl") for r in read_jsonl(f)}
     assert kept
-
-    again = m3eval_run(args, TORCHRUN, ROOT)  # the same command
-    assert again.returncode == 0, again.stderr[-3000:]
-    reference = predictions(one_process)
-    assert f"resuming: {len(kept)} of {sum(map(len, reference.values()))} samples already done" in again.stderr
-    done = predictions(run_dir)
-    assert done == reference
-    assert all(kept[t, i] == p for t, rows in done.items() for i, p in rows if (t, i) in kept)
+    reference = {(t, i): p for t, rows in predictions(one_process).items() for i, p in rows}
+    assert all(reference[key] == p for key, p in kept.items())  # kept as one process makes them
 
 
 SLOW_RANK = """
