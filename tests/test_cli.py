@@ -81,8 +81,8 @@ def test_score_predictions_made_elsewhere_reports_missing_and_unknown_ids(tmp_pa
             {"id": "zzz", "prediction": "A"}]
     f = tmp_path / "preds.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = cli("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
-            "--allow-missing")
+    r = m3eval("score", "--task", "demo_mc", "--predictions", str(f), "--output", str(tmp_path / "out"),
+               "--allow-missing")
     assert r.returncode == 0, r.stderr
     assert "1 ids in" in r.stderr and "zzz" in r.stderr
     assert "30 of 32 samples of task demo_mc have no prediction" in r.stderr
