@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import fixtures_general_vqa as fg  # noqa: E402
 
+from test_text_vqa_tasks import check_official_tasks  # noqa: E402
+
 from m3eval.data.media import decode_image  # noqa: E402
 from m3eval.data.task_samples import load_task_data  # noqa: E402
 from m3eval.metrics import get_metric  # noqa: E402
@@ -63,14 +65,7 @@ def registry() -> Registry:
 
 
 def test_each_benchmark_reads_its_source_split_and_metric(registry):
-    for task, (path, name, split, revision, id_field, metric, args, tokens) in OFFICIAL.items():
-        spec = registry.tasks[task]
-        assert (spec.dataset.path, spec.dataset.name, spec.dataset.split, spec.dataset.revision) == \
-            (path, name, split, revision), task
-        assert spec.doc.id == id_field and spec.doc.images == "image", task
-        assert spec.protocol == "official" and spec.category == "general_vqa" and spec.language == "en", task
-        assert spec.primary == metric and [(m.name, m.args) for m in spec.metrics] == [(metric, args)], task
-        assert spec.generation.max_new_tokens == tokens and not spec.generation.do_sample, task
+    check_official_tasks(registry, OFFICIAL, "general_vqa")
     assert registry.tasks["vqav2_val"].doc.references == "answers.answer"  # the list of answer dicts
     assert registry.tasks["scienceqa_img_test"].filters[0].name == "choice_letter"
 

@@ -53,15 +53,20 @@ def registry() -> Registry:
     return Registry.discover()
 
 
-def test_each_benchmark_reads_its_source_split_and_metric(registry):
-    for task, (path, name, split, revision, id_field, metric, args, tokens) in OFFICIAL.items():
+def check_official_tasks(registry: Registry, official: dict, category: str) -> None:
+    """Each task: (hub path, config, split, revision, id field, metric, metric args, max_new_tokens)."""
+    for task, (path, name, split, revision, id_field, metric, args, tokens) in official.items():
         spec = registry.tasks[task]
         assert (spec.dataset.path, spec.dataset.name, spec.dataset.split, spec.dataset.revision) == \
             (path, name, split, revision), task
         assert spec.doc.id == id_field and spec.doc.images == "image", task
-        assert spec.protocol == "official" and spec.category == "text_rich_vqa" and spec.language == "en", task
+        assert spec.protocol == "official" and spec.category == category and spec.language == "en", task
         assert spec.primary == metric and [(m.name, m.args) for m in spec.metrics] == [(metric, args)], task
         assert spec.generation.max_new_tokens == tokens and not spec.generation.do_sample, task
+
+
+def test_each_benchmark_reads_its_source_split_and_metric(registry):
+    check_official_tasks(registry, OFFICIAL, "text_rich_vqa")
 
 
 def test_the_qwen_vl_protocol_changes_only_what_evaluate_vqa_py_does(registry):

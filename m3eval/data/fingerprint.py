@@ -134,15 +134,13 @@ def files_fingerprint(files: Iterable[Path], base: Path | None = None) -> dict[s
     return {"kind": "local", "files": len(paths), "bytes": size, "xxh3": h.hexdigest()}
 
 
-def content_config(path: Path) -> dict[str, str]:
-    """Keyword arguments for `datasets.load_dataset` reading local data (a file, or a folder of
-    files) that make its Arrow cache follow the content: datasets keys that cache on the paths
+def content_config(digest: str) -> dict[str, str]:
+    """Keyword arguments for `datasets.load_dataset` reading local data whose content digest is
+    `digest`, so that its Arrow cache follows the content: datasets keys that cache on the paths
     and mtimes alone, so a file rewritten with its mtime kept (`cp -p`, `rsync -a`) would be read
     from the old cache. Every builder config has a `description`, and datasets hashes a config's
-    arguments into the cache folder's name. The fingerprint taken after the load finds these
-    digests cached (a file changed in the last 2 s, or on a filesystem without a real ctime, is
-    read again)."""
-    return {"description": f"m3eval content xxh3 {local_fingerprint(path)['xxh3']}"}
+    arguments into the cache folder's name."""
+    return {"description": f"m3eval content xxh3 {digest}"}
 
 
 def local_fingerprint(path: Path) -> dict[str, Any]:

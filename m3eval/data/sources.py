@@ -14,7 +14,7 @@ import datasets
 
 from ..errors import DataError
 from ..tasks.schema import DatasetSpec
-from .fingerprint import content_config
+from .fingerprint import content_config, local_fingerprint
 
 _SUFFIX_FORMAT = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
 
@@ -37,6 +37,7 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> tuple[dat
     local = resolve_local(spec, base_dir)
     where = f"task {task}: dataset {spec.path}" + (f" (config {spec.name})" if spec.name else "")
     read: list[Path] = []
+    fingerprint: dict[str, Any] | None = None
     try:
         if spec.format in ("m3it", "m3it80"):
             from .m3it import load_m3it
@@ -46,11 +47,14 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> tuple[dat
                                        data_files=spec.data_files)
             read = [Path(c["filename"]) for c in ds.cache_files]
         else:
-            ds = _load_local(local, spec)
+            if not local.exists():
+                raise DataError(f"dataset path {local} does not exist")
+            fingerprint = local_fingerprint(local.resolve())  # taken once: datasets' cache is keyed on it too
+            ds = _load_local(local, spec, content_config(fingerprint["xxh3"]))
         if len(ds) == 0:  # an empty split or raw file: say so here, not "scored nothing" after the model ran
             raise DataError(f"split {spec.split!r} has no rows"
                             + (f" (read: {', '.join(str(p) for p in dict.fromkeys(read))})" if read else ""))
-        fingerprint = _fingerprint(spec, base_dir, local, read)
+        fingerprint = fingerprint or _fingerprint(spec, base_dir, local, read)
     except DataError as e:
         raise DataError(f"{where}: {e}") from None
     except FileNotFoundError as e:
@@ -68,7 +72,7 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> tuple[dat
 
 
 def _fingerprint(spec: DatasetSpec, base_dir: Path, local: Path | None, read: list[Path]) -> dict[str, Any]:
-    from .fingerprint import files_fingerprint, hub_fingerprint, local_fingerprint
+    from .fingerprint import files_fingerprint, hub_fingerprint
     if local is not None:
         return local_fingerprint(local.resolve())
     if spec.format in ("m3it", "m3it80"):
@@ -83,9 +87,8 @@ def _no_rows(path: Path) -> DataError:
     return DataError(f"{path}: the file has no rows")
 
 
-def _load_local(path: Path, spec: DatasetSpec) -> datasets.Dataset:
-    if not path.exists():
-        raise DataError(f"dataset path {path} does not exist")
+def _load_local(path: Path, spec: DatasetSpec, content: dict[str, str]) -> datasets.Dataset:
+    """content: content_config of the data, for datasets' cache."""
     fmt: str = spec.format
     if fmt == "auto":
         if path.is_dir():
@@ -108,14 +111,13 @@ def _load_local(path: Path, spec: DatasetSpec) -> datasets.Dataset:
         return loaded
     if fmt == "hub":  # a local folder in hub layout (a snapshot): the datasets builder reads it
         return datasets.load_dataset(str(path), spec.name, split=spec.split, data_files=spec.data_files,
-                                     **content_config(path))
+                                     **content)
     if path.is_file():
-        return _load_file(path, spec, fmt)
-    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train",
-                                 **content_config(path))
+        return _load_file(path, spec, fmt, content)
+    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train", **content)
 
 
-def _load_file(path: Path, spec: DatasetSpec, fmt: str) -> datasets.Dataset:
+def _load_file(path: Path, spec: DatasetSpec, fmt: str, content: dict[str, str]) -> datasets.Dataset:
     """One file is one split: `dataset.split` cannot choose among its rows, so a split other
     than the default (`test`) is refused rather than recorded as if it had been honoured."""
     if spec.split != "test":
@@ -125,7 +127,7 @@ def _load_file(path: Path, spec: DatasetSpec, fmt: str) -> datasets.Dataset:
     if path.stat().st_size < 4096 and not path.read_bytes().strip():
         raise _no_rows(path)  # the json builder raises a bare StopIteration on an empty file
     try:
-        ds = _read_file(path, fmt)
+        ds = _read_file(path, fmt, content)
     except ValueError as e:
         if "corresponds to no data" in str(e):  # a CSV header alone, a blank JSON-lines file
             raise _no_rows(path) from None
@@ -135,7 +137,7 @@ def _load_file(path: Path, spec: DatasetSpec, fmt: str) -> datasets.Dataset:
     return ds
 
 
-def _read_file(path: Path, fmt: str) -> datasets.Dataset:
+def _read_file(path: Path, fmt: str, content: dict[str, str]) -> datasets.Dataset:
     """One file through datasets' builders. A CSV or JSON file is checked to be UTF-8 first:
     pyarrow's JSON reader takes bad bytes in and fails later, on a row, naming no file; pandas'
     CSV reader names neither file nor line. Every CSV cell is read as text: pandas' guessed
@@ -150,7 +152,7 @@ def _read_file(path: Path, fmt: str) -> datasets.Dataset:
         kwargs = {"features": datasets.Features({c: datasets.Value("string") for c in columns}),
                   "keep_default_na": False}
     return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train", **kwargs,
-                                 **content_config(path))  # datasets' cache follows the content, not the mtime
+                                 **content)  # datasets' cache follows the content, not the mtime
 
 
 def check_utf8(path: Path) -> None:
