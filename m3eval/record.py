@@ -94,6 +94,7 @@ class PredictionLine(_Record):
     lang: str = Field(default="en", description="The sample's language.")
     instruction: int | None = Field(default=None, description="Index of the instruction variant, if any.")
     cluster: str | None = Field(default=None, description="doc.cluster's value, when the task declares one.")
+    category: str | None = Field(default=None, description="doc.category's value, when the task declares one.")
     error: SampleFailure | str | None = Field(default=None, description="Why the sample failed (the one-line "
                                                                         "text in files written before failures "
                                                                         "were typed).")
@@ -113,10 +114,13 @@ class SampleRecord(_Record):
     lang: str = Field(default="en", description="The sample's language (tokenization follows it).")
     instruction: int | None = Field(default=None, description="Index of the instruction variant, if any.")
     cluster: str = Field(description="The key the bootstrap resampled this sample under.")
+    category: str | None = Field(default=None, description="doc.category's value (a subtask, a dimension), if any.")
     error: str | None = Field(default=None, description="Why the sample failed (scored 0), or null.")
     scores: dict[str, float | None] = Field(description="Per-sample score of each metric (sentence-level "
                                                         "for corpus metrics, for browsing).")
     media: list[str] = Field(default_factory=list, description="Thumbnails, relative to the run folder.")
+    details: dict[str, dict[str, Any]] | None = Field(default=None, description="What a metric recorded of "
+                                                      "this sample, by metric (MMMU's random pick).")
 
 
 # ---- run.json -----------------------------------------------------------------------------
@@ -153,6 +157,9 @@ class MetricEntry(_Record):
     resamples: int | None = Field(default=None, description="Corpus metrics: re-scorings behind `ci`.")
     args: dict[str, Any] | None = Field(default=None, description="The metric's args from the task YAML, "
                                                                   "so `compare` can re-score the same way.")
+    details: dict[str, Any] | None = Field(default=None, description="What the metric counted beside its "
+                                                                     "value (unparsed answers, random picks, "
+                                                                     "questions excluded).")
 
     @field_validator("value")
     @classmethod
@@ -211,6 +218,13 @@ class Invocation(_Record):
     inferred: bool | None = Field(default=None, description="True when taken from an older file's run block.")
 
 
+class CategoryResult(_Record):
+    """One category of a task (MME's subtask, SEED-Bench's dimension), scored on its samples alone."""
+
+    n_samples: int = Field(description="Samples of the category.")
+    metrics: dict[str, MetricEntry] = Field(description="The task's category_metrics on those samples.")
+
+
 class TaskResult(_Record):
     """One task of results.json."""
 
@@ -240,6 +254,8 @@ class TaskResult(_Record):
     instructions: Instructions | None = Field(default=None, description="Scores per instruction variant.")
     languages: dict[str, dict[str, MetricEntry]] | None = Field(default=None, description="Metrics per "
                                                                                          "language.")
+    categories: dict[str, CategoryResult] | None = Field(default=None, description="doc.category: each "
+                                                         "category scored apart (category_metrics).")
     unknown_ids: int | None = Field(default=None, description="score --predictions: ids not in the task.")
     missing_ids: int | None = Field(default=None, description="score --predictions: samples with no "
                                                               "prediction.")

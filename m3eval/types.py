@@ -44,6 +44,7 @@ class Sample:
     lang: str = "en"
     instruction: int | None = None  # index of the instruction variant, when a task has several
     cluster: str | None = None  # doc.cluster's value: samples sharing it are resampled together
+    category: str | None = None  # doc.category's value: results score each category apart
     failure: SampleFailure | None = None  # a bad row (no references, a prompt over the bound): recorded, never run
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +77,7 @@ class Prediction:
     lang: str = "en"
     instruction: int | None = None
     cluster: str | None = None  # from doc.cluster, when the task declares one
+    category: str | None = None  # from doc.category, when the task declares one
     error: SampleFailure | None = None
     seconds: float = 0.0  # this sample's share of its batch's generate() time
     media_info: dict[str, Any] = field(default_factory=dict)  # e.g. frames sampled, rule used
@@ -92,14 +94,15 @@ class Prediction:
         error = error or s.failure
         return cls(id=s.id, prediction="" if error else prediction, prompt=s.prompt if prompt is None else prompt,
                    references=list(s.references), choices=s.choices, lang=s.lang, instruction=s.instruction,
-                   cluster=s.cluster, error=error, seconds=round(seconds, 6), media_info=media_info or {})
+                   cluster=s.cluster, category=s.category, error=error, seconds=round(seconds, 6),
+                   media_info=media_info or {})
 
     def to_json(self) -> dict[str, Any]:
         # field by field, not dataclasses.asdict: no deep copy of what json.dumps reads next (a hot path)
         return {"id": self.id, "prediction": self.prediction, "prompt": self.prompt, "references": self.references,
                 "choices": self.choices, "lang": self.lang, "instruction": self.instruction, "cluster": self.cluster,
-                "error": None if self.error is None else self.error.dump(), "seconds": self.seconds,
-                "media_info": self.media_info}
+                "category": self.category, "error": None if self.error is None else self.error.dump(),
+                "seconds": self.seconds, "media_info": self.media_info}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Prediction:

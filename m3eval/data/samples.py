@@ -164,6 +164,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
                 if doc.lang else spec.language
             cluster = _text(problems, "cluster", doc.cluster, _text_or_field(row, doc.cluster, choices), as_text,
                             None) if doc.cluster else None  # a null cluster: the row is a cluster of its own
+            category = _text(problems, "category", doc.category, _text_or_field(row, doc.category, choices),
+                             as_text, None) if doc.category else None
         except KeyError as e:
             raise SampleError(f"task {spec.task}: row {i}: no field {e.args[0]!r} "
                               f"(columns: {', '.join(ds.column_names)})") from None
@@ -200,7 +202,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
                 raise SampleError(f"task {spec.task}: row {i}: prompt template: {e.args[0]}") from None
             samples.append(Sample(id=base_id if text is None else variant_id(base_id, k), task=spec.task,
                                   prompt=prompt, references=references, media=media, choices=choices, lang=lang,
-                                  instruction=None if text is None else k, cluster=cluster, failure=failure,
+                                  instruction=None if text is None else k, cluster=cluster, category=category,
+                                  failure=failure,
                                   metadata={"row": i}))
     return samples, n_excluded
 

@@ -36,6 +36,9 @@ class MetricInput:
     lang: str = "en"
     media_info: dict[str, Any] | None = None  # what the runner recorded, e.g. image_size (grounding)
     prompt: str = ""  # the question the model saw (the judge metric shows it to the judge)
+    id: str = ""  # the sample id (a metric that draws at random seeds each sample's draw from it)
+    cluster: str = ""  # the sample's cluster key (MME's image pair, MMBench's circular shifts of one question)
+    category: str | None = None  # doc.category's value (MME's subtask)
 
 
 @dataclass
@@ -45,6 +48,8 @@ class MetricResult:
     signature: str | None = None  # e.g. sacrebleu's signature
     # corpus metrics: rescore(counts) -> score of the corpus where sample i appears counts[i] times
     rescore: Callable[[np.ndarray], float] | None = None
+    details: dict[str, Any] | None = None  # what the metric counted beside its value (unparsed answers, guesses)
+    sample_details: list[dict[str, Any] | None] | None = None  # per sample, aligned with the inputs (a guess made)
 
 
 @dataclass(frozen=True)

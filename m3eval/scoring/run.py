@@ -85,8 +85,14 @@ def _primary_only(spec: TaskSpec) -> list[StepSpec]:
     return [m for m in spec.metrics if m.name == spec.primary]
 
 
+def _category_metrics(spec: TaskSpec) -> list[StepSpec]:
+    names = spec.category_metrics or [spec.primary]
+    return [m for m in spec.metrics if m.name in names]
+
+
 def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str, Any]:
-    """Per instruction variant (mean, std, min-max) and per language, on the primary metric."""
+    """Per instruction variant (mean, std, min-max) and per language, on the primary metric; per
+    doc.category, on the task's category_metrics."""
     out: dict[str, Any] = {}
     primary = _primary_only(spec)
 
@@ -103,6 +109,13 @@ def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str,
                                "min": min(values), "max": max(values)}
     if len({p.lang for p in preds}) > 1:
         out["languages"] = {lang: e["metrics"] for lang, e in by("lang", preds).items()}
+    if spec.doc.category:  # a sample without a category (a null field) is scored under "" (none)
+        per_category = score_by(preds, lambda p: p.category or "", _category_metrics(spec), spec.filters,
+                                spec.language, seed, primary_metric=spec.primary
+                                if spec.primary in (spec.category_metrics or [spec.primary]) else None,
+                                cluster_field=spec.doc.cluster)
+        out["categories"] = {str(k): {"n_samples": e["n_samples"], "metrics": e["metrics"]}
+                             for k, e in per_category.items()}
     return out
 
 

@@ -117,7 +117,7 @@ def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clust
     entry: dict[str, Any] = {"value": float(result.value), "ci": None, "scale": metric.scale,
                              "higher_is_better": metric.higher_is_better, "kind": metric.kind}
     if not with_ci:
-        return entry
+        return {**entry, **({"details": result.details} if result.details is not None else {})}
     if metric.kind == "mean":
         if result.per_sample is None or len(result.per_sample) != n:
             raise RuntimeError(f"metric {metric.name!r} is a mean metric but returned no aligned per-sample scores")
@@ -128,6 +128,8 @@ def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clust
         entry["ci_method"] = "percentile"
     if result.signature is not None:
         entry["signature"] = result.signature
+    if result.details is not None:
+        entry["details"] = result.details
     if metric.kind == "corpus":
         entry["resamples"] = metric.resamples if result.rescore is not None else 0
     return entry
@@ -174,10 +176,12 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
                 raise ValueError(f"sample {p.id!r}: {e}") from None
             n_fail += extracted is None
         n_err += error is not None
-        items.append(MetricInput(extracted, list(p.references), p.choices, p.lang or lang, p.media_info, p.prompt))
+        items.append(MetricInput(extracted, list(p.references), p.choices, p.lang or lang, p.media_info, p.prompt,
+                                 id=str(p.id), cluster=clusters[i], category=p.category))
         records.append({"id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
                         "references": list(p.references), "choices": p.choices, "lang": p.lang or lang,
-                        "instruction": p.instruction, "cluster": clusters[i], "error": error, "scores": {}})
+                        "instruction": p.instruction, "cluster": clusters[i], "error": error, "scores": {},
+                        **({"category": p.category} if p.category is not None else {})})
 
     entries: dict[str, dict] = {}
     for name, metric, args in resolved:
@@ -194,6 +198,9 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
         per_sample: list[Any] = list(result.per_sample) if result.per_sample is not None else [None] * len(records)
         for rec, s in zip(records, per_sample):
             rec["scores"][name] = None if s is None else float(s)
+        for rec, d in zip(records, result.sample_details or []):
+            if d is not None:
+                rec.setdefault("details", {})[name] = d
 
     summary = {"n_samples": len(predictions), "n_errors": n_err, "n_extraction_failures": n_fail,
                "primary_metric": primary_metric or names[0], "metrics": entries,

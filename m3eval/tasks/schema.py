@@ -60,6 +60,9 @@ class DocSpec(_Strict):
     # cluster key (field or template, e.g. the video's id): samples sharing it are resampled together
     # by the bootstrap; default: the sample id without its `#i<k>` instruction suffix
     cluster: str | None = None
+    # a sample's category (MME's subtask, SEED-Bench's dimension, MMMU's subject): field or template;
+    # results score each category apart (TaskSpec.category_metrics)
+    category: str | None = None
 
 
 class VideoSpec(_Strict):
@@ -92,7 +95,7 @@ class StepSpec(_Strict):
 
 
 # added after tasks were first hashed: left out of the hash while unset (None)
-_ADDED_DOC_FIELDS = ("cluster", "exclude_if", "media_root", "follow_links")
+_ADDED_DOC_FIELDS = ("cluster", "exclude_if", "media_root", "follow_links", "category")
 
 
 class TaskSpec(_Strict):
@@ -110,6 +113,8 @@ class TaskSpec(_Strict):
     filters: list[StepSpec] = []
     metrics: list[StepSpec] = []  # at least one, except on a submission task (none)
     primary_metric: str | None = None  # default: the first metric
+    # with doc.category: the metrics scored on each category apart (default: the primary metric)
+    category_metrics: list[str] | None = None
     submission: SubmissionSpec | None = None  # answers withheld: write the server's file, never a score
     consistency_with: str | None = None  # a task over the same items in another language
     type: TaskType = "generate"  # or an encoder task type (m3eval/run/encode.py)
@@ -130,6 +135,12 @@ class TaskSpec(_Strict):
             raise ValueError(f"primary_metric {self.primary_metric!r} is not one of the metrics {names}")
         if len(set(names)) != len(names):
             raise ValueError(f"a metric is named twice in {names}")
+        if self.category_metrics is not None:
+            if self.doc.category is None:
+                raise ValueError("category_metrics: set doc.category, the field each sample's category is read from")
+            unknown = [m for m in self.category_metrics if m not in names]
+            if unknown:
+                raise ValueError(f"category_metrics {unknown} are not among the metrics {names}")
         check_encoder_task(self.type, self.encoder)
         if self.submission is not None:
             _check_submission_task(self)
@@ -155,6 +166,8 @@ class TaskSpec(_Strict):
                 del doc[key]
         if d.get("submission") is None:  # submission tasks came later too
             d.pop("submission", None)
+        if d.get("category_metrics") is None:  # as did categories
+            d.pop("category_metrics", None)
         if d.get("type") == "generate" and d.get("encoder") is None:  # the task types came later too
             d.pop("type", None)
             d.pop("encoder", None)
