@@ -5,6 +5,7 @@
 Targets (issue 3): 5,000 captions x 5 refs, BLEU-4 + ROUGE_L + CIDEr <= 5 s (METEOR timed
 separately); 100,000 VQA predictions <= 3 s; plus the time the bootstrap CIs add.
 Issue 21: ANLS on 50,000 answers and relaxed accuracy on 50,000 pairs, each < 2 s.
+Issue 22: MME at full size (2,374 questions), every metric with its CI, < 2 s.
 """
 from __future__ import annotations
 
@@ -142,12 +143,73 @@ def bench_text_rich(n: int) -> None:
         print(f"  {'  = relaxed accuracy':<48} {r.value:8.4f}")
 
 
+# MME's 14 subtasks and their images (two questions each): 1,187 images, 2,374 questions
+MME_IMAGES = {"existence": 30, "count": 30, "position": 30, "color": 30, "posters": 147, "celebrity": 170,
+              "scene": 200, "landmark": 200, "artwork": 200, "OCR": 20, "commonsense_reasoning": 70,
+              "numerical_calculation": 20, "text_translation": 20, "code_reasoning": 20}
+
+
+def bench_mme() -> None:
+    """Issue 22: MME at full size (2,374 synthetic questions), every MME metric and its CI, target < 2 s."""
+    from m3eval.metrics import mme_scores
+
+    rng = np.random.default_rng(3)
+    answers = ["Yes", "No", "yes", "no", "Yes, there is.", "No, it is not.", "maybe", "", "The answer is yes."]
+    rows = [{"subtask": s, "image": f"{s}/{k:04d}.jpg", "answer": gold, "prediction": str(rng.choice(answers))}
+            for s, n in MME_IMAGES.items() for k in range(n) for gold in ("Yes", "No")]
+    items = [MetricInput(r["prediction"], [r["answer"]], id=str(i), cluster=r["image"], category=r["subtask"])
+             for i, r in enumerate(rows)]
+    clusters = [it.cluster for it in items]
+    print(f"MME: {len(rows)} questions, {len(MME_IMAGES)} subtasks")
+    out, total = timed("mme_scores", lambda: mme_scores(rows))
+    for name in ("mme_score", "mme_perception", "mme_cognition", "mme_acc", "mme_acc_plus"):
+        m = get_metric(name)
+        _, dt = timed(f"{name} + CI ({m.resamples} re-scorings, images)", lambda m=m: (
+            res := m.compute(items), corpus_bootstrap_ci(res.rescore, len(items), m.resamples, 0, clusters=clusters)))
+        total += dt
+    print(f"  {'= every MME metric with its CI':<48} {total:8.2f} s   (target < 2 s)")
+    print(f"  {'  = perception, cognition':<48} {out['perception']:8.2f} {out['cognition']:8.2f}")
+
+
+def bench_mmbench(n: int = 4000) -> None:
+    """Issue 22: MMBench CircularEval on n synthetic questions (2-4 options, every circular shift a row): the
+    rule-based extraction, circular accuracy and its CI (questions resampled), target < 2 s."""
+    from m3eval.metrics.mmbench import mmbench_choice
+
+    rng = np.random.default_rng(4)
+    forms = ["{x}", "The answer is {x}.", "({x}) {t}", "{t}", "I think {x} because it is shown in the image", "no idea"]
+    rows = []
+    for g in range(n):
+        k = int(rng.integers(2, 5))
+        options = [f"option {g}-{j}" for j in range(k)]
+        for s in range(k):
+            shifted = options[s:] + options[:s]
+            gold = chr(65 + shifted.index(options[0]))
+            x = gold if rng.random() < 0.8 else chr(65 + int(rng.integers(k)))
+            text = forms[int(rng.integers(len(forms)))].format(x=x, t=shifted[ord(x) - 65])
+            rows.append((str(g + s * 1_000_000), str(g), text, gold, shifted))
+    print(f"MMBench CircularEval: {n} questions, {len(rows)} rows (every shift)")
+    extracted, total = timed("mmbench_choice filter (the authors' rules)",
+                             lambda: [mmbench_choice(text, ch) for _, _, text, _, ch in rows])
+    items = [MetricInput(e, [gold], ch, id=i, cluster=c) for e, (i, c, _, gold, ch) in zip(extracted, rows)]
+    m = get_metric("circular_accuracy")
+    r, dt = timed("circular_accuracy", lambda: m.compute(items))
+    total += dt
+    clusters = [it.cluster for it in items]
+    _, dt = timed(f"circular_accuracy CI ({m.resamples} re-scorings, questions)",
+                  lambda: corpus_bootstrap_ci(r.rescore, len(items), m.resamples, 0, clusters=clusters))
+    total += dt
+    print(f"  {'= extraction + CircularEval + CI':<48} {total:8.2f} s   (target < 2 s)")
+    print(f"  {'  = circular accuracy':<48} {r.value:8.4f}")
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--captions", type=int, default=5000)
     ap.add_argument("--vqa", type=int, default=100000)
     ap.add_argument("--text-rich", type=int, default=50000)
     a = ap.parse_args()
+    bench_mme()
+    bench_mmbench()
     bench_text_rich(a.text_rich)
     bench_vqa(a.vqa)
     bench_captions(a.captions)

@@ -215,6 +215,26 @@ def paper_vs_measured(rows: list[Row], refs: list[Reference], runs: dict[str, Ru
                                       "Δ (measured − reported)", "reported inside CI", "source"])
 
 
+_TOTALS = {"n_questions", "n_images", "n_samples"}  # sizes a metric notes beside its counts: not a count of trouble
+
+
+def counted_frame(runs: dict[str, Run]) -> pd.DataFrame:
+    """What each run counted beside its scores, task by task: answers no rule could read (scored 0),
+    failed samples, and the counts (`n_...`) the primary metric recorded (MMMU's random picks, MMBench's
+    questions left out for missing shifts). A count hidden behind an average is how harnesses come to disagree."""
+    out = []
+    for label, run in runs.items():
+        for name, t in sorted(run.tasks.items()):
+            counts: list[tuple[str, str, Any]] = [("", "unparsed answers", t.n_extraction_failures),
+                                                 ("", "failed samples", t.n_errors)]
+            primary = t.metrics[t.primary_metric]
+            counts += [(t.primary_metric, k, v) for k, v in (primary.details or {}).items()
+                       if k.startswith("n_") and k not in _TOTALS and isinstance(v, int) and not isinstance(v, bool)]
+            out += [{"run": label, "task": name, "metric": m, "counted": what, "n": v, "of": t.n_samples}
+                    for m, what, v in counts if v]
+    return pd.DataFrame(out, columns=["run", "task", "metric", "counted", "n", "of"])
+
+
 def run_keys(runs: list[Run]) -> dict[str, Run]:
     """A unique label per run: its name, with the folder added when two runs share a name."""
     names = [r.name for r in runs]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dashboard.board import build_rows, headline_score, level_frame, paper_vs_measured, run_keys
+from dashboard.board import build_rows, counted_frame, headline_score, level_frame, paper_vs_measured, run_keys
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
 from m3eval.results import atomic_write_bytes
 from m3eval.report.runs import ResultsError, find_runs, load_references
@@ -130,6 +130,11 @@ def render(h: Hierarchy, runs, refs, results_name: str) -> str:
     pvm = paper_vs_measured(rows, refs, runs)
     if not pvm.empty:
         parts.append("<h2>Reported vs reproduced</h2>" + html_table(pvm))
+    counted = counted_frame(runs)
+    if not counted.empty:
+        parts.append("<h2>Counted beside the scores</h2><p class='note'>Answers no rule could read (scored 0), "
+                     "failed samples, and what a metric counted: MMMU's random picks for unreadable answers "
+                     "(its authors' protocol), questions left out of a score.</p>" + html_table(counted))
     tree = "".join(
         f"<li>{html.escape(c.title)} (weight {c.weight:g})<ul>" + "".join(
             f"<li>{html.escape(n.title)}: {html.escape(', '.join(lf.task for lf in n.leaves))}</li>"

@@ -45,6 +45,7 @@ class Sample:
     instruction: int | None = None  # index of the instruction variant, when a task has several
     cluster: str | None = None  # doc.cluster's value: samples sharing it are resampled together
     category: str | None = None  # doc.category's value: results score each category apart
+    image_markers: str | None = None  # doc.image_markers: image k goes at its marker in the prompt
     failure: SampleFailure | None = None  # a bad row (no references, a prompt over the bound): recorded, never run
     metadata: dict[str, Any] = field(default_factory=dict)
 

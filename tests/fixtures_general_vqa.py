@@ -5,9 +5,9 @@ m3eval.data.synthetic), with the field names and types of the hub card the task 
 
 - lmms-lab/VQAv2 validation: question_type, multiple_choice_answer, answers (list of {answer,
   answer_confidence, answer_id}), image_id, answer_type, question_id (int64), question, image.
-- lmms-lab/GQA: the two configs lmms-eval joins, testdev_balanced_instructions (id, imageId, question, answer,
-  fullAnswer, isBalanced: the columns the join reads, and a few more) and testdev_balanced_images (id, image);
-  `prepare_gqa` is the join of docs/TASKS_SUITE.md ("General VQA") that makes the file the GQA tasks read.
+- lmms-lab/GQA: the two configs the GQA tasks join (dataset.join), testdev_balanced_instructions (id, imageId,
+  question, answer, fullAnswer, isBalanced: the columns the join reads, and a few more) and
+  testdev_balanced_images (id, image), in a local copy of the repo (README configs + one folder per config).
 - lmms-lab/ScienceQA, config ScienceQA-IMG, test: image, question, choices, answer (int8), hint, task, grade,
   subject, topic, category, skill, lecture, solution.
 - lmms-lab/VizWiz-VQA val: question_id (string), image, question, answers (10 strings), category.
@@ -53,9 +53,10 @@ def write_vqav2(root: Path) -> Path:
         "answer_type": _STR, "question_id": _INT, "question": _STR, "image": datasets.Image()})
 
 
-# ---- GQA: the two hub configs and the prepared join --------------------------------------------
+# ---- GQA: the two hub configs, in a local copy of the repo ------------------------------------
 
 GQA_IMAGE_IDS = ["n161313", "n235859"]
+GQA_QUESTIONS, GQA_IMAGES = "testdev_balanced_instructions", "testdev_balanced_images"
 
 
 def gqa_instruction_rows() -> list[dict[str, Any]]:
@@ -72,38 +73,25 @@ def gqa_image_rows() -> list[dict[str, Any]]:
     return [{"id": img, "image": draw_image(300 + k, SIZE)} for k, img in enumerate(GQA_IMAGE_IDS)]
 
 
-def prepare_gqa(instructions: datasets.Dataset, images: datasets.Dataset, out: Path) -> Path:
-    """The recipe of docs/TASKS_SUITE.md ("General VQA"): each question with its image (joined on imageId == id),
-    the columns the GQA tasks read, in the questions' order."""
-    by_id = {row["id"]: i for i, row in enumerate(images.select_columns(["id"]))}
-    image_col = images.cast_column("image", datasets.Image(decode=False))["image"]
-
-    def rows():
-        for r in instructions:
-            yield {"id": r["id"], "imageId": r["imageId"], "question": r["question"], "answer": r["answer"],
-                   "image": image_col[by_id[r["imageId"]]]}
-
-    feats = datasets.Features({"id": _STR, "imageId": _STR, "question": _STR, "answer": _STR,
-                               "image": datasets.Image()})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_generator(rows, features=feats).to_parquet(str(out))
-    return out
-
-
-def write_gqa_hub(root: Path) -> tuple[Path, Path]:
-    """The two configs as the hub has them (parquet, split testdev)."""
-    instructions = _write(root / "GQA-hub" / "testdev_balanced_instructions" / "testdev.parquet",
-                          gqa_instruction_rows(), {"id": _STR, "imageId": _STR, "question": _STR, "answer": _STR,
-                                                   "fullAnswer": _STR, "isBalanced": datasets.Value("bool")})
-    images = _write(root / "GQA-hub" / "testdev_balanced_images" / "testdev.parquet", gqa_image_rows(),
-                    {"id": _STR, "image": datasets.Image()})
-    return instructions, images
+def write_gqa_configs(root: Path, images: list[dict[str, Any]] | None = None,
+                      questions: list[dict[str, Any]] | None = None) -> Path:
+    """A local copy of lmms-lab/GQA as `huggingface-cli download --local-dir` leaves it: the README's
+    `configs` naming each config's files, <config>/testdev-00000-of-00001.parquet. Both configs, so
+    `--dataset-override gqa_testdev_balanced=<folder>` reads the questions and the images from it."""
+    folder = root / "GQA"
+    _write(folder / GQA_QUESTIONS / "testdev-00000-of-00001.parquet", gqa_instruction_rows() if questions is None
+           else questions, {"id": _STR, "imageId": _STR, "question": _STR, "answer": _STR, "fullAnswer": _STR,
+                            "isBalanced": datasets.Value("bool")})
+    _write(folder / GQA_IMAGES / "testdev-00000-of-00001.parquet", gqa_image_rows() if images is None else images,
+           {"id": _STR, "image": datasets.Image()})
+    configs = "".join(f"- config_name: {c}\n  data_files:\n  - split: testdev\n    path: {c}/testdev-*\n"
+                      for c in (GQA_IMAGES, GQA_QUESTIONS))
+    (folder / "README.md").write_text(f"---\nconfigs:\n{configs}---\n", encoding="utf-8")
+    return folder
 
 
 def write_gqa(root: Path) -> Path:
-    instructions, images = write_gqa_hub(root)
-    return prepare_gqa(datasets.Dataset.from_parquet(str(instructions)), datasets.Dataset.from_parquet(str(images)),
-                       root / "GQA" / "testdev_balanced.parquet")
+    return write_gqa_configs(root)
 
 
 # ---- ScienceQA-IMG ---------------------------------------------------------------------------

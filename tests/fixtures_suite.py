@@ -18,8 +18,8 @@ YAML files run end to end on them through `--dataset-override TASK=PATH`:
 - Flickr8k-CN (prepared): parquet of image_id, image, captions (5, Chinese).
 - Text-rich VQA (the Qwen-VL table): lmms-lab/textvqa, lmms-lab/DocVQA (config DocVQA),
   lmms-lab/ChartQA (one test split, `type` human_test / augmented_test), lmms-lab/ai2d
-  (options, answer index as a string) with every column their cards list; OCR-VQA as the
-  prepared one-question-per-row parquet made from howard-hou/OCR-VQA.
+  (options, answer index as a string) with every column their cards list; howard-hou/OCR-VQA (one
+  row per cover, parallel questions / answers lists, and the card's other columns).
 
 Images are drawn with Pillow and videos encoded with PyAV by m3eval.data.synthetic.
 """
@@ -235,6 +235,7 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], feats: dict[str, Any]
 
 _STR, _INT = datasets.Value("string"), datasets.Value("int64")
 _STRS = datasets.Sequence(datasets.Value("string"))
+_FLOAT = datasets.Value("float64")
 
 
 def textvqa_rows() -> list[dict[str, Any]]:
@@ -296,16 +297,33 @@ def write_ai2d(root: Path) -> Path:
 
 
 def ocrvqa_rows() -> list[dict[str, Any]]:
-    """The prepared file: howard-hou/OCR-VQA test rows exploded, one row per (question, answer)."""
-    qa = [("Who wrote this book?", "Jane Austen"), ("What is the title of this book?", "Pride and Prejudice"),
-          ("Is this a romantic book?", "Yes")]
-    return [{"image": draw_image(100, SIZE), "image_id": "0140434267", "question_id": f"0140434267-{k}",
-             "question": q, "answer": a} for k, (q, a) in enumerate(qa)]
+    """howard-hou/OCR-VQA test as the hub has it: one row per cover, its questions and answers in parallel
+    lists (the task explodes them: N_ROWS questions on two covers)."""
+    covers = [("0140434267", "Pride and Prejudice", "Jane Austen", "Literature & Fiction",
+               [("Who wrote this book?", "Jane Austen"), ("What is the title of this book?", "Pride and Prejudice")]),
+              ("0486280616", "Moby Dick", "Herman Melville", "Literature & Fiction",
+               [("Is this a romantic book?", "No")])]
+    return [{"image": draw_image(100 + k, SIZE), "image_id": img, "questions": [q for q, _ in qa],
+             "answers": [a for _, a in qa], "ocr_tokens": title.split(),
+             "ocr_info": [{"word": w, "bounding_box": {"width": 0.2, "height": 0.05, "top_left_x": 0.1 * j,
+                                                       "top_left_y": 0.1}} for j, w in enumerate(title.split())],
+             "title": title, "authorName": author, "genre": genre, "image_width": SIZE[0], "image_height": SIZE[1],
+             "image_url": f"http://ecx.images-amazon.com/images/I/{img}.jpg", "set_name": "test"}
+            for k, (img, title, author, genre, qa) in enumerate(covers)]
+
+
+def ocrvqa_questions() -> list[dict[str, Any]]:
+    """The samples the task makes of ocrvqa_rows(): (id, question, answer), cover by cover."""
+    return [{"id": f"{r['image_id']}-{k}", "question": q, "answer": a}
+            for r in ocrvqa_rows() for k, (q, a) in enumerate(zip(r["questions"], r["answers"]))]
 
 
 def write_ocrvqa(root: Path) -> Path:
+    box = {"width": _FLOAT, "height": _FLOAT, "top_left_x": _FLOAT, "top_left_y": _FLOAT}
     return _write_parquet(root / "OCR-VQA" / "test.parquet", ocrvqa_rows(), {
-        "image": datasets.Image(), "image_id": _STR, "question_id": _STR, "question": _STR, "answer": _STR})
+        "image": datasets.Image(), "image_id": _STR, "questions": _STRS, "answers": _STRS, "ocr_tokens": _STRS,
+        "ocr_info": [{"word": _STR, "bounding_box": box}], "title": _STR, "authorName": _STR, "genre": _STR,
+        "image_width": _INT, "image_height": _INT, "image_url": _STR, "set_name": _STR})
 
 
 # The text-rich VQA tasks of the Qwen-VL table, both protocols (tasks/text_vqa/).
@@ -319,7 +337,8 @@ CHARTQA = {"chartqa_human": "human_test", "chartqa_augmented": "augmented_test",
 
 
 def n_rows(task: str) -> int:
-    """Rows of a task's fixture (ChartQA's two parts share one file of both)."""
+    """Samples (and excluded rows) of a task's fixture (ChartQA's two parts share one file of both; OCR-VQA's
+    N_ROWS questions are on two covers)."""
     return 2 * N_ROWS if task in CHARTQA else N_ROWS
 
 

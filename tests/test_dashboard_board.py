@@ -75,7 +75,7 @@ def test_the_project_hierarchy_loads_and_places_the_suite():
     h = load_hierarchy(DEFAULT_YAML)
     keys = [c.key for c in h.capabilities]
     assert keys == ["knowledge_vqa", "video", "chinese", "multilingual", "captioning", "general_vqa", "text_rich_vqa",
-                    "encoder", "grounding"]
+                    "perception", "reasoning", "hallucination", "encoder", "grounding"]
     tasks = ["m3it_okvqa", "okvqa", "m3it80_okvqa_fr", "m3it80_okvqa_en", "m3it80_msrvtt_qa_zh",
              "m3it80_msrvtt_zh", "demo_captions", "unknown_task"]
     placed = h.placed(tasks)

@@ -1,8 +1,8 @@
 """The general-VQA benchmarks of the Qwen-VL table (tasks/general_vqa/): each task's source, split and metric
-as its YAML cites them, where the `official` and `qwen_vl` protocols differ, the GQA join the task format
-cannot express (a prepared file, made by the recipe in fixtures_general_vqa.prepare_gqa), scoring of known
-answers, the column-mismatch error, the Qwen-VL and Qwen-VL-Chat reference rows, and every task end to end
-on the tiny model with --dataset-override, read from the Qwen-VL table's one run (conftest.qwen_vl_table_run)."""
+as its YAML cites them, where the `official` and `qwen_vl` protocols differ, GQA's two hub configs joined by
+dataset.join (read from a local copy of the repo), scoring of known answers, the column-mismatch error, the
+Qwen-VL and Qwen-VL-Chat reference rows, and every task end to end on the tiny model with --dataset-override,
+read from the Qwen-VL table's one run (conftest.qwen_vl_table_run)."""
 from __future__ import annotations
 
 import json
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = {
     "vqav2_val": ("lmms-lab/VQAv2", None, "validation", "32665d35052eb4a6d4414851c3c829a72754915a", "question_id",
                   "vqa_accuracy", {}, 16),
-    "gqa_testdev_balanced": ("~/.cache/m3eval/data/GQA/testdev_balanced.parquet", None, "testdev", None, "id",
+    "gqa_testdev_balanced": ("lmms-lab/GQA", "testdev_balanced_instructions", "testdev", "main", "id",
                              "gqa_accuracy", {}, 16),
     "scienceqa_img_test": ("lmms-lab/ScienceQA", "ScienceQA-IMG", "test", "69dd4d6b67373d38f96a5badd5d24d0eb5bcdc50",
                            None, "choice_accuracy", {}, 16),
@@ -68,6 +68,9 @@ def test_each_benchmark_reads_its_source_split_and_metric(registry):
     check_official_tasks(registry, OFFICIAL, "general_vqa")
     assert registry.tasks["vqav2_val"].doc.references == "answers.answer"  # the list of answer dicts
     assert registry.tasks["scienceqa_img_test"].filters[0].name == "choice_letter"
+    join = registry.tasks["gqa_testdev_balanced"].dataset.join  # the images: lmms-eval's gqa_process_docs join
+    assert join is not None and (join.path, join.name, join.split, join.revision, join.field, join.key) == \
+        ("lmms-lab/GQA", "testdev_balanced_images", "testdev", "main", "imageId", "id")
 
 
 def test_the_groups_hold_the_five_benchmarks_under_each_protocol(registry):
@@ -106,34 +109,42 @@ def _scores(spec, data_path: Path, answers: list[str], metric: str | None = None
     return summary, [r["scores"][metric or spec.primary] for r in records]
 
 
-def test_gqa_is_prepared_by_joining_the_two_hub_configs(registry, tmp_path):
-    instructions, images = fg.write_gqa_hub(tmp_path)
-    path = fg.prepare_gqa(datasets.Dataset.from_parquet(str(instructions)), datasets.Dataset.from_parquet(str(images)),
-                          tmp_path / "GQA" / "testdev_balanced.parquet")
-    samples = load_task_data(registry.tasks["gqa_testdev_balanced"], None, "default", str(path)).samples
+def test_gqa_joins_each_question_to_its_image_in_the_other_config(registry, tmp_path):
+    """A local copy of the repo holds both configs: each question takes its image from the images config,
+    read from that table (two rows for three questions: nothing copied), and run.json's data record
+    fingerprints both tables."""
+    folder = fg.write_gqa(tmp_path)
+    data = load_task_data(registry.tasks["gqa_testdev_balanced"], None, "default", str(folder))
     rows = fg.gqa_instruction_rows()
-    assert [s.id for s in samples] == [r["id"] for r in rows] and [s.cluster for s in samples] == \
+    assert [s.id for s in data.samples] == [r["id"] for r in rows] and [s.cluster for s in data.samples] == \
         [r["imageId"] for r in rows]
     drawn = {r["id"]: np.asarray(r["image"].convert("RGB")) for r in fg.gqa_image_rows()}
-    for s, r in zip(samples, rows):  # each question carries its own image
+    for s, r in zip(data.samples, rows):  # each question carries its own image
         (image,) = s.media
+        assert s.failure is None and len(image.source.ds) == len(fg.GQA_IMAGE_IDS), r["id"]
         assert np.array_equal(np.asarray(decode_image(image.source.get())), drawn[r["imageId"]]), r["id"]
+    assert data.fingerprint["kind"] == data.fingerprint["join"]["kind"] == "local"
+    assert data.fingerprint["join"]["path"] == str(folder.resolve())
 
 
-def test_the_questions_config_alone_is_one_line_naming_the_image_column(registry, tmp_path, capsys):
-    """Without the join the data has no `image` column: one line naming the task, the column and the
-    columns found, exit 1, before the model loads (media fields are read lazily; a wrong name used to
-    fail every sample with KeyError: 'image' and the run 'scored nothing')."""
+def test_the_questions_config_alone_reads_the_images_from_the_hub(registry, tmp_path, capsys, monkeypatch):
+    """Overriding with the questions alone keeps the join's table as the task names it (the hub config):
+    offline that is one line naming the task, the joined dataset and its config, exit 1, before the
+    model loads."""
+    import huggingface_hub.constants as hub
+
     from m3eval.cli import main
     from m3eval.demo.tiny_model import ensure_tiny_model
 
-    instructions, _ = fg.write_gqa_hub(tmp_path)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)  # the real client, refusing the network
+    questions = next((fg.write_gqa(tmp_path) / fg.GQA_QUESTIONS).glob("*.parquet"))
     rc = main(["run", "--model", "hf", "--model-args", f"pretrained={ensure_tiny_model()}", "--tasks",
                "gqa_testdev_balanced", "--output", str(tmp_path / "runs"), "--run-name", "r",
-               "--dataset-override", f"gqa_testdev_balanced={instructions}", "--no-media"])
+               "--dataset-override", f"gqa_testdev_balanced={questions}", "--no-media"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
-    assert "task gqa_testdev_balanced: no field 'image' (doc.images; columns: " in err
+    assert "task gqa_testdev_balanced: dataset lmms-lab/GQA (config testdev_balanced_images), split testdev: " in err
+    assert "--dataset-override" in err
     assert not (tmp_path / "runs" / "r" / "predictions").exists()  # nothing generated
 
 

@@ -267,7 +267,7 @@ def test_a_crash_inside_the_decoding_worker_stops_it_at_once(tiny_model, tmp_pat
     the exception, whose traceback holds the loader, is still alive)."""
     from m3eval.run import prefetch
 
-    def broken(sample, rule, media_dir):
+    def broken(sample, rule, media_dir, max_images=None):
         raise RuntimeError("a decoding bug")
     monkeypatch.setattr(prefetch, "prepare", broken)
     cfg = RunConfig(tasks=["demo_vqa"], output=tmp_path, model_args={"pretrained": str(tiny_model)},

@@ -167,8 +167,8 @@ def _expected_references(task: str, fixtures: dict[str, Path]) -> list[list[str]
         return [["ABCD"[int(r["answer"])]] for r in fx.ai2d_rows()]
     if task == "ai2d_test_qwen_vl":  # Qwen-VL's target: the correct option's text
         return [[r["options"][int(r["answer"])]] for r in fx.ai2d_rows()]
-    if base == "ocrvqa_test":
-        return [[r["answer"]] for r in fx.ocrvqa_rows()]
+    if base == "ocrvqa_test":  # one sample per question of each cover (doc.explode)
+        return [[q["answer"]] for q in fx.ocrvqa_questions()]
     raise AssertionError(f"no expected references for {task}")
 
 

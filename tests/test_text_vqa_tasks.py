@@ -37,8 +37,8 @@ OFFICIAL = {
                           {"max_relative_change": 0.05}, 16),
     "ai2d_test": ("lmms-lab/ai2d", None, "test", "c83a9b9692933aff8349157c88a413df9d02c4e5", None,
                   "choice_accuracy", {}, 16),
-    "ocrvqa_test": ("~/.cache/m3eval/data/OCR-VQA/test.parquet", None, "test", None, "question_id", "exact_match",
-                    {"ignore_case": True}, 32),
+    "ocrvqa_test": ("howard-hou/OCR-VQA", None, "test", "88234cc092c5f6d199b5cf3b471e3b490a69c07b",
+                    "{{ image_id }}-{{ explode_index }}", "exact_match", {"ignore_case": True}, 32),
 }
 # Qwen-VL eval_mm/evaluate_vqa.py ds_collections: max_new_tokens per dataset
 QWEN_VL_TOKENS = {"textvqa_val": 10, "docvqa_val": 100, "chartqa_human": 100, "chartqa_augmented": 100,
@@ -80,7 +80,9 @@ def test_the_qwen_vl_protocol_changes_only_what_evaluate_vqa_py_does(registry):
             (tokens, False, 1), task
     for task in ["textvqa_val", "docvqa_val", "ocrvqa_test"]:  # other prompt and budget
         official, qwen = registry.tasks[task], registry.tasks[f"{task}_qwen_vl"]
-        assert qwen.doc.references == official.doc.references and qwen.doc.prompt == "{{ question }} Answer:", task
+        question = "{{ questions }}" if task == "ocrvqa_test" else "{{ question }}"  # one item of doc.explode
+        assert qwen.doc.references == official.doc.references and qwen.doc.prompt == f"{question} Answer:", task
+        assert qwen.doc.explode == official.doc.explode, task
         if task != "textvqa_val":  # same scorer
             assert qwen.metrics == official.metrics, task
     # TextVQA: Qwen-VL's VQAEval (eval_mm/vqa_eval.py), not TextVQA's own evaluator

@@ -11,7 +11,7 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.board import build_rows, level_frame, paper_vs_measured  # noqa: E402
+from dashboard.board import build_rows, counted_frame, level_frame, paper_vs_measured  # noqa: E402
 from dashboard.loading import load_all, load_hierarchy_or_stop, md_escape, run_keys, table  # noqa: E402
 
 st.set_page_config(page_title="m3eval leaderboard", page_icon="📊", layout="wide")
@@ -105,3 +105,10 @@ else:
                          for c in ("reported", "measured", "Δ (measured − reported)")})
     st.caption("Reported: the paper's number; measured: this harness's run of the same model and task, "
                "same metric, with its 95% bootstrap interval.")
+
+counted = counted_frame(runs_by)
+if not counted.empty:
+    st.subheader("Counted beside the scores")
+    table(counted, "counted", "counted", column_config={"n": st.column_config.NumberColumn("n", format="%d")})
+    st.caption("Answers no rule could read (scored 0), failed samples, and what a metric counted: MMMU's random "
+               "picks for unreadable answers (its authors' protocol), questions left out of a score.")

@@ -190,6 +190,12 @@ def data_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str 
     not a change; the same content under another path is none either."""
     if not old or not new:
         return None
+    if "join" in old or "join" in new:  # dataset.join: the joined table is data too
+        why = data_changed(old.get("join"), new.get("join")) if old.get("join") and new.get("join") else \
+            None if old.get("join") == new.get("join") else "a joined table added or removed"
+        if why:
+            return f"joined table: {why}"
+        old, new = ({k: v for k, v in d.items() if k != "join"} for d in (old, new))
     if old.get("kind") != new.get("kind") or (new.get("kind") == "hub" and old.get("path") != new.get("path")):
         return f"data source {old.get('path')!r} -> {new.get('path')!r}"
     if new.get("kind") == "hub":

@@ -5,11 +5,12 @@ a Sample carries `LazyField` references that the runner resolves batch by batch.
 """
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import datasets
 
@@ -19,6 +20,11 @@ from ..record import SampleFailure
 from ..tasks.schema import TaskSpec
 from ..types import Media, Sample, variant_id
 from .media_paths import resolve_media
+
+if TYPE_CHECKING:
+    from .join import JoinedTable
+
+EXPLODE_INDEX = "explode_index"  # doc.explode: the item's place in its row's lists, for templates (doc.id)
 
 
 @dataclass
@@ -32,10 +38,13 @@ class LazyField:
     roots: tuple[Path, ...] | None = None  # folders local media may come from; None: no resolution
     kind: str = "video"
     follow_links: bool = False  # doc.follow_links: read what a link inside the roots points to, wherever
+    optional: bool = False  # one of several image fields: a null is no image (None), not a bad one
 
     def get(self) -> Any:
         row = self.ds[self.row]
         value = render(self.path, row) if is_template(self.path) else get_field(row, self.path)
+        if value is None and self.optional:
+            return None
         if self.roots is not None and self.root is not None:
             return resolve_media(value, self.kind, self.root, list(self.roots), self.follow_links)
         if self.root is not None and isinstance(value, str) and not Path(value).is_absolute():
@@ -114,8 +123,8 @@ def instruction_set(spec: TaskSpec, ds: datasets.Dataset) -> list[str]:
 
 
 def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "default",
-                  media_root: Path | None = None, media_roots: list[Path] | None = None
-                  ) -> tuple[list[Sample], int]:
+                  media_root: Path | None = None, media_roots: list[Path] | None = None,
+                  join: JoinedTable | None = None) -> tuple[list[Sample], int]:
     """The task's samples, and how many rows doc.exclude_if dropped. instructions: "default" (each row's own),
     "all" (every row under every variant), or "K" (the first K variants).
     Relative video paths are resolved against media_root. With media_roots (the data's
@@ -123,7 +132,10 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     media path must lie in one of media_roots (else that sample fails, counted).
     A row with no references, or whose prompt exceeds the size bound, becomes a sample
     carrying its `failure`: recorded and counted, never generated. Media stay lazy
-    references: a sample holds text only until it reaches a model."""
+    references: a sample holds text only until it reaches a model.
+    join (dataset.join): each row takes the matched row's text columns; a media field only the joined
+    table has is read from it. doc.explode: one sample per item of the row's lists. doc.exclude_if and
+    every other key read the row so made; n_excluded counts those rows."""
     samples: list[Sample] = []
     doc = spec.doc
     variants: Sequence[str | None] = [None]
@@ -131,19 +143,32 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     if pool:  # a task without variants runs its one prompt (results note it): tasks mix in one run
         k = len(pool) if instructions == "all" else int(instructions)
         variants = pool[:k]
-    for key in ("images", "video", "frames"):  # read lazily, per sample: a wrong name would fail every sample
-        field = getattr(doc, key)
-        if field and not is_template(field) and field.split(".")[0] not in ds.column_names:
-            raise SampleError(f"task {spec.task}: no field {field.split('.')[0]!r} (doc.{key}; columns: "
-                              f"{', '.join(ds.column_names)})")
-    media_cols = {f.split(".")[0] for f in (doc.images, doc.video, doc.frames) if f}
+    image_fields = doc.images if isinstance(doc.images, list) else [doc.images] if doc.images else []
+    media_fields = [("images", f) for f in image_fields] + [("video", doc.video), ("frames", doc.frames)]
+    columns = list(dict.fromkeys(ds.column_names + (join.ds.column_names if join else [])))  # a joined row's too
+    named = [(f"doc.{key}", f, columns) for key, f in media_fields] + \
+        [("doc.explode", f, columns) for f in doc.explode or []] + \
+        ([("dataset.join.field", join.field, ds.column_names)] if join else [])
+    for key, field, have in named:  # read lazily, per sample: a wrong name would fail every sample
+        if field and not is_template(field) and field.split(".")[0] not in have:
+            raise SampleError(f"task {spec.task}: no field {field.split('.')[0]!r} ({key}; columns: "
+                              f"{', '.join(have)})")
+    media_cols = {f.split(".")[0] for _, f in media_fields if f}
     text_cols = [c for c in ds.column_names if c not in media_cols]
     seen: dict[str, int] = {}
     n_excluded = 0
     roots = tuple(media_roots) if media_roots else None
     data_dir = media_roots[0] if media_roots else None
     links = bool(doc.follow_links)
-    for i, row in enumerate(ds.select_columns(text_cols)):
+
+    def lazy(i: int, j: int | None, field: str, kind: str, root: Path | None, optional: bool = False) -> LazyField:
+        """Row i's media field; from joined row j when only the joined table has its column."""
+        if join is not None and j is not None and not is_template(field) and field.split(".")[0] not in ds.column_names:
+            own = join.video_root if kind == "video" else join.roots[0] if join.roots else None
+            return LazyField(join.ds, j, field, own, join.roots, kind, links, optional)
+        return LazyField(ds, i, field, root, roots, kind, links, optional)
+
+    for i, row, item, j, unusable in _rows(ds.select_columns(text_cols), join, doc.explode):
         if doc.exclude_if:
             try:
                 if _excluded(row, doc.exclude_if):
@@ -154,7 +179,10 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
                                   f"columns: {', '.join(ds.column_names)})") from None
         problems: list[str] = []  # fields of this row that are not text: the row fails, counted
         try:
-            choices = _text(problems, "choices", doc.choices, get_field(row, doc.choices), _choice_texts, None) \
+            if doc.literal_fields:
+                row = _with_literals(row, doc.literal_fields, problems)
+            choices = _text(problems, "choices", str(doc.choices), _choice_value(row, doc.choices),
+                            _choice_texts, None) \
                 if doc.choices else None
             base_id = _required(_text_or_field(row, doc.id, choices)) if doc.id else str(i)
             references = _text(problems, "references", doc.references,  # none on a submission task
@@ -173,18 +201,21 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             raise SampleError(f"task {spec.task}: row {i}: doc.id ({doc.id}) {e}; ids must be text or "
                               "numbers") from None
         if base_id in seen:  # two rows under one id would overwrite each other's predictions
+            hint = f" (doc.explode: doc.id must use {{{{ {EXPLODE_INDEX} }}}})" if doc.explode else ""
             raise SampleError(f"task {spec.task}: rows {seen[base_id]} and {i} have the same id {base_id!r} "
-                              f"(doc.id: {doc.id or 'the row index'}); ids must be unique")
+                              f"(doc.id: {doc.id or 'the row index'}); ids must be unique{hint}")
         seen[base_id] = i
-        media = []
-        if doc.images:
-            media.append(Media("image", LazyField(ds, i, doc.images, data_dir, roots, "image", links)))
+        optional = isinstance(doc.images, list)  # several image fields: nulls are images a row lacks
+        media = [Media("image", lazy(i, j, f, "image", data_dir, optional)) for f in image_fields]
         if doc.frames:
-            media.append(Media("frames", LazyField(ds, i, doc.frames, data_dir, roots, "frames", links)))
+            media.append(Media("frames", lazy(i, j, doc.frames, "frames", data_dir)))
         if doc.video:
-            media.append(Media("video", LazyField(ds, i, doc.video, media_root, roots, "video", links)))
+            media.append(Media("video", lazy(i, j, doc.video, "video", media_root)))
         missing = None
-        if problems:
+        if unusable:  # no joined row, or lists doc.explode cannot pair up
+            missing = SampleFailure(stage="data", type=unusable[0], message=f"row {i} (id {base_id!r}): "
+                                    + unusable[1])
+        elif problems:
             missing = SampleFailure(stage="data", type="NotText", message=f"row {i} (id {base_id!r}): "
                                     + "; ".join(problems))
         elif doc.references is not None and not any(r.strip() for r in references):
@@ -203,9 +234,32 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             samples.append(Sample(id=base_id if text is None else variant_id(base_id, k), task=spec.task,
                                   prompt=prompt, references=references, media=media, choices=choices, lang=lang,
                                   instruction=None if text is None else k, cluster=cluster, category=category,
-                                  failure=failure,
-                                  metadata={"row": i}))
+                                  image_markers=doc.image_markers, failure=failure,
+                                  metadata={"row": i} if item is None else {"row": i, "item": item}))
     return samples, n_excluded
+
+
+def _rows(rows: Iterable[dict[str, Any]], join: JoinedTable | None, explode: list[str] | None
+          ) -> Iterator[tuple[int, dict[str, Any], int | None, int | None, tuple[str, str] | None]]:
+    """Each row as its samples read it: (row index, the row with the joined row's columns (its own win),
+    item index of doc.explode, joined row, why the row cannot be used: (failure type, message)).
+    A row whose lists differ in length gives one failed sample, its lists' fields null, item 0."""
+    for i, own in enumerate(rows):
+        j, why = join.match(own) if join is not None else (None, None)
+        row = own if join is None else {**join.columns(j), **own}
+        bad = ("NoJoinMatch", why) if why else None
+        if not explode:
+            yield i, row, None, j, bad
+            continue
+        lists = {f: row[f] for f in explode}
+        sizes = {f: len(v) if isinstance(v, (list, tuple)) else None for f, v in lists.items()}
+        if None in sizes.values() or len(set(sizes.values())) > 1:
+            told = ", ".join(f"{f}: {'not a list' if n is None else f'{n} items'}" for f, n in sizes.items())
+            yield i, {**row, **dict.fromkeys(explode), EXPLODE_INDEX: 0}, 0, j, \
+                bad or ("ExplodeLengths", f"doc.explode needs lists of one length ({told})")
+            continue
+        for k in range(next(iter(sizes.values())) or 0):
+            yield i, {**row, **{f: v[k] for f, v in lists.items()}, EXPLODE_INDEX: k}, k, j, bad
 
 
 def _text(problems: list[str], key: str, field: str, value: Any, convert: Callable[[Any], Any], default: Any) -> Any:
@@ -219,6 +273,36 @@ def _text(problems: list[str], key: str, field: str, value: Any, convert: Callab
 
 def _choice_texts(value: Any) -> list[str]:
     return text_list(value, keep_places=True)
+
+
+def _choice_value(row: dict[str, Any], spec: str | list[str]) -> Any:
+    """doc.choices: a field holding the options, or one field or template per option (MMBench's A..D
+    columns), where a template printing nothing (a missing option) counts as null."""
+    if isinstance(spec, str):
+        return get_field(row, spec)
+    values = [_text_or_field(row, s) for s in spec]
+    return [None if is_template(s) and not str(v).strip() else v for s, v in zip(spec, values)]
+
+
+MAX_LITERAL_CHARS = 100_000  # ast.literal_eval's own recursion and memory stay small below this
+
+
+def _with_literals(row: dict[str, Any], fields: list[str], problems: list[str]) -> dict[str, Any]:
+    """The row with each of doc.literal_fields parsed from the text of a Python literal (MMMU's options
+    "['a', 'b']") by ast.literal_eval, which builds plain data and runs nothing; a value that is not
+    text (null, already a list) is kept. One that is no literal notes the problem (the row fails)."""
+    out = dict(row)
+    for name in fields:
+        value = row[name]
+        if not isinstance(value, str):
+            continue
+        try:
+            if len(value) > MAX_LITERAL_CHARS:
+                raise ValueError(f"longer than {MAX_LITERAL_CHARS:,} characters")
+            out[name] = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as e:
+            problems.append(f"doc.literal_fields ({name}) is not a Python literal: {type(e).__name__}: {e}")
+    return out
 
 
 def _required(value: Any) -> str:

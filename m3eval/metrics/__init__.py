@@ -18,6 +18,10 @@ Plain functions (predictions: list[str]; references: one list[str] per predictio
     vizwiz_accuracy(prediction, answers) -> float          0..1, the VizWiz-VQA API's accuracy
     qwen_vl_vqa_score(prediction, answers) -> float        0..1, Qwen-VL eval_mm/vqa_eval.py (LAVIS VQAEval)
     textvqa_accuracy(prediction, answers, protocol="official") -> float   0..1, TextVQA (mmf's evaluator | qwen_vl)
+    mmbench_infer(response, choices) -> str | None   MMBench's rule-based option matching (VLMEvalKit can_infer)
+    mme_scores(rows) -> dict       MME perception / cognition / per-subtask acc, acc+, score (calculation.py)
+    pope_scores(predictions, labels) -> dict   0..1 accuracy, precision, recall, f1, yes_ratio (POPE evaluate.py)
+    mmmu_parse_multi_choice(response, options) -> str | None   MMMU's official letter parse (None: it would guess)
 
 Registry: get_metric(name), metric_names(), register_metric(Metric(...)); `m3eval metrics` lists
 every metric with its args, scale and source. The LLM judge (scoring/judge.py) is registered
@@ -29,6 +33,10 @@ from m3eval.metrics.caption import cider  # registers coco_* metrics
 from m3eval.metrics.choice import extract_choice_letter  # registers choice_accuracy, aokvqa_mc
 from m3eval.metrics.general_vqa import gqa_accuracy, qwen_vl_vqa_score, vizwiz_accuracy  # registers the same names
 from m3eval.metrics.grounding import box_iou, grounding_accuracy  # registers grounding_acc
+from m3eval.metrics.mmbench import mmbench_infer  # registers circular_accuracy, first_pass_accuracy
+from m3eval.metrics.mme import mme_scores  # registers mme_score, mme_perception, mme_cognition, mme_acc, mme_acc_plus
+from m3eval.metrics.mmmu import parse_multi_choice as mmmu_parse_multi_choice  # registers mmmu_accuracy
+from m3eval.metrics.pope import pope_scores  # registers pope_{accuracy,precision,recall,f1,yes_ratio}
 from m3eval.metrics.retrieval import recall_at_k  # registers top*_accuracy, i2t_r*, t2i_r*, mean_recall
 from m3eval.metrics.text import bleu, chrf, rouge_l  # registers rouge_l, bleu, chrf
 from m3eval.metrics.text_rich import anls, relaxed_accuracy  # registers anls, relaxed_accuracy
@@ -41,4 +49,8 @@ __all__ = [
     "rouge_l", "bleu", "chrf", "cider", "box_iou", "grounding_accuracy", "recall_at_k",
     "anls", "relaxed_accuracy", "textvqa_accuracy",
     "gqa_accuracy", "vizwiz_accuracy", "qwen_vl_vqa_score",
+    "mme_scores",
+    "mmbench_infer",
+    "pope_scores",
+    "mmmu_parse_multi_choice",
 ]

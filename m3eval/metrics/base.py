@@ -26,6 +26,7 @@ import numpy as np
 
 from m3eval.errors import SampleScoreError
 from m3eval.plugins import Registry
+from m3eval.record import SampleRecord
 
 
 @dataclass
@@ -41,10 +42,18 @@ class MetricInput:
     category: str | None = None  # doc.category's value (MME's subtask)
 
 
+def record_input(r: SampleRecord) -> MetricInput:
+    """A scored sample's metric input rebuilt from its record (samples/<task>.jsonl), to re-score a
+    corpus metric on resampled corpora (group intervals, `compare`) as the task scored it."""
+    return MetricInput(r.extracted, list(r.references), r.choices, r.lang or "en", prompt=r.prompt, id=r.id,
+                       cluster=r.cluster, category=r.category)
+
+
 @dataclass
 class MetricResult:
     value: float
-    per_sample: list[float] | None  # aligned with the inputs; None where a corpus metric has no per-sample form
+    per_sample: list[float] | list[float | None] | None  # aligned with the inputs; None where a corpus metric
+    # has no per-sample form; an item None: a sample the corpus metric left out (MMBench's incomplete questions)
     signature: str | None = None  # e.g. sacrebleu's signature
     # corpus metrics: rescore(counts) -> score of the corpus where sample i appears counts[i] times
     rescore: Callable[[np.ndarray], float] | None = None
@@ -114,7 +123,7 @@ def hf_metric(name: str) -> Metric:
 
 # Metrics whose module lies above metrics/ (it may import metrics/, never the reverse): name ->
 # the module that registers it when imported. Looked up by name, like an entry point.
-LAZY_METRICS = {"judge": "m3eval.scoring.judge"}
+LAZY_METRICS = {"judge": "m3eval.scoring.judge", "circular_accuracy_judged": "m3eval.scoring.mmbench_judge"}
 
 
 class _MetricRegistry(Registry[Metric]):

@@ -1,9 +1,9 @@
 """The backend interface (`ModelAdapter`) and generation settings (lookup by name: registry.py).
 
 A backend subclasses `ModelAdapter` and implements `generate`; every optional capability
-(streaming, split preprocessing, encoding, preflight checks, revision, info, close) is a
-member with a default, documented where it is defined, so the runner calls the interface
-and never asks an object what it has.
+(streaming, split preprocessing, encoding, preflight checks, revision, info, close, the most
+images a message may carry) is a member with a default, documented where it is defined, so the
+runner calls the interface and never asks an object what it has.
 
 Every backend receives the same `Message` format (m3eval/types.py) and returns one string
 per message. A plugin's model that is not a `ModelAdapter` subclass (any object with a
@@ -96,6 +96,12 @@ class ModelAdapter(abc.ABC):
     def close(self) -> None:
         """Free the model (GPU memory, connections, threads). Default: nothing to free."""
 
+    def max_images(self) -> int | None:
+        """The most images one message may carry (image parts; a video's frames are ruled by the
+        task's video settings), or None for no limit. A sample with more (MMMU has up to seven)
+        fails alone, recorded with both counts, and is never sent. Default: None."""
+        return None
+
     @staticmethod
     def preflight(model_args: dict[str, Any]) -> None:
         """Cheap checks run before any task data loads (a missing package or GPU, a missing
@@ -138,7 +144,7 @@ class ModelAdapter(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} is not an encoder")
 
 
-_OPTIONAL = ("info", "close", "generate_stream", "preprocess", "generate_prepared", "encode_images",
+_OPTIONAL = ("info", "close", "max_images", "generate_stream", "preprocess", "generate_prepared", "encode_images",
              "encode_texts")
 
 
@@ -170,6 +176,9 @@ class PluginAdapter(ModelAdapter):
     def close(self) -> None:
         if "close" in self._has:
             self.wrapped.close()
+
+    def max_images(self) -> int | None:
+        return cast("int | None", self.wrapped.max_images()) if "max_images" in self._has else None
 
     def generate_stream(self, items: Iterable[StreamItem]) -> Iterator[StreamResult]:
         if not self.streams:

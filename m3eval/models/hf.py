@@ -19,6 +19,7 @@ from m3eval.models.chat import conversation, placeholder_tokens
 from m3eval.models.weights import (
     as_bool,
     display_name,
+    image_limit,
     local_folder,
     local_revision,
     resolve_device,
@@ -33,7 +34,9 @@ class HFAdapter(ModelAdapter):
 
     dtype: auto | float32 | bfloat16 | float16. device: cpu | cuda | cuda:N | auto
     (default cuda when available). chat_template: a .jinja file or template text,
-    for processors that ship none. local_files_only: never ask the hub.
+    for processors that ship none. local_files_only: never ask the hub. max_images: the most
+    images the model takes in one message (e.g. 1 for a model trained on single images); a
+    sample with more fails alone, recorded (default: no limit, as the chat template places each).
     """
 
     backend = "hf"
@@ -53,9 +56,11 @@ class HFAdapter(ModelAdapter):
         attn_implementation: str | None = None,
         chat_template: str | None = None,
         local_files_only: bool = False,
+        max_images: int | None = None,
     ):
         if not pretrained:
             raise ModelLoadError("hf backend: model arg 'pretrained' (a local folder or hub id) is required")
+        self._max_images = image_limit(max_images)
         self.pretrained = str(pretrained)
         local = local_folder(self.pretrained)
         source = str(local) if local is not None else self.pretrained
@@ -85,6 +90,7 @@ class HFAdapter(ModelAdapter):
             "backend": "hf", "id": source, "revision": revision_of(local, config),
             "class": type(self.model).__name__, "dtype": str(self.model.dtype).replace("torch.", ""),
             "device": self.device, "video": "native" if self.native_video else "frames-as-images",
+            **({"max_images": self._max_images} if self._max_images is not None else {}),
         }
 
     # ---- loading -------------------------------------------------------------
@@ -174,6 +180,9 @@ class HFAdapter(ModelAdapter):
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
+
+    def max_images(self) -> int | None:
+        return self._max_images
 
     def close(self) -> None:
         import torch

@@ -28,6 +28,7 @@ from m3eval.errors import BadMessageError, ModelLoadError, ReplyTooLarge, Reques
 from m3eval.models.api_guard import DOWN_STATUS, Breaker, Workers, read_capped, reply_cap, retry_delay, retryable
 from m3eval.models.base import GenerationConfig, ModelAdapter, truncate_at_stop
 from m3eval.models.chat import check_message
+from m3eval.models.weights import image_limit
 from m3eval.record import MAX_PREDICTION_CHARS
 from m3eval.results import public_url, url_secrets
 from m3eval.types import Message
@@ -37,7 +38,8 @@ MODEL_ARGS = ("base_url (required, e.g. http://localhost:8000/v1), model (the se
               "one served), api_key_env (default OPENAI_API_KEY), concurrency (16), timeout (120 s per "
               "request), connect_timeout (5 s), max_retries (5), image_format (png|jpeg), check_model (true), "
               "max_reply_bytes (64 KiB + 64 per max_new_tokens, at most 16 MiB), "
-              "server_down_after (failed requests in a row: min(16, concurrency))")
+              "server_down_after (failed requests in a row: min(16, concurrency)), max_images (the most "
+              "images the served model takes in one request; a sample with more fails alone; default: no limit)")
 
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;}]+")
@@ -149,10 +151,12 @@ class OpenAICompatAdapter(ModelAdapter):
         check_model: bool = True,
         max_reply_bytes: int | None = None,
         server_down_after: int | None = None,
+        max_images: int | None = None,
     ):
         self.preflight({"base_url": base_url, "image_format": image_format, "concurrency": concurrency,
                         "max_retries": max_retries, "max_reply_bytes": max_reply_bytes,
-                        "server_down_after": server_down_after})
+                        "server_down_after": server_down_after, "max_images": max_images})
+        self._max_images = image_limit(max_images)
         openai = _require_client()
         self.base_url = str(base_url).rstrip("/")
         self.api_key_env = str(api_key_env)
@@ -192,6 +196,7 @@ class OpenAICompatAdapter(ModelAdapter):
             value = model_args.get(arg)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ModelLoadError(f"openai backend: {arg}={value!r}: expected a whole number >= 1")
+        image_limit(model_args.get("max_images"))
         _require_client()
 
     # ---- server ------------------------------------------------------------------
@@ -335,6 +340,9 @@ class OpenAICompatAdapter(ModelAdapter):
 
     def close(self) -> None:
         self._client.close()
+
+    def max_images(self) -> int | None:
+        return self._max_images
 
     def generate_stream(self, items: Iterable[tuple[Any, Message, GenerationConfig]]
                         ) -> Iterator[tuple[Any, str | Exception, float]]:

@@ -128,6 +128,7 @@ class VLLMAdapter(ModelAdapter):
         limits = parse_mm_limit(limit_mm_per_prompt)
         if limits:
             engine["limit_mm_per_prompt"] = limits
+        self._max_images = (limits or {}).get("image")  # vLLM refuses a prompt with more: fail the sample first
         try:
             self.processor = AutoProcessor.from_pretrained(str(pretrained), revision=revision,
                                                            trust_remote_code=trust_remote_code)
@@ -170,6 +171,9 @@ class VLLMAdapter(ModelAdapter):
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
     # ---- interface (m3eval/models/base.py) --------------------------------------
+
+    def max_images(self) -> int | None:
+        return self._max_images
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)

@@ -42,6 +42,15 @@ def as_bool(name: str, value: Any) -> bool:
     raise ModelLoadError(f"{name}={value!r}: expected true or false")
 
 
+def image_limit(value: Any, name: str = "max_images") -> int | None:
+    """A backend's image limit from its model args: a whole number >= 1, or None for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelLoadError(f"{name}={value!r}: expected a whole number of images, at least 1")
+    return value
+
+
 def resolve_dtype(dtype: str | None) -> Any:
     import torch
 

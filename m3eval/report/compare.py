@@ -158,13 +158,12 @@ def _corpus_rescorers(metric_name: str, eb: MetricEntry, en: MetricEntry, rb: li
                       rn: list[SampleRecord], cmp: Comparison, task: str
                       ) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], float], int]:
     """rescore(counts) for BASE and NEW: the metric's own cheap rescore, else a re-run of compute()."""
-    from m3eval.metrics.base import MetricInput, get_metric
+    from m3eval.metrics.base import MetricInput, get_metric, record_input
 
     metric = get_metric(metric_name)  # KeyError names the metric and the known ones
     out = []
     for side, entry, recs in (("BASE", eb, rb), ("NEW", en, rn)):
-        items = [MetricInput(prediction=r.extracted, references=list(r.references), choices=r.choices,
-                             lang=r.lang or "en") for r in recs]
+        items = [record_input(r) for r in recs]
         args = entry.args or {}
         result = metric.compute(items, **args)
         if abs(result.value - float(entry.value)) > 1e-6 * max(1.0, abs(result.value)):

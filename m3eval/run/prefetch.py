@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from ..results import atomic_write_bytes, media_filename
 from ..types import Media, Message, Sample
 
 PREFETCH = 2  # batches decoded ahead of the one generating (per worker)
+_ABSENT = object()  # an image field a row leaves null (one of several: MMMU's image_3..image_7 of a 2-image row)
 
 
 @dataclass
@@ -53,33 +55,85 @@ class Decoded:
     inputs: Any = None
 
 
-def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None) -> Prepared:
-    """Decode a sample's media into one Message; a bad image or video fails only this sample."""
-    parts: list[dict[str, Any]] = []
+def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None, max_images: int | None = None) -> Prepared:
+    """Decode a sample's media into one Message; a bad image or video fails only this sample, and so
+    does one with more images than the model takes (`max_images`, the backend's: the counts recorded).
+    Images go before the text, or with `sample.image_markers` at their markers in it (place_images)."""
     info: dict[str, Any] = {}
     if sample.failure is not None:  # a bad row (no references, prompt too large): recorded, not generated
         return Prepared(sample, None, info, sample.failure)
     try:
+        slots: list[Any] = []  # the image sources in order; _ABSENT: an image field this row leaves null
+        others: list[Media] = []
         for m in sample.media:
             value = m.source.get() if isinstance(m.source, LazyField) else m.source
-            items = value if m.kind == "image" and isinstance(value, list) else [value]
-            for item in items:
-                part, part_info = decode_media(Media(m.kind, item), rule)
-                parts.append(part)
-                if m.kind == "image":
-                    info["images"] = info.get("images", 0) + 1
-                    info.setdefault("image_size", part_info["size"])  # grounding scales boxes by it
-                else:  # one video a sample: keep its sampling record (rule, frames, indices)
-                    info.update(part_info)
+            if m.kind != "image":
+                others.append(Media(m.kind, value))
+            elif value is None and isinstance(m.source, LazyField) and m.source.optional:
+                slots.append(_ABSENT)
+            else:
+                slots.extend(value if isinstance(value, list) else [value])
+        n_images = sum(s is not _ABSENT for s in slots)
+        if max_images is not None and n_images > max_images:
+            return Prepared(sample, None, {"images": n_images}, SampleFailure(
+                stage="data", type="TooManyImages", message=f"the sample has {n_images} images; the model takes "
+                f"at most {max_images} in one message (its backend's max_images)"))
+        images: list[dict[str, Any] | None] = []
+        for source in slots:
+            part = None
+            if source is not _ABSENT:
+                part, part_info = decode_media(Media("image", source), rule)
+                info["images"] = info.get("images", 0) + 1
+                info.setdefault("image_size", part_info["size"])  # grounding scales boxes by it
+            images.append(part)
+        videos = []
+        for m in others:
+            part, part_info = decode_media(m, rule)
+            videos.append(part)
+            info.update(part_info)  # one video a sample: keep its sampling record (rule, frames, indices)
     except (MediaError, OSError, KeyError, ValueError) as e:
         return Prepared(sample, None, info, SampleFailure.of("data", e))
-    if media_dir is not None and parts:
+    if sample.image_markers is None:
+        unplaced, text_parts = [p for p in images if p is not None], [{"type": "text", "text": sample.prompt}]
+    else:
+        unplaced, text_parts = place_images(sample.prompt, images, sample.image_markers)
+    shown = [p for p in images if p is not None] + videos
+    if media_dir is not None and shown:
         try:
-            _save_thumbnail(media_dir / media_filename(sample.id), parts)
+            _save_thumbnail(media_dir / media_filename(sample.id), shown)
         except (OSError, ValueError) as e:  # the page shows no picture; the sample still runs
             info["thumbnail_error"] = str(e)
-    parts.append({"type": "text", "text": sample.prompt})
-    return Prepared(sample, parts, info)
+    return Prepared(sample, unplaced + videos + text_parts, info)
+
+
+def place_images(prompt: str, images: list[dict[str, Any] | None], markers: str
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the images no marker names, the prompt as parts): image k (images[k - 1], an image part or
+    None for a null field) takes the place of the first marker `markers` with {k} = k, e.g.
+    "<image 2>"; the text between markers stays as it is. A later marker of the same image, or one
+    naming no image, stays text. MMMU's "<image 1>" in a question and "<image 2>" in an option."""
+    before, after = markers.split("{k}")
+    pattern = re.compile(re.escape(before) + r"(\d{1,9})" + re.escape(after))
+    parts: list[dict[str, Any]] = []
+    placed: set[int] = set()
+    text, start = "", 0
+    for m in pattern.finditer(prompt):
+        k = int(m.group(1)) - 1
+        text += prompt[start:m.start()]
+        start = m.end()
+        image = images[k] if 0 <= k < len(images) and k not in placed else None
+        if image is not None:
+            if text:
+                parts.append({"type": "text", "text": text})
+            parts.append(image)
+            placed.add(k)
+            text = ""
+        else:
+            text += m.group(0)
+    text += prompt[start:]
+    if text or not parts:
+        parts.append({"type": "text", "text": text})
+    return [p for k, p in enumerate(images) if p is not None and k not in placed], parts
 
 
 def _save_thumbnail(path: Path, parts: list[dict[str, Any]]) -> None:
@@ -89,8 +143,9 @@ def _save_thumbnail(path: Path, parts: list[dict[str, Any]]) -> None:
         atomic_write_bytes(path, thumbnail_jpeg(images), durable=False)
 
 
-def decode_batch(plan: Any, batch: list[Sample], preprocess: Callable | None) -> Decoded:
-    prepared = [prepare(s, plan.rule, plan.media_dir) for s in batch]
+def decode_batch(plan: Any, batch: list[Sample], preprocess: Callable | None, max_images: int | None = None
+                 ) -> Decoded:
+    prepared = [prepare(s, plan.rule, plan.media_dir, max_images) for s in batch]
     inputs = None
     ready = [p.message for p in prepared if p.error is None]
     if preprocess is not None and ready:
@@ -120,12 +175,13 @@ def decoded_stream(plans: list[Any], model: ModelAdapter | None,
     """Every plan's batches in order, decoded ahead of the model (see the module doc). `model`
     is None when nothing is left to generate (the stream is empty)."""
     stream = [(plan, batch) for plan in plans for batch in plan.batches]
+    limit = None if model is None else model.max_images()  # more images than this: the sample fails
     if model is None or not model.splits_preprocessing:
-        return _in_threads(stream, None, pool)
+        return _in_threads(stream, None, pool, limit)
     # a streaming backend takes the decoded messages themselves: those stay in this process
     if stream and worker_process_ok() and not model.streams:
-        return _in_process(stream, model.preprocess)
-    return _in_threads(stream, model.preprocess, pool)
+        return _in_process(stream, model.preprocess, limit)
+    return _in_threads(stream, model.preprocess, pool, limit)
 
 
 def worker_process_ok() -> bool:
@@ -144,24 +200,24 @@ _Item = tuple[Any, list[Sample]]
 _WorkerBatch = tuple[list[dict[str, Any]], list[SampleFailure | None], bytes]
 
 
-def _in_threads(stream: list[_Item], preprocess: Callable | None,
-                pool: ThreadPoolExecutor) -> Generator[Decoded, None, None]:
-    ahead = deque(pool.submit(decode_batch, plan, batch, preprocess) for plan, batch in stream[:PREFETCH])
+def _in_threads(stream: list[_Item], preprocess: Callable | None, pool: ThreadPoolExecutor,
+                max_images: int | None) -> Generator[Decoded, None, None]:
+    ahead = deque(pool.submit(decode_batch, plan, batch, preprocess, max_images) for plan, batch in stream[:PREFETCH])
     queued = len(ahead)
     while ahead:
         decoded = ahead.popleft().result()
         if queued < len(stream):
             plan, batch = stream[queued]
-            ahead.append(pool.submit(decode_batch, plan, batch, preprocess))
+            ahead.append(pool.submit(decode_batch, plan, batch, preprocess, max_images))
             queued += 1
         yield decoded
 
 
-def _worker_batch(item: _Item, preprocess: Callable) -> _WorkerBatch:
+def _worker_batch(item: _Item, preprocess: Callable, max_images: int | None) -> _WorkerBatch:
     """One batch decoded in the worker process: what the model's process lacks (each sample's
     media record and error, and the inputs), never the samples themselves."""
     plan, batch = item
-    d = decode_batch(plan, batch, preprocess)
+    d = decode_batch(plan, batch, preprocess, max_images)
     # The inputs travel as plain pickled bytes (tensors by value), not as torch's shared-memory
     # handles: those need room in /dev/shm (64 MB in a default container) and a file-descriptor
     # server thread in this worker that prints tracebacks when the run is interrupted. The
@@ -177,7 +233,7 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def _in_process(stream: list[_Item], preprocess: Callable) -> Generator[Decoded, None, None]:
+def _in_process(stream: list[_Item], preprocess: Callable, max_images: int | None) -> Generator[Decoded, None, None]:
     import torch
     from torch.utils.data import DataLoader, Dataset
     from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
@@ -187,7 +243,7 @@ def _in_process(stream: list[_Item], preprocess: Callable) -> Generator[Decoded,
             return len(stream)
 
         def __getitem__(self, i: int) -> _WorkerBatch:
-            return _worker_batch(stream[i], preprocess)
+            return _worker_batch(stream[i], preprocess, max_images)
 
     # The worker forks here, before this run's progress bars, writer and scorer threads start.
     # A fork copies only the calling thread; threads that may exist already (tqdm's monitor)

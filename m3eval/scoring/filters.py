@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from m3eval.metrics.choice import choice_index, extract_choice_letter, letter
 from m3eval.metrics.grounding import box_filter
+from m3eval.metrics.mmbench import MMBENCH_SOURCE, mmbench_choice
 from m3eval.plugins import Registry
 
 
@@ -168,6 +169,8 @@ for _f in [
     Filter("choice_text", _choice_text, "option letter -> choice text"),
 ]:
     register_filter(_f)
+register_filter(Filter("mmbench_choice", mmbench_choice, "MMBench's rule-based option matching (VLMEvalKit can_infer); "
+                       "None if unresolved or a refusal", MMBENCH_SOURCE))
 register_filter(Filter("box", box_filter,
                        "the first box named (Qwen-VL (x1,y1),(x2,y2) or [x1, y1, x2, y2]); None if none"))
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..metrics import get_metric
-from ..metrics.base import MetricInput
+from ..metrics.base import record_input
 from ..metrics.stats import cluster_labels, index_chunks, percentile_ci
 from ..record import GroupResult, TaskResult
 from ..results import read_samples
@@ -125,7 +125,7 @@ def _member(task: str, entry: TaskResult, run_dir: Path) -> _Member | str:
             return f"no interval: {path} lacks per-sample {primary} scores"
         return _Member(keys, scores=np.asarray(scores, dtype=np.float64) / scale)
     # a corpus metric: re-scored on each resampled corpus, as the task's own interval is
-    items = [MetricInput(r.extracted, list(r.references), r.choices, r.lang) for r in recs]
+    items = [record_input(r) for r in recs]
     try:
         result = get_metric(primary).compute(items, **(m.args or {}))
     except (KeyError, TypeError, ValueError) as e:

@@ -101,7 +101,7 @@ def pairwise_outcome(first: tuple[float, float], swapped: tuple[float, float]) -
     return 1.0 if answer > reference else 0.5 if answer == reference else 0.0
 
 
-class _Calls:
+class JudgeModel:
     """The judge model and its call cache."""
 
     def __init__(self, backend: str, model_args: dict[str, Any]):
@@ -146,12 +146,13 @@ class _Calls:
         return [self.cache.get(k) for k in keys]
 
 
+
 def judge_items(items: list[MetricInput], backend: str = "openai", model_args: dict[str, Any] | None = None,
                 mode: str = "single", rubric: str = "", prompt: str | None = None, max_score: float = 10,
                 max_new_tokens: int = 256, batch_size: int = 8) -> MetricResult:
     if mode not in ("single", "pairwise"):
         raise ValueError(f"judge: mode must be single or pairwise, got {mode!r}")
-    calls = _Calls(backend, model_args or {})
+    calls = JudgeModel(backend, model_args or {})
     template = prompt or (SINGLE_PROMPT if mode == "single" else PAIRWISE_PROMPT)
     todo = [i for i, it in enumerate(items) if it.prediction is not None]
     ctx = [{"question": items[i].prompt, "answer": items[i].prediction, "rubric": rubric, "max_score": max_score,

@@ -119,9 +119,11 @@ def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clust
     if not with_ci:
         return {**entry, **({"details": result.details} if result.details is not None else {})}
     if metric.kind == "mean":
-        if result.per_sample is None or len(result.per_sample) != n:
+        scores = result.per_sample
+        if scores is None or len(scores) != n or any(s is None for s in scores):
             raise RuntimeError(f"metric {metric.name!r} is a mean metric but returned no aligned per-sample scores")
-        lo, hi, entry["ci_method"] = bootstrap_interval(result.per_sample, metric.resamples, seed, clusters=clusters)
+        lo, hi, entry["ci_method"] = bootstrap_interval([float(s or 0) for s in scores], metric.resamples, seed,
+                                                        clusters=clusters)
         entry["ci"] = [lo, hi]
     elif result.rescore is not None and metric.resamples > 0:
         entry["ci"] = list(corpus_bootstrap_ci(result.rescore, n, metric.resamples, seed, clusters=clusters))

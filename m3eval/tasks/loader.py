@@ -162,6 +162,9 @@ def check_templates(spec: TaskSpec, path: Path | str) -> None:
     doc = spec.doc
     fields = {"doc.prompt": doc.prompt, **{f"doc.{k}": getattr(doc, k) for k in ("id", "references", "video",
                                                                               "images", "frames", "exclude_if")}}
+    if isinstance(doc.images, list):  # several image fields (MMMU's image_1..image_7)
+        del fields["doc.images"]
+        fields.update({f"doc.images[{i}]": text for i, text in enumerate(doc.images)})
     fields.update({f"instructions[{i}]": text for i, text in enumerate(spec.instructions or [])})
     for name, text in fields.items():
         if text and (name == "doc.prompt" or is_template(text)):

@@ -19,7 +19,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DatasetSpec(_Strict):
+class TableSpec(_Strict):
     path: str  # hub id, or a local parquet/jsonl/json/csv/arrow file or save_to_disk folder (relative to the YAML)
     name: str | None = None  # hub config
     split: str = "test"
@@ -30,6 +30,32 @@ class DatasetSpec(_Strict):
     data_files: str | list[str] | dict[str, str | list[str]] | None = None
 
 
+class JoinSpec(TableSpec):
+    """A second table (m3eval/data/join.py): each task row takes the columns of the one row here whose
+    `key` equals the task row's `field` (lmms-lab/GQA keeps questions and images in two configs, joined
+    by imageId == id; the name is not `on`, which YAML reads as true). The row's own columns win a name
+    clash. Its media are read from this table, lazily: an image shared by 30 questions is stored once.
+    A row with no match fails, counted; a key held by two rows here is a DataError."""
+
+    field: str  # field of the task's rows (a dotted path) whose value is looked up...
+    key: str  # ...in this column of this table
+
+    @model_validator(mode="after")
+    def _plain_table(self) -> "JoinSpec":
+        if self.format in ("m3it", "m3it80"):
+            raise ValueError("join: an M3IT repo cannot be joined")
+        if not self.key or "." in self.key:
+            raise ValueError(f"join.key {self.key!r}: name a column of the joined table")
+        return self
+
+    def table(self) -> "DatasetSpec":
+        return DatasetSpec(**self.model_dump(exclude={"field", "key"}))
+
+
+class DatasetSpec(TableSpec):
+    join: JoinSpec | None = None  # a second table each row takes columns from (see JoinSpec)
+
+
 class DocSpec(_Strict):
     """How a dataset row becomes a sample.
 
@@ -38,12 +64,23 @@ class DocSpec(_Strict):
     name a field (dotted paths map over lists: `answers.answer`); `id`, `references`,
     `video` and `cluster` may instead be templates (anything containing `{{`), e.g.
     `video: "{{ video_id }}.mp4"`.
+
+    Several images (MMMU's image_1..image_7): `images` may be a list of fields, read in order;
+    a null among them is no image (a row with two images leaves image_3..image_7 null). With
+    `image_markers` (e.g. "<image {k}>"), image k (k from 1: the k-th image of `images`, nulls
+    keeping their numbers) takes the place of its first marker in the prompt, so the message
+    interleaves text and images; a marker naming no image stays text, and images no marker
+    names go before the text, as without markers. `literal_fields` names fields whose text is
+    a Python literal (MMMU's options "['a', 'b']"): parsed with ast.literal_eval (never eval)
+    before any other key reads the row; a value that is not one fails its row, counted.
     """
 
     prompt: str
     references: str | None = None  # required, except on a submission task (its answers are withheld)
     id: str | None = None  # default: the row's index
-    images: str | None = None  # one image or a list of images
+    images: str | list[str] | None = None  # one image or a list of images; or a list of image fields
+    image_markers: str | None = None  # images go at these markers in the prompt, e.g. "<image {k}>"
+    literal_fields: list[str] | None = None  # fields holding a Python literal as text, parsed first
     video: str | None = None  # a path to a video file (relative to video_root)
     frames: str | None = None  # a list of already-extracted frames (e.g. M3IT's 8 base64 frames)
     video_root: str | None = None  # folder video paths are relative to (relative to the YAML);
@@ -51,7 +88,9 @@ class DocSpec(_Strict):
     media_root: str | None = None  # one more folder local image/video paths may come from (relative to
     # the YAML; "/" allows any); by default only the data's folder and video_root are read
     follow_links: bool | None = None  # true: a symbolic link in those folders may point anywhere (default: no)
-    choices: str | None = None
+    # a field holding the list of options, or one field (or template) per option (MMBench's A..D columns);
+    # an option that is null, or whose template prints nothing, is absent (only trailing ones may be)
+    choices: str | list[str] | None = None
     lang: str | None = None  # per-row language field; default: the task's language
     instruction: str | None = None  # field holding the row's instruction (M3IT), for --instructions
     # rows where this field is truthy are not evaluated, and counted in results as `excluded`
@@ -60,9 +99,32 @@ class DocSpec(_Strict):
     # cluster key (field or template, e.g. the video's id): samples sharing it are resampled together
     # by the bootstrap; default: the sample id without its `#i<k>` instruction suffix
     cluster: str | None = None
+    # parallel list fields (e.g. [questions, answers]): each row becomes one sample per list position, each
+    # field replaced by its item; templates also see `explode_index` (0, 1, ...), which doc.id must use.
+    # Lists of unequal length (or a value that is no list): that row fails, counted; empty lists: no sample
+    explode: list[str] | None = None
     # a sample's category (MME's subtask, SEED-Bench's dimension, MMMU's subject): field or template;
     # results score each category apart (TaskSpec.category_metrics)
     category: str | None = None
+
+    @model_validator(mode="after")
+    def _images(self) -> "DocSpec":
+        if isinstance(self.images, list) and (not self.images or not all(self.images)):
+            raise ValueError("doc.images: name at least one field, none empty")
+        if self.image_markers is not None:
+            if self.image_markers.count("{k}") != 1 or self.image_markers == "{k}":
+                raise ValueError(f"doc.image_markers {self.image_markers!r}: write the marker with one {{k}} "
+                                 "(the image's number) and some text around it, e.g. \"<image {k}>\"")
+            if not self.images:
+                raise ValueError("doc.image_markers: set doc.images, the images the markers place")
+        return self
+
+    @field_validator("explode")
+    @classmethod
+    def _columns(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or len(set(v)) != len(v) or any(not f or "." in f for f in v)):
+            raise ValueError("doc.explode: name one or more distinct columns of the table (no dotted paths)")
+        return v
 
 
 class VideoSpec(_Strict):
@@ -95,7 +157,8 @@ class StepSpec(_Strict):
 
 
 # added after tasks were first hashed: left out of the hash while unset (None)
-_ADDED_DOC_FIELDS = ("cluster", "exclude_if", "media_root", "follow_links", "category")
+_ADDED_DOC_FIELDS = ("cluster", "exclude_if", "media_root", "follow_links", "category", "image_markers",
+                     "literal_fields", "explode")
 
 
 class TaskSpec(_Strict):
@@ -164,6 +227,8 @@ class TaskSpec(_Strict):
         for key in _ADDED_DOC_FIELDS:
             if key in doc and doc[key] is None:
                 del doc[key]
+        if (d.get("dataset") or {}).get("join", 0) is None:  # joins came later too
+            del d["dataset"]["join"]
         if d.get("submission") is None:  # submission tasks came later too
             d.pop("submission", None)
         if d.get("category_metrics") is None:  # as did categories
