@@ -16,4 +16,5 @@ st.navigation([
     st.Page(PAGES / "3_Charts.py", title="Charts", url_path="charts"),
     st.Page(PAGES / "4_Run_details.py", title="Run details", url_path="run-details"),
     st.Page(PAGES / "5_Multilingual.py", title="Multilingual", url_path="multilingual"),
+    st.Page(PAGES / "6_Papers.py", title="Papers", url_path="papers"),
 ]).run()

@@ -11,8 +11,20 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.hierarchy import (Board, Hierarchy, Leaf, Score, band_text, combine, rank_bands, score_board,
-                                 task_table)
+from dashboard.hierarchy import (
+    Board,
+    Hierarchy,
+    Leaf,
+    Score,
+    TaskNode,
+    band_text,
+    combine,
+    group_table,
+    rank_bands,
+    score_board,
+    task_table,
+)
+from dashboard.references import known_tasks, reference_labels
 from m3eval.report.runs import Reference, Run, display_ci, display_value
 
 PROVENANCE = ["status", "n", "limit", "overrides", "protocol", "instructions", "date", "backend"]
@@ -70,32 +82,46 @@ class Row:
     board: Board
     prov: dict[str, Any]
     source: str
-    expected: set[str]  # the results tasks some visible row has (protocol filter applied)
+    expected: dict[str, str | None]  # results task -> protocol, of every row shown (protocol filter applied)
     n_samples: dict[str, int] | None = None  # results task -> samples scored (measured rows)
 
 
 def build_rows(h: Hierarchy, runs: dict[str, Run], refs: list[Reference], cap_weights: dict[str, float],
                protocols: set[str] | None) -> list[Row]:
-    """Every run and reported row scored on the hierarchy (protocol filter applied)."""
-    tables = {label: task_table(run.tasks) for label, run in runs.items()}
-    primary = {t: row.metric for tab in tables.values() for t, row in tab.items()}
-    protocol: dict[str, str | None] = {}  # a reported row is put under the first run's protocol of a task
-    for tab in tables.values():
-        for t, row in tab.items():
-            protocol.setdefault(t, row.protocol)
+    """Every run and reported row scored on the hierarchy (protocol filter applied). A reported
+    row's task counts under the primary metric and protocol of a run of it, else of the suite's
+    task file (dashboard/references.py); one row per reference file."""
+    tables = {label: task_table(run.tasks) | group_table(h, run.groups, run.tasks) for label, run in runs.items()}
+    known = known_tasks(runs)
+    primary = {t: k.primary for t, k in known.items() if k.primary}
+    protocol = {t: k.protocol for t, k in known.items()}
     expected = {t for tab in tables.values() for t, row in tab.items()
-                if not protocols or row.protocol in protocols}
+                if not protocols or row.protocol in protocols}  # rank: complete among the measured rows
+    ref_tables = [task_table(ref.tasks, primary, protocol) for ref in refs]
+    shown = {t: row.protocol for tab in [*tables.values(), *ref_tables] for t, row in tab.items()
+             if not protocols or row.protocol in protocols}  # coverage: among every row shown
     rows = []
     for label, run in runs.items():
         b = score_board(h, tables[label], cap_weights, protocols, expected)
-        rows.append(Row(label, False, b, provenance(run, sorted(b.leaves)), run.model_id, expected,
-                        {t: run.tasks[t].n_samples or 0 for t in b.leaves}))
-    for ref in refs:
-        tab = task_table(ref.tasks, primary, protocol)
+        rows.append(Row(label, False, b, provenance(run, _run_tasks(run, b.leaves)), run.model_id, shown,
+                        _n_samples(run, b.leaves)))
+    for ref, label, tab in zip(refs, reference_labels(refs), ref_tables):
         b = score_board(h, tab, cap_weights, protocols, expected)
         prov = dict.fromkeys(PROVENANCE, "—") | {"status": "reported in a paper", "n": None}
-        rows.append(Row(f"{ref.model} (reported)", True, b, prov, ref.source, expected))
+        rows.append(Row(label, True, b, prov, ref.source, shown))
     return rows
+
+
+def _run_tasks(run: Run, leaves: dict[str, Score]) -> list[str]:
+    """The run's tasks behind a row's leaves (a group leaf: its tasks)."""
+    return sorted({m for t in leaves for m in (run.groups[t].tasks if t not in run.tasks else [t]) if m in run.tasks})
+
+
+def _n_samples(run: Run, leaves: dict[str, Score]) -> dict[str, int]:
+    """Samples behind each leaf; a group leaf counts only its tasks that are not leaves themselves."""
+    n = {t: run.tasks[t].n_samples or 0 for t in leaves if t in run.tasks}
+    return n | {t: sum(run.tasks[m].n_samples or 0 for m in run.groups[t].tasks if m in run.tasks and m not in n)
+                for t in leaves if t not in run.tasks}
 
 
 def ci_text(ci: tuple[float, float] | None) -> str:
@@ -132,10 +158,46 @@ def _score_at(h: Hierarchy, row: Row, level: str, key: str) -> Score | None:
     return row.board.leaves.get(key)
 
 
-def _coverage(h: Hierarchy, row: Row, level: str) -> str:
-    want = h.under(level, sorted(row.expected))
-    have = want & set(row.board.leaves)
-    return "complete" if have == want else f"{len(have)} of {len(want)} datasets"
+def _node_coverage(h: Hierarchy, node: TaskNode, shown: dict[str, str | None], have: set[str]) -> tuple[int, int]:
+    """(leaves the row has, leaves it should have) of one hierarchy task. It should have every leaf
+    the rows shown have under each protocol it has there (M3IT's ROUGE-L row need not have Qwen-VL's
+    protocol; a row with RefCOCO val lacks test-A and test-B). A weight-0 leaf (a group beside its
+    own tasks) is never wanted, and stands for the leaves of its protocol when a row has it."""
+    want: set[str] = set()
+    summaries: set[str] = set()  # tasks of weight-0 leaves
+    for leaf in node.leaves:
+        (summaries if leaf.weight == 0 else want).update(h.leaf_tasks(leaf, sorted(shown)))
+    mine = (want | summaries) & have
+    protos = {shown[t] for t in mine}
+    summarized = {shown[t] for t in mine & summaries}
+    need = {t for t in want if not mine or shown[t] in protos}
+    return len({t for t in need if t in mine or shown[t] in summarized}), len(need)
+
+
+def coverage(h: Hierarchy, row: Row, level: str) -> tuple[int, int]:
+    """(datasets the row has, datasets the rows shown have) at a level. At a task, a dataset is a
+    leaf (_node_coverage); above it, a task of the hierarchy (OK-VQA), which a row has when it has
+    all the leaves it should. The overall level counts only the capabilities in the overall score."""
+    shown, have = row.expected, set(row.board.leaves)
+    k = n = 0
+    for c in h.capabilities:
+        if (level == "capabilities" and not c.overall) or level.split("/")[0] not in ("capabilities", c.key):
+            continue
+        for node in c.tasks:
+            if "/" in level:
+                if node.key == level.split("/", 1)[1]:
+                    return _node_coverage(h, node, shown, have)
+                continue
+            got, should = _node_coverage(h, node, shown, have)
+            n += should > 0
+            k += should > 0 and got == should
+    return k, n
+
+
+def coverage_text(k: int, n: int) -> str:
+    """What the coverage column says: "3 of 3 datasets", or "1 of 3 datasets · partial" (the score
+    is over the datasets present; docs/LEADERBOARD.md)."""
+    return f"{k} of {n} datasets" + (" · partial" if k < n else "")
 
 
 def headline_score(r: Row, level: str) -> Score | None:
@@ -155,8 +217,11 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
     visible = [r for r in rows if headline[r.label] is not None
                or any(_score_at(h, r, level, k) is not None for k, _ in cols)]
     hidden = len(rows) - len(visible)
+    covered = {r.label: coverage(h, r, level) for r in visible}
+    # a rank needs every dataset at this level (of the rows shown) and, unless rank_all, a full run
     rankable = {r.label: (s.value, s.lo, s.hi) for r in visible if (s := headline[r.label]) is not None
-                and s.complete and not r.reported and (rank_all or is_ranked_status(r.prov["status"]))}
+                and s.complete and not r.reported and covered[r.label][0] == covered[r.label][1]
+                and (rank_all or is_ranked_status(r.prov["status"]))}
     bands = rank_bands(rankable)
     out = []
     for r in visible:
@@ -165,7 +230,7 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
                              "status": r.prov["status"], head_title: None if s is None else s.value}
         if show_ci:
             d[f"{head_title} 95% CI"] = _score_ci_text(s)
-        d["coverage"] = _coverage(h, r, level)
+        d["coverage"] = coverage_text(*covered[r.label])
         for k, title in cols:
             cs = _score_at(h, r, level, k)
             d[title] = None if cs is None else cs.value
@@ -185,17 +250,24 @@ def level_frame(h: Hierarchy, rows: list[Row], level: str, show_ci: bool = True,
     return df, [head_title] + [t for _, t in cols if t not in empty], hidden
 
 
+def _name_key(s: str) -> str:
+    return "".join(ch for ch in s.lower() if ch.isalnum())
+
+
+def same_model(model: str, label: str, run: Run) -> bool:
+    """A run is the same model as a reference row when their names match once lower-cased
+    without punctuation (the run's name, its label, or the last part of its model id)."""
+    names = {_name_key(run.name), _name_key(run.model_id.rstrip("/").split("/")[-1]), _name_key(label)}
+    return _name_key(model) in names
+
+
 def paper_vs_measured(rows: list[Row], refs: list[Reference], runs: dict[str, Run]) -> pd.DataFrame:
     """Reported beside measured for the same model and task (same metric, display scale 0..100):
-    delta and whether the reported value lies inside the measured 95% interval. A run is the
-    same model as a reference row when their names match once lower-cased without punctuation."""
-    def key(s: str) -> str:
-        return "".join(ch for ch in s.lower() if ch.isalnum())
+    delta and whether the reported value lies inside the measured 95% interval (same_model)."""
     out = []
     for ref in refs:
         for label, run in runs.items():
-            names = {key(run.name), key(run.model_id.rstrip("/").split("/")[-1]), key(label)}
-            if key(ref.model) not in names:
+            if not same_model(ref.model, label, run):
                 continue
             for t, rt in sorted(ref.tasks.items()):
                 task = run.tasks.get(t)

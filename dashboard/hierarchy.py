@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from m3eval.record import MetricEntry, ReferenceTask, TaskResult
+from m3eval.record import GroupResult, MetricEntry, ReferenceTask, TaskResult
 
 DEFAULT_YAML = Path(__file__).resolve().parent / "leaderboard.yaml"
 Z95 = 1.959964
@@ -26,9 +26,10 @@ class HierarchyError(ValueError):
 
 @dataclass
 class Leaf:
-    task: str  # a results task name, or a pattern with {lang}
+    task: str  # a results task name, or a pattern with {lang}; a group's name when `group`
     metric: str | None = None  # None: the task's primary metric
-    weight: float = 1.0
+    weight: float = 1.0  # 0: shown, never averaged (a group beside its own tasks)
+    group: bool = False  # `{group: NAME}`: a run's results.json `groups` entry, a reference file's task NAME
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Capability:
     title: str
     tasks: list[TaskNode]
     weight: float = 1.0
+    overall: bool = True  # counted in the overall score (the demo's capability is not)
 
 
 @dataclass
@@ -112,14 +114,19 @@ def load_hierarchy(path: str | Path | None = None) -> Hierarchy:
                 raise HierarchyError(f"{file}: '{where}.tasks.{tkey}.leaves' should be a non-empty list")
             leaves = []
             for i, leaf in enumerate(t["leaves"]):
-                if not isinstance(leaf, dict) or not isinstance(leaf.get("task"), str):
-                    raise HierarchyError(f"{file}: '{where}.tasks.{tkey}.leaves[{i}].task' should be a task name")
-                leaves.append(Leaf(leaf["task"], leaf.get("metric"),
-                                   _num(leaf.get("weight", 1), f"{where}.tasks.{tkey}.leaves[{i}].weight", file)))
+                is_group = isinstance(leaf, dict) and "group" in leaf and "task" not in leaf
+                if not isinstance(leaf, dict) or not isinstance(leaf.get("group" if is_group else "task"), str):
+                    raise HierarchyError(f"{file}: '{where}.tasks.{tkey}.leaves[{i}].task' should be a task name "
+                                         "(or .group a group's name)")
+                leaves.append(Leaf(leaf["group" if is_group else "task"], leaf.get("metric"),
+                                   _num(leaf.get("weight", 1), f"{where}.tasks.{tkey}.leaves[{i}].weight", file),
+                                   is_group))
             nodes.append(TaskNode(str(tkey), str(t.get("title", tkey)), leaves,
                                   _num(t.get("weight", 1), f"{where}.tasks.{tkey}.weight", file)))
+        if not isinstance(c.get("overall", True), bool):
+            raise HierarchyError(f"{file}: '{where}.overall' should be true or false")
         caps.append(Capability(str(ckey), str(c.get("title", ckey)), nodes,
-                               _num(c.get("weight", 1), f"{where}.weight", file)))
+                               _num(c.get("weight", 1), f"{where}.weight", file), c.get("overall", True)))
     langs = {}
     for code, v in (data.get("languages") or {}).items():
         if not (isinstance(v, list) and len(v) == 3):
@@ -205,6 +212,22 @@ def task_table(tasks: Mapping[str, TaskResult | ReferenceTask], primary: dict[st
     return out
 
 
+def group_table(h: Hierarchy, groups: Mapping[str, GroupResult], tasks: Mapping[str, TaskResult]) -> dict[str, TaskRow]:
+    """A run's groups that the hierarchy places (`{group: NAME}` leaves), as rows of its task table:
+    the group's value (0..1, scale 1) under the metric its tasks share (a mixed group has no rule:
+    shown nowhere), with the protocol its tasks share. A reference file reports such a number as a
+    task of that name (task_table)."""
+    out = {}
+    for name in {lf.task for c in h.capabilities for n in c.tasks for lf in n.leaves if lf.group}:
+        g = groups.get(name)
+        if g is None or g.value is None or g.metric is None:
+            continue
+        protocols = {tasks[t].protocol for t in g.tasks if t in tasks}
+        entry = MetricEntry(value=g.value, ci=g.ci, scale=g.scale or 1)
+        out[name] = TaskRow(g.metric, {g.metric: entry}, protocols.pop() if len(protocols) == 1 else None)
+    return out
+
+
 @dataclass
 class Board:
     """Scores of one row (a run or a reported row) at every level of the hierarchy."""
@@ -237,8 +260,10 @@ def leaf_score(h: Hierarchy, leaf: Leaf, table: dict[str, TaskRow], protocols: s
 
 def score_board(h: Hierarchy, table: dict[str, TaskRow], cap_weights: dict[str, float] | None = None,
                 protocols: set[str] | None = None, expected: set[str] | None = None) -> Board:
-    """All levels for one row. `expected`: the leaves (results tasks) any visible row has;
-    a row missing one of them is incomplete at that level (and is not ranked there)."""
+    """All levels for one row. `expected`: the leaves (results tasks) the measured rows have;
+    a row missing one of them is incomplete at that level (and is not ranked there). A row
+    is scored on every leaf it has, expected or not (a reported row's benchmarks nobody ran).
+    A capability with `overall: false` gets its score but stays out of the overall one."""
     leaves: dict[str, Score] = {}
     tasks: dict[str, Score] = {}
     caps: dict[str, Score] = {}
@@ -249,25 +274,28 @@ def score_board(h: Hierarchy, table: dict[str, TaskRow], cap_weights: dict[str, 
         n_nodes = 0
         for node in c.tasks:
             node_parts = []
-            declared = [lf for lf in node.leaves if expected is None or h.leaf_tasks(lf, list(expected))]
-            for leaf in declared:
+            counted = 0  # leaves this row should have: expected ones, and any it has beyond them
+            for leaf in node.leaves:
                 s, per_task = leaf_score(h, leaf, table, protocols, expected)
                 leaves.update(per_task)
                 if s is not None:
                     node_parts.append((s, leaf.weight))
-            if declared:
+                if leaf.weight > 0 and (s is not None or expected is None or h.leaf_tasks(leaf, list(expected))):
+                    counted += 1  # a weight-0 leaf (shown, never averaged) leaves completeness alone
+            if counted:
                 n_nodes += 1
-            s = combine(node_parts, len(declared))
+            s = combine(node_parts, counted)
             if s is not None:
                 tasks[f"{c.key}/{node.key}"] = s
                 parts.append((s, node.weight))
         s = combine(parts, n_nodes)
         weight = (cap_weights or {}).get(c.key, c.weight)
-        if n_nodes and weight > 0:
+        if n_nodes and weight > 0 and c.overall:
             n_caps += 1  # a capability the overall score should have
         if s is not None:
             caps[c.key] = s
-            cap_parts.append((s, weight))
+            if c.overall:
+                cap_parts.append((s, weight))
     overall = combine(cap_parts, n_caps)
     return Board(leaves, tasks, caps, overall)
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+
+from .public_paths import public_config, public_paths, public_text
 
 RESULTS_FORMAT: Final = "m3eval.results/1"
 REFERENCE_FORMAT: Final = "m3eval.reference/1"
@@ -22,6 +24,10 @@ REFERENCE_FORMAT: Final = "m3eval.reference/1"
 # server reply cap), and scoring a 200 MB answer ran out of memory in exact_match.
 MAX_PREDICTION_CHARS: Final = 1 << 20
 Number = Annotated[float, Strict()]  # an int or a float; never a numeric string or a bool
+# No path of the recording machine in a record, written or read: names only (public_paths.py).
+Block = Annotated[dict[str, Any], AfterValidator(public_paths)]
+Config = Annotated[dict[str, Any], AfterValidator(public_config)]
+Text = Annotated[str, AfterValidator(public_text)]
 
 
 class _Record(BaseModel):
@@ -44,7 +50,7 @@ class SampleFailure(_Record):
                                      "`generate` (the model or server failed: retried on resume), "
                                      "`external` (score --predictions: no prediction was given).")
     type: str = Field(description="The exception's class name (e.g. RequestError, MediaError).")
-    message: str = Field(description="What went wrong, for a person.")
+    message: Text = Field(description="What went wrong, for a person (paths reduced to names).")
 
     def __str__(self) -> str:
         # one line for the samples file and the page (the text failures had before they were typed)
@@ -115,7 +121,7 @@ class SampleRecord(_Record):
     instruction: int | None = Field(default=None, description="Index of the instruction variant, if any.")
     cluster: str = Field(description="The key the bootstrap resampled this sample under.")
     category: str | None = Field(default=None, description="doc.category's value (a subtask, a dimension), if any.")
-    error: str | None = Field(default=None, description="Why the sample failed (scored 0), or null.")
+    error: Text | None = Field(default=None, description="Why the sample failed (scored 0), or null.")
     scores: dict[str, float | None] = Field(description="Per-sample score of each metric (sentence-level "
                                                         "for corpus metrics, for browsing).")
     media: list[str] = Field(default_factory=list, description="Thumbnails, relative to the run folder.")
@@ -129,13 +135,13 @@ class RunIdentity(_Record):
     """run.json: what a run folder's predictions were made with. A re-run resumes the folder
     only when these match (run/resume.py)."""
 
-    model: dict[str, Any] = Field(description="backend and public args (secrets are neither stored nor digested).")
+    model: Block = Field(description="backend and public args (no secret; a local path by its name).")
     seed: int = Field(description="The run's seed.")
     instructions: str = Field(description="`default`, `all` or K: which instruction variants ran.")
     max_new_tokens: int | None = Field(default=None, description="The --max-new-tokens override, if any.")
     tasks: dict[str, str] = Field(default_factory=dict, description="Each task's generation key (prompt, doc, "
                                                                     "generation settings).")
-    data: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Each task's data fingerprint.")
+    data: dict[str, Block] = Field(default_factory=dict, description="Each task's data fingerprint.")
     model_files: dict[str, str] = Field(default_factory=dict, description="Digests of files named by model "
                                                                           "arguments (a chat template).")
     model_revision: str | None = Field(default=None, description="The loaded weights' revision.")
@@ -206,15 +212,15 @@ class Instructions(_Record):
 class Invocation(_Record):
     """The `m3eval run` call that generated a task's predictions."""
 
-    config: dict[str, Any] = Field(default_factory=dict, description="That call's settings (as run.config).")
-    model: dict[str, Any] = Field(default_factory=dict, description="The model as that call recorded it "
-                                                                    "(backend, id, revision, public args).")
+    config: Config = Field(default_factory=dict, description="That call's settings (as run.config).")
+    model: Block = Field(default_factory=dict, description="The model as that call recorded it "
+                                                           "(backend, id, revision, public args).")
     created: str | None = Field(default=None, description="When it finished (UTC, ISO 8601).")
     git_sha: str | None = Field(default=None, description="m3eval's commit, with -dirty for local changes.")
     versions: dict[str, str | None] = Field(default_factory=dict, description="Versions of the packages "
                                                                               "scores depend on.")
     id: str | None = Field(default=None, description="A digest of the fields above: one id per invocation.")
-    data: dict[str, Any] | None = Field(default=None, description="The task's data fingerprint then.")
+    data: Block | None = Field(default=None, description="The task's data fingerprint then.")
     inferred: bool | None = Field(default=None, description="True when taken from an older file's run block.")
 
 
@@ -234,7 +240,7 @@ class TaskResult(_Record):
     protocol: str | None = Field(default=None, description="`official`, `paper`, or a model family's own.")
     language: str | None = Field(default=None, description="The task's language.")
     description: str | None = Field(default=None, description="One line on the task.")
-    dataset: dict[str, Any] | None = Field(default=None, description="The data source (path, name, split, "
+    dataset: Block | None = Field(default=None, description="The data source (path, name, split, "
                                                                       "revision).")
     references_sha256: str | None = Field(default=None, description="sha256 over the sorted (id, references) "
                                                                     "pairs: the data it was scored against.")
@@ -284,7 +290,7 @@ class SubmissionResult(_Record):
     protocol: str | None = Field(default=None, description="`official`, or a model family's own.")
     language: str | None = Field(default=None, description="The task's language.")
     description: str | None = Field(default=None, description="One line on the task.")
-    dataset: dict[str, Any] | None = Field(default=None, description="The data source (path, name, split, "
+    dataset: Block | None = Field(default=None, description="The data source (path, name, split, "
                                                                       "revision).")
     format: str = Field(description="The submission format (m3eval/scoring/submission.py): `vqav2`, "
                                     "`vizwiz`, `docvqa`.")
@@ -310,7 +316,10 @@ class GroupResult(_Record):
     scale: int | float | None = Field(default=None, description="The value's full scale (1).")
     n_tasks: int | None = Field(default=None, description="Number of leaf tasks.")
     n_samples: int | None = Field(default=None, description="Samples over its leaf tasks.")
-    metric: str | None = Field(default=None, description="The members' primary metric, or how they were mixed.")
+    metric: str | None = Field(default=None, description="The members' primary metric, or `normalized score` "
+                                                         "when they differ (`normalize: scale`).")
+    normalization: dict[str, str] | None = Field(default=None, description="Mixed metrics: how each member "
+                                                 "metric maps to 0..1 (value / scale, clipped when unbounded).")
     value: Number | None = Field(description="The aggregate, or null when it cannot be computed.")
     ci: tuple[Number, Number] | None = Field(default=None, description="Joint cluster bootstrap interval.")
     ci_method: str | None = Field(default=None, description="How `ci` was computed.")
@@ -344,13 +353,13 @@ class RunBlock(_Record):
     """Who made the run: model, settings, provenance."""
 
     name: str = Field(description="The run's name (its folder's).")
-    model: dict[str, Any] | None = Field(default=None, description="backend, id, revision, class, dtype, "
-                                                                   "device, public args (never secrets).")
-    config: dict[str, Any] | None = Field(default=None, description="The latest invocation's settings.")
+    model: Block | None = Field(default=None, description="backend, id (a hub id or a local folder's name), "
+                                                         "revision, class, dtype, device, public args.")
+    config: Config | None = Field(default=None, description="The latest invocation's settings.")
     created: str | None = Field(default=None, description="When the latest invocation finished.")
     git_sha: str | None = Field(default=None, description="m3eval's commit then.")
     versions: dict[str, str | None] | None = Field(default=None, description="Package versions then.")
-    failures: list[str] | None = Field(default=None, description="Tasks or groups that could not be "
+    failures: list[Text] | None = Field(default=None, description="Tasks or groups that could not be "
                                                                  "run or scored.")
     merged: bool | None = Field(default=None, description="True when the tasks come from several "
                                                           "invocations.")

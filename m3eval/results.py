@@ -19,6 +19,7 @@ from typing import Any, Iterable, TypeVar
 from pydantic import ValidationError
 
 from .errors import ResultsError, RunError, UsageError
+from .public_paths import public_paths
 from .record import (
     REFERENCE_FORMAT,
     RESULTS_FORMAT,
@@ -189,12 +190,20 @@ _SECRET_KEY = re.compile(r"key|token|secret|passw|auth|credential", re.IGNORECAS
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def secret_arg(key: str) -> bool:
+    """A model arg whose value is never written nor digested (api_key, token, password, ...;
+    api_key_env names a variable: not a secret)."""
+    return bool(_SECRET_KEY.search(key)) and not key.endswith("_env")
+
+
 def public_args(args: dict[str, Any]) -> dict[str, Any]:
     """Model args as stored in run.json / results.json (and all that is made from them): values
     of secret-looking keys (api_key, token, password, ...) are never written, nor the credentials
-    of a URL (user:password@, the query). (api_key_env names a variable: kept.)"""
-    return {k: "<redacted>" if _SECRET_KEY.search(k) and not k.endswith("_env") else
-            public_url(v) if isinstance(v, str) and _URL.match(v) else v for k, v in args.items()}
+    of a URL (user:password@, the query), nor a path of this machine (a local model folder, a
+    chat template file: their names only; their content is told by the model's revision and
+    run.json's model_files)."""
+    return {k: "<redacted>" if secret_arg(k) else
+            public_url(v) if isinstance(v, str) and _URL.match(v) else public_paths(v) for k, v in args.items()}
 
 
 def public_url(url: str) -> str:

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import re
 import sys
 import typing
 from pathlib import Path
@@ -28,7 +29,10 @@ def _type(annotation: object) -> str:
         text = text[len("Optional["):-1] + " | None"
     for model in MODELS:
         text = text.replace(f"{model.__module__}.{model.__name__}", model.__name__)
-    return text.replace("<class '", "").replace("'>", "").replace("Annotated[float, Strict(strict=True)]", "number")
+    text = text.replace("<class '", "").replace("'>", "").replace("Annotated[float, Strict(strict=True)]", "number")
+    # record.Block / record.Text: the plain type (what they do to paths is the field's meaning)
+    validated = r"Annotated\[(dict\[str, Any\]|str), AfterValidator\(func=<function \w+ at 0x[0-9a-f]+>\)\]"
+    return re.sub(validated, r"\1", text)
 
 
 def _table(model: type[BaseModel]) -> str:

@@ -46,7 +46,8 @@ def qwen_vl_table_run(tiny_model, tmp_path_factory) -> tuple[Path, dict, dict[st
     (data / "refcoco").mkdir(parents=True)
     refcoco = write_refcoco_fixture(data / "refcoco" / "val.parquet")
     fixtures = {**fixtures_captioning.build_all(data), **fixtures_general_vqa.build_all(data),
-                **fixtures_suite.build_text_vqa(data), **{task: refcoco for task in GROUNDING}}
+                **fixtures_suite.build_text_vqa(data),
+                **{task: refcoco for task in GROUNDING + [f"{t}_qwen_vl" for t in GROUNDING]}}
     argv = ["run", "--model", "hf", "--model-args", f"pretrained={tiny_model}", "--tasks",
             "qwen_vl_table,qwen_vl_table_qwen_vl", "--output", str(root / "runs"), "--run-name", "table",
             "--batch-size", "8", "--max-new-tokens", "6", "--threads", "1", "--no-media"]

@@ -85,7 +85,7 @@ def test_every_captioning_task_runs_end_to_end_and_scores_cider_as_pycocoevalcap
     run, results, fixtures = qwen_vl_table_run  # the Qwen-VL table's one run (conftest.py), these fixtures in it
     assert {t for t in results["tasks"] if registry.tasks[t].category == "captioning"} == set(fx.TASKS)
     assert {t: results["run"]["config"]["dataset_overrides"][t] for t in fx.TASKS} == \
-        {t: str(fixtures[t]) for t in fx.TASKS}
+        {t: fixtures[t].name for t in fx.TASKS}
 
     for task, (_, rows, id_field, refs_field) in fx.TASKS.items():
         spec, res = registry.tasks[task], results["tasks"][task]

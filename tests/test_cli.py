@@ -142,6 +142,15 @@ def test_demo_command_prints_the_table(tmp_path):
     r = m3eval("demo", "--output", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "demo_vqa" in r.stdout and "vqa_accuracy" in r.stdout and "[group] demo" in r.stdout
+    # issue 23: each step prints its own tasks once; a group of mixed metrics is a named mean of normalized
+    # scores (CIDEr clipped as the board clips it), never a plain mean under a long label
+    words = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+    assert words.count("demo_vqa") == words.count("demo_grounding") == words.count("demo_retrieval") == 1
+    groups = [line for line in r.stdout.splitlines() if line.startswith("[group] ") and ":" not in line.split()[1]]
+    assert len(groups) == 2 and all("macro mean of normalized scores" in line for line in groups)
+    assert "coco_cider as min(value / scale / 2, 1)" in r.stdout and "primary / scale" not in r.stdout
+    header = r.stdout.splitlines()[0]
+    assert header.index("score") - header.index("metric") <= 42  # the metric column: labels of 40 characters
 
 
 def test_lm_eval_spellings_of_the_run_flags(tiny_model, tmp_path):

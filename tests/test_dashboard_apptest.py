@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from m3eval.report.compare import compare_runs
 from m3eval.report.runs import display_value, load_run
-from tests.dashboard_fixtures import XSS, write_leaderboard, write_run
+from tests.dashboard_fixtures import HIERARCHY, XSS, write_leaderboard, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "dashboard" / "pages"
@@ -342,6 +342,33 @@ def test_the_page_rereads_a_changed_results_file(tmp_path, monkeypatch):
     assert before != pytest.approx(12.3) and after == pytest.approx(12.3)  # not served from a stale cache
 
 
+def test_the_shipped_results_show_every_reported_row_and_list_unmatched_numbers(tmp_path, monkeypatch):
+    """Issue 23: `m3eval leaderboard --results results/` shows the paper rows on its default view,
+    each with a capability score and its coverage; the demo's capability has no weight (not in overall)."""
+    from dashboard.references import reference_labels
+    from m3eval.report.runs import load_references
+    at = page("0_Overview.py", ROOT / "results", monkeypatch)
+    df = at.dataframe[0].value.set_index("model")
+    refs, _ = load_references(ROOT / "results")
+    assert set(reference_labels(refs)) <= set(df.index)
+    assert not any("hidden" in c.value for c in at.caption)
+    assert df.loc["Ying-VLM (reported)", "coverage"].startswith("6 of ")  # its six M3IT datasets
+    assert any("marked partial" in c.value for c in at.caption)
+    assert "w_demo" not in {w.key for w in at.number_input} and "w_knowledge_vqa" in {w.key for w in at.number_input}
+    at.selectbox(key="level").set_value("knowledge_vqa")
+    kvqa = rerun(at).dataframe[0].value.set_index("model")
+    assert kvqa.loc["Ying-VLM (reported)", "coverage"] == "3 of 3 datasets"
+
+    root = write_leaderboard(tmp_path / "results", n=8)  # a reference number the suite does not have
+    (root / "reference" / "odd.json").write_text(json.dumps(
+        {"format": "m3eval.reference/1", "model": "Odd", "source": "x", "reported": True,
+         "tasks": {"no_such_task": {"metrics": {"accuracy": {"value": 0.4, "scale": 1}}}}}))
+    at = page("0_Overview.py", root, monkeypatch)
+    unmatched = next(d.value for d in at.dataframe if "why" in d.value.columns)
+    assert list(unmatched["file"]) == ["odd.json"] and list(unmatched["task"]) == ["no_such_task"]
+    assert "Odd (reported)" not in set(at.dataframe[0].value["model"])  # no score: listed below instead
+
+
 def test_the_committed_golden_run_opens_on_the_page(tmp_path, monkeypatch):
     """A run written before the typed record (results/demo/tiny-llava) opens on the page."""
     import shutil
@@ -355,3 +382,49 @@ def test_the_committed_golden_run_opens_on_the_page(tmp_path, monkeypatch):
     assert row["value"] == pytest.approx(100 * vqa.value)
     at = page("1_Task.py", tmp_path, monkeypatch)
     assert not at.exception
+
+
+def _with_shipped_references(root: Path) -> Path:
+    import shutil
+    for f in (ROOT / "results" / "reference").glob("*.json"):
+        shutil.copy(f, root / "reference" / f.name)
+    return root
+
+
+def test_papers_page_lays_out_each_source_table_with_our_reproduction(tmp_path, monkeypatch):
+    root = _with_shipped_references(write_leaderboard(tmp_path / "results", n=24, partial_run=True))
+    at = page("6_Papers.py", root, monkeypatch)
+    titles = [plain(s.value) for s in at.subheader]
+    assert titles[:3] == ["M3IT: held-out evaluation (ROUGE-L)", "M2-Encoder: zero-shot classification and retrieval",
+                          "Qwen-VL: zero-shot captioning & general VQA"]
+    assert "Instruction benchmarks, as each source reports them" in titles
+    m3it = at.dataframe[0].value
+    assert list(m3it["model"]) == ["BLIP-2 (Flan-T5-XXL)", "InstructBLIP", "MiniGPT-4", "Ying-VLM"]
+    ying = m3it.set_index("model").loc["Ying-VLM"]
+    ours = load_run(root / "ying-vlm").tasks["m3it_okvqa"].metrics["rouge_l"]
+    assert ying["run"] == "ying-vlm" and ying["OK-VQA"] == pytest.approx(27.5)
+    assert ying["OK-VQA reproduced"] == pytest.approx(display_value(ours))
+    assert ying["OK-VQA inside CI"] == (100 * ours.ci[0] <= 27.5 <= 100 * ours.ci[1])
+    captions = [plain(c.value) for c in at.caption]
+    assert any(c.startswith("Source: Li et al., M3IT, arXiv 2306.04387") for c in captions)
+    assert any("×100: NoCaps, Flickr30K" in c for c in captions)
+    assert any("Columns no reference file has a number for: VQAv2." in c for c in captions)
+    sources = next(d.value for d in at.dataframe if list(d.value.columns) == ["model", "file", "source"])
+    assert "m3it_paper_blip2_flan_t5_xxl.json" in set(sources["file"])
+    assert len(at.get("download_button")) == len([d for d in at.dataframe if "file" in d.value.columns
+                                                  and "source" not in d.value.columns])
+
+
+def test_papers_page_titles_are_text_and_a_folder_without_references_says_so(tmp_path, monkeypatch):
+    root = write_leaderboard(tmp_path / "results", n=6)
+    at = page("6_Papers.py", root, monkeypatch)  # the fixture's reference file is in no paper's table
+    assert "No reference file of a paper's table" in at.info[0].value and not at.dataframe
+    own = ("papers:\n  x:\n    title: '**bold** <b>x</b> [l](u)'\n    source: '_src_'\n"
+           "    references: [ying_vlm.json]\n    columns: [{task: m3it_okvqa, metric: rouge_l, title: '*OK*'}]\n")
+    (root / "leaderboard.yaml").write_text(HIERARCHY + own, encoding="utf-8")
+    at = page("6_Papers.py", root, monkeypatch)
+    assert plain(at.subheader[0].value) == "**bold** <b>x</b> [l](u)"  # shown as typed, not as Markdown
+    assert at.dataframe[0].value.iloc[0]["*OK*"] == pytest.approx(44.0)
+    (root / "leaderboard.yaml").write_text(HIERARCHY + "papers: [1]\n", encoding="utf-8")
+    at = page("6_Papers.py", root, monkeypatch)
+    assert "'papers' should be a mapping" in plain(at.error[0].value)

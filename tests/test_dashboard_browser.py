@@ -9,6 +9,7 @@ character, no OCR needed.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -65,12 +66,16 @@ def results(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(results):
+    yield from serve(results, results.parent)
+
+
+def serve(results: Path, cwd: Path):
+    """The page on `results` at a free port, for as long as the generator runs: its URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"M3EVAL_RESULTS": str(results)}
     cmd = streamlit_command(port)  # what `m3eval leaderboard` runs
     assert "--server.headless" in cmd and "--browser.gatherUsageStats" in cmd
-    proc = subprocess.Popen(cmd, env=env, cwd=results.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
@@ -189,6 +194,7 @@ def test_overview_and_task_pages_in_chromium(server, browser):
     ("/charts", "charts", '[data-testid="stVegaLiteChart"]'),
     ("/run-details", "run_details", '[data-testid="stJson"]'),
     ("/multilingual", "multilingual", '[data-testid="stVegaLiteChart"]'),
+    ("/papers", "papers", "text=No reference file of a paper"),  # the fixture's file is in no paper's table
 ])
 def test_other_pages_render(server, browser, path, name, ready):
     dialogs: list[str] = []
@@ -230,6 +236,58 @@ def test_static_export_offline(tmp_path, browser):
         expect(zh).to_be_visible()
         _assert_cjk_renders(page, zh.evaluate("e => getComputedStyle(e).fontFamily"))
         _shot(page, "export")
+    finally:
+        ctx.close()
+    assert not requests, f"the export fetched {requests}"
+    assert not dialogs
+
+
+# a home, root or temp directory of the machine that wrote the results
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:root|home|tmp)/")
+SHIPPED_REPORTED = ["Ying-VLM", "BLIP-2 (Flan-T5-XXL)", "InstructBLIP", "MiniGPT-4", "M2-Encoder-10B"]
+
+
+def _column(table, i: int) -> list[str]:
+    return [t.strip() for t in table.locator(f"tbody tr td:nth-child({i + 1})").all_inner_texts()]
+
+
+@pytest.mark.timeout(120)
+def test_export_of_the_shipped_results_opened_from_a_file(tmp_path, browser):
+    """`m3eval leaderboard --export` of the committed results/, opened from file:// offline: the paper
+    rows on the overview, each paper's table, no machine path anywhere, and a column sorted by a click."""
+    out = tmp_path / "site" / "index.html"
+    assert export(ROOT / "results", out) == 0
+    dialogs: list[str] = []
+    requests: list[str] = []
+    ctx, page = _page(browser, dialogs, offline=True)
+    try:
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                   else (requests.append(route.request.url), route.abort()))
+        page.goto(out.as_uri(), wait_until="load")
+        overview = page.locator("#overview table")
+        for model in SHIPPED_REPORTED:
+            expect(overview.get_by_role("cell", name=f"{model} (reported)", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Papers")).to_be_visible()
+        expect(page.get_by_role("heading", name="M3IT: held-out evaluation (ROUGE-L)")).to_be_visible()
+        expect(page.locator("#languages")).to_be_attached()
+        text = page.locator("body").text_content()  # folded <details> included
+        assert not ABSOLUTE_PATH.findall(text), [text[max(0, m.start() - 80): m.end() + 60]
+                                                 for m in ABSOLUTE_PATH.finditer(text)][:3]
+
+        # sort the M3IT table by a column: ascending on the first click, descending on the second
+        m3it = page.locator("#papers table").first
+        header = m3it.locator("thead th", has_text="OK-VQA").first
+        i = m3it.locator("thead th").all_inner_texts().index("OK-VQA")
+        before = [float(v) for v in _column(m3it, i)]
+        header.scroll_into_view_if_needed()
+        header.click()
+        expect(header).to_have_attribute("data-sort", "asc")
+        assert [float(v) for v in _column(m3it, i)] == sorted(before)
+        header.click()
+        assert [float(v) for v in _column(m3it, i)] == sorted(before, reverse=True)
+        models = _column(m3it, 0)
+        assert models[0] == "Ying-VLM" and sorted(models) == sorted(SHIPPED_REPORTED[:4])  # rows move whole
+        _shot(page, "export_shipped_papers")
     finally:
         ctx.close()
     assert not requests, f"the export fetched {requests}"

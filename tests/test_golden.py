@@ -37,9 +37,12 @@ def test_demo_reproduces_the_committed_golden_run(demo_model, tmp_path):
         old_preds = read_jsonl(GOLDEN / "tiny-llava" / "predictions" / f"{task}.jsonl")
         assert [{k: p[k] for k in KEEP} for p in new_preds] == [{k: p[k] for k in KEEP} for p in old_preds], \
             f"{task}: predictions differ from the golden run (intended? `make golden`); {_versions(golden)}"
-        # the invocation record holds this run's time, git sha and model path: provenance, not scores
+        # the invocation record holds this run's time, git sha and model folder: provenance, not scores
         same = {k: v for k, v in results["tasks"][task].items() if k != "invocation"}
         assert same == {k: v for k, v in entry.items() if k != "invocation"}, f"{task}: scores differ from the golden run"
+        # ... but its data (by file name and digest) and settings are the same on any machine
+        new_inv, old_inv = results["tasks"][task]["invocation"], entry["invocation"]
+        assert (new_inv["data"], new_inv["config"]) == (old_inv["data"], old_inv["config"])
         new_scores = [r["scores"] for r in read_jsonl(tmp_path / "tiny-llava" / "samples" / f"{task}.jsonl")]
         old_scores = [r["scores"] for r in read_jsonl(GOLDEN / "tiny-llava" / "samples" / f"{task}.jsonl")]
         assert new_scores == old_scores

@@ -1,10 +1,16 @@
-"""Group scores: macro / micro aggregation, mixed metrics refused or normalized by name, intervals."""
+"""Group scores: macro / micro aggregation, mixed metrics refused or normalized by name, intervals;
+the terminal table's group rows."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 
+from m3eval.metrics import get_metric, metric_names
+from m3eval.record import RESULTS_FORMAT, Results, RunBlock
+from m3eval.report.tables import format_results, only_tasks
 from m3eval.scoring.groups import group_errors, group_scores
 from m3eval.scoring.run import score_one
 from m3eval.tasks.registry import Registry
@@ -37,9 +43,11 @@ def preds(n: int, right: int, prefix: str = "s") -> list[Prediction]:
             for i in range(n)]
 
 
-def captions() -> list[Prediction]:
-    return [Prediction(id=f"c{i}", prediction=f"a cat number {i} on a mat" if i % 2 else "a dog", prompt="p",
-                       references=[f"a cat number {i} on a mat", f"the cat {i} sits on the mat"]) for i in range(12)]
+def captions(every: int = 2) -> list[Prediction]:
+    """Twelve images, every `every`-th captioned right: CIDEr-D 3.125 (every=2), 1.5625 (every=4)."""
+    return [Prediction(id=f"c{i}", prediction=f"a cat number {i} on a mat" if i % every == 1 else "a dog",
+                       prompt="p", references=[f"a cat number {i} on a mat", f"the cat {i} sits on the mat"])
+            for i in range(12)]
 
 
 @pytest.fixture()
@@ -72,12 +80,62 @@ def test_mixed_primary_metrics_refused_unless_normalized_by_name(registry, run):
     assert "normalize: scale" in bad.error and "mixed.yaml" in bad.error
     assert group_errors(groups) == [f"group mixed: {bad.error}"]
     ok = groups["mixed_ok"]
-    assert ok.normalize == "scale" and ok.metric == "primary / scale (mixed: exact_match, coco_cider)"
-    assert ok.value == pytest.approx((0.9 + tasks["cap"].metrics["coco_cider"].value) / 2)
-    # CIDEr enters the group's interval re-scored on each resampled corpus
-    assert ok.ci[0] <= ok.value <= ok.ci[1] and "ci_note" not in ok.dump()
+    assert ok.normalize == "scale" and ok.metric == "normalized score"
+    assert ok.normalization == {"exact_match": "value / scale", "coco_cider": "min(value / scale / 2, 1)"}
+    # no plain mean across scales: CIDEr-D 3.125 is clipped at 2 as the board clips it, a normalized 1.0
+    assert tasks["cap"].metrics["coco_cider"].value == pytest.approx(3.125)
+    assert ok.value == pytest.approx((0.9 + 1.0) / 2)
+    # CIDEr enters the group's interval re-scored on each resampled corpus, each resample clipped
+    assert ok.ci[0] <= ok.value <= ok.ci[1] <= 1.0 and "ci_note" not in ok.dump()
     cap = tasks["cap"].metrics["coco_cider"]
     assert cap.ci[1] - cap.ci[0] > 0 and ok.ci[1] - ok.ci[0] > 0
+
+
+def test_an_unbounded_metric_below_its_clip_counts_linearly(registry, run):
+    tasks, run_dir = run
+    tasks = {**tasks, "cap": score_one(registry.tasks["cap"], captions(every=4), run_dir, 0)}
+    assert tasks["cap"].metrics["coco_cider"].value == pytest.approx(1.5625)
+    ok = group_scores(registry, tasks, run_dir, 0)["mixed_ok"]
+    assert ok.value == pytest.approx((0.9 + 1.5625 / 2) / 2)
+    assert 0 <= ok.ci[0] <= ok.value <= ok.ci[1] <= 1.0
+
+
+def test_the_clip_is_the_boards(registry):
+    """Groups know the board's normalization without importing dashboard/: each metric declares it."""
+    board = yaml.safe_load((Path(__file__).resolve().parents[1] / "dashboard" / "leaderboard.yaml").read_text())
+    rules = board["normalization"]
+    assert rules["coco_cider"] == {"rule": "clip", "max": get_metric("coco_cider").clip_max}
+    for name, rule in rules.items():
+        if name in metric_names():
+            assert get_metric(name).clip_max == (rule["max"] if isinstance(rule, dict) else None), name
+
+
+def test_the_table_names_how_each_group_was_made(registry, run):
+    tasks, run_dir = run
+    results = Results(format=RESULTS_FORMAT, run=RunBlock(name="r"), tasks=tasks,
+                      groups=group_scores(registry, tasks, run_dir, 0))
+    rows = {line.split()[1]: line for line in format_results(results).splitlines() if line.startswith("[group] ")
+            and not line.split()[1].endswith(":")}
+    assert "macro mean of exact_match" in rows["macro_g"] and "95.00" in rows["mixed_ok"]
+    assert "macro mean of normalized scores" in rows["mixed_ok"]
+    assert "no mean: different primary metrics" in rows["mixed"]
+    table = format_results(results)
+    assert "[group] mixed_ok: normalized scores are value / scale, coco_cider as min(value / scale / 2, 1)" in table
+    assert "[group] mixed:" not in table and "primary / scale" not in table
+    for name in metric_names():  # every label fits in 40 characters
+        assert len(f"micro mean of {name}") <= 40, name
+    assert len("no mean: different primary metrics") <= 40
+
+
+def test_a_step_prints_its_own_tasks(registry, run):
+    """The demo's grounding step writes into the VLM's run folder: it shows its task and the groups within."""
+    tasks, run_dir = run
+    results = Results(format=RESULTS_FORMAT, run=RunBlock(name="r"), tasks=tasks,
+                      groups=group_scores(registry, tasks, run_dir, 0))
+    step = only_tasks(results, ["small", "big"])
+    assert list(step.tasks) == ["small", "big"] and set(step.groups) == {"macro_g", "micro_g"}
+    table = format_results(step)
+    assert "rl" not in table.split() and "cap" not in table.split() and "[group] nested" not in table
 
 
 def test_group_interval_from_the_tasks_resamples(registry, run):

@@ -51,7 +51,8 @@ LAYERS: list[tuple[int, list[str], str]] = [
     (3, ["results", "prompts"], "run-folder file helpers / prompt templates"),
     (2, ["types"], "Sample, Message, Prediction, sample ids"),
     (1, ["record", "prompt_limits"], "the typed run record / template size bounds"),
-    (0, ["errors", "resources", "plugins", ""], "errors, where data lives, plugin registries; m3eval/__init__"),
+    (0, ["errors", "resources", "plugins", "public_paths", ""], "errors, where data lives, plugin registries, "
+                                                               "what a record may say of paths; m3eval/__init__"),
 ]
 RANK = {part: rank for rank, parts, _ in LAYERS for part in parts}
 

@@ -27,7 +27,9 @@ def test_each_task_keeps_its_own_invocation(tiny_model, tmp_path):
     assert b.invocation.config["resolved_tasks"] == ["demo_mc"]
     for entry in (a, b):
         inv = entry.invocation
-        assert inv.model["args"] == {"pretrained": str(tiny_model)} and inv.versions["numpy"]
+        # the model folder by its name (its content: the revision beside it), never its path
+        assert inv.model["args"] == {"pretrained": tiny_model.name} and inv.versions["numpy"]
+        assert inv.model["id"] == tiny_model.name and inv.model["revision"].startswith("local-sha256:")
         assert inv.created and "git_sha" in inv.dump() and len(entry.references_sha256) == 64
     run = results.run
     assert run.merged is True and run.config["limit"] == 6  # the run block: the latest invocation

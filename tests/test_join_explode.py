@@ -119,8 +119,7 @@ def test_a_file_override_keeps_the_join_and_a_repo_copy_gives_both_tables(tmp_pa
     other = _write(tmp_path / "elsewhere" / "q.parquet", QUESTIONS[:2])
     data = load_task_data(spec, None, "default", str(other))  # the questions replaced; images as the YAML says
     assert [s.id for s in data.samples] == ["q0", "q1"] and all(s.failure is None for s in data.samples)
-    assert data.fingerprint["path"] == str(other) and data.fingerprint["join"]["path"] == \
-        str(tmp_path / "images.parquet")
+    assert data.fingerprint["path"] == "q.parquet" and data.fingerprint["join"]["path"] == "images.parquet"
     # a task whose two tables are configs of one repo: a local copy of the repo holds both
     repo = tmp_path / "repo"
     _write(repo / "questions" / "test-00000-of-00001.parquet", QUESTIONS)

@@ -112,7 +112,8 @@ def test_judge_end_to_end_against_transformers_serve(served, tiny_model, tmp_pat
     calls = (tmp_path / "judge" / "calls.jsonl").read_text().splitlines()
     assert len(calls) == 5  # 3 answers x 2 orders; "red" vs "red" is one prompt in both orders
     info = json.loads((tmp_path / "judge" / "info.json").read_text())
-    assert info["judged"] == 3 and info["calls_made"] == 5 and str(tiny_model) in info["judge"]
+    assert info["judged"] == 3 and info["calls_made"] == 5 and info["judge"] == f"openai:{tiny_model.name}"
+    assert str(tiny_model) not in m.signature  # the judge served by its path: recorded by its name
     assert f"failures={info['failures']}/3" in m.signature  # a random tiny model rarely writes "8 6"
     assert 0.0 <= m.value <= 1.0 and m.ci is not None
     stop(proc)  # the judge is gone: re-scoring must come from the cache

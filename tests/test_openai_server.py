@@ -36,4 +36,4 @@ def test_hf_and_openai_through_transformers_serve_agree(served, tiny_model, tmp_
     assert len(hf) == 16 and all(err is None for _, err in api.values())
     assert all(text for text, _ in hf.values())
     assert api == hf
-    assert results.run.model["id"] == str(tiny_model)  # the one model served, found by the probe
+    assert results.run.model["id"] == tiny_model.name  # the one model served (by its path), found by the probe

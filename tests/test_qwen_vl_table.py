@@ -20,13 +20,12 @@ from m3eval.tasks.registry import Registry
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = {"qwen_vl_table": ["qwen_vl_captioning", "qwen_vl_general_vqa", "qwen_vl_text_vqa", "grounding"],
            "qwen_vl_table_qwen_vl": ["qwen_vl_captioning_qwen_vl", "qwen_vl_general_vqa_qwen_vl",
-                                     "qwen_vl_text_vqa_qwen_vl", "grounding"]}
+                                     "qwen_vl_text_vqa_qwen_vl", "grounding_qwen_vl"]}
 # QwenLM/Qwen-VL README.md @ aa00ed04091eea5fcdd32985e7915f1c53e7d599, the numbers as it prints them: board task
 # title -> (leaf task, Qwen-VL, Qwen-VL-Chat; None where the README has no such cell). Tables 'Zero-shot Captioning
-# & General VQA' (NoCaps and Flickr30K are CIDEr x100) and 'Text-oriented VQA' (no Qwen-VL-Chat row); the
-# 'Referring Expression Comprehension' rows (one protocol: checked on the overview) are in the files too.
-# ChartQA (65.7) is left out: the reference row stores it under the group chartqa_qwen_vl, and the board's ChartQA
-# leaves are its two parts, so the board shows no reference cell for it (reported, not fixed here).
+# & General VQA' (NoCaps and Flickr30K are CIDEr x100), 'Text-oriented VQA' (no Qwen-VL-Chat row; ChartQA is one
+# number, the group chartqa_qwen_vl: a group leaf on the board, beside the run's group value) and 'Referring
+# Expression Comprehension' (GROUNDING).
 README = {
     "NoCaps": ("nocaps_val_qwen_vl", "121.4", "120.2"), "Flickr30k": ("flickr30k_test_qwen_vl", "85.8", "81.0"),
     "OK-VQA": ("okvqa_qwen_vl", "58.6", "56.6"), "GQA": ("gqa_testdev_balanced_qwen_vl", "59.3", "57.5"),
@@ -34,7 +33,17 @@ README = {
     "VizWiz-VQA": ("vizwiz_vqa_val_qwen_vl", "35.2", "38.9"),
     "TextVQA": ("textvqa_val_qwen_vl", "63.8", None), "DocVQA": ("docvqa_val_qwen_vl", "65.1", None),
     "AI2D": ("ai2d_test_qwen_vl", "62.3", None), "OCR-VQA": ("ocrvqa_test_qwen_vl", "75.7", None),
+    "ChartQA": ("chartqa_qwen_vl", "65.7", None),
 }
+# the README's grounding table (one board task per dataset, a leaf per split): leaf -> (title, Qwen-VL-7B, -Chat)
+GROUNDING = {
+    "refcoco_val_qwen_vl": ("RefCOCO", "89.36", "88.55"), "refcoco_testA_qwen_vl": ("RefCOCO", "92.26", "92.27"),
+    "refcoco_testB_qwen_vl": ("RefCOCO", "85.34", "84.51"), "refcocoplus_val_qwen_vl": ("RefCOCO+", "83.12", "82.82"),
+    "refcocoplus_testA_qwen_vl": ("RefCOCO+", "88.25", "88.59"),
+    "refcocoplus_testB_qwen_vl": ("RefCOCO+", "77.21", "76.79"),
+    "refcocog_val_qwen_vl": ("RefCOCOg", "85.58", "85.96"), "refcocog_test_qwen_vl": ("RefCOCOg", "85.48", "86.32"),
+}
+GROUPS = {"ChartQA": "chartqa"}  # board title -> the official group beside the Qwen-VL one (leaves {group: ...})
 CIDER_X100 = {"NoCaps", "Flickr30k"}
 REFERENCE_ROWS = ["Qwen-VL (reported)", "Qwen-VL-Chat (reported)"]
 RUN = "table"  # the run's name, its row on the board
@@ -59,9 +68,9 @@ def test_one_run_scores_every_table_task_and_group(registry, qwen_vl_table_run):
     run, results, fixtures = qwen_vl_table_run
     official, qwen = registry.expand("qwen_vl_table"), registry.expand("qwen_vl_table_qwen_vl")
     assert len(official) == len(qwen) == 21  # captioning 2, general VQA 5, text VQA 6 (ChartQA's 2 parts), grounding 8
-    assert set(official) & set(qwen) == set(registry.expand("grounding"))  # one grounding protocol, run once
+    assert qwen == [f"{t}_qwen_vl" for t in official]  # every benchmark has its qwen_vl twin, grounding included
     assert set(results["tasks"]) == set(official) | set(qwen) == set(fixtures)
-    assert len(results["tasks"]) == 21 + 21 - 8
+    assert len(results["tasks"]) == 21 + 21
     assert results["run"]["config"]["tasks"] == ["qwen_vl_table", "qwen_vl_table_qwen_vl"]
     for task, res in results["tasks"].items():
         spec = registry.tasks[task]
@@ -78,9 +87,16 @@ def test_one_run_scores_every_table_task_and_group(registry, qwen_vl_table_run):
             m = results["groups"][member]
             assert m.get("error") is None and math.isfinite(m["value"]), member
             assert m["tasks"] == registry.expand(member), member
-        # macro over the four member groups, each on its own scale (all four are 0..1 or raw CIDEr: scale 1)
-        assert g["value"] == pytest.approx(sum(results["groups"][m]["value"] / results["groups"][m]["scale"]
-                                               for m in members) / len(members)), table
+        # a mean of normalized scores over the four member groups: CIDEr (unbounded) clipped at 2 as the board
+        # clips it, task by task; the other members are 0..1 already
+        assert g["metric"] == "normalized score" and g["normalization"]["coco_cider"] == "min(value / scale / 2, 1)"
+
+        def normalized(member: str) -> float:
+            if "captioning" not in member:
+                return results["groups"][member]["value"] / results["groups"][member]["scale"]
+            ciders = [results["tasks"][t]["metrics"]["coco_cider"]["value"] for t in registry.expand(member)]
+            return sum(min(c / 2, 1.0) for c in ciders) / len(ciders)
+        assert g["value"] == pytest.approx(sum(normalized(m) for m in members) / len(members)), table
 
 
 class _Tables(HTMLParser):
@@ -135,7 +151,7 @@ def _table(tables, section: str, summary: str | None) -> dict[str, dict[str, str
 def test_the_board_shows_the_run_beside_the_qwen_vl_reference_rows(qwen_vl_table_run, tmp_path):
     from m3eval.cli import main
 
-    run, _, _ = qwen_vl_table_run
+    run, run_results, _ = qwen_vl_table_run
     results = tmp_path / "results"
     shutil.copytree(run, results / run.name)
     (results / "reference").mkdir()
@@ -164,7 +180,7 @@ def test_the_board_shows_the_run_beside_the_qwen_vl_reference_rows(qwen_vl_table
         table = _table(tables, cap["title"], None)
         assert RUN in table, cap["title"]
         for task in cap["tasks"].values():
-            if any(leaf["task"].startswith("demo_") or leaf["task"].startswith("m3it") for leaf in task["leaves"]):
+            if any(leaf.get("task", "").startswith(("demo_", "m3it")) for leaf in task["leaves"]):
                 continue  # the demo and M3IT benchmarks of the capability: not in this run
             assert _is_number(table[RUN][task["title"]]), (cap["title"], task["title"])
     rule = hierarchy["normalization"]["coco_cider"]
@@ -172,9 +188,11 @@ def test_the_board_shows_the_run_beside_the_qwen_vl_reference_rows(qwen_vl_table
         section = next(c["title"] for c in [*caps.values(), hierarchy["capabilities"]["knowledge_vqa"]]
                        if any(t["title"] == title for t in c["tasks"].values()))
         table = _table(tables, section, f"{title}: datasets and protocols")
-        official = leaf.removesuffix("_qwen_vl")
+        official = GROUPS.get(title, leaf.removesuffix("_qwen_vl"))
         for protocol in (official, leaf):  # the run's two protocols side by side
             assert _is_number(table[RUN][protocol]), (title, protocol)
+        if title in GROUPS:  # a group leaf: the run's results.json group value
+            assert table[RUN][leaf] == f"{100 * run_results['groups'][leaf]['value']:.1f}", title
         for row, printed in zip(REFERENCE_ROWS, (qwen_vl, chat)):
             if printed is None:
                 assert row not in table, (title, row)
@@ -185,6 +203,12 @@ def test_the_board_shows_the_run_beside_the_qwen_vl_reference_rows(qwen_vl_table
                 assert shown[leaf] == f"{min(float(printed) / 100 / rule['max'], 1) * 100:.1f}", (title, row)
             else:
                 assert shown[leaf] == printed, (title, row)
+    for leaf, (title, *printed) in GROUNDING.items():  # RefCOCO/+/g: the README's table beside the run's twins
+        table = _table(tables, caps["grounding"]["title"], f"{title}: datasets and protocols")
+        assert _is_number(table[RUN][leaf]) and _is_number(table[RUN][leaf.removesuffix("_qwen_vl")]), leaf
+        for row, value in zip(REFERENCE_ROWS, printed):
+            assert table[row][leaf] == f"{100 * (float(value) / 100):.1f}", (leaf, row)  # the board's one decimal
+            assert table[row][leaf.removesuffix("_qwen_vl")] == "", (leaf, row)  # under the paper's protocol only
 
 
 def _is_number(cell: str) -> bool:
@@ -198,7 +222,9 @@ def test_the_reference_files_are_the_ones_the_board_read():
     """The board test's README numbers are the reference files' values (percent; CIDEr x100)."""
     refs = {json.loads(f.read_text(encoding="utf-8"))["model"]: json.loads(f.read_text(encoding="utf-8"))["tasks"]
             for f in (ROOT / "results" / "reference").glob("qwen_vl_paper_*.json")}
-    for title, (leaf, *printed) in README.items():
+    cells = {title: (leaf, *printed) for title, (leaf, *printed) in README.items()}
+    cells |= {leaf: (leaf, *printed) for leaf, (_, *printed) in GROUNDING.items()}
+    for title, (leaf, *printed) in cells.items():
         for model, value in zip(["Qwen-VL", "Qwen-VL-Chat"], printed):
             if value is None:
                 assert leaf not in refs[model], (title, model)

@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard.board import build_rows, counted_frame, level_frame, paper_vs_measured  # noqa: E402
 from dashboard.loading import load_all, load_hierarchy_or_stop, md_escape, run_keys, table  # noqa: E402
+from dashboard.references import UNMATCHED_NOTE, reference_protocols, unmatched_frame  # noqa: E402
 
 st.set_page_config(page_title="m3eval leaderboard", page_icon="📊", layout="wide")
 st.title("m3eval leaderboard")
@@ -29,7 +30,8 @@ for c in h.capabilities:
     levels[c.key] = f"{c.title} → tasks"
     for n in c.tasks:
         levels[f"{c.key}/{n.key}"] = f"{c.title} → {n.title} → datasets"
-present = sorted({t.protocol for r in runs for t in r.tasks.values() if t.protocol})
+present = sorted({t.protocol for r in runs for t in r.tasks.values() if t.protocol}
+                 | reference_protocols(refs, runs_by))
 
 c1, c2 = st.columns([3, 2])
 level_default = q.get("level") if q.get("level") in levels else "capabilities"
@@ -47,9 +49,10 @@ rank_all = o3.toggle("Rank partial and overridden runs", value=q.get("rank_all")
                      help="by default only full runs on the task's own data get a rank")
 
 weights = {}
+in_overall = [c for c in h.capabilities if c.overall]  # the demo's capability has no weight: not in overall
 with st.expander("Capability weights (saved in the link)"):
-    cols = st.columns(max(1, len(h.capabilities)))
-    for col, c in zip(cols, h.capabilities):
+    cols = st.columns(max(1, len(in_overall)))
+    for col, c in zip(cols, in_overall):
         try:
             default = float(q.get(f"w_{c.key}", c.weight))
         except ValueError:
@@ -83,6 +86,9 @@ unranked = int(((df["rank"] == "") & ~df["reported"]).sum())
 if unranked:
     notes.append(f"{unranked} measured row(s) without a rank: partial (--limit or failed tasks), "
                  "overridden data, or not every dataset at this level (see status and coverage).")
+if df["coverage"].str.endswith("partial").any():
+    notes.append("A row marked partial in coverage lacks datasets that other rows shown have: its score is over "
+                 "the datasets it has, and it is not ranked by default.")
 for n in notes:
     st.caption(n)
 st.caption("Scores on 0..100 after each metric's normalization (accuracy and ROUGE-L ×100; CIDEr-D ÷ 2, "
@@ -105,6 +111,12 @@ else:
                          for c in ("reported", "measured", "Δ (measured − reported)")})
     st.caption("Reported: the paper's number; measured: this harness's run of the same model and task, "
                "same metric, with its 95% bootstrap interval.")
+
+unmatched = unmatched_frame(h, refs, runs_by)
+if not unmatched.empty:
+    st.subheader("Unmatched reference numbers")
+    table(unmatched, "unmatched_reference_numbers", "unmatched")
+    st.caption(UNMATCHED_NOTE)
 
 counted = counted_frame(runs_by)
 if not counted.empty:

@@ -144,12 +144,13 @@ def content_config(digest: str) -> dict[str, str]:
 
 
 def local_fingerprint(path: Path) -> dict[str, Any]:
-    """A data file, or every file of a data folder (save_to_disk arrow + json, a local snapshot)."""
+    """A data file, or every file of a data folder (save_to_disk arrow + json, a local snapshot).
+    `path` is its name only: the record is published, and the digest tells the data apart."""
     path = Path(path)
     if path.is_dir():
         files = [f for f in path.rglob("*") if f.is_file() and ".cache" not in f.relative_to(path).parts]
-        return {**files_fingerprint(files, path), "path": str(path)}
-    return {**files_fingerprint([path]), "path": str(path)}
+        return {**files_fingerprint(files, path), "path": path.name}
+    return {**files_fingerprint([path]), "path": path.name}
 
 
 def commit_from_paths(paths: Iterable[str | Path]) -> str | None:

@@ -79,7 +79,7 @@ def _fingerprint(spec: DatasetSpec, base_dir: Path, local: Path | None, read: li
         from .m3it import snapshot_root
         root = snapshot_root(spec, base_dir)
         if root is not None:  # a local snapshot: the raw files actually read
-            return {**files_fingerprint(read, root), "path": str(root.resolve())}
+            return {**files_fingerprint(read, root), "path": root.resolve().name}  # a name: published
     return hub_fingerprint(spec.path, spec.revision, read)
 
 

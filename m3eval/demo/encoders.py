@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..record import Results
+from ..report.tables import only_tasks
 from ..run.pipeline import RunConfig, evaluate
 from .tiny_clip import DEMO_CLIP_TRAIN_STEPS, ensure_tiny_clip
 
@@ -14,7 +15,8 @@ def run_encoder_demo(vlm: RunConfig, report: Callable[[Results | None, list[str]
     """Grounding (demo_grounding) into the VLM's run, then demo_encoders as run `tiny-clip`.
     Returns (exit code, the encoder run's folder)."""
     grounding = RunConfig(**{**vars(vlm), "tasks": ["demo_grounding"]})
-    code = report(*evaluate(grounding))
+    results, failures = evaluate(grounding)  # the VLM's run folder: its results hold the first step's tasks too
+    code = report(only_tasks(results, grounding.tasks) if results else None, failures)
     clip_dir = ensure_tiny_clip(train_steps=DEMO_CLIP_TRAIN_STEPS)  # built once (~10 s of training), then cached
     enc = RunConfig(tasks=["demo_encoders"], output=vlm.output, model="clip",
                     model_args={"pretrained": str(clip_dir), "device": "cpu"}, run_name="tiny-clip",

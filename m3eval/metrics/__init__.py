@@ -11,7 +11,8 @@ Plain functions (predictions: list[str]; references: one list[str] per predictio
     cider(predictions, references, lang="en") -> float     pycocoevalcap CIDEr-D scale (x10; ~0..1.5 typical)
     recall_at_k(similarity, positives, k) -> float         0..1, queries x candidates; positives: sets of indices
     box_iou(a, b) -> float                                 0..1, boxes [x1, y1, x2, y2]
-    grounding_accuracy(prediction, box, width, height, threshold=0.5) -> float   1.0 / 0.0 (Qwen-VL or plain box)
+    grounding_accuracy(prediction, box, width, height, threshold=0.5) -> float   1.0 / 0.0 (Qwen-VL or plain box;
+        protocol='qwen_vl': Qwen-VL's evaluate_grounding.py exactly)
     anls(prediction, answers, threshold=0.5) -> float      0..1, DocVQA ANLS as the RRC's infographicsvqa_eval.py
     relaxed_accuracy(prediction, target, max_relative_change=0.05) -> float   1.0 / 0.0, ChartQA (pix2struct order)
     gqa_accuracy(prediction, answer) -> float              1.0 / 0.0, GQA eval.py (strings compared as given)

@@ -72,6 +72,9 @@ class Metric:
     description: str = ""
     source: str = ""  # the official implementation it follows (repo, path, commit), or "m3eval"
     bounds: str = ""  # value range for `m3eval metrics`; default "0-1" / "0-100" from scale
+    # an unbounded metric (CIDEr-D): the value / scale at which its normalized score reaches 1, as the
+    # board clips it (dashboard/leaderboard.yaml `normalization`); a mixed group averages min(value/scale/clip_max, 1)
+    clip_max: float | None = None
 
 
 # ---- HF `evaluate` metrics: "hf:<metric>" in task YAML -------------------------------------------

@@ -302,5 +302,5 @@ register_metric(Metric("coco_rouge_l", coco_rouge_l_items, description="pycocoev
                        source=COCO_SOURCE + "rouge/rouge.py"))
 register_metric(Metric("coco_cider", coco_cider_items, kind="corpus", resamples=200,
                        description="pycocoevalcap CIDEr(-D), whole corpus (IDF over all references)",
-                       bounds="0-10 (CIDEr-D x10, not a 0-1 score; typically 0-1.5)",
+                       bounds="0-10 (CIDEr-D x10, not a 0-1 score; typically 0-1.5)", clip_max=2.0,
                        source=COCO_SOURCE + "cider/cider_scorer.py"))

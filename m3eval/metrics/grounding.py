@@ -16,12 +16,17 @@ The official scorer this follows is Qwen-VL's eval_mm/evaluate_grounding.py
 `(x1,y1),(x2,y2)` pair of the answer, divided by 999 (sic: its grid is 0..999) and scaled by
 the image width/height, IoU without the +1 pixel convention, correct iff IoU >= 0.5.
 `grid` is a named option (999 by default, as there; 1000 for models that use 0..1000).
+
+`protocol: qwen_vl` (the `*_qwen_vl` RefCOCO twins) reproduces that script exactly, where the
+default reading above is more lenient: QWEN_VL_GROUNDING_SOURCE, docs/TASKS_SUITE.md section 6.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Sequence
+
+import numpy as np
 
 from m3eval.errors import SampleScoreError
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
@@ -33,6 +38,12 @@ _NUM = r"[-+]?\d+(?:\.\d+)?"
 _QWEN = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\),\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 _PLAIN = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
 UNITS = ("auto", "pixel", "norm")
+PROTOCOLS = ("official", "qwen_vl")
+QWEN_VL_GROUNDING_SOURCE = ("QwenLM/Qwen-VL eval_mm/evaluate_grounding.py @ e6bbb9dd9e9fc44a4498d372e83b3b172dc1d808 "
+                            "(its last change; identical at cfe66a7 and master aa00ed04)")
+# evaluate_grounding.py's PATTERN, used as its findall()[0] (the first match): any text without a
+# newline inside each bracket pair, the pair's halves joined by exactly "),(".
+_QWEN_VL_PAIR = re.compile(r"\((.*?)\),\((.*?)\)")
 
 
 @dataclass(frozen=True)
@@ -49,12 +60,16 @@ class Box:
         return x1 * sx, y1 * sy, x2 * sx, y2 * sy
 
 
-def parse_box(text: str | None, units: str = "auto") -> Box | None:
-    """The first box the text names (Qwen-VL format first, then plain), else None."""
+def parse_box(text: str | None, units: str = "auto", protocol: str = "official") -> Box | None:
+    """The first box the text names (Qwen-VL format first, then plain), else None.
+    protocol qwen_vl: only evaluate_grounding.py's reading (parse_qwen_vl_box)."""
     if units not in UNITS:
         raise ValueError(f"box units must be one of {UNITS}, got {units!r}")
+    _check_protocol(protocol)
     if not text:
         return None
+    if protocol == "qwen_vl":
+        return parse_qwen_vl_box(text)
     m = _QWEN.search(text)
     if m:
         return Box(tuple(float(v) for v in m.groups()), "grid", m.group(0))  # type: ignore[arg-type]
@@ -79,16 +94,67 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"grounding protocol must be one of {PROTOCOLS}, got {protocol!r}")
+
+
+def parse_qwen_vl_box(text: str) -> Box | None:
+    """The box evaluate_grounding.py reads: the first `(A),(B)` of the answer (PATTERN), each of A
+    and B exactly two comma-separated numbers as Python's float() reads them (spaces, signs,
+    exponents, inf/nan, underscores, any Unicode digits), else None. The script scores None as the
+    box (0,0,0,0), whose IoU with any box is 0 or NaN: never a hit, so None scoring 0 is the same.
+    Unlike the default reading, a first pair that is not two numbers is not skipped for a later one."""
+    m = _QWEN_VL_PAIR.search(text)  # findall()[0] is the first match, which search() finds
+    if m is None:
+        return None
+    coords: list[float] = []
+    for half in m.groups():
+        parts = half.split(",")
+        if len(parts) != 2:  # no comma: the script's explicit check; more: its unpacking fails
+            return None
+        try:
+            coords += [float(v) for v in parts]
+        except ValueError:
+            return None
+    return Box((coords[0], coords[1], coords[2], coords[3]), "grid", m.group(0))
+
+
+def qwen_vl_iou(coords: Sequence[float], box: Sequence[float], width: float, height: float) -> float:
+    """IoU as evaluate_grounding.py computes it: float32 throughout (torch.float32 tensors), the
+    grid box divided by 999 then scaled by the width / height, torchvision's box_area (no clamp:
+    an inverted box has a negative area), the intersection clamped at 0, NaN propagated (never a hit)."""
+    f32 = np.float32
+    with np.errstate(all="ignore"):  # overflow to inf and 0/0 are part of the script's arithmetic
+        p = np.array(coords, dtype=f32) / f32(999)
+        p[0::2] *= f32(width)
+        p[1::2] *= f32(height)
+        g = np.array(box, dtype=f32)
+        area_p = (p[2] - p[0]) * (p[3] - p[1])
+        area_g = (g[2] - g[0]) * (g[3] - g[1])
+        lt, rb = np.maximum(p[:2], g[:2]), np.minimum(p[2:], g[2:])
+        wh = np.maximum(rb - lt, f32(0))  # clamp(min=0); np.maximum keeps NaN as torch's clamp does
+        inter = wh[0] * wh[1]
+        union = area_p + area_g - inter
+        return float(inter / union)
+
+
 def grounding_accuracy(prediction: str | None, box: Sequence[float], width: float, height: float,
-                       threshold: float = 0.5, units: str = "auto", grid: float = 999) -> float:
+                       threshold: float = 0.5, units: str = "auto", grid: float = 999,
+                       protocol: str = "official") -> float:
     """1.0 if the box the prediction names has IoU >= threshold with `box` (pixels), else 0.0.
-    An unparsable prediction scores 0.0 (use parse_box to count those)."""
-    return _hit(parse_box(prediction, units), box, width, height, threshold, grid)
+    An unparsable prediction scores 0.0 (use parse_box to count those). protocol qwen_vl:
+    evaluate_grounding.py's parsing and float32 arithmetic (grid 999 and units do not apply)."""
+    return _hit(parse_box(prediction, units, protocol), box, width, height, threshold, grid, protocol)
 
 
 def _hit(parsed: Box | None, box: Sequence[float], width: float, height: float, threshold: float,
-         grid: float) -> float:
-    return 0.0 if parsed is None else float(box_iou(parsed.to_pixels(width, height, grid), box) >= threshold)
+         grid: float, protocol: str = "official") -> float:
+    if parsed is None:
+        return 0.0
+    if protocol == "qwen_vl":
+        return float(qwen_vl_iou(parsed.coords, box, width, height) >= threshold)
+    return float(box_iou(parsed.to_pixels(width, height, grid), box) >= threshold)
 
 
 def parse_reference(ref: str) -> tuple[list[float], tuple[float, float] | None]:
@@ -101,13 +167,14 @@ def parse_reference(ref: str) -> tuple[list[float], tuple[float, float] | None]:
 
 
 def _grounding_items(items: list[MetricInput], threshold: float = 0.5, units: str = "auto",
-                     grid: float = 999) -> MetricResult:
+                     grid: float = 999, protocol: str = "official") -> MetricResult:
+    _check_protocol(protocol)  # a task-definition error, before any sample
     scores = []
     for i, it in enumerate(items):
         if not it.references:
             raise SampleScoreError(i, "no reference box")
         box, size = parse_reference(it.references[0])
-        parsed = parse_box(it.prediction, units)
+        parsed = parse_box(it.prediction, units, protocol)
         if parsed is None:
             scores.append(0.0)
             continue
@@ -117,16 +184,26 @@ def _grounding_items(items: list[MetricInput], threshold: float = 0.5, units: st
                 raise SampleScoreError(i, f"a {parsed.units} box needs the image size: give it in the "
                                           "reference (x1,y1,x2,y2,W,H) or keep the run's media_info")
         w, h = size if size is not None else (0.0, 0.0)
-        scores.append(_hit(parsed, box, w, h, threshold, grid))
+        scores.append(_hit(parsed, box, w, h, threshold, grid, protocol))
     return MetricResult(mean(scores), scores)
 
 
-def box_filter(text: str, choices: object, units: str = "auto") -> str | None:
-    """The first box the answer names (Qwen-VL `(x1,y1),(x2,y2)` or plain `[x1, y1, x2, y2]`), else None."""
-    parsed = parse_box(text, units)
+def box_filter(text: str, choices: object, units: str = "auto", protocol: str = "official") -> str | None:
+    """The first box the answer names (Qwen-VL `(x1,y1),(x2,y2)` or plain `[x1, y1, x2, y2]`), else None;
+    protocol qwen_vl: the `(..),(..)` span evaluate_grounding.py reads, None if it holds no box."""
+    parsed = parse_box(text, units, protocol)
     return None if parsed is None else parsed.text
+
+
+def check_box_args(units: str = "auto", protocol: str = "official") -> None:
+    """The box filter's args, checked when the task is read."""
+    if units not in UNITS:
+        raise ValueError(f"box units must be one of {UNITS}, got {units!r}")
+    _check_protocol(protocol)
 
 
 register_metric(Metric("grounding_acc", _grounding_items,
                        description="RefCOCO-style accuracy: IoU >= threshold (0.5) with the reference box "
-                                   "(Qwen-VL grid / plain pixel / normalized boxes)"))
+                                   "(Qwen-VL grid / plain pixel / normalized boxes); protocol qwen_vl: "
+                                   "Qwen-VL's own parsing and float32 IoU",
+                       source=QWEN_VL_GROUNDING_SOURCE))

@@ -81,7 +81,7 @@ class CLIPAdapter(ModelAdapter):
         self.batch_size = int(batch_size)
         self.pad_to_max = config.model_type in _PAD_TO_MAX
         self.name = display_name(self.pretrained, local)
-        self._info = {"backend": "clip", "id": source, "revision": revision_of(local, config),
+        self._info = {"backend": "clip", "id": self.name, "revision": revision_of(local, config),
                       "class": type(self.model).__name__, "dtype": str(self.model.dtype).replace("torch.", ""),
                       "device": self.device}
 

@@ -87,7 +87,7 @@ class HFAdapter(ModelAdapter):
         # generate (a plugin, a test double), whose generate must run.
         self.splits_preprocessing = type(self).generate is HFAdapter.generate
         self._info = {
-            "backend": "hf", "id": source, "revision": revision_of(local, config),
+            "backend": "hf", "id": self.name, "revision": revision_of(local, config),
             "class": type(self.model).__name__, "dtype": str(self.model.dtype).replace("torch.", ""),
             "device": self.device, "video": "native" if self.native_video else "frames-as-images",
             **({"max_images": self._max_images} if self._max_images is not None else {}),

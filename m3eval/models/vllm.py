@@ -140,7 +140,7 @@ class VLLMAdapter(ModelAdapter):
         self._placeholders = placeholder_tokens(self.processor)
         self.chunk = max(1, int(chunk))
         self.name = display_name(str(pretrained), local)
-        self._info = {"backend": "vllm", "id": str(pretrained),
+        self._info = {"backend": "vllm", "id": self.name,
                       "revision": revision or revision_of(local, None),
                       "vllm": vllm.__version__, "dtype": str(dtype), "tensor_parallel_size": int(tensor_parallel_size),
                       "data_parallel_size": int(data_parallel_size), "video": video}

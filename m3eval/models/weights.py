@@ -104,6 +104,8 @@ def local_revision(model_args: dict[str, Any]) -> str | None:
 
 
 def display_name(pretrained: str, local: Path | None) -> str:
+    """The model's `id` in results: a hub id, or a local folder's name (never its path: results
+    are published; its content fingerprint is the `revision` beside it)."""
     if local is None:
         return pretrained  # a hub id
     # hub cache: .../models--org--name/snapshots/<sha> -> org/name

@@ -1,7 +1,9 @@
 """The results table printed at the end of a run."""
 from __future__ import annotations
 
-from ..record import Results, TaskResult
+from collections.abc import Collection
+
+from ..record import GroupResult, Results, TaskResult
 
 
 def _fmt(value: float, scale: float) -> str:
@@ -27,6 +29,23 @@ def _instruction_row(t: TaskResult) -> tuple[str, ...] | None:
             f"{_fmt(inst.std, scale)}", f"min-max {_fmt(inst.min, scale)}-{_fmt(inst.max, scale)}", "", "", "")
 
 
+def _group_label(g: GroupResult) -> str:
+    """How the group's number was made, short (<= 40 characters for the built-in metrics): a mixed group's
+    value is a mean of normalized scores, never named as a plain mean; a refused one says why in a few words."""
+    if g.value is None:
+        return "no mean: " + (g.error or "not computed").split(":")[0]
+    return f"{g.aggregate or 'macro'} mean of " + ("normalized scores" if g.normalization else g.metric or "primary")
+
+
+def only_tasks(results: Results, tasks: Collection[str]) -> Results:
+    """The results of these tasks, and of the groups within them: what one step of a run folder
+    shared by several invocations (the demo's grounding) produced."""
+    return results.model_copy(update={
+        "tasks": {t: e for t, e in results.tasks.items() if t in tasks},
+        "submissions": {t: e for t, e in results.submissions.items() if t in tasks},
+        "groups": {g: e for g, e in results.groups.items() if set(e.tasks) <= set(tasks)}})
+
+
 def format_results(results: Results) -> str:
     """Scores on a 0..100 scale with their 95% CI, sample, error and extraction-failure counts;
     per task the spread over instruction variants; groups with their aggregation."""
@@ -41,9 +60,8 @@ def format_results(results: Results) -> str:
         if spread:
             rows.append(spread)
     for name, g in results.groups.items():
-        how = f"{g.aggregate or 'macro'} mean of {g.metric or 'primary'}"
-        value = "refused" if g.value is None else _fmt(g.value, 1)
-        rows.append((f"[group] {name}", how, value, _ci(g.ci, 1), f"{g.n_tasks} tasks", "", ""))
+        value = "-" if g.value is None else _fmt(g.value, 1)
+        rows.append((f"[group] {name}", _group_label(g), value, _ci(g.ci, 1), f"{g.n_tasks} tasks", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -51,6 +69,10 @@ def format_results(results: Results) -> str:
         if t.excluded_by:
             lines.append(f"{name}: {'?' if t.n_excluded is None else t.n_excluded} rows not evaluated "
                          f"({t.excluded_by})")
+    for name, g in results.groups.items():  # an unbounded metric in a normalized score: how it was bounded
+        clipped = [f"{m} as {rule}" for m, rule in (g.normalization or {}).items() if rule != "value / scale"]
+        if g.value is not None and clipped:
+            lines.append(f"[group] {name}: normalized scores are value / scale, {', '.join(clipped)}")
     tm = results.timings
     if tm.model_fields_set:  # a run that timed nothing (score --predictions) prints no timings line
         lines.append(f"\nload {tm.load_s or 0:.1f}s  generate {tm.generate_s or 0:.1f}s  "

@@ -126,7 +126,9 @@ class _Job:
                                samples_per_s=round(n_new / max(total_s - load_s, 1e-9), 2))
 
             results = self.record_results(runnable, scored, earlier, info, ident, timings)
-            return results, list(results.run.failures or [])
+            # the record's failures name files by name (record.py); the terminal gets the full
+            # messages, then the groups' errors that scoring added after them
+            return results, self.failures + list(results.run.failures or [])[len(self.failures):]
         finally:  # after the timings: freeing a model is not part of evaluating it
             if self.cfg.free_model and model is not None:
                 model.close()

@@ -1,5 +1,10 @@
 """A run directory's identity (run.json): a re-run may resume it only when it is
-the same run — same model and weights, settings, task definitions and data."""
+the same run — same model and weights, settings, task definitions and data.
+
+run.json holds no path of the machine (it is published with the results): a local model
+folder is named by its name and told apart by its content fingerprint (`model_revision`), a
+file argument by its digest (`model_files`), local data by its digest (`data`). So a folder
+moved or copied elsewhere resumes, and other weights under the same name do not."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +16,7 @@ from ..data.fingerprint import data_changed, model_files_fingerprint
 from ..errors import ModelLoadError, RunError
 from ..models.registry import get_backend
 from ..record import RunIdentity
-from ..results import field_path, prediction_files, public_args, read_json
+from ..results import field_path, prediction_files, public_args, read_json, secret_arg
 from ..tasks.schema import TaskSpec
 
 _FIX = ("it records what the predictions were made with: restore it, or use another --run-name "
@@ -28,7 +33,7 @@ def identity(model: str, model_args: dict[str, Any], seed: int, instructions: st
     return RunIdentity(model=_which_model({"backend": model, "args": public}), seed=seed, instructions=instructions,
                        max_new_tokens=max_new_tokens, tasks={s.task: s.generation_key() for s in specs},
                        data={t: fp for t, fp in (data or {}).items() if fp},
-                       model_files=model_files_fingerprint({k: v for k, v in model_args.items() if public[k] == v}))
+                       model_files=model_files_fingerprint({k: v for k, v in model_args.items() if not secret_arg(k)}))
 
 
 def _which_model(model: dict[str, Any]) -> dict[str, Any]:

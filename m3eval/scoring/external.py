@@ -64,7 +64,7 @@ def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, overrid
         atomic_write_jsonl(prediction_files(run_dir, task)[0], [p.to_json() for p in preds])
     entry = score_one(spec, preds, run_dir, seed, data.n_excluded)
     entry = entry.model_copy(update={"unknown_ids": len(unknown), "missing_ids": len(missing)})
-    run = RunBlock(name=pred_file.stem, model={"backend": "external", "id": str(pred_file)},
+    run = RunBlock(name=pred_file.stem, model={"backend": "external", "id": pred_file.name},
                    config={"tasks": [task], "seed": seed}, created=now_iso())
     results = finalize(run_dir / "results.json" if run_dir is not None else None, run, {task: entry}, {}, {})
     return results, 1 if not given.keys() & known or (missing and not allow_missing) else 0

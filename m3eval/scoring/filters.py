@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from m3eval.metrics.choice import choice_index, extract_choice_letter, letter
-from m3eval.metrics.grounding import box_filter
+from m3eval.metrics.grounding import box_filter, check_box_args
 from m3eval.metrics.mmbench import MMBENCH_SOURCE, mmbench_choice
 from m3eval.plugins import Registry
 
@@ -172,6 +172,7 @@ for _f in [
 register_filter(Filter("mmbench_choice", mmbench_choice, "MMBench's rule-based option matching (VLMEvalKit can_infer); "
                        "None if unresolved or a refusal", MMBENCH_SOURCE))
 register_filter(Filter("box", box_filter,
-                       "the first box named (Qwen-VL (x1,y1),(x2,y2) or [x1, y1, x2, y2]); None if none"))
+                       "the first box named (Qwen-VL (x1,y1),(x2,y2) or [x1, y1, x2, y2]); None if none "
+                       "(protocol qwen_vl: Qwen-VL's own reading)", check=check_box_args))
 
 __all__ = ["Filter", "all_filters", "apply_filters", "filter_names", "get_filter", "letter", "register_filter"]

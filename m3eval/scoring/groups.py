@@ -6,8 +6,9 @@ A group aggregates its members' primary metrics, each divided by its `scale` (0.
   group weighs its samples' total), lm-evaluation-harness's default `weight_by_size`.
 - The leaf tasks must share one primary metric. A group mixing metrics (CIDEr beside
   accuracy) is refused (value null, `error` naming the group) unless it says
-  `normalize: scale`: then the members are combined after dividing by their scales, and the
-  results say so (CIDEr-D is unbounded: it is taken at its raw value).
+  `normalize: scale`: then it is the mean of normalized scores (`metric: normalized score`),
+  each member's value / scale, an unbounded metric clipped as the board clips it
+  (CIDEr-D: min(value / 2.0, 1), Metric.clip_max), and `normalization` says how per metric.
 - Interval: a percentile bootstrap over the tasks' samples (samples/<task>.jsonl): a mean
   metric's per-sample scores are resampled, a corpus metric (BLEU, CIDEr) re-scored on each
   resampled corpus through its `rescore`. Clusters are resampled jointly across the group's
@@ -31,6 +32,7 @@ from ..results import read_samples
 from ..tasks.registry import Registry
 
 RESAMPLES = 1000
+NORMALIZED = "normalized score"  # a mixed group's `metric`: no plain mean across scales
 
 
 def group_scores(registry: Registry, tasks: dict[str, TaskResult], run_dir: Path | None = None,
@@ -57,16 +59,23 @@ def _group_entry(registry: Registry, name: str, tasks: dict[str, TaskResult], ru
     by_metric: dict[str, list[str]] = {}
     for t in leaves:
         by_metric.setdefault(tasks[t].primary_metric, []).append(t)
-    if len(by_metric) > 1 and g.normalize != "scale":
-        mixed = "; ".join(f"{m} ({', '.join(ts)})" for m, ts in by_metric.items())
+    mixed = len(by_metric) > 1
+    if mixed and g.normalize != "scale":  # the text before the first ':' is the table's short reason
+        listed = "; ".join(f"{m} ({', '.join(ts)})" for m, ts in by_metric.items())
         return {**entry, "metric": None, "value": None, "ci": None,
-                "error": f"its tasks have different primary metrics: {mixed}; add `normalize: scale` to "
-                         f"{g.source or 'its YAML'} to combine them divided by their scales, or split the group"}
-    entry["metric"] = next(iter(by_metric)) if len(by_metric) == 1 else \
-        "primary / scale (mixed: " + ", ".join(by_metric) + ")"
-    values = {t: _scaled(tasks[t]) for t in leaves}
+                "error": f"different primary metrics: {listed}; add `normalize: scale` to "
+                         f"{g.source or 'its YAML'} to average their normalized scores, or split the group"}
+    clips = {m: _clip_max(m) for m in by_metric} if mixed else {}
+    if mixed:
+        entry["metric"] = NORMALIZED
+        entry["normalization"] = {m: "value / scale" if c is None else f"min(value / scale / {c:g}, 1)"
+                                  for m, c in clips.items()}
+    else:
+        entry["metric"] = next(iter(by_metric))
+    clip = {t: clips.get(tasks[t].primary_metric) for t in leaves}
+    values = {t: _clipped(_scaled(tasks[t]), clip[t]) for t in leaves}
     entry["value"] = _aggregate(registry, name, values, tasks)
-    entry["ci"], note = _group_ci(registry, name, leaves, tasks, run_dir, seed, members)
+    entry["ci"], note = _group_ci(registry, name, leaves, tasks, run_dir, seed, members, clip)
     if note:
         entry["ci_note"] = note
     else:
@@ -76,6 +85,22 @@ def _group_entry(registry: Registry, name: str, tasks: dict[str, TaskResult], ru
 
 def _scaled(task: TaskResult) -> float:
     return float(task.primary.value) / float(task.primary.scale)
+
+
+def _clip_max(metric: str) -> float | None:
+    """Where an unbounded metric's normalized score saturates; None: bounded by its scale (a metric
+    no longer registered, e.g. a plugin's, is taken at its recorded scale as before)."""
+    try:
+        return get_metric(metric).clip_max
+    except KeyError:
+        return None
+
+
+def _clipped(value: Any, clip_max: float | None) -> Any:
+    """A task's value in 0..1 units (a float, or an array of resampled values) as a normalized score."""
+    if clip_max is None:
+        return value
+    return min(value / clip_max, 1.0) if isinstance(value, float) else np.minimum(value / clip_max, 1.0)
 
 
 def _aggregate(registry: Registry, name: str, leaf: dict[str, Any], tasks: dict[str, TaskResult]) -> Any:
@@ -136,8 +161,8 @@ def _member(task: str, entry: TaskResult, run_dir: Path) -> _Member | str:
 
 
 def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str, TaskResult],
-              run_dir: Path | None, seed: int, known: dict[str, "_Member | str"]
-              ) -> tuple[list[float] | None, str | None]:
+              run_dir: Path | None, seed: int, known: dict[str, "_Member | str"],
+              clip: dict[str, float | None]) -> tuple[list[float] | None, str | None]:
     if run_dir is None:
         return None, "no interval: no per-sample records"
     members: dict[str, _Member] = {}
@@ -148,7 +173,7 @@ def _group_ci(registry: Registry, name: str, leaves: list[str], tasks: dict[str,
         if isinstance(member, str):
             return None, member
         members[t] = member
-    reps = _joint_resamples(members, seed)
+    reps = {t: _clipped(v, clip[t]) for t, v in _joint_resamples(members, seed).items()}
     vals = np.asarray(_aggregate(registry, name, reps, tasks), dtype=np.float64)
     vals = vals[np.isfinite(vals)]  # a resample that drew none of a tiny task's clusters
     if vals.size < 0.99 * RESAMPLES:

@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from ..public_paths import public_config, public_paths
 from ..record import Instructions, Invocation, InvocationSummary, Results, RunBlock, SubmissionResult, TaskResult
 
 SINGLE_INSTRUCTION = "single (task has no variants)"
@@ -19,6 +20,7 @@ SINGLE_INSTRUCTION = "single (task has no variants)"
 
 def invocation_record(config: dict[str, Any], model: dict[str, Any], created: str | None, git_sha: str | None,
                       versions: dict[str, Any]) -> Invocation:
+    config, model = public_config(config), public_paths(model)  # the id digests what the record holds
     rec = {"config": config, "model": model, "created": created, "git_sha": git_sha, "versions": versions}
     digest = hashlib.sha256(json.dumps(rec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return Invocation(config=config, model=model, created=created, git_sha=git_sha, versions=versions, id=digest)

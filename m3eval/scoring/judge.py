@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
 from m3eval.prompts import render
+from m3eval.public_paths import public_text
 from m3eval.results import append_jsonl, atomic_write_json, read_jsonl
 
 _RUN_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("judge_run_dir", default=None)
@@ -113,6 +114,8 @@ class JudgeModel:
         self.model = _MODELS[key]
         info = self.model.info()
         self.judge_id = f"{backend}:{info.get('id') or model_args.get('model') or model_args.get('pretrained')}"
+        # as recorded (signature, info.json): a judge served by its path named by its last part
+        self.public_id = public_text(self.judge_id)
         self.revision = info.get("revision")
         run_dir = _RUN_DIR.get()
         self.file = run_dir / "judge" / "calls.jsonl" if run_dir is not None else None
@@ -177,11 +180,11 @@ def judge_items(items: list[MetricInput], backend: str = "openai", model_args: d
             value = None if None in pair else pairwise_outcome(pair[0], pair[1])  # type: ignore[arg-type]
         failures += value is None
         scores[i] = value or 0.0
-    info = {"judge": calls.judge_id, "revision": calls.revision, "mode": mode, "max_score": max_score,
+    info = {"judge": calls.public_id, "revision": calls.revision, "mode": mode, "max_score": max_score,
             "judged": len(todo), "failures": failures, "calls_made": calls.made, "prompt_template": template}
     if calls.file is not None and _WHOLE_TASK.get():
         atomic_write_json(calls.file.parent / "info.json", info)
-    signature = f"judge={calls.judge_id}@{calls.revision or 'unknown'}|mode={mode}|failures={failures}/{len(todo)}"
+    signature = f"judge={calls.public_id}@{calls.revision or 'unknown'}|mode={mode}|failures={failures}/{len(todo)}"
     return MetricResult(mean(scores), scores, signature=signature)
 
 

@@ -92,7 +92,7 @@ def circular_accuracy_judged_items(items: list[MetricInput], backend: str = "ope
     result.details = {**(result.details or {}), "n_judged": len(ask), "n_judge_unresolved": unresolved}
     base = result.sample_details or [None] * len(items)
     result.sample_details = [{**(d or {}), **notes[i]} if i in notes else d for i, d in enumerate(base)]
-    result.signature = f"judge={calls.judge_id}@{calls.revision or 'unknown'}|unresolved={unresolved}/{len(ask)}"
+    result.signature = f"judge={calls.public_id}@{calls.revision or 'unknown'}|unresolved={unresolved}/{len(ask)}"
     return result
 
 
