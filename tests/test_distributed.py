@@ -1,11 +1,13 @@
 """Two CPU processes under torchrun (gloo) give the same predictions and scores
 as one process: each rank takes rank::world_size, rank 0 gathers and scores.
+So do two torchrun 'nodes' (--nnodes=2, c10d rendezvous) of one process each.
 A rank that stalls (SIGSTOP) stops the launch within --stall-timeout, naming it."""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -55,6 +57,48 @@ def test_two_ranks_equal_one_process(tiny_model, one_process, tmp_path):
     assert not list((tmp_path / "two" / "r" / "predictions").glob("*.rank*.jsonl"))
     ra = json.loads((one_process / "results.json").read_text())
     rb = json.loads((tmp_path / "two" / "r" / "results.json").read_text())
+    assert rb["run"]["config"]["world_size"] == 2
+    assert {t: e["metrics"] for t, e in ra["tasks"].items()} == {t: e["metrics"] for t, e in rb["tasks"].items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rows(run_dir: Path) -> dict[str, list[dict]]:
+    """Each task's prediction lines, every field but the timing."""
+    return {task: [{k: v for k, v in r.items() if k != "seconds"}
+                   for r in read_jsonl(run_dir / "predictions" / f"{task}.jsonl")] for task in TASKS.split(",")}
+
+
+def test_two_nodes_equal_one_process(tiny_model, one_process, tmp_path):
+    """Multi-node as torchrun does it: two launches of one process each, --nnodes=2, meeting at a
+    c10d rendezvous (node 0's agent hosts the store), on one machine and one shared output folder.
+    Each node's only process has LOCAL_RANK 0; the ranks come from the rendezvous."""
+    endpoint = f"127.0.0.1:{_free_port()}"
+    args = [*common(tiny_model), "--output", str(tmp_path), "--batch-size", "3"]
+    launches = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+         "--node_rank", str(node), "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", "two-nodes",
+         "--rdzv_conf", f"is_host={int(node == 0)}", "--max_restarts", "0",
+         "-m", "m3eval", "run", *args],
+        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+    errs = []
+    try:
+        for launch in launches:
+            errs.append(launch.communicate(timeout=240)[1])
+    finally:  # a hung launch fails the test, never hangs it
+        for launch in launches:
+            launch.kill()
+            launch.wait()
+    assert [launch.returncode for launch in launches] == [0, 0], "\n".join(e[-3000:] for e in errs)
+    run_dir = tmp_path / "r"
+    assert _rows(one_process) == _rows(run_dir)
+    assert not list((run_dir / "predictions").glob("*.rank*.jsonl"))
+    ra = json.loads((one_process / "results.json").read_text())
+    rb = json.loads((run_dir / "results.json").read_text())
     assert rb["run"]["config"]["world_size"] == 2
     assert {t: e["metrics"] for t, e in ra["tasks"].items()} == {t: e["metrics"] for t, e in rb["tasks"].items()}
 

@@ -1,0 +1,134 @@
+"""Peak memory of a whole `m3eval run` as the sample count grows (issue 24).
+
+    python benchmarks/bench_memory.py [--sizes 2000,10000,20000] [--backend hf|instant] [--image-size 64]
+
+For each size N, a synthetic image task of N rows (`draw_image` pictures as PNG in a
+datasets.Image column, the demo_vqa schema: question, image, ten answers) is written to a
+local parquet and goes through its own fresh `python -m m3eval run` process, given to it with
+`--dataset-override demo_vqa=PATH`. Prints that process's peak RSS (ru_maxrss from os.wait4 of
+the child: the child and any processes it waited for) and the slope in KiB per sample between
+the smallest and the largest size. With --backend hf the run decodes media in a forked
+DataLoader worker that the run ends with os._exit, unwaited: its memory (mostly pages shared with
+the run by fork) is not in the figure. With --backend instant everything runs in one process.
+
+--backend hf (default): the tiny demo model; the whole script took 4 min 15 s on our 2-core VM.
+--backend instant: a backend registered with `register_backend`, as the tests register theirs,
+that answers every sample at once ("yes"): only the harness is measured (data loading, media
+decoding, predictions, records, scoring); the whole script takes about 1 min.
+
+Measured 2026-12-06, 2-core VM, 64x64 images, batch size 8:
+  hf:      2,000: 566 MiB, 10,000: 662 MiB, 20,000: 767 MiB: +11.5 KiB per sample
+  instant: 2,000: 407 MiB, 10,000: 481 MiB, 20,000: 554 MiB:  +8.4 KiB per sample
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(argv: list[str]) -> int:
+    """A `m3eval run` process; with the instant backend registered first when asked for."""
+    if argv[argv.index("--model") + 1] == "instant":
+        from m3eval.models.base import ModelAdapter
+        from m3eval.models.registry import register_backend
+
+        class Instant(ModelAdapter):
+            """Answers at once, so a run's memory is the harness's own."""
+
+            def __init__(self) -> None:
+                self.name = "instant"
+
+            def generate(self, batch, gen):  # type: ignore[no-untyped-def]
+                return ["yes"] * len(batch)
+
+        register_backend("instant", Instant)
+    from m3eval.cli import main as cli_main
+    sys.argv = ["m3eval", *argv]
+    return cli_main()  # argv from sys.argv, as `m3eval run` gets it: ends with os._exit
+
+
+def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int]) -> dict[int, Path]:
+    """One parquet per size: the first n rows of the same n_max synthetic rows."""
+    import datasets
+
+    from m3eval.data.synthetic import draw_image
+    from m3eval.demo.data import png
+
+    datasets.disable_progress_bars()
+    answers = ["yes", "no", "red", "two", "3"]
+    ds = datasets.Dataset.from_generator(lambda: (
+        {"question_id": i, "question": f"Question {i}: what is in the picture?",
+         "image": {"bytes": png(draw_image(i, (image_size, image_size))), "path": None},
+         "answers": [answers[(i + k) % len(answers)] for k in range(10)]}
+        for i in range(n_max)), cache_dir=str(folder / "cache"))
+    ds = ds.cast_column("image", datasets.Image())
+    paths = {}
+    for n in sizes:
+        paths[n] = folder / f"rows{n}.parquet"
+        ds.select(range(n)).to_parquet(str(paths[n]))
+    return paths
+
+
+def run_one(data: Path, out: Path, a: argparse.Namespace) -> tuple[float, float]:
+    """(peak RSS in MiB, wall seconds) of one whole `m3eval run` process."""
+    if a.backend == "hf":
+        from m3eval.demo.tiny_model import ensure_tiny_model
+        model = ["--model", "hf", "--model-args", f"pretrained={ensure_tiny_model()}"]
+    else:
+        model = ["--model", "instant"]
+    argv = ["run", *model, "--tasks", "demo_vqa", "--dataset-override", f"demo_vqa={data}",
+            "--output", str(out), "--batch-size", str(a.batch_size), "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    t0 = time.time()
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen([sys.executable, __file__, "--child", "--", *argv], env=env,
+                             stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)  # this child's own rusage, not the running max of all children
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.time() - t0
+        if p.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"run failed ({p.returncode}):\n{err.read().decode()[-2000:]}")
+    return usage.ru_maxrss / 1024, wall  # Linux: ru_maxrss in KiB
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="2000,10000,20000")
+    ap.add_argument("--backend", choices=["hf", "instant"], default="hf")
+    ap.add_argument("--image-size", type=int, default=64, help="side of the square synthetic images, pixels")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a, rest = ap.parse_known_args()
+    if a.child:  # imports nothing before the CLI does, as a user's `m3eval run`
+        raise SystemExit(child(rest[1:] if rest[:1] == ["--"] else rest))
+    sizes = sorted(int(x) for x in a.sizes.split(","))
+    print(f"task=demo_vqa schema, N synthetic {a.image_size}x{a.image_size} PNG images, backend={a.backend}, "
+          f"batch_size={a.batch_size}, threads=1, each N in its own fresh `m3eval run` process")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        paths = write_data(sizes[-1], a.image_size, Path(tmp), sizes)
+        print(f"data written in {time.time() - t0:.1f} s")
+        print(f"{'N':>7} {'peak RSS MiB':>13} {'wall s':>8}")
+        peaks = {}
+        for n in sizes:
+            peaks[n], wall = run_one(paths[n], Path(tmp) / f"out{n}", a)
+            print(f"{n:>7} {peaks[n]:>13.1f} {wall:>8.1f}")
+    lo, hi = sizes[0], sizes[-1]
+    if hi > lo:
+        slope = (peaks[hi] - peaks[lo]) * 1024 / (hi - lo)
+        print(f"slope {lo}..{hi}: {slope:+.2f} KiB per sample (load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
