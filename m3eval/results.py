@@ -14,7 +14,7 @@ import urllib.parse
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 from pydantic import ValidationError
 
@@ -102,16 +102,18 @@ def _with_path(e: OSError, path: Path) -> OSError:
     return e if e.filename else type(e)(e.errno, e.strerror, str(path))
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes | Iterable[bytes], durable: bool = True) -> None:
     """Write via a temp file in the same folder + fsync + rename: readers see the old
     file or the new one, never half of one. durable=False skips the fsync, for files
-    that can be made again (thumbnails)."""
+    that can be made again (thumbnails). `data` may come in chunks (an iterable of bytes):
+    a large file is never held whole; a chunk that fails to come leaves the old file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.", suffix=TMP_SUFFIX)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                f.write(chunk)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -128,7 +130,21 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    """rows may be a generator: lines are encoded and written about 1 MiB at a time, so a run's
+    memory does not hold the whole file (twice: text, then bytes) beside its records."""
+    atomic_write_bytes(path, _jsonl_chunks(rows))
+
+
+def _jsonl_chunks(rows: Iterable[dict[str, Any]], size: int = 1 << 20) -> Iterator[bytes]:
+    lines: list[str] = []
+    n = 0
+    for r in rows:
+        lines.append(json.dumps(r, ensure_ascii=False) + "\n")
+        n += len(lines[-1])
+        if n >= size:
+            yield "".join(lines).encode()
+            lines, n = [], 0
+    yield "".join(lines).encode()
 
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -166,7 +182,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file; a torn last line (a crash mid-append, possibly inside a
     multi-byte character) is dropped, any other bad line, or one over MAX_LINE_BYTES, is an
     error naming the file and line."""
-    rows: list[dict[str, Any]] = []
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """read_jsonl's rows one at a time, for a reader that keeps less than the whole rows (a bad line is
+    met, and raises, only when the rows before it were taken)."""
+    n_rows = 0
     with path.open("rb") as f:
         for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
             if len(raw) > MAX_LINE_BYTES:
@@ -174,14 +196,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             if not raw.strip():
                 continue
             try:
-                rows.append(json.loads(raw.decode("utf-8")))
+                row = json.loads(raw.decode("utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 if not raw.endswith(b"\n"):  # the last line, torn by a crash mid-append
                     print(f"m3eval: warning: {path}:{n}: last line is cut short (an interrupted write?); "
-                          f"skipped it, read {len(rows)} rows", file=sys.stderr)
+                          f"skipped it, read {n_rows} rows", file=sys.stderr)
                     break
                 raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
-    return rows
+            n_rows += 1
+            yield row
 
 
 _SECRET_KEY = re.compile(r"key|token|secret|passw|auth|credential", re.IGNORECASE)
@@ -262,7 +285,7 @@ def read_predictions(files: Iterable[Path]) -> dict[str, Prediction]:
     out: dict[str, Prediction] = {}
     for f in files:
         if f.exists():
-            for n, row in enumerate(read_jsonl(f), 1):
+            for n, row in enumerate(iter_jsonl(f), 1):  # a row at a time: all rows' dicts would double the peak
                 try:  # a damaged line (`5`, null, "references": "red") is an error, never a wrong score
                     PredictionLine.model_validate(row)
                 except ValidationError as e:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ..errors import DataError
 from ..tasks.schema import DatasetSpec, DocSpec, JoinSpec, TaskSpec
 from ..types import Sample
@@ -54,6 +56,8 @@ def load_task_data(spec: TaskSpec, limit: int | float | None, instructions: str,
         fingerprint = {**fingerprint, "join": join_fingerprint}
     samples, n_excluded = build_samples(spec, ds, instructions=instructions, media_root=video_root,
                                         media_roots=roots, join=joined)
+    # Arrow's allocator keeps what reading the data freed (26 MiB after converting 20,000 rows): give it back
+    pa.default_memory_pool().release_unused()
     return TaskData(samples, fingerprint, n_excluded)
 
 

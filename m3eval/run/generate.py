@@ -17,6 +17,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
@@ -271,21 +272,22 @@ def _prediction(p: Prepared, text: str, error: SampleFailure | None, seconds: fl
     return Prediction.for_sample(p.sample, text, error=error, seconds=seconds, media_info=p.info)
 
 
-def consolidate(spec: TaskSpec, samples: list[Sample], run_dir: Path, dist: Dist) -> list[Prediction] | None:
+def consolidate(spec: TaskSpec, ids: list[str], run_dir: Path, dist: Dist) -> list[Prediction] | None:
     """After every rank has finished a task: rank 0 writes predictions/<task>.jsonl (this
-    run's samples in dataset order, then any others an earlier run made, e.g. with a
-    larger --limit) and removes the per-rank logs. Returns this run's predictions on rank 0."""
+    run's samples, whose `ids` are given in dataset order, then any others an earlier run made,
+    e.g. with a larger --limit) and removes the per-rank logs. Returns this run's predictions on
+    rank 0. Only the ids: the samples themselves may be freed before their predictions are read."""
     dist.barrier()  # all logs are complete and flushed
     preds: list[Prediction] | None = None
     if dist.is_main:
         files = prediction_files(run_dir, spec.task)
         done = read_predictions(files)
-        missing = [s.id for s in samples if s.id not in done]
+        missing = [i for i in ids if i not in done]
         if missing:  # e.g. ranks on machines that share no filesystem
             raise RuntimeError(f"task {spec.task}: {len(missing)} predictions are missing after generation "
                                f"(e.g. {missing[:3]}); are {run_dir}'s logs on a filesystem every rank shares?")
-        preds = [done.pop(s.id) for s in samples]
-        atomic_write_jsonl(files[0], [p.to_json() for p in preds + list(done.values())])
+        preds = [done.pop(i) for i in ids]
+        atomic_write_jsonl(files[0], (p.to_json() for p in chain(preds, done.values())))  # streamed, not a list
         for f in files[1:]:
             f.unlink(missing_ok=True)
     dist.barrier()  # nobody reads the logs while rank 0 rewrites

@@ -8,7 +8,7 @@ import re
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -202,7 +202,9 @@ class _Job:
             def task_done(plan: TaskPlan, stats: GenStats) -> None:
                 nonlocal generate_s, n_new
                 all_stats = self.dist.gather((stats.generate_s, stats.samples))
-                got = consolidate(plan.spec, plan.samples, self.run_dir, self.dist)
+                ids = [s.id for s in plan.samples]
+                self.release(plan)  # before the predictions are read: their memory takes the samples'
+                got = consolidate(plan.spec, ids, self.run_dir, self.dist)
                 if self.dist.is_main and all_stats is not None and got is not None:
                     generate_s += max(t for t, _ in all_stats)  # ranks run side by side
                     n_new += sum(n for _, n in all_stats)
@@ -222,6 +224,12 @@ class _Job:
         self.failures += [f"{task}: scoring failed: {err}" for task, (_, _, err) in done.items() if err]
         scored = {task: entry for task, (entry, _, _) in done.items() if entry is not None}
         return scored, generate_s, sum(s for _, s, _ in done.values()), n_new
+
+    def release(self, plan: TaskPlan) -> None:
+        """A generated task's samples are not read again: dropped before its predictions are read and
+        scored, which reuse their memory, and not held while the later tasks generate."""
+        plan.samples, plan.batches = [], []
+        self.data[plan.spec.task] = replace(self.data[plan.spec.task], samples=[])
 
     def record_results(self, runnable: list[TaskSpec], scored: dict[str, TaskResult | SubmissionResult],
                        earlier: Results | None,

@@ -202,14 +202,15 @@ _WorkerBatch = tuple[list[dict[str, Any]], list[SampleFailure | None], bytes]
 
 def _in_threads(stream: list[_Item], preprocess: Callable | None, pool: ThreadPoolExecutor,
                 max_images: int | None) -> Generator[Decoded, None, None]:
-    ahead = deque(pool.submit(decode_batch, plan, batch, preprocess, max_images) for plan, batch in stream[:PREFETCH])
-    queued = len(ahead)
+    items = deque(stream)  # taken as they are decoded: a finished task's samples are not held to the end
+    del stream
+    ahead = deque(pool.submit(decode_batch, plan, batch, preprocess, max_images)
+                  for plan, batch in [items.popleft() for _ in range(min(PREFETCH, len(items)))])
     while ahead:
         decoded = ahead.popleft().result()
-        if queued < len(stream):
-            plan, batch = stream[queued]
+        if items:
+            plan, batch = items.popleft()
             ahead.append(pool.submit(decode_batch, plan, batch, preprocess, max_images))
-            queued += 1
         yield decoded
 
 

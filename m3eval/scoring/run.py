@@ -42,7 +42,8 @@ def _score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, se
         for r in records:
             thumb = media_dir / media_filename(str(r["id"]))
             r["media"] = [str(thumb.relative_to(run_dir))] if thumb.exists() else []
-        atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl", [SampleRecord(**r).dump() for r in records])
+        atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl",  # streamed: no list of every dump
+                           (SampleRecord(**r).dump() for r in records))
     entry: dict[str, Any] = {
         "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,
