@@ -17,7 +17,8 @@ that answers every sample at once ("yes"): only the harness is measured (data lo
 decoding, predictions, records, scoring); the whole script takes about 1 min.
 
 Measured 2026-12-06, 2-core VM, 64x64 images, batch size 8:
-  hf:      2,000: 563 MiB, 10,000: 619 MiB, 20,000: 678 MiB: +6.6 KiB per sample
+  hf:      2,000: 557 MiB, 20,000: 641 MiB: +4.8 KiB per sample (563/619/678 MiB, +6.6, before the
+           worker-process prefetch let each batch go once handed over)
   instant: 2,000: 398 MiB, 10,000: 438 MiB, 20,000: 466 MiB: +3.9 KiB per sample (+3.7 in another run)
 Before the JSONL files were written and read a chunk or a line at a time and a task's samples were
 freed once generated (same day): hf 566/662/767 MiB, +11.5; instant 407/481/554 MiB, +8.4 KiB per sample.

@@ -273,8 +273,13 @@ def _die_with_parent(parent: int, _worker_id: int) -> None:
 
 
 def _joined(stream: list[_Item], loader: Iterator, shutdown: Callable[[], None]) -> Generator[Decoded, None, None]:
+    # The worker forked (when the loader was made) with its own copy of the stream, and the loader took
+    # its indices then: this process lets each batch go once it is handed over, as _in_threads does
+    items = deque(stream)
+    stream.clear()
     try:
-        for plan, batch in stream:
+        while items:
+            plan, batch = items.popleft()
             infos, errors, inputs = next(loader)
             yield Decoded(plan, [Prepared(s, None, info, err) for s, info, err in zip(batch, infos, errors)],
                           pickle.loads(inputs))  # noqa: S301 - bytes from our own worker process
