@@ -197,7 +197,9 @@ if d.rank == 1:
 d.barrier()
 if d.rank == 0:
     time.sleep(1.5)
-print("rank", d.rank, "gathered", d.gather(d.rank), flush=True)
+got = d.gather(d.rank)
+sys.stdout.write(f"rank {d.rank} gathered {got}\\n")  # one write: print's separate end could interleave
+sys.stdout.flush()
 d.close()
 """
 
