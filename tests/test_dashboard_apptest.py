@@ -192,7 +192,6 @@ def test_run_labels_are_never_rendered_as_markdown(tmp_path, monkeypatch):
 def test_capability_titles_from_leaderboard_yaml_are_plain_text(tmp_path, monkeypatch):
     """<results>/leaderboard.yaml is data (issue 20, case 3): a title with Markdown (an image that
     would load an external URL, a link) is shown as its literal text, in every widget label."""
-    from tests.dashboard_fixtures import HIERARCHY
     evil = "![p](http://127.0.0.1:9/x.png) [x](javascript:alert(1))"
     write_run(tmp_path, "a", n=4, tasks=["okvqa"])
     (tmp_path / "leaderboard.yaml").write_text(HIERARCHY.replace("title: Knowledge VQA", f"title: '{evil}'"))
@@ -382,49 +381,3 @@ def test_the_committed_golden_run_opens_on_the_page(tmp_path, monkeypatch):
     assert row["value"] == pytest.approx(100 * vqa.value)
     at = page("1_Task.py", tmp_path, monkeypatch)
     assert not at.exception
-
-
-def _with_shipped_references(root: Path) -> Path:
-    import shutil
-    for f in (ROOT / "results" / "reference").glob("*.json"):
-        shutil.copy(f, root / "reference" / f.name)
-    return root
-
-
-def test_papers_page_lays_out_each_source_table_with_our_reproduction(tmp_path, monkeypatch):
-    root = _with_shipped_references(write_leaderboard(tmp_path / "results", n=24, partial_run=True))
-    at = page("6_Papers.py", root, monkeypatch)
-    titles = [plain(s.value) for s in at.subheader]
-    assert titles[:3] == ["M3IT: held-out evaluation (ROUGE-L)", "M2-Encoder: zero-shot classification and retrieval",
-                          "Qwen-VL: zero-shot captioning & general VQA"]
-    assert "Instruction benchmarks, as each source reports them" in titles
-    m3it = at.dataframe[0].value
-    assert list(m3it["model"]) == ["BLIP-2 (Flan-T5-XXL)", "InstructBLIP", "MiniGPT-4", "Ying-VLM"]
-    ying = m3it.set_index("model").loc["Ying-VLM"]
-    ours = load_run(root / "ying-vlm").tasks["m3it_okvqa"].metrics["rouge_l"]
-    assert ying["run"] == "ying-vlm" and ying["OK-VQA"] == pytest.approx(27.5)
-    assert ying["OK-VQA reproduced"] == pytest.approx(display_value(ours))
-    assert ying["OK-VQA inside CI"] == (100 * ours.ci[0] <= 27.5 <= 100 * ours.ci[1])
-    captions = [plain(c.value) for c in at.caption]
-    assert any(c.startswith("Source: Li et al., M3IT, arXiv 2306.04387") for c in captions)
-    assert any("×100: NoCaps, Flickr30K" in c for c in captions)
-    assert any("Columns no reference file has a number for: VQAv2." in c for c in captions)
-    sources = next(d.value for d in at.dataframe if list(d.value.columns) == ["model", "file", "source"])
-    assert "m3it_paper_blip2_flan_t5_xxl.json" in set(sources["file"])
-    assert len(at.get("download_button")) == len([d for d in at.dataframe if "file" in d.value.columns
-                                                  and "source" not in d.value.columns])
-
-
-def test_papers_page_titles_are_text_and_a_folder_without_references_says_so(tmp_path, monkeypatch):
-    root = write_leaderboard(tmp_path / "results", n=6)
-    at = page("6_Papers.py", root, monkeypatch)  # the fixture's reference file is in no paper's table
-    assert "No reference file of a paper's table" in at.info[0].value and not at.dataframe
-    own = ("papers:\n  x:\n    title: '**bold** <b>x</b> [l](u)'\n    source: '_src_'\n"
-           "    references: [ying_vlm.json]\n    columns: [{task: m3it_okvqa, metric: rouge_l, title: '*OK*'}]\n")
-    (root / "leaderboard.yaml").write_text(HIERARCHY + own, encoding="utf-8")
-    at = page("6_Papers.py", root, monkeypatch)
-    assert plain(at.subheader[0].value) == "**bold** <b>x</b> [l](u)"  # shown as typed, not as Markdown
-    assert at.dataframe[0].value.iloc[0]["*OK*"] == pytest.approx(44.0)
-    (root / "leaderboard.yaml").write_text(HIERARCHY + "papers: [1]\n", encoding="utf-8")
-    at = page("6_Papers.py", root, monkeypatch)
-    assert "'papers' should be a mapping" in plain(at.error[0].value)

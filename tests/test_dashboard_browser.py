@@ -118,6 +118,13 @@ def _shot(page, name: str) -> Path:
     return path
 
 
+def _open_file(page, path: Path, requests: list[str]) -> None:
+    """Open an exported file offline; any request beyond file:// is refused and noted in `requests`."""
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+               else (requests.append(route.request.url), route.abort()))
+    page.goto(path.as_uri(), wait_until="load")
+
+
 def _open(page, url: str) -> None:
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_selector('[data-testid="stMainBlockContainer"]', timeout=30_000)
@@ -223,9 +230,7 @@ def test_static_export_offline(tmp_path, browser):
     requests: list[str] = []
     ctx, page = _page(browser, dialogs, offline=True)
     try:
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                   else (requests.append(route.request.url), route.abort()))
-        page.goto(out.as_uri(), wait_until="load")
+        _open_file(page, out, requests)
         expect(page.get_by_role("heading", name="All capabilities")).to_be_visible()
         expect(page.get_by_role("heading", name="Reported vs reproduced")).to_be_visible()
         assert page.locator("table").count() >= 5 and page.locator("svg rect").count() >= 4
@@ -261,9 +266,7 @@ def test_export_of_the_shipped_results_opened_from_a_file(tmp_path, browser):
     requests: list[str] = []
     ctx, page = _page(browser, dialogs, offline=True)
     try:
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                   else (requests.append(route.request.url), route.abort()))
-        page.goto(out.as_uri(), wait_until="load")
+        _open_file(page, out, requests)
         overview = page.locator("#overview table")
         for model in SHIPPED_REPORTED:
             expect(overview.get_by_role("cell", name=f"{model} (reported)", exact=True)).to_be_visible()

@@ -14,8 +14,9 @@ from dashboard.board import run_keys
 from dashboard.export import SORT_JS, _heat_color, export
 from dashboard.hierarchy import HierarchyError, load_hierarchy
 from dashboard.papers import load_papers, notes, paper_table, paper_tables, papers_for
-from m3eval.report.runs import display_ci, display_value, find_runs, load_references
-from tests.dashboard_fixtures import write_leaderboard, write_run
+from m3eval.report.runs import display_ci, display_value, find_runs, load_references, load_run
+from tests.dashboard_fixtures import HIERARCHY, write_leaderboard, write_run
+from tests.test_dashboard_apptest import page, plain  # the Papers page, run in-process (AppTest)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "results" / "reference"
@@ -190,3 +191,50 @@ def test_the_export_holds_the_papers_the_heatmap_and_one_script_of_ours(board, t
 def test_heat_colours_run_from_light_to_dark():
     assert _heat_color(0) == ("#f7fbff", "#111") and _heat_color(100) == ("#08306b", "#fff")
     assert _heat_color(-5) == _heat_color(0) and _heat_color(250) == _heat_color(100)
+
+
+# ---- the Papers page (dashboard/pages/6_Papers.py) --------------------------------------------
+
+def _with_shipped_references(root: Path) -> Path:
+    for f in (ROOT / "results" / "reference").glob("*.json"):
+        shutil.copy(f, root / "reference" / f.name)
+    return root
+
+
+def test_papers_page_lays_out_each_source_table_with_our_reproduction(tmp_path, monkeypatch):
+    root = _with_shipped_references(write_leaderboard(tmp_path / "results", n=24, partial_run=True))
+    at = page("6_Papers.py", root, monkeypatch)
+    titles = [plain(s.value) for s in at.subheader]
+    assert titles[:3] == ["M3IT: held-out evaluation (ROUGE-L)", "M2-Encoder: zero-shot classification and retrieval",
+                          "Qwen-VL: zero-shot captioning & general VQA"]
+    assert "Instruction benchmarks, as each source reports them" in titles
+    m3it = at.dataframe[0].value
+    assert list(m3it["model"]) == ["BLIP-2 (Flan-T5-XXL)", "InstructBLIP", "MiniGPT-4", "Ying-VLM"]
+    ying = m3it.set_index("model").loc["Ying-VLM"]
+    ours = load_run(root / "ying-vlm").tasks["m3it_okvqa"].metrics["rouge_l"]
+    assert ying["run"] == "ying-vlm" and ying["OK-VQA"] == pytest.approx(27.5)
+    assert ying["OK-VQA reproduced"] == pytest.approx(display_value(ours))
+    assert ying["OK-VQA inside CI"] == (100 * ours.ci[0] <= 27.5 <= 100 * ours.ci[1])
+    captions = [plain(c.value) for c in at.caption]
+    assert any(c.startswith("Source: Li et al., M3IT, arXiv 2306.04387") for c in captions)
+    assert any("×100: NoCaps, Flickr30K" in c for c in captions)
+    assert any("Columns no reference file has a number for: VQAv2." in c for c in captions)
+    sources = next(d.value for d in at.dataframe if list(d.value.columns) == ["model", "file", "source"])
+    assert "m3it_paper_blip2_flan_t5_xxl.json" in set(sources["file"])
+    assert len(at.get("download_button")) == len([d for d in at.dataframe if "file" in d.value.columns
+                                                  and "source" not in d.value.columns])
+
+
+def test_papers_page_titles_are_text_and_a_folder_without_references_says_so(tmp_path, monkeypatch):
+    root = write_leaderboard(tmp_path / "results", n=6)
+    at = page("6_Papers.py", root, monkeypatch)  # the fixture's reference file is in no paper's table
+    assert "No reference file of a paper's table" in at.info[0].value and not at.dataframe
+    own = ("papers:\n  x:\n    title: '**bold** <b>x</b> [l](u)'\n    source: '_src_'\n"
+           "    references: [ying_vlm.json]\n    columns: [{task: m3it_okvqa, metric: rouge_l, title: '*OK*'}]\n")
+    (root / "leaderboard.yaml").write_text(HIERARCHY + own, encoding="utf-8")
+    at = page("6_Papers.py", root, monkeypatch)
+    assert plain(at.subheader[0].value) == "**bold** <b>x</b> [l](u)"  # shown as typed, not as Markdown
+    assert at.dataframe[0].value.iloc[0]["*OK*"] == pytest.approx(44.0)
+    (root / "leaderboard.yaml").write_text(HIERARCHY + "papers: [1]\n", encoding="utf-8")
+    at = page("6_Papers.py", root, monkeypatch)
+    assert "'papers' should be a mapping" in plain(at.error[0].value)
