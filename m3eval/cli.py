@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stall-timeout", type=_number_in(1, 604800, "a number of seconds from 1 to 604800"),
                    metavar="SECONDS", help="torchrun: stop the launch, naming the rank, when a rank shows no sign of "
                    "life (a heartbeat) for this long; a slow rank is waited for (default 300, or M3EVAL_STALL_TIMEOUT)")
+    r.add_argument("--engine", choices=["torchrun", "ray"], default="torchrun",
+                   help="torchrun (default): this process, or the ranks of a torchrun launch; ray: one Ray actor per "
+                   "model replica, chunks handed out as they finish (pip install 'm3eval[ray]'; docs/SCALING.md)")
+    r.add_argument("--address", help="--engine ray: the cluster, auto or HOST:PORT or ray://HOST:PORT "
+                   "(default: start a local one)")
+    r.add_argument("--num-workers", type=_positive, help="--engine ray: actors, one model replica each (default 1)")
+    r.add_argument("--worker-gpus", type=_number_in(0, 1024, "a number of GPUs from 0 to 1024"),
+                   help="--engine ray: GPUs per actor (default 0; 1 for a model on one GPU)")
+    r.add_argument("--worker-cpus", type=_number_in(0, 4096, "a number of CPUs from 0 to 4096"),
+                   help="--engine ray: CPUs per actor (default 1)")
     r.add_argument("--log-samples", "--log_samples", action="store_true",
                    help="accepted for lm-eval compatibility: per-sample records are always written")
     r.add_argument("--wandb-project", help="also log scores, per-sample tables and the config to this W&B "

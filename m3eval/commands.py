@@ -5,6 +5,7 @@ import argparse
 import sys
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Heavy modules (torch, transformers, datasets, pandas, nltk) are imported inside the commands
 # that need them: `m3eval tasks`, `validate`, `compare` and `--help` start in a fraction of a second.
@@ -13,6 +14,9 @@ from .record import Results, SubmissionResult, TaskResult
 from .report.tables import format_results
 from .tasks.registry import BUILTIN_TASKS, Registry
 from .tasks.schema import TaskSpec
+
+if TYPE_CHECKING:
+    from .run.ray_engine import RayOptions
 
 # Errors: raise an m3eval.errors class (UsageError: exit 2); cli.py catches M3evalError.
 
@@ -90,7 +94,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                     limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
                     dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
                     save_media=not a.no_media, free_model=False,
-                    gen_kwargs=a.gen_kwargs, stall_timeout=a.stall_timeout)
+                    gen_kwargs=a.gen_kwargs, stall_timeout=a.stall_timeout, ray=_ray_options(a))
     results, failures = evaluate(cfg, registry=registry)
     if results is not None:
         print(f"results: {cfg.output / results.run.name / 'results.json'}", file=sys.stderr)
@@ -99,6 +103,20 @@ def cmd_run(a: argparse.Namespace) -> int:
         from .report.wandb_log import log_run
         print(f"W&B: {log_run(cfg.output / results.run.name, a.wandb_project)}", file=sys.stderr)
     return code
+
+
+def _ray_options(a: argparse.Namespace) -> RayOptions | None:
+    """--engine ray's options, or None for torchrun, which takes none of them."""
+    given = [f"--{k.replace('_', '-')}" for k in ("address", "num_workers", "worker_gpus", "worker_cpus")
+             if getattr(a, k) is not None]
+    if a.engine != "ray":
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --engine ray")
+        return None
+    from .run.ray_engine import RayOptions
+    return RayOptions(address=a.address, num_workers=a.num_workers or 1,
+                      worker_gpus=a.worker_gpus if a.worker_gpus is not None else 0.0,
+                      worker_cpus=a.worker_cpus if a.worker_cpus is not None else 1.0)
 
 
 def cmd_score(a: argparse.Namespace) -> int:

@@ -41,18 +41,20 @@ _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", 
 
 
 def prediction_files(run_dir: Path, task: str) -> list[Path]:
-    """A task's predictions file, then the per-rank logs a run in progress appends to."""
+    """A task's predictions file, then what a run in progress writes: the per-rank logs it appends
+    to, and (--engine ray) the chunk files (run/chunks.py)."""
     pred_dir = run_dir / "predictions"  # the name is matched literally: a task `t?` is not `t1`
-    return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{glob.escape(task)}.rank*.jsonl"))]
+    return [pred_dir / f"{task}.jsonl", *sorted(pred_dir.glob(f"{glob.escape(task)}.rank*.jsonl")),
+            *sorted(pred_dir.glob(f"{glob.escape(task)}.chunk-*.jsonl"))]
 
 
 def predicted_tasks(run_dir: Path) -> list[str]:
-    """The tasks a run folder has predictions for (a finished file, or a rank's log)."""
+    """The tasks a run folder has predictions for (a finished file, a rank's log or a chunk file)."""
     names = (_PREDICTIONS_FILE.fullmatch(f.name) for f in (run_dir / "predictions").glob("*.jsonl"))
     return sorted({m.group(1) for m in names if m})
 
 
-_PREDICTIONS_FILE = re.compile(r"(.+?)(?:\.rank\d+)?\.jsonl")
+_PREDICTIONS_FILE = re.compile(r"(.+?)(?:\.rank\d+|\.chunk-\d+-[0-9a-f]+)?\.jsonl")
 
 
 def run_name_checked(name: str) -> str:

@@ -1,11 +1,12 @@
 """Generation: samples -> batches -> model -> predictions/<task>.jsonl.
 
-Each rank takes `rank::world_size` of a task's pending samples, sorts them by
-prompt length, decodes the next batches' media (and builds the model's inputs, for
-a backend that splits that step out) ahead of the model (prefetch.py), and appends
-every finished batch to its own log at once. A streaming backend (openai, vllm)
-gets all tasks' samples as one stream and each answer is logged as it arrives; its
-`seconds` is the request's own latency.
+A task's pending samples are batched within its chunks (chunks.py: fixed runs of whole
+batches, longest prompt first), so a batch holds the same samples for one process, any number of
+ranks and the Ray engine; each rank takes every world_size-th batch. The next batches' media are
+decoded (and the model's inputs built, for a backend that splits that step out) ahead of the
+model (prefetch.py), and every finished batch is appended to the rank's own log at once.
+A streaming backend (openai, vllm) gets all tasks' samples as one stream and each answer
+is logged as it arrives; its `seconds` is the request's own latency.
 Rank 0 gathers, writes predictions/<task>.jsonl in dataset order and removes
 the logs. A re-run reads every log and regenerates nothing already finished.
 """
@@ -16,7 +17,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
@@ -30,6 +31,7 @@ from ..record import SampleFailure
 from ..results import append_jsonl, atomic_write_jsonl, prediction_files, read_predictions
 from ..tasks.schema import TaskSpec
 from ..types import Message, Prediction, Sample
+from .chunks import Chunk, batches_of, cut_chunks
 from .distributed import Dist
 from .prefetch import Decoded, Prepared, decoded_stream, with_messages
 
@@ -74,24 +76,26 @@ class TaskPlan:
     spec: TaskSpec
     samples: list[Sample]  # the whole task, in dataset order
     gen: GenerationConfig
-    batches: list[list[Sample]]  # this rank's pending samples, longest prompt first
+    batches: list[list[Sample]]  # this rank's pending samples, chunk by chunk (chunks.py)
     log: Path  # this rank's append-only log
     rule: VideoRule
     media_dir: Path | None
+    chunks: list[Chunk] = field(default_factory=list)  # the task's chunks with a sample pending (--engine ray)
 
 
 def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_dir: Path, dist: Dist,
               batch_size: int, save_media: bool = True) -> TaskPlan:
-    """Skip what earlier runs finished; take this rank's share of the rest. Every rank must
-    plan every task before any rank generates (a barrier), so all see the same finished set."""
-    done = {i: p for i, p in read_predictions(prediction_files(run_dir, spec.task)).items()
+    """Skip what earlier runs finished; take this rank's share of the rest (every world_size-th
+    batch: a batch is the finest unit that keeps its samples together). Every rank must plan every
+    task before any rank generates (a barrier), so all see the same finished set."""
+    done = {i for i, p in read_predictions(prediction_files(run_dir, spec.task)).items()
             if p.error is None or p.error.stage != "generate"}  # a model failure (OOM, timeout) is retried
-    pending = [s for s in samples if s.id not in done][dist.rank::dist.world_size]
-    pending.sort(key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))  # longest first: OOM shows early
-    return TaskPlan(spec, samples, gen, [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)],
+    chunks = cut_chunks(spec.task, samples, batch_size, done)
+    batches = [b for c in chunks for b in batches_of(c, batch_size)]
+    return TaskPlan(spec, samples, gen, batches[dist.rank::dist.world_size],
                     run_dir / "predictions" / f"{spec.task}.rank{dist.rank}.jsonl",
                     VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames),
-                    run_dir / "media" / spec.task if save_media else None)
+                    run_dir / "media" / spec.task if save_media else None, chunks)
 
 
 def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: Callable[[TaskPlan, GenStats], None],
@@ -113,7 +117,7 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
         writes = _Writes(writer)
         for plan in plans:
             stats = GenStats()
-            with _progress(plan.spec.task, sum(map(len, plan.batches)), progress) as bar:  # closed on an error too
+            with progress_bar(plan.spec.task, sum(map(len, plan.batches)), progress) as bar:  # closed on an error too
                 for _ in plan.batches:
                     assert model is not None, "a batch to generate but no model"
                     batch = next(decoded)
@@ -191,7 +195,7 @@ def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[
     logs = [_Appender(writes, p.log) for p in plans]
     first: list[float | None] = [None] * len(plans)
     last = [0.0] * len(plans)
-    bar = _progress("generate", sum(left), progress)
+    bar = progress_bar("generate", sum(left), progress)
     finished = 0
 
     def log(i: int, row: dict) -> None:
@@ -294,6 +298,6 @@ def consolidate(spec: TaskSpec, ids: list[str], run_dir: Path, dist: Dist) -> li
     return preds
 
 
-def _progress(task: str, total: int, enabled: bool) -> tqdm:
+def progress_bar(task: str, total: int, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=task, unit="sample", disable=not enabled or total == 0, file=sys.stderr,
                 dynamic_ncols=True)

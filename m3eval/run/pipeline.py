@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..data.task_samples import TaskData, load_task_data
-from ..errors import RunError
+from ..errors import RunError, UsageError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..models.registry import check_backend, get_backend, load_model
 from ..record import Invocation, Results, RunBlock, RunIdentity, SubmissionResult, TaskResult, Timings
@@ -26,10 +27,12 @@ from ..tasks.registry import Registry
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
 from . import encode
+from .chunks import Chunk
 from .distributed import Dist, init_distributed
 from .generate import GenStats, TaskPlan, consolidate, generate_tasks, plan_task
 from .lock import run_folder_lock
 from .prefetch import worker_process_ok
+from .ray_engine import ChunkJob, RayEngine, RayOptions, TaskLoad, check_address, import_ray
 from .resume import check_model_revision, check_resume, identity
 
 __all__ = ["RunConfig", "RunError", "evaluate"]
@@ -54,6 +57,7 @@ class RunConfig:
     free_model: bool = True  # False when the process exits right after (the CLI): freeing is wasted time
     gen_kwargs: dict[str, Any] = field(default_factory=dict)  # --gen_kwargs: overrides every task's generation
     stall_timeout: float | None = None  # torchrun: seconds a rank may show no heartbeat (None: env, else 300)
+    ray: RayOptions | None = None  # --engine ray (None: this process, or the ranks of a torchrun launch)
 
 
 def run_name_for(cfg: RunConfig) -> str:
@@ -70,6 +74,12 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None, registry: Registry | None
     `registry`: the tasks as the caller already discovered them (else discovered here)."""
     check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
     worker_process_ok()  # and so does a bad M3EVAL_PREFETCH
+    if cfg.ray is not None:
+        import_ray()  # and a missing extra, and an --address nobody answers at
+        if cfg.ray.address is not None:
+            check_address(cfg.ray.address)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UsageError("--engine ray runs in one driver process, not under torchrun")
     dist = dist or init_distributed(cfg.stall_timeout)
     registry = registry or Registry.discover(cfg.include_paths)
     specs = registry.resolve_run(cfg.tasks, cfg.dataset_overrides, cfg.gen_kwargs)
@@ -105,7 +115,7 @@ class _Job:
         pending = self.count_pending(plans, [s for s in runnable if s.type != "generate"])
         earlier = read_results(self.run_dir, "move it aside to start the run's results afresh")  # its tasks are kept
         t0 = time.perf_counter()
-        model: ModelAdapter | None = None
+        model: ModelAdapter | RayEngine | None = None
         try:
             model, info, ident = self.load_model(ident) if pending else self.without_model(ident, earlier)
             if model is not None:
@@ -159,14 +169,20 @@ class _Job:
                       "predictions", file=sys.stderr)
         return pending
 
-    def load_model(self, ident: RunIdentity) -> tuple[ModelAdapter, dict[str, Any], RunIdentity]:
+    def load_model(self, ident: RunIdentity) -> tuple[ModelAdapter | RayEngine, dict[str, Any], RunIdentity]:
         cfg = self.cfg
         if self.dist.is_main:
             name = cfg.model_args.get("pretrained") or cfg.model_args.get("model")
-            print(f"loading {name} ({cfg.model} backend)" if name else f"loading the {cfg.model} model",
+            where = f" in {cfg.ray.num_workers} Ray worker(s)" if cfg.ray else ""
+            print(f"loading {name} ({cfg.model} backend){where}" if name else f"loading the {cfg.model} model{where}",
                   file=sys.stderr)
-        model = load_model(cfg.model, cfg.model_args)
-        info = model.info()
+        model: ModelAdapter | RayEngine
+        if cfg.ray is not None:
+            model = RayEngine(cfg.ray, cfg.model, cfg.model_args)
+            info = model.info
+        else:
+            model = load_model(cfg.model, cfg.model_args)
+            info = model.info()
         return model, info, check_model_revision(self.run_dir, ident, info.get("revision"))
 
     def without_model(self, ident: RunIdentity, earlier: Results | None
@@ -178,16 +194,23 @@ class _Job:
         revision = get_backend(self.cfg.model).revision_without_loading(self.cfg.model_args)
         return None, info, check_model_revision(self.run_dir, ident, revision)
 
-    def fitting(self, runnable: list[TaskSpec], model: ModelAdapter) -> list[TaskSpec]:
-        """The tasks this model can run (an encoder cannot generate; a VLM cannot embed)."""
-        unfit = {s.task: why for s in runnable if (why := encode.model_fits(s, model))}
+    def fitting(self, runnable: list[TaskSpec], model: ModelAdapter | RayEngine) -> list[TaskSpec]:
+        """The tasks this model can run (an encoder cannot generate; a VLM cannot embed; Ray
+        workers only generate)."""
+        def why_not(spec: TaskSpec) -> str | None:
+            if isinstance(model, RayEngine):
+                return None if spec.type == "generate" else "encoder tasks run without --engine ray"
+            return encode.model_fits(spec, model)
+
+        unfit = {s.task: why for s in runnable if (why := why_not(s))}
         self.failures += [f"{task}: {why}" for task, why in unfit.items()]
         fit = [s for s in runnable if s.task not in unfit]
         if not fit:
             raise RunError("no task can run with this model:\n  " + "\n  ".join(self.failures))
         return fit
 
-    def generate_and_score(self, runnable: list[TaskSpec], plans: list[TaskPlan], model: ModelAdapter | None
+    def generate_and_score(self, runnable: list[TaskSpec], plans: list[TaskPlan],
+                           model: ModelAdapter | RayEngine | None
                            ) -> tuple[dict[str, TaskResult | SubmissionResult], float, float, int]:
         """Rank 0 scores each task in a thread while the model generates the next (a process would
         not share the GIL, but costs seconds of start-up: more than it saves below a few thousand
@@ -210,7 +233,12 @@ class _Job:
                     n_new += sum(n for _, n in all_stats)
                     score(plan.spec, got)
 
-            generate_tasks(plans, model, task_done, progress=self.cfg.progress and self.dist.is_main)
+            progress = self.cfg.progress and self.dist.is_main
+            if isinstance(model, RayEngine):
+                model.generate_tasks(plans, self.chunk_job, self.run_dir, task_done, progress)
+                model = None  # encoder tasks are not among the runnable ones (fitting)
+            else:
+                generate_tasks(plans, model, task_done, progress)
             for spec in (s for s in runnable if s.type != "generate" and self.dist.is_main):
                 try:
                     preds, seconds = encode.run_encoder_task(spec, self.data[spec.task].samples, model,
@@ -225,10 +253,18 @@ class _Job:
         scored = {task: entry for task, (entry, _, _) in done.items() if entry is not None}
         return scored, generate_s, sum(s for _, s, _ in done.values()), n_new
 
+    def chunk_job(self, plan: TaskPlan, chunk: Chunk) -> ChunkJob:
+        """What a Ray worker needs to generate one chunk: how to read the task's data as this
+        process did, and which samples."""
+        cfg, task = self.cfg, plan.spec.task
+        load = TaskLoad(plan.spec, cfg.limit, cfg.instructions, cfg.dataset_overrides.get(task),
+                        self.data[task].fingerprint)
+        return ChunkJob(load, [s.id for s in chunk.samples], plan.gen, cfg.batch_size, cfg.save_media)
+
     def release(self, plan: TaskPlan) -> None:
         """A generated task's samples are not read again: dropped before its predictions are read and
         scored, which reuse their memory, and not held while the later tasks generate."""
-        plan.samples, plan.batches = [], []
+        plan.samples, plan.batches, plan.chunks = [], [], []
         self.data[plan.spec.task] = replace(self.data[plan.spec.task], samples=[])
 
     def record_results(self, runnable: list[TaskSpec], scored: dict[str, TaskResult | SubmissionResult],
@@ -242,6 +278,9 @@ class _Job:
                   "instructions": cfg.instructions, "world_size": self.dist.world_size,
                   "max_new_tokens": cfg.max_new_tokens, "gen_kwargs": cfg.gen_kwargs,
                   "dataset_overrides": cfg.dataset_overrides}
+        if cfg.ray is not None:  # the address is left out: it names a machine
+            config["engine"] = {"name": "ray", "num_workers": cfg.ray.num_workers, "worker_gpus": cfg.ray.worker_gpus,
+                                "worker_cpus": cfg.ray.worker_cpus}
         model_block = {**info, "backend": cfg.model, "args": public_args(cfg.model_args)}
         created, sha, versions = now_iso(), git_sha(), package_versions()
         invocation = invocation_record(config, model_block, created, sha, versions)
