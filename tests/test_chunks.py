@@ -8,6 +8,7 @@ from m3eval.data.task_samples import load_task_data
 from m3eval.models.base import GenerationConfig
 from m3eval.results import predicted_tasks, prediction_files
 from m3eval.run.chunks import CHUNK, chunk_size, cut_chunks, work_order
+from m3eval.run.claims import Claims
 from m3eval.run.distributed import Dist
 from m3eval.run.generate import plan_task
 from m3eval.run.ray_engine import ChunkDone, chunk_file, write_chunk
@@ -40,8 +41,8 @@ def test_done_samples_leave_their_chunk_and_finished_chunks_go():
     assert left[0].samples == chunks[1].samples[1:]
 
 
-def test_ranks_deal_the_batches_of_one_process():
-    """The same batches whatever the world size: rank r of w takes every w-th of one process's."""
+def test_every_rank_plans_the_batches_of_one_process():
+    """The same batches whatever the world size: ranks take them from one list (claims.py)."""
     spec = Registry.discover([]).tasks["demo_vqa"]
     samples = load_task_data(spec, None, "default").samples
     gen = GenerationConfig(max_new_tokens=8)
@@ -52,9 +53,37 @@ def test_ranks_deal_the_batches_of_one_process():
 
     one = batches(0, 1)
     assert len(one) == 22 and sum(map(len, one)) == len(samples) == 64
-    for world in (2, 3):
-        dealt = [batches(r, world) for r in range(world)]
-        assert [b for k in range(len(one)) for b in [dealt[k % world][k // world]]] == one
+    assert all(batches(r, w) == one for w in (2, 3) for r in range(w))
+
+
+def _drain(claims: Claims, task: str, n: int) -> list[int]:
+    out = []
+    while (k := claims.next(task)) < n:
+        out.append(k)
+    return out
+
+
+def test_without_a_store_ranks_deal_the_batches_out():
+    dealt = [_drain(Claims(r, 3), "t", 10) for r in range(3)]
+    assert dealt == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert _drain(Claims(), "t", 4) == [0, 1, 2, 3]
+
+
+def test_ranks_sharing_a_store_take_each_batch_once_as_they_ask():
+    """Two ranks' counters in one c10d TCPStore (what torchrun's agent serves): a rank that asks
+    more often gets more batches, and no batch goes to both."""
+    import torch.distributed as td
+    server = td.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    fast, slow = (Claims(r, 2, ("127.0.0.1", server.port, "launch/")) for r in (0, 1))
+    taken: dict[int, list[int]] = {0: [], 1: []}
+    for _ in range(9):  # the fast rank asks three times for each time the slow one does
+        for rank, claims, times in ((0, fast, 3), (1, slow, 1)):
+            for _ in range(times):
+                if (k := claims.next("t")) < 20:
+                    taken[rank].append(k)
+    assert sorted(taken[0] + taken[1]) == list(range(20))
+    assert len(taken[0]) == 15 and len(taken[1]) == 5
+    assert _drain(Claims(0, 2, ("127.0.0.1", server.port, "another-launch/")), "t", 3) == [0, 1, 2]
 
 
 def test_chunk_files_are_read_as_predictions_and_written_once(tmp_path):

@@ -1,5 +1,5 @@
 """Two CPU processes under torchrun (gloo) give the same predictions and scores
-as one process: each rank takes rank::world_size, rank 0 gathers and scores.
+as one process: ranks take batches as they finish, rank 0 gathers and scores.
 So do two torchrun 'nodes' (--nnodes=2, c10d rendezvous) of one process each.
 A rank that stalls (SIGSTOP) stops the launch within --stall-timeout, naming it."""
 from __future__ import annotations
@@ -149,7 +149,8 @@ def test_a_stalled_rank_stops_the_launch_naming_it_and_keeps_what_finished(tiny_
     stopped rank SIGTERM, and SIGKILL 30 s later; the test kills it at once to save the wait.)
     What finished is kept, as one process makes it (resuming a folder a killed launch left is
     tests/test_resume.py's; a second launch here would double this test's time)."""
-    args = [*common(tiny_model), "--output", str(tmp_path), "--batch-size", "3", "--stall-timeout", "3"]
+    # batch size 1: thirty batches, so work is left once rank 1 has written its first (ranks take batches as they go)
+    args = [*common(tiny_model), "--output", str(tmp_path), "--batch-size", "1", "--stall-timeout", "3"]
     run_dir, logs = tmp_path / "r", tmp_path / "logs"
     launcher = [*TORCHRUN, "--log-dir", str(logs), "--redirects", "3"]  # each rank's stderr in its own file
     launch = subprocess.Popen([*launcher, "-m", "m3eval", "run", *args], cwd=ROOT, env=ENV,
@@ -241,3 +242,48 @@ def test_the_stall_timeout_setting(monkeypatch):
     assert stall_timeout() == 300
     monkeypatch.setenv("M3EVAL_STALL_TIMEOUT", " 42.5 ")
     assert stall_timeout() == 42.5
+
+
+PACED = """
+import os, sys, time
+from m3eval.models.hf import HFAdapter
+from m3eval.models.registry import register_backend
+
+
+class Paced(HFAdapter):
+    '''The tiny model; rank 1 takes half a second more for every batch. Each batch is logged with its rank.'''
+
+    def generate_prepared(self, inputs, gen):
+        rank = os.environ["RANK"]
+        if rank == "1":
+            time.sleep(0.5)
+        out = super().generate_prepared(inputs, gen)
+        with open(os.environ["BATCH_LOG"], "a") as f:
+            f.write(f"{rank} {len(out)}\\n")
+        return out
+
+
+register_backend("paced", Paced)
+from m3eval.cli import main
+sys.argv = ["m3eval", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_slow_rank_takes_fewer_batches(tiny_model, tmp_path):
+    """Batches are taken as ranks finish (claims.py), in prefetch's forked worker too: rank 1,
+    half a second slower a batch, takes fewer of the 16 batches than rank 0, and every batch is
+    generated once."""
+    script, log = tmp_path / "paced.py", tmp_path / "batches.log"
+    script.write_text(PACED)
+    launch = subprocess.run([*TORCHRUN, str(script), "run", "--model", "paced", "--model-args",
+                             f"pretrained={tiny_model}", "--tasks", "demo_vqa", "--batch-size", "4", "--threads", "1",
+                             "--output", str(tmp_path), "--run-name", "r"],
+                            cwd=ROOT, env={**ENV, "BATCH_LOG": str(log), "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=300)
+    assert launch.returncode == 0, launch.stderr[-3000:]
+    taken = [line.split() for line in log.read_text().splitlines()]
+    by_rank = {r: sum(1 for rank, _ in taken if rank == r) for r in ("0", "1")}
+    assert sum(int(n) for _, n in taken) == 64 and by_rank["0"] + by_rank["1"] == 16
+    assert by_rank["0"] >= 11 and by_rank["1"] <= 5, by_rank  # a fixed split gives each 8
+    assert len(read_jsonl(tmp_path / "r" / "predictions" / "demo_vqa.jsonl")) == 64

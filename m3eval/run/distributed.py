@@ -1,6 +1,6 @@
 """Rank/world-size under torchrun or accelerate launch (both set RANK and WORLD_SIZE).
 
-Ranks split samples `rank::world_size`; rank 0 gathers predictions and scores.
+Ranks take batches as they go (claims.py); rank 0 gathers predictions and scores.
 CPU processes talk over gloo, GPUs over nccl.
 
 A stalled rank (stopped with SIGSTOP, hung in a driver) must not hang the launch, but a slow one
@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import RunError, UsageError
+from .claims import Claims
 
 STALL_ENV = "M3EVAL_STALL_TIMEOUT"
 DEFAULT_STALL_S = 300.0
@@ -179,6 +180,13 @@ class Dist:
                 self.watch.check()  # names it when its heartbeat has stopped too
             raise RunError(f"rank {self.rank}: the gather across ranks failed: {_first_line(e)}") from None
         return out
+
+    def claims(self) -> Claims:
+        """How this rank takes its batches (claims.py): from the launch's store when it has one."""
+        if self.watch is None:
+            return Claims(self.rank, self.world_size)
+        return Claims(self.rank, self.world_size, (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                                   self.watch.prefix), self.watch.stall_s)
 
     def close(self) -> None:
         if self.watch is not None:

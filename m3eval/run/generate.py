@@ -2,7 +2,7 @@
 
 A task's pending samples are batched within its chunks (chunks.py: fixed runs of whole
 batches, longest prompt first), so a batch holds the same samples for one process, any number of
-ranks and the Ray engine; each rank takes every world_size-th batch. The next batches' media are
+ranks and the Ray engine; ranks take batches as they finish (claims.py). The next batches' media are
 decoded (and the model's inputs built, for a backend that splits that step out) ahead of the
 model (prefetch.py), and every finished batch is appended to the rank's own log at once.
 A streaming backend (openai, vllm) gets all tasks' samples as one stream and each answer
@@ -32,6 +32,7 @@ from ..results import append_jsonl, atomic_write_jsonl, prediction_files, read_p
 from ..tasks.schema import TaskSpec
 from ..types import Message, Prediction, Sample
 from .chunks import Chunk, batches_of, cut_chunks
+from .claims import Claims
 from .distributed import Dist
 from .prefetch import Decoded, Prepared, decoded_stream, with_messages
 
@@ -76,7 +77,7 @@ class TaskPlan:
     spec: TaskSpec
     samples: list[Sample]  # the whole task, in dataset order
     gen: GenerationConfig
-    batches: list[list[Sample]]  # this rank's pending samples, chunk by chunk (chunks.py)
+    batches: list[list[Sample]]  # the pending samples, chunk by chunk (chunks.py); a rank takes some (claims.py)
     log: Path  # this rank's append-only log
     rule: VideoRule
     media_dir: Path | None
@@ -85,50 +86,64 @@ class TaskPlan:
 
 def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_dir: Path, dist: Dist,
               batch_size: int, save_media: bool = True) -> TaskPlan:
-    """Skip what earlier runs finished; take this rank's share of the rest (every world_size-th
-    batch: a batch is the finest unit that keeps its samples together). Every rank must plan every
-    task before any rank generates (a barrier), so all see the same finished set."""
+    """Skip what earlier runs finished and batch the rest. Every rank plans every batch and takes
+    them as it goes (claims.py), so every rank must plan every task before any rank generates (a
+    barrier): all see the same finished set, and so the same batches."""
     done = {i for i, p in read_predictions(prediction_files(run_dir, spec.task)).items()
             if p.error is None or p.error.stage != "generate"}  # a model failure (OOM, timeout) is retried
     chunks = cut_chunks(spec.task, samples, batch_size, done)
     batches = [b for c in chunks for b in batches_of(c, batch_size)]
-    return TaskPlan(spec, samples, gen, batches[dist.rank::dist.world_size],
+    return TaskPlan(spec, samples, gen, batches,
                     run_dir / "predictions" / f"{spec.task}.rank{dist.rank}.jsonl",
                     VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames),
                     run_dir / "media" / spec.task if save_media else None, chunks)
 
 
 def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: Callable[[TaskPlan, GenStats], None],
-                   progress: bool = True) -> None:
-    """Run every plan's batches as one stream. Media decoding (and the model's own
-    pre-processing) runs ahead of the model, across task boundaries (prefetch.py: a worker
-    process, or threads), and the logs are written behind it in a thread, so the model
-    waits for neither. A streaming backend (`model.streams`: openai, vllm) gets all samples of
-    all tasks as one lazy stream and each prediction is logged as it completes. A task's log
-    is complete before `on_done` sees it, and tasks finish in plan order (so every rank
-    meets the same collectives); leaving the `with` (also on a crash) waits for every
-    queued write, so finished predictions are never lost. `model` is None when no plan has
-    a batch left (the model was not loaded): each task is only handed to `on_done`."""
+                   progress: bool = True, claims: Claims | None = None) -> None:
+    """Run the batches this rank takes (`claims`: from the launch's shared counter; else every
+    batch of every plan) as one stream. Media decoding (and the model's own pre-processing) runs
+    ahead of the model, across task boundaries (prefetch.py: a worker process, or threads), and
+    the logs are written behind it in a thread, so the model waits for neither. A streaming
+    backend (`model.streams`: openai, vllm) gets all samples of all tasks as one lazy stream and
+    each prediction is logged as it completes. A task's log is complete before `on_done` sees
+    it, and tasks finish in plan order (so every rank meets the same collectives); leaving the
+    `with` (also on a crash) waits for every queued write, so finished predictions are never
+    lost. `model` is None when no plan has a batch left (the model was not loaded): each task
+    is only handed to `on_done`."""
+    claims = claims or Claims()
+    # a progress bar's total: this rank's samples, unknown when ranks take batches as they go
+    totals = [None if claims.shared else sum(map(len, plan.batches)) for plan in plans]
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
-            closing(decoded_stream(plans, model, pool)) as decoded:  # closed first: a worker process stops
+            closing(decoded_stream(plans, model, pool, claims)) as decoded:  # closed first: a worker process stops
         if model is not None and model.streams:
-            _stream_tasks(plans, model, decoded, _Writes(writer), on_done, progress)
+            total = None if claims.shared else sum(t or 0 for t in totals)
+            _stream_tasks(plans, model, decoded, _Writes(writer), on_done, progress_bar("generate", total, progress))
             return
         writes = _Writes(writer)
-        for plan in plans:
-            stats = GenStats()
-            with progress_bar(plan.spec.task, sum(map(len, plan.batches)), progress) as bar:  # closed on an error too
-                for _ in plan.batches:
-                    assert model is not None, "a batch to generate but no model"
-                    batch = next(decoded)
-                    writes.check()  # the last write failed: no batch more for the model
-                    rows, dt = _run_batch(model, batch, plan.gen)
-                    stats.generate_s += dt
-                    stats.samples += len(rows)
-                    writes.submit(append_jsonl, plan.log, rows)
-                    bar.update(len(rows))
-            writes.wait()
-            on_done(plan, stats)
+        index = {id(plan): i for i, plan in enumerate(plans)}
+        bar, stats = None, GenStats()  # the current plan's: a plan's items come together, its end item last
+        try:
+            for batch in decoded:
+                plan = batch.plan
+                if bar is None:  # not `bar or ...`: a tqdm with no total has no truth value
+                    bar = progress_bar(plan.spec.task, totals[index[id(plan)]], progress)
+                if batch.end:
+                    bar.close()
+                    writes.wait()
+                    on_done(plan, stats)
+                    bar, stats = None, GenStats()
+                    continue
+                assert model is not None, "a batch to generate but no model"
+                writes.check()  # the last write failed: no batch more for the model
+                rows, dt = _run_batch(model, batch, plan.gen)
+                stats.generate_s += dt
+                stats.samples += len(rows)
+                writes.submit(append_jsonl, plan.log, rows)
+                bar.update(len(rows))
+        finally:  # closed on an error too: its line starts on a line of its own
+            if bar is not None:
+                bar.close()
 
 
 class _Writes:
@@ -184,40 +199,46 @@ class _Appender:
 
 
 def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[Decoded], writes: _Writes,
-                  on_done: Callable[[TaskPlan, GenStats], None], progress: bool) -> None:
+                  on_done: Callable[[TaskPlan, GenStats], None], bar: tqdm) -> None:
     """Continuous submission: the backend pulls samples as its slots free, across batch and
     task boundaries. A failed request is that sample's error once: no retry round here
     (the backend's client already retried). A task's generate_s is its wall time from its
-    first submitted sample to its last answer (tasks overlap)."""
+    first submitted sample to its last answer (tasks overlap). A task is done when its end
+    item has come (no sample of it is left for this rank) and every request of it is answered."""
     index = {id(p): i for i, p in enumerate(plans)}
-    left = [sum(map(len, p.batches)) for p in plans]
+    ended = [False] * len(plans)
+    waiting = [0] * len(plans)  # requests sent, not answered (the backend pulls them in its own thread)
+    lock = threading.Lock()
     stats = [GenStats() for _ in plans]
     logs = [_Appender(writes, p.log) for p in plans]
     first: list[float | None] = [None] * len(plans)
     last = [0.0] * len(plans)
-    bar = progress_bar("generate", sum(left), progress)
     finished = 0
 
     def log(i: int, row: dict) -> None:
         logs[i].add(row)
-        left[i] -= 1
         stats[i].samples += 1
         bar.update(1)
 
     def requests() -> Iterator[tuple[tuple[int, Prepared], Message, GenerationConfig]]:
         for d in decoded:
             i = index[id(d.plan)]
+            if d.end:
+                ended[i] = True  # after every request of the plan counted in `waiting`
+                continue
             for p in d.prepared:
                 writes.check()  # a log write failed: no request more (the backend cancels what waits)
                 if p.error is not None:  # bad media: logged now, never sent
                     log(i, _prediction(p, "", p.error, 0.0).to_json())
                 else:
                     first[i] = first[i] or time.perf_counter()
+                    with lock:
+                        waiting[i] += 1
                     yield (i, p), _message(p), d.plan.gen
 
     def finish_ready() -> None:
         nonlocal finished
-        while finished < len(plans) and left[finished] == 0:
+        while finished < len(plans) and ended[finished] and waiting[finished] == 0:
             i = finished
             writes.wait()
             started = first[i]
@@ -225,11 +246,12 @@ def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[
             finished += 1
             on_done(plans[i], stats[i])
 
-    finish_ready()
     stream = model.generate_stream(requests())
     try:
         for (i, p), out, seconds in stream:
             last[i] = time.perf_counter()
+            with lock:
+                waiting[i] -= 1
             if isinstance(out, Exception):
                 log(i, _prediction(p, "", SampleFailure.of("generate", out), seconds).to_json())
             else:
@@ -241,6 +263,9 @@ def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[
             stream.close()
         bar.close()  # an error's line starts on a line of its own
     finish_ready()
+    if finished < len(plans):  # never a task left unfinished in silence
+        raise RuntimeError(f"the {type(model).__name__} backend stopped before taking every sample of "
+                           f"{plans[finished].spec.task}")
 
 
 def _run_batch(model: ModelAdapter, batch: Decoded, gen: GenerationConfig) -> tuple[list[dict], float]:
@@ -298,6 +323,6 @@ def consolidate(spec: TaskSpec, ids: list[str], run_dir: Path, dist: Dist) -> li
     return preds
 
 
-def progress_bar(task: str, total: int, enabled: bool) -> tqdm:
+def progress_bar(task: str, total: int | None, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=task, unit="sample", disable=not enabled or total == 0, file=sys.stderr,
                 dynamic_ncols=True)

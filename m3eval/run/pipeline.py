@@ -155,19 +155,19 @@ class _Job:
                          cfg.save_media)
 
     def count_pending(self, plans: list[TaskPlan], encoder_tasks: list[TaskSpec]) -> int:
-        """This rank's samples left to predict; rank 0 says what the wait is for."""
-        pending = sum(len(b) for p in plans for b in p.batches) + \
-            sum(encode.pending(s, self.data[s.task].samples, self.run_dir) for s in encoder_tasks
-                if self.dist.is_main)  # rank 0 runs encoder tasks, with their own cache
-        left = self.dist.gather(pending)
-        if self.dist.is_main and left is not None:
+        """The samples left to predict that this rank may take; rank 0 says what the wait is for."""
+        generate = sum(len(b) for p in plans for b in p.batches)  # every rank plans them all and takes as it goes
+        encode_left = sum(encode.pending(s, self.data[s.task].samples, self.run_dir) for s in encoder_tasks
+                          if self.dist.is_main)  # rank 0 runs encoder tasks, with their own cache
+        if self.dist.is_main:
+            left = generate + encode_left
             total = sum(len(p.samples) for p in plans) + sum(len(self.data[s.task].samples) for s in encoder_tasks)
-            if total > sum(left):
-                print(f"resuming: {total - sum(left)} of {total} samples already done", file=sys.stderr)
-            if not sum(left):
+            if total > left:
+                print(f"resuming: {total - left} of {total} samples already done", file=sys.stderr)
+            if not left:
                 print("nothing left to generate: the model is not loaded, scores are recomputed from the stored "
                       "predictions", file=sys.stderr)
-        return pending
+        return generate + encode_left
 
     def load_model(self, ident: RunIdentity) -> tuple[ModelAdapter | RayEngine, dict[str, Any], RunIdentity]:
         cfg = self.cfg
@@ -238,7 +238,7 @@ class _Job:
                 model.generate_tasks(plans, self.chunk_job, self.run_dir, task_done, progress)
                 model = None  # encoder tasks are not among the runnable ones (fitting)
             else:
-                generate_tasks(plans, model, task_done, progress)
+                generate_tasks(plans, model, task_done, progress, self.dist.claims())
             for spec in (s for s in runnable if s.type != "generate" and self.dist.is_main):
                 try:
                     preds, seconds = encode.run_encoder_task(spec, self.data[spec.task].samples, model,

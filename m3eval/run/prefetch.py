@@ -15,9 +15,10 @@ import pickle
 import re
 import sys
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
@@ -28,6 +29,7 @@ from ..models.base import ModelAdapter
 from ..record import SampleFailure
 from ..results import atomic_write_bytes, media_filename
 from ..types import Media, Message, Sample
+from .claims import Claims
 
 PREFETCH = 2  # batches decoded ahead of the one generating (per worker)
 _ABSENT = object()  # an image field a row leaves null (one of several: MMMU's image_3..image_7 of a 2-image row)
@@ -48,11 +50,13 @@ class Prepared:
 class Decoded:
     """One batch after decoding: its samples, and (for a backend with `preprocess`) the
     model inputs already built, so the model thread only generates. `plan` is the runner's
-    TaskPlan (it carries the samples' video rule, media folder and generation config)."""
+    TaskPlan (it carries the samples' video rule, media folder and generation config). After
+    a plan's last batch for this rank comes one item with `end` set."""
 
     plan: Any
     prepared: list[Prepared]
     inputs: Any = None
+    end: bool = False  # no batch of the plan is left for this rank (an empty item)
 
 
 def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None, max_images: int | None = None) -> Prepared:
@@ -170,18 +174,34 @@ def with_messages(decoded: Decoded) -> list[Prepared]:
     return out
 
 
-def decoded_stream(plans: list[Any], model: ModelAdapter | None,
-                   pool: ThreadPoolExecutor) -> Generator[Decoded, None, None]:
-    """Every plan's batches in order, decoded ahead of the model (see the module doc). `model`
-    is None when nothing is left to generate (the stream is empty)."""
-    stream = [(plan, batch) for plan in plans for batch in plan.batches]
+def decoded_stream(plans: list[Any], model: ModelAdapter | None, pool: ThreadPoolExecutor,
+                   claims: Claims | None = None) -> Generator[Decoded, None, None]:
+    """The batches this rank takes (`claims`: from the launch's shared counter, else all of them), plan
+    by plan, each plan closed by an `end` item, decoded ahead of the model (see the module doc).
+    `model` is None when nothing is left to generate (the stream holds only the end items)."""
+    claims = claims or Claims()
     limit = None if model is None else model.max_images()  # more images than this: the sample fails
     if model is None or not model.splits_preprocessing:
-        return _in_threads(stream, None, pool, limit)
+        return _in_threads(plans, claims, None, pool, limit)
     # a streaming backend takes the decoded messages themselves: those stay in this process
-    if stream and worker_process_ok() and not model.streams:
-        return _in_process(stream, model.preprocess, limit)
-    return _in_threads(stream, model.preprocess, pool, limit)
+    if any(plan.batches for plan in plans) and worker_process_ok() and not model.streams:
+        return _in_process(plans, claims, model.preprocess, limit)
+    return _in_threads(plans, claims, model.preprocess, pool, limit)
+
+
+def _claimed(plans: list[Any], claims: Claims) -> Iterator[tuple[int, int | None]]:
+    """(plan index, batch index) of each batch this rank takes, and (plan index, None) once the plan
+    has none left for it. A plan with no batch asks no one."""
+    for i, plan in enumerate(plans):
+        while plan.batches and (k := claims.next(plan.spec.task)) < len(plan.batches):
+            yield i, k
+        yield i, None
+
+
+def _take(plan: Any, k: int) -> list[Sample]:
+    """Batch k, let go by the plan once handed over (a finished task's samples are not held to the end)."""
+    batch, plan.batches[k] = plan.batches[k], []
+    return batch
 
 
 def worker_process_ok() -> bool:
@@ -194,30 +214,31 @@ def worker_process_ok() -> bool:
     return mode == "process" and sys.platform.startswith("linux")
 
 
-# (plan, batch): one batch of a plan's samples
-_Item = tuple[Any, list[Sample]]
 # what a worker returns for a batch: each sample's media record and error, and the pickled inputs
 _WorkerBatch = tuple[list[dict[str, Any]], list[SampleFailure | None], bytes]
 
 
-def _in_threads(stream: list[_Item], preprocess: Callable | None, pool: ThreadPoolExecutor,
+def _in_threads(plans: list[Any], claims: Claims, preprocess: Callable | None, pool: ThreadPoolExecutor,
                 max_images: int | None) -> Generator[Decoded, None, None]:
-    items = deque(stream)  # taken as they are decoded: a finished task's samples are not held to the end
-    del stream
-    ahead = deque(pool.submit(decode_batch, plan, batch, preprocess, max_images)
-                  for plan, batch in [items.popleft() for _ in range(min(PREFETCH, len(items)))])
+    def start(i: int, k: int | None) -> Future[Decoded]:
+        if k is None:
+            done: Future[Decoded] = Future()
+            done.set_result(Decoded(plans[i], [], end=True))
+            return done
+        return pool.submit(decode_batch, plans[i], _take(plans[i], k), preprocess, max_images)
+
+    items = _claimed(plans, claims)
+    ahead = deque(start(i, k) for i, k in islice(items, PREFETCH))
     while ahead:
         decoded = ahead.popleft().result()
-        if items:
-            plan, batch = items.popleft()
-            ahead.append(pool.submit(decode_batch, plan, batch, preprocess, max_images))
+        for i, k in islice(items, 1):
+            ahead.append(start(i, k))
         yield decoded
 
 
-def _worker_batch(item: _Item, preprocess: Callable, max_images: int | None) -> _WorkerBatch:
+def _worker_batch(plan: Any, batch: list[Sample], preprocess: Callable, max_images: int | None) -> _WorkerBatch:
     """One batch decoded in the worker process: what the model's process lacks (each sample's
     media record and error, and the inputs), never the samples themselves."""
-    plan, batch = item
     d = decode_batch(plan, batch, preprocess, max_images)
     # The inputs travel as plain pickled bytes (tensors by value), not as torch's shared-memory
     # handles: those need room in /dev/shm (64 MB in a default container) and a file-descriptor
@@ -234,27 +255,33 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def _in_process(stream: list[_Item], preprocess: Callable, max_images: int | None) -> Generator[Decoded, None, None]:
+def _in_process(plans: list[Any], claims: Claims, preprocess: Callable, max_images: int | None
+                ) -> Generator[Decoded, None, None]:
     import torch
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader, Dataset, Sampler
     from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
-    class Batches(Dataset[_WorkerBatch]):  # the stream as a map-style dataset
-        def __len__(self) -> int:
-            return len(stream)
+    class Batches(Dataset[tuple[int, int | None, _WorkerBatch]]):  # decoded in the worker
+        def __getitem__(self, item: tuple[int, int | None]) -> tuple[int, int | None, _WorkerBatch]:
+            i, k = item
+            return i, k, ([], [], b"") if k is None else \
+                _worker_batch(plans[i], plans[i].batches[k], preprocess, max_images)
 
-        def __getitem__(self, i: int) -> _WorkerBatch:
-            return _worker_batch(stream[i], preprocess, max_images)
+    class Claimed(Sampler[tuple[int, int | None]]):  # which ones: claimed in this process as the loader
+        # hands work to the worker (a worker that forked while the heartbeat thread held a lock of torch's
+        # store client could hang making its own)
+        def __iter__(self) -> Iterator[tuple[int, int | None]]:
+            return _claimed(plans, claims)
 
     # The worker forks here, before this run's progress bars, writer and scorer threads start.
-    # A fork copies only the calling thread; threads that may exist already (tqdm's monitor)
-    # hold nothing the worker uses, and the run folder's lock is closed in it (run/lock.py).
+    # A fork copies only the calling thread; threads that may exist already (tqdm's monitor, the
+    # heartbeat) hold nothing the worker uses, and the run folder's lock is closed in it (run/lock.py).
     # Its own generator: the worker's seed is not drawn from the global RNG that sampling uses.
-    loader = iter(DataLoader(Batches(), batch_size=None, num_workers=1, collate_fn=_as_is,
+    loader = iter(DataLoader(Batches(), sampler=Claimed(), batch_size=None, num_workers=1, collate_fn=_as_is,
                              prefetch_factor=PREFETCH, multiprocessing_context="fork",
                              generator=torch.Generator(), worker_init_fn=partial(_die_with_parent, os.getpid())))
     assert isinstance(loader, _MultiProcessingDataLoaderIter)  # num_workers=1: a multiprocessing iterator
-    return _joined(stream, loader, loader._shutdown_workers)
+    return _joined(plans, loader, loader._shutdown_workers)
 
 
 def _die_with_parent(parent: int, _worker_id: int) -> None:
@@ -272,16 +299,17 @@ def _die_with_parent(parent: int, _worker_id: int) -> None:
             os._exit(0)
 
 
-def _joined(stream: list[_Item], loader: Iterator, shutdown: Callable[[], None]) -> Generator[Decoded, None, None]:
-    # The worker forked (when the loader was made) with its own copy of the stream, and the loader took
-    # its indices then: this process lets each batch go once it is handed over, as _in_threads does
-    items = deque(stream)
-    stream.clear()
+def _joined(plans: list[Any], loader: Iterator[tuple[int, int | None, _WorkerBatch]],
+            shutdown: Callable[[], None]) -> Generator[Decoded, None, None]:
+    # The worker forked (when the loader was made) with its own copy of the plans: this process
+    # lets each batch go once it is handed over, as _in_threads does
     try:
-        while items:
-            plan, batch = items.popleft()
-            infos, errors, inputs = next(loader)
-            yield Decoded(plan, [Prepared(s, None, info, err) for s, info, err in zip(batch, infos, errors)],
+        for i, k, (infos, errors, inputs) in loader:
+            if k is None:
+                yield Decoded(plans[i], [], end=True)
+                continue
+            batch = _take(plans[i], k)
+            yield Decoded(plans[i], [Prepared(s, None, info, err) for s, info, err in zip(batch, infos, errors)],
                           pickle.loads(inputs))  # noqa: S301 - bytes from our own worker process
     finally:  # the worker stops now, also when the run stops early (an exception's traceback
         # may still hold the iterator, so its last reference going away is not enough)
