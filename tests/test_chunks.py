@@ -90,8 +90,8 @@ def test_chunk_files_are_read_as_predictions_and_written_once(tmp_path):
     chunk = cut_chunks("t", _samples(10), 8)[0]
     path = chunk_file(tmp_path, chunk)
     assert path.name == f"t.chunk-{chunk.id}.jsonl"
-    write_chunk(tmp_path, chunk, ChunkDone([{"id": "s000", "prediction": "first"}], {}, 0.1))
-    write_chunk(tmp_path, chunk, ChunkDone([{"id": "s000", "prediction": "again"}], {}, 0.1))
+    write_chunk(tmp_path, chunk, ChunkDone([{"id": "s000", "prediction": "first"}], {}))
+    write_chunk(tmp_path, chunk, ChunkDone([{"id": "s000", "prediction": "again"}], {}))
     assert path.read_text().count("first") == 1 and "again" not in path.read_text()
     assert prediction_files(tmp_path, "t") == [tmp_path / "predictions" / "t.jsonl", path]
     assert predicted_tasks(tmp_path) == ["t"]
@@ -101,6 +101,6 @@ def test_a_chunk_writes_only_its_own_samples_thumbnails(tmp_path):
     from m3eval.results import media_filename
     chunk = cut_chunks("t", _samples(3), 8)[0]
     own = media_filename("s001")
-    write_chunk(tmp_path, chunk, ChunkDone([], {own: b"jpeg", "../../escape.jpg": b"x", "other.jpg": b"x"}, 0.0))
+    write_chunk(tmp_path, chunk, ChunkDone([], {own: b"jpeg", "../../escape.jpg": b"x", "other.jpg": b"x"}))
     assert [p.name for p in (tmp_path / "media" / "t").iterdir()] == [own]
     assert not (tmp_path.parent / "escape.jpg").exists()

@@ -240,3 +240,12 @@ def test_ray_options_need_the_ray_engine(tiny_model, tmp_path):
                     "--num-workers", "2"], timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["m3eval: error: --num-workers: only with --engine ray"]
+
+
+def test_a_model_that_does_not_load_in_a_worker_is_one_line(cluster, tmp_path):
+    (tmp_path / "not-a-model").mkdir()
+    done = _m3eval(["--model-args", f"pretrained={tmp_path / 'not-a-model'}", "--tasks", "demo_vqa", "--output",
+                    str(tmp_path), "--engine", "ray", "--address", cluster], timeout=120)
+    assert done.returncode == 1
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("m3eval: error:")]
+    assert "the model did not load in a worker: ModelLoadError: model path" in line and "Traceback" not in done.stderr

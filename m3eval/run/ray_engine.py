@@ -72,7 +72,6 @@ class ChunkJob:
 class ChunkDone:
     rows: list[dict[str, Any]]  # prediction records
     media: dict[str, bytes]  # thumbnail file name -> JPEG
-    generate_s: float
 
 
 def import_ray() -> Any:
@@ -127,15 +126,14 @@ class ChunkWorker:
         by_id = self._task(job.load)
         spec = job.load.spec
         chunk = Chunk(spec.task, "", [by_id[i] for i in job.sample_ids])
-        stats: list[GenStats] = []
         with tempfile.TemporaryDirectory(prefix="m3eval-chunk-") as tmp:
             media_dir = Path(tmp) / "media" if job.save_media else None
             plan = TaskPlan(spec, chunk.samples, job.gen, batches_of(chunk, job.batch_size), Path(tmp) / "log.jsonl",
                             VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames),
                             media_dir)
-            generate_tasks([plan], self.model, lambda _, s: stats.append(s), progress=False)
+            generate_tasks([plan], self.model, lambda _plan, _stats: None, progress=False)
             media = {f.name: f.read_bytes() for f in media_dir.iterdir()} if media_dir and media_dir.is_dir() else {}
-            return ChunkDone(read_jsonl(plan.log), media, stats[0].generate_s if stats else 0.0)
+            return ChunkDone(read_jsonl(plan.log), media)
 
 
 class RayEngine:
@@ -143,6 +141,7 @@ class RayEngine:
 
     def __init__(self, opts: RayOptions, backend: str, model_args: dict[str, Any]) -> None:
         ray = self.ray = import_ray()
+        self.actors: list[Any] = []
         try:
             # "local": a cluster of this machine's own, never one a `ray start` here left (maybe dead)
             ray.init(address=opts.address or "local", include_dashboard=False, logging_level="ERROR",
@@ -157,7 +156,7 @@ class RayEngine:
             self.info: dict[str, Any] = ray.get(self.actors[0].info.remote())  # the first model has loaded
         except ray.exceptions.RayError as e:
             self.close()
-            raise RunError(f"--engine ray: the model did not load in a worker: {_cause(e)}") from None
+            raise RunError(f"--engine ray: the model did not load in a worker: {_cause(e, ray)}") from None
 
     def _check_resources(self, opts: RayOptions) -> None:
         have = self.ray.cluster_resources()
@@ -207,7 +206,7 @@ class RayEngine:
                 finish_ready()
 
     def close(self) -> None:
-        for actor in getattr(self, "actors", []):
+        for actor in self.actors:
             self.ray.kill(actor)
         self.ray.shutdown()  # a local cluster stops; a remote one only loses this driver
 
@@ -252,7 +251,7 @@ class _Pool:
             self._lost(chunk, actor, e)
             return i, chunk, None
         except ray.exceptions.RayTaskError as e:
-            raise RunError(f"task {chunk.task}, chunk {chunk.id}: {_cause(e)}") from None
+            raise RunError(f"task {chunk.task}, chunk {chunk.id}: {_cause(e, ray)}") from None
 
     def _lost(self, chunk: Chunk, actor: Any, e: BaseException) -> None:
         self.lost[chunk.id] = self.lost.get(chunk.id, 0) + 1
@@ -297,7 +296,11 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def _cause(e: BaseException) -> str:
-    """The worker's own exception (a RayTaskError wraps it), as one line."""
-    cause = getattr(e, "cause", None)
-    return f"{type(cause).__name__}: {_first_line(cause)}" if isinstance(cause, BaseException) else _first_line(e)
+def _cause(e: BaseException, ray: Any) -> str:
+    """The worker's own exception as one line: a RayTaskError carries it; an actor that died in its
+    constructor (the model did not load) ends its message with the worker's traceback, whose last
+    line is the exception."""
+    if isinstance(e, ray.exceptions.RayTaskError) and isinstance(e.cause, BaseException):
+        return f"{type(e.cause).__name__}: {_first_line(e.cause)}"
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1].removeprefix("m3eval.errors.") if lines else type(e).__name__
