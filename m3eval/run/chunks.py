@@ -51,5 +51,6 @@ def cut_chunks(task: str, samples: list[Sample], batch_size: int, done: set[str]
     return out
 
 
-def batches_of(chunk: Chunk, batch_size: int) -> list[list[Sample]]:
-    return [chunk.samples[i:i + batch_size] for i in range(0, len(chunk.samples), batch_size)]
+def batches_of(samples: list[Sample], batch_size: int) -> list[list[Sample]]:
+    """A chunk's (pending) samples in batches: consecutive runs, in the chunk's order."""
+    return [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]

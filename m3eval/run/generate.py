@@ -92,7 +92,7 @@ def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_
     done = {i for i, p in read_predictions(prediction_files(run_dir, spec.task)).items()
             if p.error is None or p.error.stage != "generate"}  # a model failure (OOM, timeout) is retried
     chunks = cut_chunks(spec.task, samples, batch_size, done)
-    batches = [b for c in chunks for b in batches_of(c, batch_size)]
+    batches = [b for c in chunks for b in batches_of(c.samples, batch_size)]
     return TaskPlan(spec, samples, gen, batches,
                     run_dir / "predictions" / f"{spec.task}.rank{dist.rank}.jsonl",
                     VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames),
@@ -113,21 +113,20 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
     is only handed to `on_done`."""
     claims = claims or Claims()
     # a progress bar's total: this rank's samples, unknown when ranks take batches as they go
-    totals = [None if claims.shared else sum(map(len, plan.batches)) for plan in plans]
+    totals = {id(plan): None if claims.shared else sum(map(len, plan.batches)) for plan in plans}
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
             closing(decoded_stream(plans, model, pool, claims)) as decoded:  # closed first: a worker process stops
         if model is not None and model.streams:
-            total = None if claims.shared else sum(t or 0 for t in totals)
+            total = None if claims.shared else sum(t or 0 for t in totals.values())
             _stream_tasks(plans, model, decoded, _Writes(writer), on_done, progress_bar("generate", total, progress))
             return
         writes = _Writes(writer)
-        index = {id(plan): i for i, plan in enumerate(plans)}
         bar, stats = None, GenStats()  # the current plan's: a plan's items come together, its end item last
         try:
             for batch in decoded:
                 plan = batch.plan
                 if bar is None:  # not `bar or ...`: a tqdm with no total has no truth value
-                    bar = progress_bar(plan.spec.task, totals[index[id(plan)]], progress)
+                    bar = progress_bar(plan.spec.task, totals[id(plan)], progress)
                 if batch.end:
                     bar.close()
                     writes.wait()

@@ -236,12 +236,12 @@ class _Job:
             progress = self.cfg.progress and self.dist.is_main
             if isinstance(model, RayEngine):
                 model.generate_tasks(plans, self.chunk_job, self.run_dir, task_done, progress)
-                model = None  # encoder tasks are not among the runnable ones (fitting)
             else:
                 generate_tasks(plans, model, task_done, progress, self.dist.claims())
+            encoder = None if isinstance(model, RayEngine) else model  # under Ray no encoder task is runnable (fitting)
             for spec in (s for s in runnable if s.type != "generate" and self.dist.is_main):
                 try:
-                    preds, seconds = encode.run_encoder_task(spec, self.data[spec.task].samples, model,
+                    preds, seconds = encode.run_encoder_task(spec, self.data[spec.task].samples, encoder,
                                                              self.run_dir)
                 except (ValueError, KeyError) as e:  # a bad class list or file fails this task only
                     self.failures.append(f"{spec.task} ({spec.source}): {e}")

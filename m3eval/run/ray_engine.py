@@ -125,10 +125,10 @@ class ChunkWorker:
         from ..data.media import VideoRule
         by_id = self._task(job.load)
         spec = job.load.spec
-        chunk = Chunk(spec.task, "", [by_id[i] for i in job.sample_ids])
+        samples = [by_id[i] for i in job.sample_ids]
         with tempfile.TemporaryDirectory(prefix="m3eval-chunk-") as tmp:
             media_dir = Path(tmp) / "media" if job.save_media else None
-            plan = TaskPlan(spec, chunk.samples, job.gen, batches_of(chunk, job.batch_size), Path(tmp) / "log.jsonl",
+            plan = TaskPlan(spec, samples, job.gen, batches_of(samples, job.batch_size), Path(tmp) / "log.jsonl",
                             VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames),
                             media_dir)
             generate_tasks([plan], self.model, lambda _plan, _stats: None, progress=False)
