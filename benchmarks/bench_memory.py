@@ -11,17 +11,20 @@ the smallest and the largest size. With --backend hf the run decodes media in a 
 DataLoader worker that the run ends with os._exit, unwaited: its memory (mostly pages shared with
 the run by fork) is not in the figure. With --backend instant everything runs in one process.
 
---backend hf (default): the tiny demo model; the whole script took 4 min 15 s on our 2-core VM.
+Each size runs twice: the first run of a data file also converts it into datasets' Arrow cache
+(datasets decodes a parquet row group at once; these files have one), the second reads that cache.
+
+--backend hf (default): the tiny demo model; the whole script took 6 min 30 s on our 2-core VM.
 --backend instant: a backend registered with `register_backend`, as the tests register theirs,
 that answers every sample at once ("yes"): only the harness is measured (data loading, media
-decoding, predictions, records, scoring); the whole script takes about 1 min.
+decoding, predictions, records, scoring); the whole script takes about 2 min.
 
-Measured 2026-12-06, 2-core VM, 64x64 images, batch size 8:
-  hf:      2,000: 557 MiB, 20,000: 641 MiB: +4.8 KiB per sample (563/619/678 MiB, +6.6, before the
-           worker-process prefetch let each batch go once handed over)
-  instant: 2,000: 398 MiB, 10,000: 438 MiB, 20,000: 466 MiB: +3.9 KiB per sample (+3.7 in another run)
-Before the JSONL files were written and read a chunk or a line at a time and a task's samples were
-freed once generated (same day): hf 566/662/767 MiB, +11.5; instant 407/481/554 MiB, +8.4 KiB per sample.
+Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second run):
+  instant: 2,000: 395/381 MiB, 10,000: 420/392, 20,000: 442/409: +2.7 / +1.6 KiB per sample
+  hf:      2,000: 556/541 MiB, 10,000: 571/550, 20,000: 594/567: +2.1 / +1.5 KiB per sample
+Before merging and scoring were streamed and samples slimmed (2026-12-06, first runs): instant
+398/438/466 MiB, +3.9; hf 557/641 MiB (2k/20k), +4.8 KiB per sample. Before the JSONL files were
+written and read a chunk or a line at a time: instant +8.4, hf +11.5 KiB per sample.
 """
 from __future__ import annotations
 
@@ -121,16 +124,18 @@ def main() -> None:
         t0 = time.time()
         paths = write_data(sizes[-1], a.image_size, Path(tmp), sizes)
         print(f"data written in {time.time() - t0:.1f} s")
-        print(f"{'N':>7} {'peak RSS MiB':>13} {'wall s':>8}")
-        peaks = {}
-        for n in sizes:
-            peaks[n], wall = run_one(paths[n], Path(tmp) / f"out{n}", a)
-            print(f"{n:>7} {peaks[n]:>13.1f} {wall:>8.1f}")
+        print(f"{'N':>7} {'first run: peak RSS MiB':>24} {'wall s':>7} {'second run: peak RSS MiB':>25} {'wall s':>7}")
+        cold, warm = {}, {}
+        for n in sizes:  # the first run of a file converts it into datasets' Arrow cache; the second reads that
+            cold[n], wall_cold = run_one(paths[n], Path(tmp) / f"out{n}", a)
+            warm[n], wall_warm = run_one(paths[n], Path(tmp) / f"again{n}", a)
+            print(f"{n:>7} {cold[n]:>24.1f} {wall_cold:>7.1f} {warm[n]:>25.1f} {wall_warm:>7.1f}")
     lo, hi = sizes[0], sizes[-1]
     if hi > lo:
-        slope = (peaks[hi] - peaks[lo]) * 1024 / (hi - lo)
-        print(f"slope {lo}..{hi}: {slope:+.2f} KiB per sample (load average {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} cores)")
+        for name, peaks in (("first runs", cold), ("second runs", warm)):
+            slope = (peaks[hi] - peaks[lo]) * 1024 / (hi - lo)
+            print(f"slope {lo}..{hi}, {name}: {slope:+.2f} KiB per sample")
+        print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

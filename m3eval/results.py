@@ -25,7 +25,6 @@ from .record import (
     RESULTS_FORMAT,
     Consistency,
     GroupResult,
-    PredictionLine,
     ReferenceFile,
     Results,
     RunBlock,
@@ -34,7 +33,7 @@ from .record import (
     TaskResult,
     Timings,
 )
-from .types import Prediction, base_id
+from .types import base_id
 
 _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", "pillow", "numpy",
              "sacrebleu", "rouge_score", "pycocoevalcap", "jieba", "accelerate")
@@ -190,9 +189,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """read_jsonl's rows one at a time, for a reader that keeps less than the whole rows (a bad line is
     met, and raises, only when the rows before it were taken)."""
-    n_rows = 0
+    return (row for _, row in iter_jsonl_at(path))
+
+
+def iter_jsonl_at(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """iter_jsonl's rows with the byte offset each line starts at, to read it again by seeking."""
+    n_rows, offset = 0, 0
     with path.open("rb") as f:
         for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
+            start, offset = offset, offset + len(raw)
             if len(raw) > MAX_LINE_BYTES:
                 raise ValueError(f"{path}:{n}: a line over {MAX_LINE_BYTES >> 20} MiB; not read (a record is KBs)")
             if not raw.strip():
@@ -206,7 +211,7 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                     break
                 raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
             n_rows += 1
-            yield row
+            yield start, row
 
 
 _SECRET_KEY = re.compile(r"key|token|secret|passw|auth|credential", re.IGNORECASE)
@@ -280,20 +285,6 @@ def read_samples(run_dir: Path, task: str) -> list[SampleRecord]:
             out.append(sample_record(row if isinstance(row, dict) else {}))
         except ValidationError as e:
             raise ResultsError(f"{path}: record {n}: {field_path(e)}") from None
-    return out
-
-
-def read_predictions(files: Iterable[Path]) -> dict[str, Prediction]:
-    out: dict[str, Prediction] = {}
-    for f in files:
-        if f.exists():
-            for n, row in enumerate(iter_jsonl(f), 1):  # a row at a time: all rows' dicts would double the peak
-                try:  # a damaged line (`5`, null, "references": "red") is an error, never a wrong score
-                    PredictionLine.model_validate(row)
-                except ValidationError as e:
-                    raise ResultsError(f"{f}: prediction {n}: {field_path(e)}; restore the file, or delete it "
-                                       "to generate the task again") from None
-                out[str(row["id"])] = Prediction.from_json(row)
     return out
 
 

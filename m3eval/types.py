@@ -19,7 +19,7 @@ from .record import SampleFailure
 Message = list[dict[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a run holds one per media field of every sample
 class Media:
     """A lazy reference to one image or one video of a sample.
 
@@ -33,7 +33,7 @@ class Media:
     source: Any
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a run holds every sample of a task (issue 24: memory per sample)
 class Sample:
     id: str
     task: str

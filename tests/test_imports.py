@@ -47,7 +47,7 @@ LAYERS: list[tuple[int, list[str], str]] = [
     (7, ["run", "report", "catalog", "leaderboard"], "run a model / read, compare, list, show results"),
     (6, ["scoring"], "predictions -> scores (filters, metrics, groups, judge)"),
     (5, ["data", "models", "metrics"], "dataset rows -> samples / model backends / metric functions"),
-    (4, ["tasks"], "task and group definitions"),
+    (4, ["tasks", "predictions"], "task and group definitions / a task's prediction files, a line at a time"),
     (3, ["results", "prompts"], "run-folder file helpers / prompt templates"),
     (2, ["types"], "Sample, Message, Prediction, sample ids"),
     (1, ["record", "prompt_limits"], "the typed run record / template size bounds"),

@@ -24,10 +24,11 @@ from .media_paths import resolve_media
 if TYPE_CHECKING:
     from .join import JoinedTable
 
+SHARED_CHARS = 32  # texts up to this long are shared between samples (answers, options), longer ones rarely repeat
 EXPLODE_INDEX = "explode_index"  # doc.explode: the item's place in its row's lists, for templates (doc.id)
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one per media field of every sample
 class LazyField:
     """One media field of one row, read from the Arrow table only when needed."""
 
@@ -160,6 +161,10 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     roots = tuple(media_roots) if media_roots else None
     data_dir = media_roots[0] if media_roots else None
     links = bool(doc.follow_links)
+    shared: dict[str, str] = {}  # one object per distinct short text: VQA's answers repeat (issue 24: memory)
+
+    def share(texts: list[str]) -> list[str]:
+        return [shared.setdefault(t, t) if len(t) <= SHARED_CHARS else t for t in texts]
 
     def lazy(i: int, j: int | None, field: str, kind: str, root: Path | None, optional: bool = False) -> LazyField:
         """Row i's media field; from joined row j when only the joined table has its column."""
@@ -188,6 +193,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             references = _text(problems, "references", doc.references,  # none on a submission task
                                _text_or_field(row, doc.references, choices), text_list, []) \
                 if doc.references is not None else []
+            references, choices = share(references), None if choices is None else share(choices)
             lang = _text(problems, "lang", doc.lang, get_field(row, doc.lang), _required, spec.language) \
                 if doc.lang else spec.language
             cluster = _text(problems, "cluster", doc.cluster, _text_or_field(row, doc.cluster, choices), as_text,
@@ -232,7 +238,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             except KeyError as e:
                 raise SampleError(f"task {spec.task}: row {i}: prompt template: {e.args[0]}") from None
             samples.append(Sample(id=base_id if text is None else variant_id(base_id, k), task=spec.task,
-                                  prompt=prompt, references=references, media=media, choices=choices, lang=lang,
+                                  prompt=prompt, references=references, media=media, choices=choices,
+                                  lang=share([lang])[0],
                                   instruction=None if text is None else k, cluster=cluster, category=category,
                                   image_markers=doc.image_markers, failure=failure,
                                   metadata={"row": i} if item is None else {"row": i, "item": item}))

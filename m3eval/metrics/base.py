@@ -66,6 +66,11 @@ class Metric:
     name: str
     compute: Callable[..., MetricResult]  # compute(items: list[MetricInput], **args) -> MetricResult
     kind: Literal["mean", "corpus"] = "mean"  # mean: value == mean(per_sample)
+    # independent: each sample's score depends on that sample alone; value == mean(per_sample) exactly
+    # (`mean` below, math.fsum); details, sample_details, signature and rescore are None; per_sample has
+    # no None. A task made only of such metrics can be scored in blocks and the results concatenated.
+    # Requires kind "mean". tests/test_metric_independence.py checks the contract for every flagged metric.
+    independent: bool = False
     higher_is_better: bool = True
     scale: int = 1  # 1 for 0..1 scores, 100 for 0..100 scores
     resamples: int = 1000  # bootstrap resamples for the CI (corpus metrics: re-scorings, kept small where costly)
@@ -75,6 +80,11 @@ class Metric:
     # an unbounded metric (CIDEr-D): the value / scale at which its normalized score reaches 1, as the
     # board clips it (dashboard/leaderboard.yaml `normalization`); a mixed group averages min(value/scale/clip_max, 1)
     clip_max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.independent and self.kind != "mean":
+            raise ValueError(f"metric {self.name!r}: independent=True needs kind 'mean' (value == mean of "
+                             f"per_sample), got kind {self.kind!r}")
 
 
 # ---- HF `evaluate` metrics: "hf:<metric>" in task YAML -------------------------------------------

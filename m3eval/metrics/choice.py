@@ -241,10 +241,10 @@ def aokvqa_mc_items(items: list[MetricInput]) -> MetricResult:
     return MetricResult(mean(scores), scores)
 
 
-register_metric(Metric("choice_accuracy", choice_accuracy_items,
+register_metric(Metric("choice_accuracy", choice_accuracy_items, independent=True,
                        description="multiple-choice accuracy: predicted option (letter or text) == gold option",
                        source="m3eval"))
-register_metric(Metric("aokvqa_mc", aokvqa_mc_items,
+register_metric(Metric("aokvqa_mc", aokvqa_mc_items, independent=True,
                        description="A-OKVQA multiple-choice accuracy: prediction == correct choice's text",
                        source="allenai/aokvqa evaluation/eval_predictions.py"
                               " @ 42e8c44ff40d13cf272776a3197365f582137772"))

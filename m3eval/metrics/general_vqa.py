@@ -176,18 +176,18 @@ def _gqa_metric(items: list[MetricInput], protocol: Literal["official", "qwen_vl
 
 
 register_metric(Metric(
-    "gqa_accuracy", _gqa_metric,
+    "gqa_accuracy", _gqa_metric, independent=True,
     description="GQA accuracy: protocol official = eval.py's predicted == gold, strings as given; qwen_vl = "
                 "Qwen-VL's answer splitting (on 'is ', 'are ', 'a ', 'an ', 'the ', ' of'), then stripped, "
                 "lowercased equality",
     source=f"{GQA_SOURCE}; qwen_vl: {QWEN_VL_SOURCE}"))
 register_metric(Metric(
-    "vizwiz_accuracy", lambda items: per_sample(vizwiz_accuracy, items),
+    "vizwiz_accuracy", lambda items: per_sample(vizwiz_accuracy, items), independent=True,
     description="VizWiz accuracy: leave-one-out min(1, n/3); the prediction VQA-normalized (the API's "
                 "contraction table), the answers as stored; 'unanswerable' included",
     source=VIZWIZ_SOURCE))
 register_metric(Metric(
-    "qwen_vl_vqa_score", lambda items: per_sample(qwen_vl_vqa_score, items),
+    "qwen_vl_vqa_score", lambda items: per_sample(qwen_vl_vqa_score, items), independent=True,
     description="Qwen-VL's vqa_score (the LAVIS copy of the VQA script): leave-one-out min(1, n/3); the "
                 "prediction always normalized, the answers only de-punctuated and only when they differ",
     source=QWEN_VL_SOURCE + " (vqa_eval.py VQAEval)"))

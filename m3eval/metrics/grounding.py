@@ -202,7 +202,7 @@ def check_box_args(units: str = "auto", protocol: str = "official") -> None:
     _check_protocol(protocol)
 
 
-register_metric(Metric("grounding_acc", _grounding_items,
+register_metric(Metric("grounding_acc", _grounding_items, independent=True,
                        description="RefCOCO-style accuracy: IoU >= threshold (0.5) with the reference box "
                                    "(Qwen-VL grid / plain pixel / normalized boxes); protocol qwen_vl: "
                                    "Qwen-VL's own parsing and float32 IoU",

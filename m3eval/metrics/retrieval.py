@@ -196,10 +196,12 @@ def _mean_recall_items(items: list) -> MetricResult:
 
 
 for _k in (1, 5):
-    register_metric(Metric(f"top{_k}_accuracy", (lambda k: lambda items: _topk_items(items, k))(_k),
+    register_metric(Metric(f"top{_k}_accuracy", (lambda k: lambda items: _topk_items(items, k))(_k), independent=True,
                            description=f"zero-shot classification: label among the {_k} best classes"))
+# independent: top-k and i2t read only the sample's own prediction (i2t: the rank over the whole gallery,
+# computed at encode time); t2i and mean_recall weigh images by their caption counts (corpus).
 for _k in (1, 5, 10):
-    register_metric(Metric(f"i2t_r{_k}", (lambda k: lambda items: _i2t_items(items, k))(_k),
+    register_metric(Metric(f"i2t_r{_k}", (lambda k: lambda items: _i2t_items(items, k))(_k), independent=True,
                            description=f"image->text recall@{_k} (a caption of the image in the top {_k})"))
     register_metric(Metric(f"t2i_r{_k}", (lambda k: lambda items: _t2i_items(items, k))(_k), kind="corpus",
                            description=f"text->image recall@{_k} over captions; CI resamples images"))

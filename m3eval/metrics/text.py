@@ -171,7 +171,7 @@ def _rouge_items(items: list[MetricInput], use_stemmer: bool = False) -> MetricR
     return MetricResult(mean(scores), scores)
 
 
-register_metric(Metric("rouge_l", _rouge_items,
+register_metric(Metric("rouge_l", _rouge_items, independent=True,
                        description="rouge-score rougeL F-measure, max over references; per-character for zh/ja; "
                                    "no stemming unless use_stemmer",
                        source=f"rouge-score {_version('rouge-score')} (PyPI; google-research/rouge) "

@@ -210,13 +210,13 @@ def _relaxed_metric(items: list[MetricInput], max_relative_change: float = 0.05,
 
 
 register_metric(Metric(
-    "anls", _anls_metric,
+    "anls", _anls_metric, independent=True,
     description="DocVQA ANLS: 1 - normalized Levenshtein distance to the closest gold answer, 0 below "
                 "threshold; strings stripped, lowercased, whitespace collapsed; divided by the longer RAW "
                 "string's length, as the official script does",
     source=ANLS_SOURCE))
 register_metric(Metric(
-    "relaxed_accuracy", _relaxed_metric,
+    "relaxed_accuracy", _relaxed_metric, independent=True,
     description="ChartQA relaxed accuracy: numbers (percentages parsed) within max_relative_change, else "
                 "case-insensitive equality; max over gold answers. argument_order: official = tolerance "
                 "relative to the gold answer (pix2struct); qwen_vl = Qwen-VL's call, the model's stripped "

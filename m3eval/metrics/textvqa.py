@@ -80,7 +80,7 @@ def _textvqa_metric(items: list[MetricInput], protocol: Literal["official", "qwe
 
 
 register_metric(Metric(
-    "textvqa_accuracy", _textvqa_metric,
+    "textvqa_accuracy", _textvqa_metric, independent=True,
     description="TextVQA accuracy: leave-one-out min(1, n/3) over the 10 answers. protocol: official = mmf "
                 "TextVQAAccuracyEvaluator (EvalAI normalization of prediction and answers, always); qwen_vl = "
                 "Qwen-VL's VQAEval (prediction normalized; answers only de-punctuated, and only when they differ)",

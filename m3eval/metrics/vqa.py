@@ -243,17 +243,19 @@ _AOKVQA_SRC = "allenai/aokvqa evaluation/eval_predictions.py @ 42e8c44ff40d13cf2
 register_metric(Metric(
     "exact_match",
     lambda items, ignore_case=False, ignore_punctuation=False: _per_item(
-        exact_match_one, items, ignore_case=ignore_case, ignore_punctuation=ignore_punctuation),
+        exact_match_one, items, ignore_case=ignore_case, ignore_punctuation=ignore_punctuation), independent=True,
     description="1 if the prediction equals any reference (options: ignore_case, ignore_punctuation)",
     source="m3eval (whitespace always collapsed)"))
 register_metric(Metric(
-    "vqa_accuracy", lambda items: _per_item(vqa_accuracy, items),
+    "vqa_accuracy", lambda items: _per_item(vqa_accuracy, items), independent=True,
     description="official VQA accuracy, leave-one-out min(1, n/3)", source=_VQA_SRC))
 register_metric(Metric(
     "aokvqa_da", lambda items, normalize=False: _per_item(aokvqa_da_accuracy, items, normalize=normalize),
+    independent=True,
     description="A-OKVQA direct-answer accuracy, min(1, n/3), strings as given (normalize: VQA "
                 "normalization on both sides, a convenience)", source=_AOKVQA_SRC))
 register_metric(Metric(
     "open_qa_accuracy", lambda items, normalize="vqa": _per_item(open_qa_match, items, normalize=normalize),
+    independent=True,
     description="open-ended QA accuracy: prediction equals any reference (normalize: vqa | none)",
     source="m3eval convention (no official scorer for generated answers); normalization from " + _VQA_SRC))

@@ -32,6 +32,7 @@ from ..data.samples import LazyField
 from ..metrics.openness import openness_curve
 from ..metrics.retrieval import retrieval_ranks
 from ..models.base import ModelAdapter
+from ..predictions import read_predictions
 from ..record import SampleFailure
 from ..results import (
     atomic_write_bytes,
@@ -39,7 +40,6 @@ from ..results import (
     atomic_write_jsonl,
     encoder_extras_file,
     prediction_files,
-    read_predictions,
 )
 from ..tasks.schema import TaskSpec
 from ..types import Prediction, Sample

@@ -18,7 +18,6 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
@@ -27,8 +26,9 @@ from tqdm import tqdm
 from ..data.media import VideoRule
 from ..errors import BadMessageError
 from ..models.base import GenerationConfig, ModelAdapter
+from ..predictions import PredictionFile, finished_ids, merge_predictions
 from ..record import SampleFailure
-from ..results import append_jsonl, atomic_write_jsonl, prediction_files, read_predictions
+from ..results import append_jsonl, prediction_files
 from ..tasks.schema import TaskSpec
 from ..types import Message, Prediction, Sample
 from .chunks import Chunk, batches_of, cut_chunks
@@ -89,8 +89,7 @@ def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_
     """Skip what earlier runs finished and batch the rest. Every rank plans every batch and takes
     them as it goes (claims.py), so every rank must plan every task before any rank generates (a
     barrier): all see the same finished set, and so the same batches."""
-    done = {i for i, p in read_predictions(prediction_files(run_dir, spec.task)).items()
-            if p.error is None or p.error.stage != "generate"}  # a model failure (OOM, timeout) is retried
+    done = finished_ids(prediction_files(run_dir, spec.task))  # a model failure (OOM, timeout) is retried
     chunks = cut_chunks(spec.task, samples, batch_size, done)
     batches = [b for c in chunks for b in batches_of(c.samples, batch_size)]
     return TaskPlan(spec, samples, gen, batches,
@@ -300,24 +299,21 @@ def _prediction(p: Prepared, text: str, error: SampleFailure | None, seconds: fl
     return Prediction.for_sample(p.sample, text, error=error, seconds=seconds, media_info=p.info)
 
 
-def consolidate(spec: TaskSpec, ids: list[str], run_dir: Path, dist: Dist) -> list[Prediction] | None:
+def consolidate(spec: TaskSpec, ids: list[str], run_dir: Path, dist: Dist) -> PredictionFile | None:
     """After every rank has finished a task: rank 0 writes predictions/<task>.jsonl (this
     run's samples, whose `ids` are given in dataset order, then any others an earlier run made,
     e.g. with a larger --limit) and removes the per-rank logs. Returns this run's predictions on
-    rank 0. Only the ids: the samples themselves may be freed before their predictions are read."""
+    rank 0, read from that file as scoring asks: neither the merge nor the caller holds them all.
+    Only the ids: the samples themselves may be freed before their predictions are read."""
     dist.barrier()  # all logs are complete and flushed
-    preds: list[Prediction] | None = None
+    preds: PredictionFile | None = None
     if dist.is_main:
         files = prediction_files(run_dir, spec.task)
-        done = read_predictions(files)
-        missing = [i for i in ids if i not in done]
+        missing = merge_predictions(files, ids)
         if missing:  # e.g. ranks on machines that share no filesystem
             raise RuntimeError(f"task {spec.task}: {len(missing)} predictions are missing after generation "
                                f"(e.g. {missing[:3]}); are {run_dir}'s logs on a filesystem every rank shares?")
-        preds = [done.pop(i) for i in ids]
-        atomic_write_jsonl(files[0], (p.to_json() for p in chain(preds, done.values())))  # streamed, not a list
-        for f in files[1:]:
-            f.unlink(missing_ok=True)
+        preds = PredictionFile(files[0], len(ids))
     dist.barrier()  # nobody reads the logs while rank 0 rewrites
     return preds
 

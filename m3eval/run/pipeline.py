@@ -17,6 +17,7 @@ from ..data.task_samples import TaskData, load_task_data
 from ..errors import RunError, UsageError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..models.registry import check_backend, get_backend, load_model
+from ..predictions import PredictionFile
 from ..record import Invocation, Results, RunBlock, RunIdentity, SubmissionResult, TaskResult, Timings
 from ..results import atomic_write_json, git_sha, now_iso, package_versions, public_args, read_results, run_name_checked
 from ..scoring.invocations import invocation_record, merge_tasks, single_instruction
@@ -218,7 +219,7 @@ class _Job:
         generate_s, n_new = 0.0, 0
         scoring: dict[str, Future[tuple[TaskResult | SubmissionResult | None, float, str | None]]] = {}
         with ThreadPoolExecutor(max_workers=1) as scorer:
-            def score(spec: TaskSpec, preds: list[Prediction]) -> None:
+            def score(spec: TaskSpec, preds: list[Prediction] | PredictionFile) -> None:
                 scoring[spec.task] = scorer.submit(_timed_score, spec, preds, self.run_dir, self.cfg.seed,
                                                    self.data[spec.task].n_excluded)
 
@@ -315,14 +316,14 @@ def load_data(specs: list[TaskSpec], cfg: RunConfig) -> tuple[dict[str, TaskData
     return data, failures
 
 
-def _timed_score(spec: TaskSpec, preds: list[Prediction], run_dir: Path, seed: int,
+def _timed_score(spec: TaskSpec, preds: list[Prediction] | PredictionFile, run_dir: Path, seed: int,
                  n_excluded: int | None) -> tuple[TaskResult | SubmissionResult | None, float, str | None]:
     """(results entry, seconds, error): one task's bad data fails that task, not the run. A
     submission-only task writes its server file instead of a score."""
     t = time.perf_counter()
     try:
         if spec.submission is not None:
-            return write_submission(spec, preds, run_dir), time.perf_counter() - t, None
+            return write_submission(spec, list(preds), run_dir), time.perf_counter() - t, None
         return score_one(spec, preds, run_dir, seed, n_excluded), time.perf_counter() - t, None
     except SCORING_ERRORS as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
+from ..predictions import read_predictions
 from ..record import Results, RunBlock, SubmissionResult, TaskResult, Timings
 from ..results import (
     git_sha,
     now_iso,
     predicted_tasks,
     prediction_files,
-    read_predictions,
     read_results,
     require_run_dir,
 )

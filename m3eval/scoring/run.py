@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..predictions import PredictionFile, PredictionList, PredictionSource
 from ..record import Consistency, Results, RunBlock, SampleRecord, SubmissionResult, TaskResult, Timings
 from ..results import atomic_write_jsonl, encoder_extras_file, finalize, media_filename, read_json, read_samples
 from ..tasks.registry import Registry
@@ -17,51 +19,86 @@ from ..types import Prediction
 from . import judge
 from .groups import group_errors, group_scores
 from .invocations import run_invocations
-from .task import score_by, score_task
+from .stream import EMPTY, GENERATE_ERROR, Columns, score_task_blocks, streams
+from .task import resolve_metrics, score_task
 
 # a task's bad data or definition met while scoring: that task fails, not the run
 SCORING_ERRORS = (ValueError, TypeError, KeyError, RuntimeError)
 
 
-def score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
-              n_excluded: int | None = None) -> TaskResult:
+def score_one(spec: TaskSpec, preds: Sequence[Prediction] | PredictionFile, run_dir: Path | None, seed: int,
+              n_excluded: int | None = None, stream: bool | None = None) -> TaskResult:
     """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry
     (`n_excluded`: the rows doc.exclude_if dropped when the data was read, None when unknown).
     A judge metric's calls are cached in <run_dir>/judge/; an encoder task's extra results
-    (openness) are read from <run_dir>/encoders/<task>.json."""
+    (openness) are read from <run_dir>/encoders/<task>.json. `stream`: score block by block
+    (stream.py), reading `preds` once; None: when every metric of the task allows it."""
     with judge.run_folder(run_dir):
-        return _score_one(spec, preds, run_dir, seed, n_excluded)
+        return _score_one(spec, preds, run_dir, seed, n_excluded, stream)
 
 
-def _score_one(spec: TaskSpec, preds: list[Prediction], run_dir: Path | None, seed: int,
-               n_excluded: int | None) -> TaskResult:
-    summary, records = score_task(preds, spec.metrics, spec.filters, spec.language, seed=seed,
-                                  primary_metric=spec.primary, cluster_field=spec.doc.cluster)
-    if run_dir is not None:
-        media_dir = run_dir / "media" / spec.task
-        for r in records:
-            thumb = media_dir / media_filename(str(r["id"]))
-            r["media"] = [str(thumb.relative_to(run_dir))] if thumb.exists() else []
-        atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl",  # streamed: no list of every dump
-                           (SampleRecord(**r).dump() for r in records))
+ScoreRows = Callable[[list[int], list[StepSpec], "str | None", bool], dict]  # a part's aggregate
+
+
+def _score_one(spec: TaskSpec, preds: Sequence[Prediction] | PredictionFile, run_dir: Path | None, seed: int,
+               n_excluded: int | None, stream: bool | None) -> TaskResult:
+    source = preds if isinstance(preds, PredictionFile) else PredictionList(preds)
+    write = _records_writer(spec, run_dir)
+    if stream if stream is not None else streams(resolve_metrics(spec.metrics, spec.primary)):
+        summary, columns = score_task_blocks(source, spec.metrics, spec.filters, spec.language, seed, spec.primary,
+                                             spec.doc.cluster, write)
+
+        def score_rows(rows: list[int], metrics: list[StepSpec], primary: str | None, with_ci: bool) -> dict:
+            return columns.summary(resolve_metrics(metrics, primary), rows, seed, primary, with_ci,
+                                   spec.doc.cluster)
+    else:
+        listed = list(source)
+        summary, records = score_task(listed, spec.metrics, spec.filters, spec.language, seed=seed,
+                                      primary_metric=spec.primary, cluster_field=spec.doc.cluster)
+        write(iter(records))
+        columns = Columns()
+        for p, r in zip(listed, records):
+            columns.add(p, r)
+
+        def score_rows(rows: list[int], metrics: list[StepSpec], primary: str | None, with_ci: bool) -> dict:
+            return score_task([listed[i] for i in rows], metrics, spec.filters, spec.language, seed, primary,
+                              with_ci, spec.doc.cluster)[0]
     entry: dict[str, Any] = {
         "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,
         "dataset": spec.dataset.model_dump(mode="json", exclude_none=True),
-        "references_sha256": references_sha256(preds), **summary,
-        "n_empty": sum(1 for p in preds if p.error is None and not p.prediction.strip()),
-        "n_generate_errors": sum(1 for p in preds if p.error is not None and p.error.stage == "generate"),
+        "references_sha256": _references_sha256(source, columns.ids), **summary,
+        "n_empty": columns.count(EMPTY), "n_generate_errors": columns.count(GENERATE_ERROR),
     }
     if spec.doc.exclude_if:
         entry.update(n_excluded=n_excluded, excluded_by=_excluded_by(spec))
     if spec.doc.video or spec.doc.frames:
-        entry["video"] = _video_block(spec, preds)
+        entry["video"] = _video_block(spec, columns.frames)
     with judge.subsets():  # parts of the task: the judge's info.json keeps describing the whole
-        entry.update(_breakdowns(spec, preds, seed))
+        entry.update(_breakdowns(spec, columns, score_rows))
     extras = encoder_extras_file(run_dir, spec.task) if run_dir is not None else None
     if extras is not None and extras.exists():
         entry.update(read_json(extras, "it is rebuilt by running the task again"))
     return TaskResult(**entry)
+
+
+def _records_writer(spec: TaskSpec, run_dir: Path | None) -> Callable[[Iterator[dict[str, Any]]], None]:
+    """What takes a task's records as scoring makes them: samples/<task>.jsonl written from them as they
+    come, each with its thumbnail, or (no run folder) nothing kept."""
+    def write(records: Iterator[dict[str, Any]]) -> None:
+        if run_dir is None:
+            deque(records, maxlen=0)
+            return
+        media_dir = run_dir / "media" / spec.task
+
+        def dumps() -> Iterator[dict[str, Any]]:
+            for r in records:
+                thumb = media_dir / media_filename(str(r["id"]))
+                r["media"] = [str(thumb.relative_to(run_dir))] if thumb.exists() else []
+                yield SampleRecord(**r).dump()
+
+        atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl", dumps())  # streamed: no list of every dump
+    return write
 
 
 def _excluded_by(spec: TaskSpec) -> str:
@@ -75,11 +112,24 @@ def recorded_exclusion(spec: TaskSpec, entry: TaskResult | None) -> int | None:
     return None
 
 
-def references_sha256(preds: list[Prediction]) -> str:
+def references_sha256(pairs: Iterable[tuple[str, list[str]]]) -> str:
     """Fingerprint of the data a task was scored against: sha256 over the sorted (id, references)
-    pairs, so `compare` can tell two results.json files scored different answers apart."""
-    pairs = sorted((str(p.id), list(p.references)) for p in preds)
-    return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest()
+    pairs, so `compare` can tell two results.json files scored different answers apart. `pairs`
+    come sorted; hashed as json.dumps(list of pairs) writes them, a pair at a time."""
+    h = hashlib.sha256(b"[")
+    for k, pair in enumerate(pairs):
+        h.update((", " if k else "").encode() + json.dumps(pair, ensure_ascii=False).encode())
+    h.update(b"]")
+    return h.hexdigest()
+
+
+def _references_sha256(source: PredictionSource, ids: list[str]) -> str:
+    """references_sha256 of a task's predictions, read again one at a time in id order (ids are unique
+    in a predictions file; a list given with an id twice is sorted whole, references breaking the tie)."""
+    if len(set(map(str, ids))) == len(ids):
+        order = sorted(range(len(ids)), key=lambda i: str(ids[i]))
+        return references_sha256((str(p.id), list(p.references)) for p in source.take(order))
+    return references_sha256(sorted((str(p.id), list(p.references)) for p in source))
 
 
 def _primary_only(spec: TaskSpec) -> list[StepSpec]:
@@ -91,39 +141,47 @@ def _category_metrics(spec: TaskSpec) -> list[StepSpec]:
     return [m for m in spec.metrics if m.name in names]
 
 
-def _breakdowns(spec: TaskSpec, preds: list[Prediction], seed: int) -> dict[str, Any]:
+def _groups(values: Sequence[Any], rows: Iterable[int]) -> dict[Any, list[int]]:
+    """The rows by their value, in order within a group; groups sorted by str(value) (so output
+    order is stable), as task.split_by groups predictions."""
+    groups: dict[Any, list[int]] = {}
+    for i in rows:
+        groups.setdefault(values[i], []).append(i)
+    return dict(sorted(groups.items(), key=lambda kv: str(kv[0])))
+
+
+def _breakdowns(spec: TaskSpec, columns: Columns, score_rows: ScoreRows) -> dict[str, Any]:
     """Per instruction variant (mean, std, min-max) and per language, on the primary metric; per
-    doc.category, on the task's category_metrics."""
+    doc.category, on the task's category_metrics. `score_rows` scores a part of the task."""
     out: dict[str, Any] = {}
     primary = _primary_only(spec)
+    everyone = range(len(columns.ids))
 
-    def by(key: str, ps: list[Prediction], with_ci: bool = True) -> dict[Any, dict[str, Any]]:
-        return score_by(ps, key, primary, spec.filters, spec.language, seed, with_ci=with_ci,
-                        cluster_field=spec.doc.cluster)
+    def by(values: Sequence[Any], rows: Iterable[int], metrics: list[StepSpec], primary_metric: str | None = None,
+           with_ci: bool = True) -> dict[Any, dict[str, Any]]:
+        return {k: score_rows(part, metrics, primary_metric, with_ci) for k, part in _groups(values, rows).items()}
 
-    varied = [p for p in preds if p.instruction is not None]
+    varied = [i for i in everyone if columns.instructions[i] is not None]
     if varied:  # only the values are reported per instruction: no intervals to compute
-        per = by("instruction", varied, with_ci=False)
+        per = by(columns.instructions, varied, primary, with_ci=False)
         values = [per[k]["metrics"][spec.primary]["value"] for k in sorted(per)]
         out["instructions"] = {"n": len(values), "metric": spec.primary, "per_instruction": values,
                                "mean": statistics.fmean(values), "std": statistics.pstdev(values),
                                "min": min(values), "max": max(values)}
-    if len({p.lang for p in preds}) > 1:
-        out["languages"] = {lang: e["metrics"] for lang, e in by("lang", preds).items()}
+    if len(set(columns.langs)) > 1:
+        out["languages"] = {lang: e["metrics"] for lang, e in by(columns.langs, everyone, primary).items()}
     if spec.doc.category:  # a sample without a category (a null field) is scored under "" (none)
-        per_category = score_by(preds, lambda p: p.category or "", _category_metrics(spec), spec.filters,
-                                spec.language, seed, primary_metric=spec.primary
-                                if spec.primary in (spec.category_metrics or [spec.primary]) else None,
-                                cluster_field=spec.doc.cluster)
+        per_category = by([c or "" for c in columns.categories], everyone, _category_metrics(spec),
+                          spec.primary if spec.primary in (spec.category_metrics or [spec.primary]) else None)
         out["categories"] = {str(k): {"n_samples": e["n_samples"], "metrics": e["metrics"]}
                              for k, e in per_category.items()}
     return out
 
 
-def _video_block(spec: TaskSpec, preds: list[Prediction]) -> dict[str, Any]:
+def _video_block(spec: TaskSpec, infos: list[dict[str, Any]]) -> dict[str, Any]:
     """The sampling rule used (uniform | fps | frames: stored frames passed through) and
-    what it gave: frame counts, and how many videos were shorter than asked."""
-    infos = [p.media_info for p in preds if p.media_info.get("frames") is not None]
+    what it gave: frame counts, and how many videos were shorter than asked. `infos`: the
+    media_info of the samples with frames."""
     rules = sorted({str(i["rule"]) for i in infos if i.get("rule")})
     block: dict[str, Any] = {"rule": ",".join(rules) or ("fps" if spec.video.fps else "uniform"),
                              **spec.video.model_dump(mode="json")}

@@ -103,13 +103,24 @@ def check_scoring(metrics: list[Any], filters: list[Any] | None) -> None:
 
 def cluster_keys(predictions: list[Prediction], declared: str | None = None) -> tuple[list[str], str]:
     """One cluster key per prediction and a description of where the keys came from."""
-    if any(p.cluster is not None for p in predictions):
-        return [p.cluster if p.cluster is not None else base_id(p.id) for p in predictions], \
-            f"doc.cluster ({declared})" if declared else "doc.cluster"
-    keys = [base_id(p.id) for p in predictions]
-    if any(k != p.id for k, p in zip(keys, predictions)):
-        return keys, "sample id without its #i<k> instruction suffix"
-    return keys, "sample id (one sample per cluster)"
+    keys = [cluster_key(p) for p in predictions]
+    return keys, cluster_source(any(p.cluster is not None for p in predictions),
+                                any(k != p.id for k, p in zip(keys, predictions)), declared)
+
+
+def cluster_key(p: Prediction) -> str:
+    """The sample's cluster: its doc.cluster value, else its id without the #i<k> instruction suffix."""
+    return p.cluster if p.cluster is not None else base_id(p.id)
+
+
+def cluster_source(any_declared: bool, any_variant: bool, declared: str | None) -> str:
+    """Where a task's cluster keys came from (results' clusters.key), given whether any sample has
+    a doc.cluster value and whether any key differs from its sample's id."""
+    if any_declared:
+        return f"doc.cluster ({declared})" if declared else "doc.cluster"
+    if any_variant:
+        return "sample id without its #i<k> instruction suffix"
+    return "sample id (one sample per cluster)"
 
 
 def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clusters: list[str],
@@ -137,14 +148,11 @@ def _metric_entry(metric: Metric, result: MetricResult, n: int, seed: int, clust
     return entry
 
 
-def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[Any] | None = None,
-               lang: str = "en", seed: int = 0, primary_metric: str | None = None,
-               with_ci: bool = True, cluster_field: str | None = None) -> tuple[dict, list[dict]]:
-    """Score one task's predictions. `metrics` / `filters` are specs with .name and .args (or
-    {"name", "args"} dicts, or bare metric names); `cluster_field` names the task's doc.cluster
-    (for the results' description only). Returns (task aggregate dict, per-sample records)."""
-    if not predictions:
-        raise ValueError("score_task: no predictions to score")
+Resolved = list[tuple[str, Metric, dict[str, Any]]]  # (name, metric, args) of each of a task's metrics
+
+
+def resolve_metrics(metrics: list[Any], primary_metric: str | None = None) -> Resolved:
+    """A task's metric specs looked up and checked: known, args they take, no name twice."""
     if not metrics:
         raise ValueError("score_task: the task names no metrics")
     resolved = []
@@ -159,55 +167,93 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
                          "use distinct names (e.g. coco_bleu_1, coco_bleu_4)")
     if primary_metric is not None and primary_metric not in names:
         raise ValueError(f"primary_metric {primary_metric!r} is not one of the task's metrics {names}")
+    return resolved
 
-    clusters, cluster_source = cluster_keys(predictions, cluster_field)
-    items: list[MetricInput] = []
-    records: list[dict[str, Any]] = []
-    n_err, n_fail = 0, 0
-    for i, p in enumerate(predictions):
-        if not isinstance(p, Prediction):
-            raise TypeError(f"prediction {i} is {type(p).__name__}, not m3eval.types.Prediction")
-        error = None if p.error is None else str(p.error)
-        extracted = None
-        if error is None and not isinstance(p.prediction, str):
-            error = f"prediction is {type(p.prediction).__name__}, not str"
-        if error is None:
-            try:
-                extracted = apply_filters(p.prediction, filters, p.choices)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"sample {p.id!r}: {e}") from None
-            n_fail += extracted is None
-        n_err += error is not None
-        items.append(MetricInput(extracted, list(p.references), p.choices, p.lang or lang, p.media_info, p.prompt,
-                                 id=str(p.id), cluster=clusters[i], category=p.category))
-        records.append({"id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
-                        "references": list(p.references), "choices": p.choices, "lang": p.lang or lang,
-                        "instruction": p.instruction, "cluster": clusters[i], "error": error, "scores": {},
-                        **({"category": p.category} if p.category is not None else {})})
 
+def sample_input(p: Prediction, filters: list[Any] | None, lang: str) -> tuple[MetricInput, dict[str, Any]]:
+    """One prediction as its metrics take it (the filters' answer) and its samples/ record, scores
+    still empty. An error, or an answer the filters cannot extract, scores 0 and stays counted."""
+    if not isinstance(p, Prediction):
+        raise TypeError(f"prediction {p!r:.80} is {type(p).__name__}, not m3eval.types.Prediction")
+    error = None if p.error is None else str(p.error)
+    extracted = None
+    if error is None and not isinstance(p.prediction, str):
+        error = f"prediction is {type(p.prediction).__name__}, not str"
+    if error is None:
+        try:
+            extracted = apply_filters(p.prediction, filters, p.choices)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"sample {p.id!r}: {e}") from None
+    cluster = cluster_key(p)
+    item = MetricInput(extracted, list(p.references), p.choices, p.lang or lang, p.media_info, p.prompt,
+                       id=str(p.id), cluster=cluster, category=p.category)
+    record: dict[str, Any] = {
+        "id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
+        "references": list(p.references), "choices": p.choices, "lang": p.lang or lang, "instruction": p.instruction,
+        "cluster": cluster, "error": error, "scores": {},
+        **({"category": p.category} if p.category is not None else {})}
+    return item, record
+
+
+def compute(name: str, metric: Metric, args: dict[str, Any], items: list[MetricInput], first: int = 0
+            ) -> MetricResult:
+    """metric.compute on items (samples first.. of the task), its errors naming the metric and the sample."""
+    try:
+        return metric.compute(items, **args)
+    except SampleScoreError as e:  # name the sample by its id too
+        raise ValueError(f"metric {name!r}: sample {items[e.index].id!r} (index {first + e.index}): "
+                         f"{e.reason}") from None
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"metric {name!r}: {e}") from None
+
+
+def fill_scores(records: list[dict[str, Any]], name: str, result: MetricResult) -> None:
+    """A metric's per-sample scores and details into the samples' records."""
+    per_sample: list[Any] = list(result.per_sample) if result.per_sample is not None else [None] * len(records)
+    for rec, s in zip(records, per_sample):
+        rec["scores"][name] = None if s is None else float(s)
+    for rec, d in zip(records, result.sample_details or []):
+        if d is not None:
+            rec.setdefault("details", {})[name] = d
+
+
+def summarize(resolved: Resolved, results: dict[str, MetricResult], n: int, n_err: int, n_fail: int,
+              clusters: list[str], source: str, seed: int, primary_metric: str | None, with_ci: bool) -> dict:
+    """A task's (or a part's) aggregate: counts, each metric's value and interval, the clusters."""
     entries: dict[str, dict] = {}
     for name, metric, args in resolved:
-        try:
-            result = metric.compute(items, **args)
-        except SampleScoreError as e:  # name the sample by its id too
-            raise ValueError(f"metric {name!r}: sample {predictions[e.index].id!r} (index {e.index}): "
-                             f"{e.reason}") from None
-        except (TypeError, ValueError) as e:
-            raise type(e)(f"metric {name!r}: {e}") from None
-        entries[name] = _metric_entry(metric, result, len(items), seed, clusters, with_ci)
+        entries[name] = _metric_entry(metric, results[name], n, seed, clusters, with_ci)
         if args:  # so `compare` can re-score resampled corpora exactly as the task did
             entries[name]["args"] = args
-        per_sample: list[Any] = list(result.per_sample) if result.per_sample is not None else [None] * len(records)
-        for rec, s in zip(records, per_sample):
-            rec["scores"][name] = None if s is None else float(s)
-        for rec, d in zip(records, result.sample_details or []):
-            if d is not None:
-                rec.setdefault("details", {})[name] = d
+    return {"n_samples": n, "n_errors": n_err, "n_extraction_failures": n_fail,
+            "primary_metric": primary_metric or resolved[0][0], "metrics": entries,
+            "clusters": {"key": source, "n": cluster_labels(clusters, len(clusters))[1]}}
 
-    summary = {"n_samples": len(predictions), "n_errors": n_err, "n_extraction_failures": n_fail,
-               "primary_metric": primary_metric or names[0], "metrics": entries,
-               "clusters": {"key": cluster_source, "n": cluster_labels(clusters, len(clusters))[1]}}
-    return summary, records
+
+def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[Any] | None = None,
+               lang: str = "en", seed: int = 0, primary_metric: str | None = None,
+               with_ci: bool = True, cluster_field: str | None = None) -> tuple[dict, list[dict]]:
+    """Score one task's predictions. `metrics` / `filters` are specs with .name and .args (or
+    {"name", "args"} dicts, or bare metric names); `cluster_field` names the task's doc.cluster
+    (for the results' description only). Returns (task aggregate dict, per-sample records)."""
+    if not predictions:
+        raise ValueError("score_task: no predictions to score")
+    resolved = resolve_metrics(metrics, primary_metric)
+    items: list[MetricInput] = []
+    records: list[dict[str, Any]] = []
+    for p in predictions:
+        item, rec = sample_input(p, filters, lang)
+        items.append(item)
+        records.append(rec)
+    results = {}
+    for name, metric, args in resolved:
+        results[name] = compute(name, metric, args, items)
+        fill_scores(records, name, results[name])
+    clusters, source = cluster_keys(predictions, cluster_field)
+    n_err = sum(r["error"] is not None for r in records)
+    n_fail = sum(r["error"] is None and r["extracted"] is None for r in records)
+    return summarize(resolved, results, len(records), n_err, n_fail, clusters, source, seed, primary_metric,
+                     with_ci), records
 
 
 def split_by(predictions: list[Prediction], key: str | Callable[[Prediction], Any]) -> dict[Any, list[Prediction]]:
