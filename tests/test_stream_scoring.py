@@ -32,8 +32,8 @@ def _spec(tmp_path, metrics=("vqa_accuracy", "exact_match"), **doc) -> TaskSpec:
 def _preds(n: int, seed: int = 0, video: bool = False) -> list[Prediction]:
     rng = random.Random(seed)
     out = []
-    for i in range(n):
-        k = rng.randrange(3)
+    for i in range(n):  # every third sample has no instruction variant; the others are variants 1 and 2
+        k = i % 3
         error = None
         if rng.random() < 0.05:
             error = SampleFailure(stage="generate", type="OutOfMemoryError", message="CUDA out of memory")
@@ -42,13 +42,13 @@ def _preds(n: int, seed: int = 0, video: bool = False) -> list[Prediction]:
         info = {"frames": rng.choice([4, 8]), "rule": rng.choice(["uniform", "fps"]), "short": rng.random() < 0.2} \
             if video and rng.random() < 0.9 else {}
         out.append(Prediction(
-            id=f"q{i // 3}#i{k}" if i % 3 else f"q{i}", prediction="" if error else rng.choice(WORDS),
+            id=f"q{i // 3}#i{k}" if k else f"q{i}", prediction="" if error else rng.choice(WORDS),
             prompt=f"question {i}?", references=[rng.choice(WORDS[:6]) for _ in range(rng.choice([2, 3, 10]))],
-            lang=rng.choice(["en", "zh", "de"]), instruction=k if i % 3 else None,
+            lang=rng.choice(["en", "zh", "de"]), instruction=k or None,
             cluster=f"img{i % 17}" if rng.random() < 0.5 else None,
             category=rng.choice(["color", "count", None]), error=error, media_info=info))
-    seen: set[str] = set()
-    return [p for p in out if not (p.id in seen or seen.add(p.id))]  # type: ignore[func-returns-value]
+    assert len({p.id for p in out}) == len(out)
+    return out
 
 
 def _scored(spec, preds, folder, stream_it):

@@ -163,8 +163,8 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     links = bool(doc.follow_links)
     shared: dict[str, str] = {}  # one object per distinct short text: VQA's answers repeat (issue 24: memory)
 
-    def share(texts: list[str]) -> list[str]:
-        return [shared.setdefault(t, t) if len(t) <= SHARED_CHARS else t for t in texts]
+    def share(text: str) -> str:
+        return shared.setdefault(text, text) if len(text) <= SHARED_CHARS else text
 
     def lazy(i: int, j: int | None, field: str, kind: str, root: Path | None, optional: bool = False) -> LazyField:
         """Row i's media field; from joined row j when only the joined table has its column."""
@@ -193,7 +193,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
             references = _text(problems, "references", doc.references,  # none on a submission task
                                _text_or_field(row, doc.references, choices), text_list, []) \
                 if doc.references is not None else []
-            references, choices = share(references), None if choices is None else share(choices)
+            references, choices = [share(r) for r in references], None if choices is None else list(map(share, choices))
             lang = _text(problems, "lang", doc.lang, get_field(row, doc.lang), _required, spec.language) \
                 if doc.lang else spec.language
             cluster = _text(problems, "cluster", doc.cluster, _text_or_field(row, doc.cluster, choices), as_text,
@@ -239,7 +239,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
                 raise SampleError(f"task {spec.task}: row {i}: prompt template: {e.args[0]}") from None
             samples.append(Sample(id=base_id if text is None else variant_id(base_id, k), task=spec.task,
                                   prompt=prompt, references=references, media=media, choices=choices,
-                                  lang=share([lang])[0],
+                                  lang=share(lang),
                                   instruction=None if text is None else k, cluster=cluster, category=category,
                                   image_markers=doc.image_markers, failure=failure,
                                   metadata={"row": i} if item is None else {"row": i, "item": item}))

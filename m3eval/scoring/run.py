@@ -20,7 +20,7 @@ from . import judge
 from .groups import group_errors, group_scores
 from .invocations import run_invocations
 from .stream import EMPTY, GENERATE_ERROR, Columns, score_task_blocks, streams
-from .task import resolve_metrics, score_task
+from .task import group_rows, resolve_metrics, score_task
 
 # a task's bad data or definition met while scoring: that task fails, not the run
 SCORING_ERRORS = (ValueError, TypeError, KeyError, RuntimeError)
@@ -44,8 +44,9 @@ def _score_one(spec: TaskSpec, preds: Sequence[Prediction] | PredictionFile, run
                n_excluded: int | None, stream: bool | None) -> TaskResult:
     source = preds if isinstance(preds, PredictionFile) else PredictionList(preds)
     write = _records_writer(spec, run_dir)
-    if stream if stream is not None else streams(resolve_metrics(spec.metrics, spec.primary)):
-        summary, columns = score_task_blocks(source, spec.metrics, spec.filters, spec.language, seed, spec.primary,
+    resolved = resolve_metrics(spec.metrics, spec.primary)
+    if stream if stream is not None else streams(resolved):
+        summary, columns = score_task_blocks(source, resolved, spec.filters, spec.language, seed, spec.primary,
                                              spec.doc.cluster, write)
 
         def score_rows(rows: list[int], metrics: list[StepSpec], primary: str | None, with_ci: bool) -> dict:
@@ -141,15 +142,6 @@ def _category_metrics(spec: TaskSpec) -> list[StepSpec]:
     return [m for m in spec.metrics if m.name in names]
 
 
-def _groups(values: Sequence[Any], rows: Iterable[int]) -> dict[Any, list[int]]:
-    """The rows by their value, in order within a group; groups sorted by str(value) (so output
-    order is stable), as task.split_by groups predictions."""
-    groups: dict[Any, list[int]] = {}
-    for i in rows:
-        groups.setdefault(values[i], []).append(i)
-    return dict(sorted(groups.items(), key=lambda kv: str(kv[0])))
-
-
 def _breakdowns(spec: TaskSpec, columns: Columns, score_rows: ScoreRows) -> dict[str, Any]:
     """Per instruction variant (mean, std, min-max) and per language, on the primary metric; per
     doc.category, on the task's category_metrics. `score_rows` scores a part of the task."""
@@ -159,7 +151,7 @@ def _breakdowns(spec: TaskSpec, columns: Columns, score_rows: ScoreRows) -> dict
 
     def by(values: Sequence[Any], rows: Iterable[int], metrics: list[StepSpec], primary_metric: str | None = None,
            with_ci: bool = True) -> dict[Any, dict[str, Any]]:
-        return {k: score_rows(part, metrics, primary_metric, with_ci) for k, part in _groups(values, rows).items()}
+        return {k: score_rows(part, metrics, primary_metric, with_ci) for k, part in group_rows(values, rows).items()}
 
     varied = [i for i in everyone if columns.instructions[i] is not None]
     if varied:  # only the values are reported per instruction: no intervals to compute

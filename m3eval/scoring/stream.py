@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..metrics.base import MetricInput, MetricResult, mean
 from ..predictions import PredictionSource
 from ..types import Prediction
-from .task import Resolved, cluster_source, compute, fill_scores, resolve_metrics, sample_input, summarize
+from .task import Resolved, cluster_source, compute, fill_scores, sample_input, summarize
 
 BLOCK = 1024  # samples scored at once: bounds what a block holds, large enough that the per-call cost is nothing
 
@@ -101,12 +101,11 @@ def _score_block(block: list[tuple[Prediction, MetricInput, dict[str, Any]]], fi
     return records
 
 
-def score_task_blocks(source: PredictionSource, metrics: list[Any], filters: list[Any] | None, lang: str,
+def score_task_blocks(source: PredictionSource, resolved: Resolved, filters: list[Any] | None, lang: str,
                       seed: int, primary_metric: str | None, cluster_field: str | None,
                       write: Callable[[Iterator[dict[str, Any]]], None]) -> tuple[dict, Columns]:
     """score_task, block by block: `write(records)` takes the records as they come (a generator, read once).
     Returns the task's aggregate and the columns its breakdowns are computed from."""
-    resolved = resolve_metrics(metrics, primary_metric)
     if not len(source):
         raise ValueError("score_task: no predictions to score")
     columns = Columns()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -260,9 +260,16 @@ def split_by(predictions: list[Prediction], key: str | Callable[[Prediction], An
     """Group predictions by an attribute ("lang", "instruction") or a function, keeping their
     order; groups sorted by str(key) so output order is stable."""
     get = key if callable(key) else (lambda p: getattr(p, key))
-    groups: dict[Any, list[Prediction]] = {}
-    for p in predictions:
-        groups.setdefault(get(p), []).append(p)
+    return {k: [predictions[i] for i in rows]
+            for k, rows in group_rows([get(p) for p in predictions], range(len(predictions))).items()}
+
+
+def group_rows(values: Sequence[Any], rows: Iterable[int]) -> dict[Any, list[int]]:
+    """The rows by their value, in order within a group; groups sorted by str(value), so output
+    order is stable."""
+    groups: dict[Any, list[int]] = {}
+    for i in rows:
+        groups.setdefault(values[i], []).append(i)
     return dict(sorted(groups.items(), key=lambda kv: str(kv[0])))
 
 
