@@ -7,7 +7,8 @@ from pathlib import Path
 from m3eval.data.task_samples import load_task_data
 from m3eval.models.base import GenerationConfig
 from m3eval.results import predicted_tasks, prediction_files
-from m3eval.run.chunks import CHUNK, chunk_size, cut_chunks, work_order
+from m3eval.data.sample_set import SampleSet
+from m3eval.run.chunks import CHUNK, chunk_size, cut_chunks
 from m3eval.run.claims import Claims
 from m3eval.run.distributed import Dist
 from m3eval.run.generate import plan_task
@@ -16,8 +17,12 @@ from m3eval.tasks.registry import Registry
 from m3eval.types import Sample
 
 
-def _samples(n: int) -> list[Sample]:
+def _list(n: int) -> list[Sample]:
     return [Sample(id=f"s{i:03d}", task="t", prompt="q" * (i % 7), references=["a"]) for i in range(n)]
+
+
+def _samples(n: int) -> SampleSet:
+    return SampleSet.of(_list(n))
 
 
 def test_chunks_are_whole_batches_in_work_order_with_stable_ids():
@@ -25,9 +30,10 @@ def test_chunks_are_whole_batches_in_work_order_with_stable_ids():
     chunks = cut_chunks("t", samples, 8)
     assert chunk_size(8) == CHUNK == 64 and chunk_size(48) == 96 and chunk_size(100) == 100
     assert [len(c.samples) for c in chunks] == [64, 64, 22]
-    assert [s for c in chunks for s in c.samples] == work_order(samples)
+    assert [s for c in chunks for s in c.samples] == sorted(samples, key=lambda s: (-len(s.prompt), s.id))
     assert [len(s.prompt) for s in chunks[0].samples[:3]] == [6, 6, 6]  # longest first
-    assert [c.id for c in cut_chunks("t", list(reversed(samples)), 8)] == [c.id for c in chunks]  # input order
+    again = cut_chunks("t", SampleSet.of(reversed(_list(150))), 8)  # the order given does not matter
+    assert [c.id for c in again] == [c.id for c in chunks]
     assert all(a.id != b.id for a, b in zip(chunks, cut_chunks("u", samples, 8)))  # the task is in the id
     assert len({c.id for c in chunks}) == 3 and chunks[1].id.startswith("00001-")
 
@@ -38,7 +44,7 @@ def test_done_samples_leave_their_chunk_and_finished_chunks_go():
     done = {s.id for s in chunks[0].samples} | {chunks[1].samples[0].id}
     left = cut_chunks("t", samples, 8, done)
     assert [c.id for c in left] == [chunks[1].id, chunks[2].id]  # ids are of the whole chunk, done or not
-    assert left[0].samples == chunks[1].samples[1:]
+    assert list(left[0].samples) == list(chunks[1].samples)[1:]
 
 
 def test_every_rank_plans_the_batches_of_one_process():

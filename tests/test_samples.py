@@ -7,7 +7,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from m3eval.data.samples import SampleError, build_samples, get_field
+from m3eval.data.fields import get_field
+from m3eval.data.samples import SampleError, build_samples
 from m3eval.data.sources import DataError, load_dataset_rows
 from m3eval.data.synthetic import draw_image
 from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec

@@ -15,7 +15,7 @@ import datasets
 
 from ..errors import DataError, NotText
 from ..tasks.schema import JoinSpec
-from .samples import as_text, get_field
+from .fields import as_text, get_field
 
 
 @dataclass(frozen=True)

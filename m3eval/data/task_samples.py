@@ -10,8 +10,8 @@ import pyarrow as pa
 
 from ..errors import DataError
 from ..tasks.schema import DatasetSpec, DocSpec, JoinSpec, TaskSpec
-from ..types import Sample
 from .join import JoinedTable, index_join
+from .sample_set import SampleSet
 from .samples import build_samples, limit_count
 from .sources import load_dataset_rows, resolve_local
 
@@ -20,7 +20,7 @@ from .sources import load_dataset_rows, resolve_local
 class TaskData:
     """What reading a task's data produces."""
 
-    samples: list[Sample]  # the task's samples, in dataset order
+    samples: SampleSet  # the task's samples, in dataset order (built as they are read)
     fingerprint: dict[str, Any]  # what they were read from (data/fingerprint.py), to tell a changed dataset;
     # a task with dataset.join has the joined table's under "join"
     n_excluded: int  # rows doc.exclude_if dropped (0 for a task without one)

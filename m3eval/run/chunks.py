@@ -14,7 +14,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from ..types import Sample
+from ..data.sample_set import SampleSet
 
 CHUNK = 64  # samples per chunk (rounded up to whole batches)
 
@@ -25,7 +25,7 @@ class Chunk:
 
     task: str
     id: str  # "<index>-<digest of the task and every sample id of the chunk>"
-    samples: list[Sample]  # the pending ones, in the chunk's order
+    samples: SampleSet  # the pending ones, in the chunk's order
 
 
 def chunk_size(batch_size: int) -> int:
@@ -33,24 +33,19 @@ def chunk_size(batch_size: int) -> int:
     return batch_size * math.ceil(CHUNK / batch_size)
 
 
-def work_order(samples: list[Sample]) -> list[Sample]:
-    """Longest prompt first (out of memory shows early, batches pad little), then id."""
-    return sorted(samples, key=lambda s: (-len(s.prompt) - 256 * len(s.media), s.id))
-
-
-def cut_chunks(task: str, samples: list[Sample], batch_size: int, done: set[str] | frozenset[str] = frozenset()
+def cut_chunks(task: str, samples: SampleSet, batch_size: int, done: set[str] | frozenset[str] = frozenset()
                ) -> list[Chunk]:
-    """Every chunk of the task that still has a sample not in `done`, in work order."""
-    ordered, size, out = work_order(samples), chunk_size(batch_size), []
+    """Every chunk of the task that still has a sample not in `done`, in work order (SampleSet.ordered)."""
+    ordered, size, out = samples.ordered(), chunk_size(batch_size), []
     for index, start in enumerate(range(0, len(ordered), size)):
         part = ordered[start:start + size]
-        pending = [s for s in part if s.id not in done]
-        if pending:
-            digest = hashlib.sha256("\n".join([task, *(s.id for s in part)]).encode()).hexdigest()[:12]
+        pending = part.pending(done)
+        if len(pending):
+            digest = hashlib.sha256("\n".join([task, *part.ids]).encode()).hexdigest()[:12]
             out.append(Chunk(task, f"{index:05d}-{digest}", pending))
     return out
 
 
-def batches_of(samples: list[Sample], batch_size: int) -> list[list[Sample]]:
+def batches_of(samples: SampleSet, batch_size: int) -> list[SampleSet]:
     """A chunk's (pending) samples in batches: consecutive runs, in the chunk's order."""
     return [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]

@@ -28,6 +28,7 @@ import datasets
 import numpy as np
 
 from ..data.media import VideoRule
+from ..data.sample_set import SampleSet
 from ..data.samples import LazyField
 from ..metrics.openness import openness_curve
 from ..metrics.retrieval import retrieval_ranks
@@ -58,25 +59,26 @@ def model_fits(spec: TaskSpec, model: ModelAdapter) -> str | None:
     return None
 
 
-def _finished(spec: TaskSpec, samples: list[Sample], run_dir: Path) -> list[Prediction] | None:
+def _finished(spec: TaskSpec, samples: SampleSet, run_dir: Path) -> list[Prediction] | None:
     """The task's predictions when an earlier run wrote them all (they are written at once)."""
     done = read_predictions(prediction_files(run_dir, spec.task)[:1])
-    return [done[s.id] for s in samples] if done and set(done) == {s.id for s in samples} else None
+    return [done[i] for i in samples.ids] if done and set(done) == set(samples.ids) else None
 
 
-def pending(spec: TaskSpec, samples: list[Sample], run_dir: Path) -> int:
+def pending(spec: TaskSpec, samples: SampleSet, run_dir: Path) -> int:
     """Samples this encoder task still has to predict (its embeddings cache keeps partial work)."""
     return 0 if _finished(spec, samples, run_dir) is not None else len(samples)
 
 
-def run_encoder_task(spec: TaskSpec, samples: list[Sample], model: ModelAdapter | None, run_dir: Path
+def run_encoder_task(spec: TaskSpec, task_samples: SampleSet, model: ModelAdapter | None, run_dir: Path
                      ) -> tuple[list[Prediction], float]:
     """Predictions for one encoder task (reused when the run folder already has them), seconds spent.
     `model` is None when no task is pending (the model was not loaded): every task is finished."""
     t0 = time.perf_counter()
-    finished = _finished(spec, samples, run_dir)
+    finished = _finished(spec, task_samples, run_dir)
     if finished is not None:
         return finished, 0.0
+    samples = list(task_samples)  # held while the task runs: ranking reads them all more than once
     if model is None:
         raise RuntimeError(f"task {spec.task}: predictions to compute but no model loaded")
     cache = _Cache(run_dir / "embeddings" / spec.task, model)

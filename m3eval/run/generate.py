@@ -24,13 +24,14 @@ from typing import Any, Callable, Generator, Iterator
 from tqdm import tqdm
 
 from ..data.media import VideoRule
+from ..data.sample_set import SampleSet
 from ..errors import BadMessageError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..predictions import PredictionFile, finished_ids, merge_predictions
 from ..record import SampleFailure
 from ..results import append_jsonl, prediction_files
 from ..tasks.schema import TaskSpec
-from ..types import Message, Prediction, Sample
+from ..types import Message, Prediction
 from .chunks import Chunk, batches_of, cut_chunks
 from .claims import Claims
 from .distributed import Dist
@@ -75,16 +76,16 @@ class TaskPlan:
     """What one rank still has to generate for one task."""
 
     spec: TaskSpec
-    samples: list[Sample]  # the whole task, in dataset order
+    samples: SampleSet  # the whole task, in dataset order
     gen: GenerationConfig
-    batches: list[list[Sample]]  # the pending samples, chunk by chunk (chunks.py); a rank takes some (claims.py)
+    batches: list[SampleSet]  # the pending samples, chunk by chunk (chunks.py); a rank takes some (claims.py)
     log: Path  # this rank's append-only log
     rule: VideoRule
     media_dir: Path | None
     chunks: list[Chunk] = field(default_factory=list)  # the task's chunks with a sample pending (--engine ray)
 
 
-def plan_task(spec: TaskSpec, samples: list[Sample], gen: GenerationConfig, run_dir: Path, dist: Dist,
+def plan_task(spec: TaskSpec, samples: SampleSet, gen: GenerationConfig, run_dir: Path, dist: Dist,
               batch_size: int, save_media: bool = True) -> TaskPlan:
     """Skip what earlier runs finished and batch the rest. Every rank plans every batch and takes
     them as it goes (claims.py), so every rank must plan every task before any rank generates (a

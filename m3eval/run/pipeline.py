@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data.sample_set import EMPTY
 from ..data.task_samples import TaskData, load_task_data
 from ..errors import RunError, UsageError
 from ..models.base import GenerationConfig, ModelAdapter
@@ -226,7 +227,7 @@ class _Job:
             def task_done(plan: TaskPlan, stats: GenStats) -> None:
                 nonlocal generate_s, n_new
                 all_stats = self.dist.gather((stats.generate_s, stats.samples))
-                ids = [s.id for s in plan.samples]
+                ids = plan.samples.ids
                 self.release(plan)  # before the predictions are read: their memory takes the samples'
                 got = consolidate(plan.spec, ids, self.run_dir, self.dist)
                 if self.dist.is_main and all_stats is not None and got is not None:
@@ -260,13 +261,13 @@ class _Job:
         cfg, task = self.cfg, plan.spec.task
         load = TaskLoad(plan.spec, cfg.limit, cfg.instructions, cfg.dataset_overrides.get(task),
                         self.data[task].fingerprint)
-        return ChunkJob(load, [s.id for s in chunk.samples], plan.gen, cfg.batch_size, cfg.save_media)
+        return ChunkJob(load, chunk.samples.ids, plan.gen, cfg.batch_size, cfg.save_media)
 
     def release(self, plan: TaskPlan) -> None:
         """A generated task's samples are not read again: dropped before its predictions are read and
         scored, which reuse their memory, and not held while the later tasks generate."""
-        plan.samples, plan.batches, plan.chunks = [], [], []
-        self.data[plan.spec.task] = replace(self.data[plan.spec.task], samples=[])
+        plan.samples, plan.batches, plan.chunks = EMPTY, [], []
+        self.data[plan.spec.task] = replace(self.data[plan.spec.task], samples=EMPTY)
 
     def record_results(self, runnable: list[TaskSpec], scored: dict[str, TaskResult | SubmissionResult],
                        earlier: Results | None,

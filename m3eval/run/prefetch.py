@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 from ..data.media import VideoRule, decode_media, thumbnail_jpeg
+from ..data.sample_set import EMPTY, SampleSet
 from ..data.samples import LazyField
 from ..errors import MediaError
 from ..models.base import ModelAdapter
@@ -147,7 +148,7 @@ def _save_thumbnail(path: Path, parts: list[dict[str, Any]]) -> None:
         atomic_write_bytes(path, thumbnail_jpeg(images), durable=False)
 
 
-def decode_batch(plan: Any, batch: list[Sample], preprocess: Callable | None, max_images: int | None = None
+def decode_batch(plan: Any, batch: Sequence[Sample], preprocess: Callable | None, max_images: int | None = None
                  ) -> Decoded:
     prepared = [prepare(s, plan.rule, plan.media_dir, max_images) for s in batch]
     inputs = None
@@ -198,9 +199,9 @@ def _claimed(plans: list[Any], claims: Claims) -> Iterator[tuple[int, int | None
         yield i, None
 
 
-def _take(plan: Any, k: int) -> list[Sample]:
+def _take(plan: Any, k: int) -> SampleSet:
     """Batch k, let go by the plan once handed over (a finished task's samples are not held to the end)."""
-    batch, plan.batches[k] = plan.batches[k], []
+    batch, plan.batches[k] = plan.batches[k], EMPTY
     return batch
 
 
@@ -236,7 +237,7 @@ def _in_threads(plans: list[Any], claims: Claims, preprocess: Callable | None, p
         yield decoded
 
 
-def _worker_batch(plan: Any, batch: list[Sample], preprocess: Callable, max_images: int | None) -> _WorkerBatch:
+def _worker_batch(plan: Any, batch: Sequence[Sample], preprocess: Callable, max_images: int | None) -> _WorkerBatch:
     """One batch decoded in the worker process: what the model's process lacks (each sample's
     media record and error, and the inputs), never the samples themselves."""
     d = decode_batch(plan, batch, preprocess, max_images)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data.sample_set import SampleSet
 from ..errors import RunError, UsageError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..results import atomic_write_bytes, atomic_write_jsonl, media_filename, read_jsonl
 from ..tasks.schema import TaskSpec
-from ..types import Sample
 from .chunks import Chunk, batches_of
 from .generate import GenStats, TaskPlan, generate_tasks, progress_bar
 
@@ -103,12 +103,12 @@ class ChunkWorker:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from ..models.registry import load_model
         self.model: ModelAdapter = load_model(backend, model_args)
-        self.samples: dict[str, dict[str, Sample]] = {}
+        self.samples: dict[str, SampleSet] = {}
 
     def info(self) -> dict[str, Any]:
         return self.model.info()
 
-    def _task(self, load: TaskLoad) -> dict[str, Sample]:
+    def _task(self, load: TaskLoad) -> SampleSet:
         task = load.spec.task
         if task not in self.samples:
             from ..data.fingerprint import data_changed
@@ -118,14 +118,13 @@ class ChunkWorker:
             if why:
                 raise RunError(f"task {task}: the worker on {socket.gethostname()} read other data than the "
                                f"driver: {why}")
-            self.samples[task] = {s.id: s for s in data.samples}
+            self.samples[task] = data.samples
         return self.samples[task]
 
     def run_chunk(self, job: ChunkJob) -> ChunkDone:
         from ..data.media import VideoRule
-        by_id = self._task(job.load)
         spec = job.load.spec
-        samples = [by_id[i] for i in job.sample_ids]
+        samples = self._task(job.load).with_ids(job.sample_ids)
         with tempfile.TemporaryDirectory(prefix="m3eval-chunk-") as tmp:
             media_dir = Path(tmp) / "media" if job.save_media else None
             plan = TaskPlan(spec, samples, job.gen, batches_of(samples, job.batch_size), Path(tmp) / "log.jsonl",
@@ -285,7 +284,7 @@ def write_chunk(run_dir: Path, chunk: Chunk, done: ChunkDone) -> None:
     if path.exists():
         return
     media_dir = run_dir / "media" / chunk.task
-    names = {media_filename(s.id) for s in chunk.samples}  # only this chunk's samples' own names
+    names = {media_filename(i) for i in chunk.samples.ids}  # only this chunk's samples' own names
     for name, data in done.media.items():
         if name in names and not (media_dir / name).exists():
             atomic_write_bytes(media_dir / name, data, durable=False)

@@ -48,9 +48,9 @@ def score_external(spec: TaskSpec, pred_file: Path, output: Path | None, overrid
     print(f"m3eval score: {len(given)} predictions read from {pred_file}", file=sys.stderr)
     data = load_task_data(spec, None, "default", override)
     samples = data.samples
-    known = {s.id for s in samples}
+    known = set(samples.ids)
     unknown = [i for i in given if i not in known]
-    missing = [s.id for s in samples if s.id not in given]
+    missing = [i for i in samples.ids if i not in given]
     if unknown:
         print(f"m3eval: {len(unknown)} ids in {pred_file} are not in task {task} and were left out: "
               f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}", file=sys.stderr)
