@@ -19,12 +19,14 @@ Each size runs twice: the first run of a data file also converts it into dataset
 that answers every sample at once ("yes"): only the harness is measured (data loading, media
 decoding, predictions, records, scoring); the whole script takes about 2 min.
 
-Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second run):
-  instant: 2,000: 395/381 MiB, 10,000: 420/392, 20,000: 442/409: +2.7 / +1.6 KiB per sample
-  hf:      2,000: 556/541 MiB, 10,000: 571/550, 20,000: 594/567: +2.1 / +1.5 KiB per sample
-Before merging and scoring were streamed and samples slimmed (2026-12-06, first runs): instant
-398/438/466 MiB, +3.9; hf 557/641 MiB (2k/20k), +4.8 KiB per sample. Before the JSONL files were
-written and read a chunk or a line at a time: instant +8.4, hf +11.5 KiB per sample.
+Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second run), samples
+built lazily (data/sample_set.py):
+  instant: 2,000: 396/382 MiB, 10,000: 413/390, 20,000: 427/391: +1.75 / +0.52 KiB per sample
+  hf:      2,000: 556/541 MiB, 10,000: 569/547, 20,000: 580/552: +1.35 / +0.64 KiB per sample
+Earlier that day, samples held: instant +2.7 / +1.6, hf +2.1 / +1.5 KiB per sample. Before merging
+and scoring were streamed and samples slimmed (2026-12-06, first runs): instant 398/438/466 MiB,
++3.9; hf 557/641 MiB (2k/20k), +4.8 KiB per sample. Before the JSONL files were written and read a
+chunk or a line at a time: instant +8.4, hf +11.5 KiB per sample.
 """
 from __future__ import annotations
 

@@ -95,3 +95,22 @@ def test_mcnemar_equals_statsmodels():
         want = 1.0 if nb + nc == 0 else min(1.0, sm_mcnemar([[0, nb], [nc, 0]], exact=nb + nc < 25,
                                                              correction=True).pvalue)
         assert mcnemar(a, b) == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_intervals_do_not_depend_on_the_chunk_the_draws_come_in(monkeypatch):
+    """The resamples are drawn a memory-bounded chunk at a time; the chunk's size changes no figure."""
+    import numpy as np
+
+    from m3eval.metrics import stats
+    rng = np.random.default_rng(3)
+    scores = (rng.random(3000) < 0.55).astype(float)
+    clusters = [i // 4 for i in range(3000)]
+
+    def figures() -> tuple:
+        return (stats.bootstrap_interval(scores, seed=1), stats.bootstrap_interval(scores, seed=1, clusters=clusters),
+                stats.bootstrap_interval(scores[:1500], seed=1), stats.bootstrap_means(scores, 200, 1, clusters).tolist(),
+                stats.paired_permutation(scores, scores[::-1], 2000, 1))
+
+    whole = figures()
+    monkeypatch.setattr(stats, "_CHUNK_ELEMS", 7_919)  # a prime: chunks of 2 rows, and of 5 of 1,500 items
+    assert figures() == whole

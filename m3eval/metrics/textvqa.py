@@ -33,7 +33,7 @@ QWEN_VL_SOURCE = ("QwenLM/Qwen-VL eval_mm/evaluate_vqa.py @ cfe66a7cc5df6ca8bff9
 PROTOCOLS = ("official", "qwen_vl")
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 12)
 def evalai_normalize(text: str) -> str:
     """mmf EvalAIAnswerProcessor.__call__: word_tokenize (lower; ',' and '?' deleted; "'s" -> " 's";
     strip), newlines/tabs -> spaces, strip, process_punctuation, process_digit_article. No comma is

@@ -98,7 +98,7 @@ def _clean(text: str) -> str:
     return text.replace("\n", " ").replace("\t", " ").strip()
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 12)  # answers repeat; a bound of 4,096 texts, not one per sample (issue 24: memory)
 def normalize_answer(text: str) -> str:
     """The full vqaEval.py normalization (clean, processPunctuation, processDigitArticle). The
     official VQA accuracy applies it only to questions whose answers are not all identical."""
@@ -193,7 +193,7 @@ def open_qa_match(prediction: str | None, references: list[str], normalize: str 
 
 # ---- exact match ----
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)
 def _strip_punct(text: str) -> str:
     # Unicode punctuation (categories P*), so Chinese "。" and "，" go too.
     return "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))

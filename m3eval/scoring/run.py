@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 from collections import deque
 from pathlib import Path
@@ -90,12 +91,12 @@ def _records_writer(spec: TaskSpec, run_dir: Path | None) -> Callable[[Iterator[
         if run_dir is None:
             deque(records, maxlen=0)
             return
-        media_dir = run_dir / "media" / spec.task
+        media = f"media/{spec.task}/"  # text, not a Path a sample: pathlib interns each name it parses
 
         def dumps() -> Iterator[dict[str, Any]]:
             for r in records:
-                thumb = media_dir / media_filename(str(r["id"]))
-                r["media"] = [str(thumb.relative_to(run_dir))] if thumb.exists() else []
+                thumb = media + media_filename(str(r["id"]))
+                r["media"] = [thumb] if os.path.exists(os.path.join(run_dir, thumb)) else []
                 yield SampleRecord(**r).dump()
 
         atomic_write_jsonl(run_dir / "samples" / f"{spec.task}.jsonl", dumps())  # streamed: no list of every dump
