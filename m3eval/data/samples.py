@@ -90,20 +90,20 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
     references: a sample holds text only until it reaches a model.
     join (dataset.join): each row takes the matched row's text columns; a media field only the joined
     table has is read from it. doc.explode: one sample per item of the row's lists. doc.exclude_if and
-    every other key read the row so made; nexcluded counts those rows.
+    every other key read the row so made; n_excluded counts those rows.
     Every row is read here once, to check it and to note each sample's id, work-order key and place;
     the set builds a sample again from its row when it is read (sample_set.py)."""
     doc, rows = spec.doc, _RowSamples(spec, ds, instructions, media_root, media_roots, join)
     ids: list[str] = []
     keys, places = array("q"), array("q")  # a place: row << 32 | item * variants + variant
     seen: dict[str, int] = {}
-    nexcluded = 0
+    n_excluded = 0
     for i, own in enumerate(table_rows(rows.text)):
         for row, item, j, unusable in _row_items(own, join, doc.explode):
             if doc.exclude_if:
                 try:
                     if excluded(row, doc.exclude_if):
-                        nexcluded += 1
+                        n_excluded += 1
                         continue
                 except KeyError:
                     raise SampleError(f"task {spec.task}: row {i}: no field {doc.exclude_if!r} (doc.exclude_if; "
@@ -119,7 +119,7 @@ def build_samples(spec: TaskSpec, ds: datasets.Dataset, *, instructions: str = "
                 ids.append(sample.id)
                 keys.append(work_key(sample))
                 places.append(i << 32 | rows.sub(item, k))
-    return SampleSet(ids, keys, partial(rows.fetch, places)), nexcluded
+    return SampleSet(ids, keys, partial(rows.fetch, places)), n_excluded
 
 
 @dataclass(frozen=True)
