@@ -64,6 +64,10 @@ def test_views_build_nothing_and_reading_builds_a_block_at_a_time():
     chunks = cut_chunks("t", samples, 8)
     assert view.ids == ["s0003", "s0002"] and len(chunks) == 10 and made == []
     assert [s.id for s in view] == ["s0003", "s0002"] and made == [2]
+    samples.with_ids(["s0599"])
+    index = samples._index  # a whole set indexes its ids once, not once a chunk (a Ray worker asks per chunk)
+    assert index is not None and samples.with_ids(["s0007", "s0005"]).ids == ["s0007", "s0005"]
+    assert samples._index is index and made == [2]
     assert len(list(samples)) == 600 and made[1:] == [BLOCK, BLOCK, 600 - 2 * BLOCK]
 
 

@@ -26,10 +26,11 @@ def work_key(sample: Sample) -> int:
 class SampleSet(Sequence[Sample]):
     """The samples at `positions` (None: all, in dataset order) of a task whose ids and keys are given."""
 
-    __slots__ = ("_ids", "_keys", "_fetch", "_positions")
+    __slots__ = ("_ids", "_keys", "_fetch", "_positions", "_index")
 
     def __init__(self, ids: list[str], keys: array, fetch: Fetch, positions: Sequence[int] | None = None):
         self._ids, self._keys, self._fetch, self._positions = ids, keys, fetch, positions
+        self._index: dict[str, int] | None = None  # id -> position, made by the first with_ids on a whole set
 
     @classmethod
     def of(cls, samples: Iterable[Sample]) -> SampleSet:
@@ -79,8 +80,12 @@ class SampleSet(Sequence[Sample]):
         return self._view(p for p in self._at() if self._ids[p] not in done)
 
     def with_ids(self, ids: Iterable[str]) -> SampleSet:
-        """The samples with these ids, in that order (a KeyError names one the set lacks)."""
-        where = {self._ids[p]: p for p in self._at()}
+        """The samples with these ids, in that order (a KeyError names one the set lacks). A whole
+        set keeps its index of ids: a Ray worker asks it once a chunk."""
+        if self._positions is not None:
+            where = {self._ids[p]: p for p in self._positions}
+        else:
+            where = self._index = self._index or {i: p for p, i in enumerate(self._ids)}
         return self._view(where[i] for i in ids)
 
 
