@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from m3eval.record import GroupResult, MetricEntry, ReferenceTask, TaskResult
+from m3eval.record import GroupResult, MetricEntry, TaskResult
+from m3eval.reference_record import ReferenceTask
 
 DEFAULT_YAML = Path(__file__).resolve().parent / "leaderboard.yaml"
 Z95 = 1.959964

@@ -19,7 +19,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field
 from .public_paths import public_config, public_paths, public_text
 
 RESULTS_FORMAT: Final = "m3eval.results/1"
-REFERENCE_FORMAT: Final = "m3eval.reference/1"
 # A prediction longer than this is refused when read: no backend makes one (max_new_tokens, the
 # server reply cap), and scoring a 200 MB answer ran out of memory in exact_match.
 MAX_PREDICTION_CHARS: Final = 1 << 20
@@ -30,7 +29,7 @@ Config = Annotated[dict[str, Any], AfterValidator(public_config)]
 Text = Annotated[str, AfterValidator(public_text)]
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # built at first use: start-up
 
     def dump(self) -> dict[str, Any]:
@@ -43,7 +42,7 @@ class _Record(BaseModel):
 Stage = Literal["data", "generate", "external"]
 
 
-class SampleFailure(_Record):
+class SampleFailure(Record):
     """Why one sample has no usable prediction. It is scored 0 and counted, never dropped."""
 
     stage: Stage = Field(description="Where it failed: `data` (its row or media could not be read), "
@@ -86,7 +85,7 @@ class SampleFailure(_Record):
 MISSING_PREDICTION = SampleFailure(stage="external", type="MissingPrediction", message="missing prediction")
 
 
-class PredictionLine(_Record):
+class PredictionLine(Record):
     """One line of predictions/<task>.jsonl as read back (types.Prediction is what it becomes):
     checked so that a damaged line is an error naming the file and line, never a wrong score."""
 
@@ -108,7 +107,7 @@ class PredictionLine(_Record):
     media_info: dict[str, Any] = Field(default_factory=dict, description="Frames sampled, image size, ...")
 
 
-class SampleRecord(_Record):
+class SampleRecord(Record):
     """One line of samples/<task>.jsonl: a scored sample, as the page shows it."""
 
     id: str = Field(description="The sample id (with `#i<k>` for instruction variant k).")
@@ -131,7 +130,7 @@ class SampleRecord(_Record):
 
 # ---- run.json -----------------------------------------------------------------------------
 
-class RunIdentity(_Record):
+class RunIdentity(Record):
     """run.json: what a run folder's predictions were made with. A re-run resumes the folder
     only when these match (run/resume.py)."""
 
@@ -149,7 +148,7 @@ class RunIdentity(_Record):
 
 # ---- results.json -------------------------------------------------------------------------
 
-class MetricEntry(_Record):
+class MetricEntry(Record):
     """One metric of a task: its value, interval and how they were computed."""
 
     value: Number = Field(description="The score, on the metric's own scale.")
@@ -189,14 +188,14 @@ class MetricEntry(_Record):
         return v
 
 
-class Clusters(_Record):
+class Clusters(Record):
     """What the bootstrap resampled."""
 
     key: str = Field(description="Where the cluster keys came from (doc.cluster, the base sample id, ...).")
     n: int = Field(description="How many clusters.")
 
 
-class Instructions(_Record):
+class Instructions(Record):
     """The primary metric per instruction variant (`--instructions all|K`)."""
 
     n: int = Field(description="Number of instruction variants scored.")
@@ -209,7 +208,7 @@ class Instructions(_Record):
     max: float | None = Field(default=None, description="Highest value.")
 
 
-class Invocation(_Record):
+class Invocation(Record):
     """The `m3eval run` call that generated a task's predictions."""
 
     config: Config = Field(default_factory=dict, description="That call's settings (as run.config).")
@@ -224,14 +223,14 @@ class Invocation(_Record):
     inferred: bool | None = Field(default=None, description="True when taken from an older file's run block.")
 
 
-class CategoryResult(_Record):
+class CategoryResult(Record):
     """One category of a task (MME's subtask, SEED-Bench's dimension), scored on its samples alone."""
 
     n_samples: int = Field(description="Samples of the category.")
     metrics: dict[str, MetricEntry] = Field(description="The task's category_metrics on those samples.")
 
 
-class TaskResult(_Record):
+class TaskResult(Record):
     """One task of results.json."""
 
     hash: str = Field(description="sha256 of the resolved task definition.")
@@ -281,7 +280,7 @@ class TaskResult(_Record):
         return self.metrics[self.primary_metric]
 
 
-class SubmissionResult(_Record):
+class SubmissionResult(Record):
     """A submission-only task of results.json (answers withheld): never a score, the file to upload."""
 
     hash: str = Field(description="sha256 of the resolved task definition.")
@@ -305,7 +304,7 @@ class SubmissionResult(_Record):
     invocation: Invocation | None = Field(default=None, description="The call that generated it.")
 
 
-class GroupResult(_Record):
+class GroupResult(Record):
     """A group's one number over its tasks (scoring/groups.py)."""
 
     tasks: list[str] = Field(description="Its leaf tasks.")
@@ -327,7 +326,7 @@ class GroupResult(_Record):
     error: str | None = Field(default=None, description="Why `value` is null.")
 
 
-class Consistency(_Record):
+class Consistency(Record):
     """Agreement between two tasks over the same items in two languages."""
 
     tasks: list[str] = Field(description="The two tasks.")
@@ -338,7 +337,7 @@ class Consistency(_Record):
     langs: list[str | None] = Field(description="The two tasks' languages.")
 
 
-class InvocationSummary(_Record):
+class InvocationSummary(Record):
     """One invocation of a run folder and the tasks it produced."""
 
     id: str | None = Field(default=None, description="The invocation's id.")
@@ -349,7 +348,7 @@ class InvocationSummary(_Record):
     tasks: list[str] = Field(default_factory=list, description="The tasks it produced.")
 
 
-class RunBlock(_Record):
+class RunBlock(Record):
     """Who made the run: model, settings, provenance."""
 
     name: str = Field(description="The run's name (its folder's).")
@@ -369,7 +368,7 @@ class RunBlock(_Record):
     rescored_git_sha: str | None = Field(default=None, description="m3eval's commit then.")
 
 
-class Timings(_Record):
+class Timings(Record):
     """Where the run's time went (seconds)."""
 
     load_s: float | None = Field(default=None, description="Loading the model.")
@@ -380,7 +379,7 @@ class Timings(_Record):
     samples_per_s: float | None = Field(default=None, description="Throughput outside model loading.")
 
 
-class Results(_Record):
+class Results(Record):
     """results.json: a run's scores, intervals and provenance."""
 
     format: Literal["m3eval.results/1"] = Field(description="The file format and its version.")
@@ -391,19 +390,3 @@ class Results(_Record):
     consistency: dict[str, Consistency] = Field(default_factory=dict, description="Cross-language agreement.")
     submissions: dict[str, SubmissionResult] = Field(default_factory=dict, description="Submission-only "
                                                      "tasks (answers withheld): the file written, no score.")
-
-
-class ReferenceTask(_Record):
-    """A task's scores as a paper reported them."""
-
-    metrics: dict[str, MetricEntry] = Field(description="Reported metrics (value and scale).")
-
-
-class ReferenceFile(_Record):
-    """results/reference/*.json: scores reported in a paper, shown beside runs, never measured here."""
-
-    format: Literal["m3eval.reference/1"] = Field(description="The file format and its version.")
-    model: str = Field(description="The model the paper reports.")
-    source: str = Field(default="", description="Where the numbers come from (paper, table).")
-    reported: bool = Field(default=True, description="Always true: these are reported, not measured.")
-    tasks: dict[str, ReferenceTask] = Field(description="Reported scores per task.")

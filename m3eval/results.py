@@ -21,11 +21,9 @@ from pydantic import ValidationError
 from .errors import ResultsError, RunError, UsageError
 from .public_paths import public_paths
 from .record import (
-    REFERENCE_FORMAT,
     RESULTS_FORMAT,
     Consistency,
     GroupResult,
-    ReferenceFile,
     Results,
     RunBlock,
     SampleRecord,
@@ -33,6 +31,7 @@ from .record import (
     TaskResult,
     Timings,
 )
+from .reference_record import REFERENCE_FORMAT, ReferenceFile
 from .types import base_id
 
 _PACKAGES = ("m3eval", "torch", "transformers", "datasets", "tokenizers", "av", "pillow", "numpy",

@@ -49,7 +49,7 @@ LAYERS: list[tuple[int, list[str], str]] = [
     (5, ["data", "models", "metrics"], "dataset rows -> samples / model backends / metric functions"),
     (4, ["tasks", "predictions"], "task and group definitions / a task's prediction files, a line at a time"),
     (3, ["results", "prompts"], "run-folder file helpers / prompt templates"),
-    (2, ["types"], "Sample, Message, Prediction, sample ids"),
+    (2, ["types", "reference_record"], "Sample, Message, Prediction, sample ids / scores a paper reported"),
     (1, ["record", "prompt_limits"], "the typed run record / template size bounds"),
     (0, ["errors", "resources", "plugins", "public_paths", ""], "errors, where data lives, plugin registries, "
                                                                "what a record may say of paths; m3eval/__init__"),

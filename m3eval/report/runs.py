@@ -19,12 +19,11 @@ from ..record import (
     GroupResult,
     Invocation,
     MetricEntry,
-    ReferenceFile,
-    ReferenceTask,
     Results,
     SampleRecord,
     TaskResult,
 )
+from ..reference_record import ReferenceFile, ReferenceTask
 from ..results import field_path, parse_reference, parse_results, sample_record
 
 __all__ = ["Reference", "ResultsError", "Run", "display_ci", "display_value", "find_runs", "load_reference",
