@@ -8,9 +8,8 @@ from m3eval.data.task_samples import load_task_data
 from m3eval.models.base import GenerationConfig
 from m3eval.results import predicted_tasks, prediction_files
 from m3eval.data.sample_set import SampleSet
-from m3eval.run.chunks import CHUNK, chunk_size, cut_chunks
+from m3eval.run.chunks import CHUNK, batches_of, chunk_size, cut_chunks
 from m3eval.run.claims import Claims
-from m3eval.run.distributed import Dist
 from m3eval.run.generate import plan_task
 from m3eval.run.ray_engine import ChunkDone, chunk_file, write_chunk
 from m3eval.tasks.registry import Registry
@@ -47,19 +46,24 @@ def test_done_samples_leave_their_chunk_and_finished_chunks_go():
     assert list(left[0].samples) == list(chunks[1].samples)[1:]
 
 
-def test_every_rank_plans_the_batches_of_one_process():
-    """The same batches whatever the world size: ranks take them from one list (claims.py)."""
+def test_a_plan_is_the_chunks_batches_less_what_is_done():
+    """A plan depends on the samples and rank 0's finished set only (no rank, no world size), so
+    every rank plans the same batches and takes them from one list (claims.py)."""
     spec = Registry.discover([]).tasks["demo_vqa"]
     samples = load_task_data(spec, None, "default").samples
     gen = GenerationConfig(max_new_tokens=8)
 
-    def batches(rank: int, world: int) -> list[list[str]]:
-        plan = plan_task(spec, samples, gen, Path("/nonexistent-run"), Dist(rank=rank, world_size=world), 3)
+    def batches(done: frozenset[str]) -> list[list[str]]:
+        plan = plan_task(spec, samples, gen, Path("/nonexistent-run/demo_vqa.rank0.jsonl"), 3, done)
+        assert [b.ids for c in plan.chunks for b in batches_of(c.samples, 3)] == [b.ids for b in plan.batches]
         return [[s.id for s in b] for b in plan.batches]
 
-    one = batches(0, 1)
-    assert len(one) == 22 and sum(map(len, one)) == len(samples) == 64
-    assert all(batches(r, w) == one for w in (2, 3) for r in range(w))
+    whole = batches(frozenset())
+    assert len(whole) == 22 and sum(map(len, whole)) == len(samples) == 64
+    done = frozenset(whole[0] + whole[5][:1])
+    left = batches(done)
+    assert [i for b in left for i in b] == [i for b in whole for i in b if i not in done]
+    assert left[0] == whole[1] and all(len(b) == 3 for b in left[:-1])  # the pending ones, batched again
 
 
 def _drain(claims: Claims, task: str, n: int) -> list[int]:

@@ -1,6 +1,7 @@
 """Two CPU processes under torchrun (gloo) give the same predictions and scores
-as one process: ranks take batches as they finish, rank 0 gathers and scores.
-So do two torchrun 'nodes' (--nnodes=2, c10d rendezvous) of one process each.
+as one process: ranks take batches as they finish and send them to rank 0, which merges and
+scores. So do two torchrun 'nodes' (--nnodes=2, c10d rendezvous) of one process each, sharing
+no folder.
 A rank that stalls (SIGSTOP) stops the launch within --stall-timeout, naming it."""
 from __future__ import annotations
 
@@ -73,18 +74,28 @@ def _rows(run_dir: Path) -> dict[str, list[dict]]:
                    for r in read_jsonl(run_dir / "predictions" / f"{task}.jsonl")] for task in TASKS.split(",")}
 
 
+def _media(run_dir: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(run_dir)): f.read_bytes() for f in (run_dir / "media").rglob("*.jpg")}
+
+
 def test_two_nodes_equal_one_process(tiny_model, one_process, tmp_path):
     """Multi-node as torchrun does it: two launches of one process each, --nnodes=2, meeting at a
-    c10d rendezvous (node 0's agent hosts the store), on one machine and one shared output folder.
-    Each node's only process has LOCAL_RANK 0; the ranks come from the rendezvous."""
+    c10d rendezvous (node 0's agent hosts the store), on one machine. The nodes share no folder:
+    each runs in its own working directory with a relative --output, as on machines with local
+    disks only. Rank 1 sends its batches to rank 0 (run/relay.py), so node 1 writes nothing and
+    node 0's run folder holds every prediction and thumbnail. Each node's only process has
+    LOCAL_RANK 0; the ranks come from the rendezvous."""
     endpoint = f"127.0.0.1:{_free_port()}"
-    args = [*common(tiny_model), "--output", str(tmp_path), "--batch-size", "3"]
+    args = [*common(tiny_model), "--output", "runs", "--batch-size", "3"]
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    for node in nodes:
+        node.mkdir()
     launches = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
          "--node_rank", str(node), "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", "two-nodes",
          "--rdzv_conf", f"is_host={int(node == 0)}", "--max_restarts", "0",
          "-m", "m3eval", "run", *args],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+        cwd=nodes[node], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
     errs = []
     try:
         for launch in launches:
@@ -94,9 +105,11 @@ def test_two_nodes_equal_one_process(tiny_model, one_process, tmp_path):
             launch.kill()
             launch.wait()
     assert [launch.returncode for launch in launches] == [0, 0], "\n".join(e[-3000:] for e in errs)
-    run_dir = tmp_path / "r"
+    assert list(nodes[1].iterdir()) == []  # the output folder lives only where rank 0 runs
+    run_dir = nodes[0] / "runs" / "r"
     assert _rows(one_process) == _rows(run_dir)
     assert not list((run_dir / "predictions").glob("*.rank*.jsonl"))
+    assert _media(run_dir) == _media(one_process) and _media(run_dir)
     ra = json.loads((one_process / "results.json").read_text())
     rb = json.loads((run_dir / "results.json").read_text())
     assert rb["run"]["config"]["world_size"] == 2
@@ -188,6 +201,38 @@ def test_a_stalled_rank_stops_the_launch_naming_it_and_keeps_what_finished(tiny_
     assert all(reference[key] == p for key, p in kept.items())  # kept as one process makes them
 
 
+def test_a_lost_rank_stops_the_launch_and_the_same_command_resumes(tiny_model, one_process, tmp_path):
+    """kill -9 rank 1 once its first batches have reached rank 0 (each batch paced to 0.2 s, so
+    work is left). torchrun stops the launch; what rank 0 received is kept. The same command
+    again plans from what rank 0 kept, generates only the rest, and ends with every sample
+    once, as one process makes them."""
+    script, run_dir = tmp_path / "paced.py", tmp_path / "r"
+    script.write_text(PACED)
+    command = [*TORCHRUN, str(script), "run", *common(tiny_model), "--model", "paced", "--output", str(tmp_path),
+               "--batch-size", "1"]
+    env = {**ENV, "PACE_0": "0.2", "PACE_1": "0.2", "PYTHONPATH": str(ROOT)}
+    launch = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: list((run_dir / "predictions").glob("*.rank1.jsonl")) or launch.poll() is not None,
+              240, "rank 1's batches did not reach rank 0")
+        ranks = _ranks(launch.pid)
+        assert sorted(ranks) == [0, 1] and launch.poll() is None
+        os.kill(ranks[1], signal.SIGKILL)
+        assert launch.wait(timeout=120) != 0
+    finally:
+        launch.kill()
+        launch.wait()
+    kept = [r for f in (run_dir / "predictions").glob("*.rank1.jsonl") for r in read_jsonl(f)]
+    assert kept  # rank 1's finished batches, in rank 0's folder
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming:" in again.stderr
+    assert _rows(one_process) == _rows(run_dir)
+    ra = json.loads((one_process / "results.json").read_text())
+    rb = json.loads((run_dir / "results.json").read_text())
+    assert {t: e["metrics"] for t, e in ra["tasks"].items()} == {t: e["metrics"] for t, e in rb["tasks"].items()}
+
+
 SLOW_RANK = """
 import sys, threading, time
 from m3eval.run.distributed import init_distributed
@@ -251,15 +296,16 @@ from m3eval.models.registry import register_backend
 
 
 class Paced(HFAdapter):
-    '''The tiny model; rank 1 takes half a second more for every batch. Each batch is logged with its rank.'''
+    '''The tiny model; rank N takes $PACE_N seconds more for every batch. Each batch is logged
+    with its rank (to $BATCH_LOG, if set).'''
 
     def generate_prepared(self, inputs, gen):
         rank = os.environ["RANK"]
-        if rank == "1":
-            time.sleep(0.5)
+        time.sleep(float(os.environ.get(f"PACE_{rank}", "0")))
         out = super().generate_prepared(inputs, gen)
-        with open(os.environ["BATCH_LOG"], "a") as f:
-            f.write(f"{rank} {len(out)}\\n")
+        if "BATCH_LOG" in os.environ:
+            with open(os.environ["BATCH_LOG"], "a") as f:
+                f.write(f"{rank} {len(out)}\\n")
         return out
 
 
@@ -279,7 +325,7 @@ def test_a_slow_rank_takes_fewer_batches(tiny_model, tmp_path):
     launch = subprocess.run([*TORCHRUN, str(script), "run", "--model", "paced", "--model-args",
                              f"pretrained={tiny_model}", "--tasks", "demo_vqa", "--batch-size", "4", "--threads", "1",
                              "--output", str(tmp_path), "--run-name", "r"],
-                            cwd=ROOT, env={**ENV, "BATCH_LOG": str(log), "PYTHONPATH": str(ROOT)},
+                            cwd=ROOT, env={**ENV, "BATCH_LOG": str(log), "PACE_1": "0.5", "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=300)
     assert launch.returncode == 0, launch.stderr[-3000:]
     taken = [line.split() for line in log.read_text().splitlines()]

@@ -39,15 +39,24 @@ class Claims:
             n = self._taken.get(task, 0)
             self._taken[task] = n + 1
             return self.rank + n * self.world_size
-        host, port, prefix = self.store_at
         try:
             if self._store is None or self._pid != os.getpid():
-                import torch.distributed as td
-                self._store = td.PrefixStore(prefix, td.TCPStore(
-                    host, port, is_master=False, timeout=timedelta(seconds=self.timeout_s), wait_for_workers=False))
-                self._pid = os.getpid()
+                self._store, self._pid = open_store(self.store_at, self.timeout_s), os.getpid()
             return int(self._store.add(f"claim/{task}", 1)) - 1
         except RuntimeError as e:  # torch's DistError: the store's host (torchrun's agent) stopped or died
-            raise RunError(f"rank {self.rank}: lost the launch's store at {host}:{port} while taking the next batch "
-                           f"of {task} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
-                           "finished predictions are kept, re-run the same command to resume") from None
+            raise store_lost(self.rank, self.store_at, f"taking the next batch of {task}", e) from None
+
+
+def open_store(store_at: tuple[str, int, str], timeout_s: float) -> Any:
+    """A client connection of this process (and thread) to the launch's store, under its key prefix."""
+    import torch.distributed as td
+    host, port, prefix = store_at
+    return td.PrefixStore(prefix, td.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=timeout_s),
+                                              wait_for_workers=False))
+
+
+def store_lost(rank: int, store_at: tuple[str, int, str], doing: str, e: BaseException) -> RunError:
+    host, port, _ = store_at
+    why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return RunError(f"rank {rank}: lost the launch's store at {host}:{port} while {doing} ({why}); "
+                    "finished predictions are kept, re-run the same command to resume")

@@ -1,6 +1,7 @@
 """Rank/world-size under torchrun or accelerate launch (both set RANK and WORLD_SIZE).
 
-Ranks take batches as they go (claims.py); rank 0 gathers predictions and scores.
+Ranks take batches as they go (claims.py) and send what they finish to rank 0 (relay.py), which
+merges and scores: the ranks share no folder.
 CPU processes talk over gloo, GPUs over nccl.
 
 A stalled rank (stopped with SIGSTOP, hung in a driver) must not hang the launch, but a slow one
@@ -26,10 +27,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from ..errors import RunError, UsageError
 from .claims import Claims
+from .relay import Inbox, Logs, Outbox
 
 STALL_ENV = "M3EVAL_STALL_TIMEOUT"
 DEFAULT_STALL_S = 300.0
@@ -61,6 +64,7 @@ class _Watch:
         self.rank, self.world, self.stall_s = rank, world, stall_s
         self.interval = min(5.0, stall_s / 5)
         self.prefix = f"m3eval/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{next(_launches)}/"
+        self.store_at = (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), self.prefix)  # for claims, relay
         self.store = self._connect()
         self.seq = 0  # collectives so far: every rank meets the same ones in the same order
         self.stop = threading.Event()
@@ -181,12 +185,36 @@ class Dist:
             raise RunError(f"rank {self.rank}: the gather across ranks failed: {_first_line(e)}") from None
         return out
 
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's obj on every rank (what only rank 0 can read: the run folder is its own)."""
+        if self.world_size == 1:
+            return obj
+        import torch.distributed as td
+        if self.watch is not None:
+            self.watch.arrive()
+        box = [obj]
+        try:
+            td.broadcast_object_list(box, src=0)
+        except RuntimeError as e:  # as in gather
+            if self.watch is not None:
+                self.watch.check()
+            raise RunError(f"rank {self.rank}: the broadcast from rank 0 failed: {_first_line(e)}") from None
+        return box[0]
+
     def claims(self) -> Claims:
         """How this rank takes its batches (claims.py): from the launch's store when it has one."""
         if self.watch is None:
             return Claims(self.rank, self.world_size)
-        return Claims(self.rank, self.world_size, (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
-                                                   self.watch.prefix), self.watch.stall_s)
+        return Claims(self.rank, self.world_size, self.watch.store_at, self.watch.stall_s)
+
+    def relay(self, run_dir: Path, tasks: set[str]) -> Logs:
+        """Where this rank's finished batches go (relay.py): sent to rank 0 when the launch has a
+        store, so the ranks need not share the run folder."""
+        if self.watch is None:
+            return Logs(run_dir)
+        if self.is_main:
+            return Inbox(run_dir, self.world_size, self.watch.store_at, self.watch.stall_s, tasks)
+        return Outbox(self.rank, self.watch.store_at, self.watch.stall_s)
 
     def close(self) -> None:
         if self.watch is not None:

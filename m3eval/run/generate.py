@@ -4,11 +4,12 @@ A task's pending samples are batched within its chunks (chunks.py: fixed runs of
 batches, longest prompt first), so a batch holds the same samples for one process, any number of
 ranks and the Ray engine; ranks take batches as they finish (claims.py). The next batches' media are
 decoded (and the model's inputs built, for a backend that splits that step out) ahead of the
-model (prefetch.py), and every finished batch is appended to the rank's own log at once.
+model (prefetch.py), and every finished batch is appended to the rank's own log at once (or,
+on a rank other than 0, sent to rank 0: relay.py).
 A streaming backend (openai, vllm) gets all tasks' samples as one stream and each answer
 is logged as it arrives; its `seconds` is the request's own latency.
-Rank 0 gathers, writes predictions/<task>.jsonl in dataset order and removes
-the logs. A re-run reads every log and regenerates nothing already finished.
+Rank 0 writes predictions/<task>.jsonl in dataset order and removes the logs. A re-run
+reads every log and regenerates nothing already finished.
 """
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ from ..errors import BadMessageError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..predictions import PredictionFile, finished_ids, merge_predictions
 from ..record import SampleFailure
-from ..results import append_jsonl, prediction_files
+from ..results import prediction_files
 from ..tasks.schema import TaskSpec
 from ..types import Message, Prediction
 from .chunks import Chunk, batches_of, cut_chunks
 from .claims import Claims
 from .distributed import Dist
 from .prefetch import Decoded, Prepared, decoded_stream, with_messages
+from .relay import Logs, Write, append_log
 
 
 @dataclass
@@ -85,22 +87,24 @@ class TaskPlan:
     chunks: list[Chunk] = field(default_factory=list)  # the task's chunks with a sample pending (--engine ray)
 
 
-def plan_task(spec: TaskSpec, samples: SampleSet, gen: GenerationConfig, run_dir: Path, dist: Dist,
-              batch_size: int, save_media: bool = True) -> TaskPlan:
-    """Skip what earlier runs finished and batch the rest. Every rank plans every batch and takes
-    them as it goes (claims.py), so every rank must plan every task before any rank generates (a
-    barrier): all see the same finished set, and so the same batches."""
-    done = finished_ids(prediction_files(run_dir, spec.task))  # a model failure (OOM, timeout) is retried
+def finished(run_dir: Path, specs: list[TaskSpec]) -> dict[str, set[str]]:
+    """Each task's samples that earlier runs finished (a model failure, OOM or timeout, is not)."""
+    return {s.task: finished_ids(prediction_files(run_dir, s.task)) for s in specs}
+
+
+def plan_task(spec: TaskSpec, samples: SampleSet, gen: GenerationConfig, log: Path, batch_size: int,
+              done: set[str] | frozenset[str] = frozenset(), media_dir: Path | None = None) -> TaskPlan:
+    """Batch the samples not in `done` (the finished ids of earlier runs). Every rank plans every
+    batch, from the finished set rank 0 read, and takes them as it goes (claims.py)."""
     chunks = cut_chunks(spec.task, samples, batch_size, done)
     batches = [b for c in chunks for b in batches_of(c.samples, batch_size)]
-    return TaskPlan(spec, samples, gen, batches,
-                    run_dir / "predictions" / f"{spec.task}.rank{dist.rank}.jsonl",
+    return TaskPlan(spec, samples, gen, batches, log,
                     VideoRule(frames=spec.video.frames, fps=spec.video.fps, max_frames=spec.video.max_frames),
-                    run_dir / "media" / spec.task if save_media else None, chunks)
+                    media_dir, chunks)
 
 
 def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: Callable[[TaskPlan, GenStats], None],
-                   progress: bool = True, claims: Claims | None = None) -> None:
+                   progress: bool = True, claims: Claims | None = None, logs: Logs | None = None) -> None:
     """Run the batches this rank takes (`claims`: from the launch's shared counter; else every
     batch of every plan) as one stream. Media decoding (and the model's own pre-processing) runs
     ahead of the model, across task boundaries (prefetch.py: a worker process, or threads), and
@@ -109,16 +113,19 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
     each prediction is logged as it completes. A task's log is complete before `on_done` sees
     it, and tasks finish in plan order (so every rank meets the same collectives); leaving the
     `with` (also on a crash) waits for every queued write, so finished predictions are never
-    lost. `model` is None when no plan has a batch left (the model was not loaded): each task
-    is only handed to `on_done`."""
+    lost. `logs`: where finished rows go (relay.py: the rank's log, or rank 0). `model` is None
+    when no plan has a batch left (the model was not loaded): each task is only handed to
+    `on_done`."""
     claims = claims or Claims()
+    write = logs.write if logs is not None else append_log
     # a progress bar's total: this rank's samples, unknown when ranks take batches as they go
     totals = {id(plan): None if claims.shared else sum(map(len, plan.batches)) for plan in plans}
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
             closing(decoded_stream(plans, model, pool, claims)) as decoded:  # closed first: a worker process stops
         if model is not None and model.streams:
             total = None if claims.shared else sum(t or 0 for t in totals.values())
-            _stream_tasks(plans, model, decoded, _Writes(writer), on_done, progress_bar("generate", total, progress))
+            _stream_tasks(plans, model, decoded, _Writes(writer), write, on_done,
+                          progress_bar("generate", total, progress))
             return
         writes = _Writes(writer)
         bar, stats = None, GenStats()  # the current plan's: a plan's items come together, its end item last
@@ -138,7 +145,7 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
                 rows, dt = _run_batch(model, batch, plan.gen)
                 stats.generate_s += dt
                 stats.samples += len(rows)
-                writes.submit(append_jsonl, plan.log, rows)
+                writes.submit(write, plan, rows)
                 bar.update(len(rows))
         finally:  # closed on an error too: its line starts on a line of its own
             if bar is not None:
@@ -179,8 +186,8 @@ class _Appender:
     """One log's rows appended behind the model, coalesced: each write takes every row queued
     by then, so a burst of answers costs one append + fsync, not one per row."""
 
-    def __init__(self, writes: _Writes, path: Path):
-        self.writes, self.path = writes, path
+    def __init__(self, writes: _Writes, write: Write, plan: TaskPlan):
+        self.writes, self.write, self.plan = writes, write, plan
         self.rows: list[dict] = []
         self.lock = threading.Lock()
 
@@ -194,10 +201,10 @@ class _Appender:
         with self.lock:
             rows, self.rows = self.rows, []
         if rows:
-            append_jsonl(self.path, rows)
+            self.write(self.plan, rows)
 
 
-def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[Decoded], writes: _Writes,
+def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[Decoded], writes: _Writes, write: Write,
                   on_done: Callable[[TaskPlan, GenStats], None], bar: tqdm) -> None:
     """Continuous submission: the backend pulls samples as its slots free, across batch and
     task boundaries. A failed request is that sample's error once: no retry round here
@@ -209,7 +216,7 @@ def _stream_tasks(plans: list[TaskPlan], model: ModelAdapter, decoded: Iterator[
     waiting = [0] * len(plans)  # requests sent, not answered (the backend pulls them in its own thread)
     lock = threading.Lock()
     stats = [GenStats() for _ in plans]
-    logs = [_Appender(writes, p.log) for p in plans]
+    logs = [_Appender(writes, write, p) for p in plans]
     first: list[float | None] = [None] * len(plans)
     last = [0.0] * len(plans)
     finished = 0
@@ -300,20 +307,24 @@ def _prediction(p: Prepared, text: str, error: SampleFailure | None, seconds: fl
     return Prediction.for_sample(p.sample, text, error=error, seconds=seconds, media_info=p.info)
 
 
-def consolidate(spec: TaskSpec, ids: list[str], run_dir: Path, dist: Dist) -> PredictionFile | None:
-    """After every rank has finished a task: rank 0 writes predictions/<task>.jsonl (this
-    run's samples, whose `ids` are given in dataset order, then any others an earlier run made,
-    e.g. with a larger --limit) and removes the per-rank logs. Returns this run's predictions on
-    rank 0, read from that file as scoring asks: neither the merge nor the caller holds them all.
-    Only the ids: the samples themselves may be freed before their predictions are read."""
-    dist.barrier()  # all logs are complete and flushed
+def consolidate(spec: TaskSpec, ids: list[str], run_dir: Path, dist: Dist, logs: Logs | None = None
+                ) -> PredictionFile | None:
+    """After every rank has finished a task: rank 0 takes what the other ranks sent (relay.py),
+    writes predictions/<task>.jsonl (this run's samples, whose `ids` are given in dataset order,
+    then any others an earlier run made, e.g. with a larger --limit) and removes the per-rank
+    logs. Returns this run's predictions on rank 0, read from that file as scoring asks: neither
+    the merge nor the caller holds them all. Only the ids: the samples themselves may be freed
+    before their predictions are read."""
+    dist.barrier()  # every rank has sent (or appended and flushed) all its batches of the task
     preds: PredictionFile | None = None
     if dist.is_main:
+        if logs is not None:
+            logs.drain()
         files = prediction_files(run_dir, spec.task)
         missing = merge_predictions(files, ids)
-        if missing:  # e.g. ranks on machines that share no filesystem
+        if missing:
             raise RuntimeError(f"task {spec.task}: {len(missing)} predictions are missing after generation "
-                               f"(e.g. {missing[:3]}); are {run_dir}'s logs on a filesystem every rank shares?")
+                               f"(e.g. {missing[:3]})")
         preds = PredictionFile(files[0], len(ids))
     dist.barrier()  # nobody reads the logs while rank 0 rewrites
     return preds

@@ -31,10 +31,11 @@ from ..types import Prediction
 from . import encode
 from .chunks import Chunk
 from .distributed import Dist, init_distributed
-from .generate import GenStats, TaskPlan, consolidate, generate_tasks, plan_task
+from .generate import GenStats, TaskPlan, consolidate, finished, generate_tasks, plan_task
 from .lock import run_folder_lock
 from .prefetch import worker_process_ok
 from .ray_engine import ChunkJob, RayEngine, RayOptions, TaskLoad, check_address, import_ray
+from .relay import Logs
 from .resume import check_model_revision, check_resume, identity
 
 __all__ = ["RunConfig", "RunError", "evaluate"]
@@ -100,6 +101,7 @@ class _Job:
     data: dict[str, TaskData] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     t_start: float = field(default_factory=time.perf_counter)
+    logs: Logs = field(init=False)  # where this rank's finished batches go (relay.py)
 
     def run(self, specs: list[TaskSpec]) -> tuple[Results | None, list[str]]:
         if self.dist.is_main:
@@ -112,8 +114,18 @@ class _Job:
         ident = check_resume(self.run_dir, identity(self.cfg.model, self.cfg.model_args, self.cfg.seed,
                                                     self.cfg.instructions, self.cfg.max_new_tokens, runnable,
                                                     {t: d.fingerprint for t, d in self.data.items()}))
-        plans = [self.plan(s) for s in runnable if s.type == "generate"]  # encoder tasks: run/encode.py
-        self.dist.barrier()  # every rank planned from the same finished set before any rank appends
+        generated = [s for s in runnable if s.type == "generate"]  # encoder tasks: run/encode.py
+        self.logs = self.dist.relay(self.run_dir, {s.task for s in generated})
+        try:
+            return self.run_tasks(runnable, generated, ident)
+        finally:
+            self.logs.close()
+
+    def run_tasks(self, runnable: list[TaskSpec], generated: list[TaskSpec], ident: RunIdentity
+                  ) -> tuple[Results | None, list[str]]:
+        # every rank plans from rank 0's finished set: the ranks need not share the run folder
+        done = self.dist.broadcast(finished(self.run_dir, generated) if self.dist.is_main else None)
+        plans = [self.plan(s, done[s.task]) for s in generated]
         pending = self.count_pending(plans, [s for s in runnable if s.type != "generate"])
         earlier = read_results(self.run_dir, "move it aside to start the run's results afresh")  # its tasks are kept
         t0 = time.perf_counter()
@@ -148,13 +160,14 @@ class _Job:
 
     # ---- stages ------------------------------------------------------------------------------
 
-    def plan(self, spec: TaskSpec) -> TaskPlan:
-        g, cfg = spec.generation, self.cfg
+    def plan(self, spec: TaskSpec, done: set[str]) -> TaskPlan:
+        g, cfg, task = spec.generation, self.cfg, spec.task
         gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens or g.max_new_tokens, do_sample=g.do_sample,
                                temperature=g.temperature, top_p=g.top_p, num_beams=g.num_beams,
                                stop=list(g.stop), seed=cfg.seed)
-        return plan_task(spec, self.data[spec.task].samples, gen, self.run_dir, self.dist, cfg.batch_size,
-                         cfg.save_media)
+        return plan_task(spec, self.data[task].samples, gen,
+                         self.run_dir / "predictions" / f"{task}.rank{self.dist.rank}.jsonl", cfg.batch_size, done,
+                         self.logs.media_root / task if cfg.save_media else None)
 
     def count_pending(self, plans: list[TaskPlan], encoder_tasks: list[TaskSpec]) -> int:
         """The samples left to predict that this rank may take; rank 0 says what the wait is for."""
@@ -229,7 +242,7 @@ class _Job:
                 all_stats = self.dist.gather((stats.generate_s, stats.samples))
                 ids = plan.samples.ids
                 self.release(plan)  # before the predictions are read: their memory takes the samples'
-                got = consolidate(plan.spec, ids, self.run_dir, self.dist)
+                got = consolidate(plan.spec, ids, self.run_dir, self.dist, self.logs)
                 if self.dist.is_main and all_stats is not None and got is not None:
                     generate_s += max(t for t, _ in all_stats)  # ranks run side by side
                     n_new += sum(n for _, n in all_stats)
@@ -239,7 +252,7 @@ class _Job:
             if isinstance(model, RayEngine):
                 model.generate_tasks(plans, self.chunk_job, self.run_dir, task_done, progress)
             else:
-                generate_tasks(plans, model, task_done, progress, self.dist.claims())
+                generate_tasks(plans, model, task_done, progress, self.dist.claims(), self.logs)
             encoder = None if isinstance(model, RayEngine) else model  # under Ray no encoder task is runnable (fitting)
             for spec in (s for s in runnable if s.type != "generate" and self.dist.is_main):
                 try:
