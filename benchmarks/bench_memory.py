@@ -1,11 +1,13 @@
 """Peak memory of a whole `m3eval run` as the sample count grows (issue 24).
 
     python benchmarks/bench_memory.py [--sizes 2000,10000,20000] [--backend hf|instant] [--image-size 64]
+        [--task vqa|captions]
 
 For each size N, a synthetic image task of N rows (`draw_image` pictures as PNG in a
-datasets.Image column, the demo_vqa schema: question, image, ten answers) is written to a
-local parquet and goes through its own fresh `python -m m3eval run` process, given to it with
-`--dataset-override demo_vqa=PATH`. Prints that process's peak RSS (ru_maxrss from os.wait4 of
+datasets.Image column; --task vqa: the demo_vqa schema, question, image, ten answers, scored by
+VQA accuracy block by block; --task captions: the demo_captions schema, five captions an image,
+scored whole by CIDEr, BLEU-4 and ROUGE-L) is written to a local parquet and goes through its own
+fresh `python -m m3eval run` process, given to it with `--dataset-override demo_<task>=PATH`. Prints that process's peak RSS (ru_maxrss from os.wait4 of
 the child: the child and any processes it waited for) and the slope in KiB per sample between
 the smallest and the largest size. With --backend hf the run decodes media in a forked
 DataLoader worker that the run ends with os._exit, unwaited: its memory (mostly pages shared with
@@ -23,6 +25,8 @@ Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second r
 built lazily (data/sample_set.py):
   instant: 2,000: 396/382 MiB, 10,000: 413/390, 20,000: 427/391: +1.75 / +0.52 KiB per sample
   hf:      2,000: 556/541 MiB, 10,000: 569/547, 20,000: 580/552: +1.35 / +0.64 KiB per sample
+  --task captions, instant (second runs): 418 / 517 / 657 MiB, +13.6 KiB per sample (the corpus metrics'
+  own working set: docs/SCALING.md); before a task was scored whole without its predictions, +15.1.
 Earlier that day, samples held: instant +2.7 / +1.6, hf +2.1 / +1.5 KiB per sample. Before merging
 and scoring were streamed and samples slimmed (2026-12-06, first runs): instant 398/438/466 MiB,
 +3.9; hf 557/641 MiB (2k/20k), +4.8 KiB per sample. Before the JSONL files were written and read a
@@ -64,8 +68,9 @@ def child(argv: list[str]) -> int:
     return cli_main()  # argv from sys.argv, as `m3eval run` gets it: ends with os._exit
 
 
-def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int]) -> dict[int, Path]:
-    """One parquet per size: the first n rows of the same n_max synthetic rows."""
+def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int], task: str) -> dict[int, Path]:
+    """One parquet per size: the first n rows of the same n_max synthetic rows, in the schema of
+    demo_vqa (a question, ten answers) or demo_captions (five captions an image)."""
     import datasets
 
     from m3eval.data.synthetic import draw_image
@@ -73,11 +78,17 @@ def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int]) -> d
 
     datasets.disable_progress_bars()
     answers = ["yes", "no", "red", "two", "3"]
-    ds = datasets.Dataset.from_generator(lambda: (
-        {"question_id": i, "question": f"Question {i}: what is in the picture?",
-         "image": {"bytes": png(draw_image(i, (image_size, image_size))), "path": None},
-         "answers": [answers[(i + k) % len(answers)] for k in range(10)]}
-        for i in range(n_max)), cache_dir=str(folder / "cache"))
+    words = ["a", "dog", "red", "bus", "on", "the", "street", "two", "cats", "sleeping", "near", "window"]
+
+    def row(i: int) -> dict:
+        image = {"bytes": png(draw_image(i, (image_size, image_size))), "path": None}
+        if task == "captions":
+            return {"image_id": i, "image": image, "captions": [
+                " ".join(words[(i * 7 + k * 3 + j) % len(words)] for j in range(8 + k)) for k in range(5)]}
+        return {"question_id": i, "question": f"Question {i}: what is in the picture?", "image": image,
+                "answers": [answers[(i + k) % len(answers)] for k in range(10)]}
+
+    ds = datasets.Dataset.from_generator(lambda: (row(i) for i in range(n_max)), cache_dir=str(folder / "cache"))
     ds = ds.cast_column("image", datasets.Image())
     paths = {}
     for n in sizes:
@@ -93,7 +104,8 @@ def run_one(data: Path, out: Path, a: argparse.Namespace) -> tuple[float, float]
         model = ["--model", "hf", "--model-args", f"pretrained={ensure_tiny_model()}"]
     else:
         model = ["--model", "instant"]
-    argv = ["run", *model, "--tasks", "demo_vqa", "--dataset-override", f"demo_vqa={data}",
+    task = f"demo_{a.task}"
+    argv = ["run", *model, "--tasks", task, "--dataset-override", f"{task}={data}",
             "--output", str(out), "--batch-size", str(a.batch_size), "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.time()
@@ -115,16 +127,19 @@ def main() -> None:
     ap.add_argument("--backend", choices=["hf", "instant"], default="hf")
     ap.add_argument("--image-size", type=int, default=64, help="side of the square synthetic images, pixels")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--task", choices=["vqa", "captions"], default="vqa",
+                    help="vqa: VQA accuracy (per-sample metrics, scored block by block); captions: CIDEr, "
+                         "BLEU-4 and ROUGE-L (corpus metrics, scored whole)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a, rest = ap.parse_known_args()
     if a.child:  # imports nothing before the CLI does, as a user's `m3eval run`
         raise SystemExit(child(rest[1:] if rest[:1] == ["--"] else rest))
     sizes = sorted(int(x) for x in a.sizes.split(","))
-    print(f"task=demo_vqa schema, N synthetic {a.image_size}x{a.image_size} PNG images, backend={a.backend}, "
+    print(f"task=demo_{a.task} schema, N synthetic {a.image_size}x{a.image_size} PNG images, backend={a.backend}, "
           f"batch_size={a.batch_size}, threads=1, each N in its own fresh `m3eval run` process")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        paths = write_data(sizes[-1], a.image_size, Path(tmp), sizes)
+        paths = write_data(sizes[-1], a.image_size, Path(tmp), sizes, a.task)
         print(f"data written in {time.time() - t0:.1f} s")
         print(f"{'N':>7} {'first run: peak RSS MiB':>24} {'wall s':>7} {'second run: peak RSS MiB':>25} {'wall s':>7}")
         cold, warm = {}, {}

@@ -1,10 +1,13 @@
-"""Scoring a task block by block from its predictions file (scoring/stream.py; issue 24) gives what scoring
-the whole list at once gives, to the byte: the results entry (counts, values, intervals, clusters, the
-per-instruction / per-language / per-category breakdowns, the video block, the references' fingerprint)
-and the samples/ records. And the merge of a task's logs (predictions.py) writes what reading every
-line into memory and writing it back wrote."""
+"""Scoring a task from its predictions file without holding its predictions (scoring/stream.py; issue
+24), block by block (independent metrics) or whole with only what its metrics read (corpus and
+grouping metrics), gives what scoring the list of predictions at once gives, to the byte: the results
+entry (counts, values, intervals, clusters, the per-instruction / per-language / per-category
+breakdowns, the video block, the references' fingerprint) and the samples/ records. The list path is
+kept here as the oracle (`_listed`: scoring/run.py before issue 24). And the merge of a task's logs
+(predictions.py) writes what reading every line into memory and writing it back wrote."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -14,8 +17,11 @@ import pytest
 from m3eval.predictions import PredictionFile, merge_predictions, read_predictions
 from m3eval.record import SampleFailure
 from m3eval.results import atomic_write_jsonl
+from m3eval.metrics import base
 from m3eval.scoring import stream
 from m3eval.scoring.run import references_sha256, score_one
+from m3eval.scoring.stream import Columns
+from m3eval.scoring.task import score_task
 from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
 from m3eval.types import Prediction
 
@@ -51,8 +57,28 @@ def _preds(n: int, seed: int = 0, video: bool = False) -> list[Prediction]:
     return out
 
 
-def _scored(spec, preds, folder, stream_it):
-    entry = score_one(spec, preds, folder, seed=3, stream=stream_it)
+def _listed(source, resolved, filters, lang, seed, primary, cluster_field, write):
+    """The oracle: every prediction in a list, scored at once by score_task, each part again."""
+    listed = list(source)
+    metrics = [{"name": name, "args": args} for name, _, args in resolved]
+    summary, records = score_task(listed, metrics, filters, lang, seed=seed, primary_metric=primary,
+                                  cluster_field=cluster_field)
+    write(iter(records))
+    columns = Columns()
+    for p, r in zip(listed, records):
+        columns.add(p, r)
+
+    def score_rows(rows, metrics, primary, with_ci):
+        return score_task([listed[i] for i in rows], metrics, filters, lang, seed, primary, with_ci, cluster_field)[0]
+    return summary, columns, score_rows
+
+
+def _scored(spec, preds, folder, how, monkeypatch):
+    """how: "blocks", "whole" (scoring/stream.py) or "list" (the oracle)."""
+    with monkeypatch.context() as m:
+        if how == "list":
+            m.setattr("m3eval.scoring.run.score_task_whole", _listed)
+        entry = score_one(spec, preds, folder, seed=3, stream=how == "blocks")
     return entry.dump(), (folder / "samples" / "t.jsonl").read_bytes()
 
 
@@ -62,8 +88,8 @@ def test_blocks_give_the_whole_lists_entry_and_records(tmp_path, monkeypatch, bl
     spec = _spec(tmp_path, cluster="img", category="kind", video="clip")
     preds = _preds(300, video=True)
     assert {p.lang for p in preds} == {"en", "zh", "de"} and any(p.error for p in preds)
-    whole = _scored(spec, preds, tmp_path / "whole", False)
-    blocks = _scored(spec, preds, tmp_path / "blocks", True)
+    whole = _scored(spec, preds, tmp_path / "whole", "list", monkeypatch)
+    blocks = _scored(spec, preds, tmp_path / "blocks", "blocks", monkeypatch)
     assert whole == blocks
     entry = whole[0]
     # the parts exist, so their equality above means something
@@ -79,8 +105,54 @@ def test_a_predictions_file_is_read_as_the_list_is(tmp_path, monkeypatch):
     path = tmp_path / "p.jsonl"
     extra = Prediction(id="zz-earlier", prediction="red", prompt="?", references=["red"])
     atomic_write_jsonl(path, [p.to_json() for p in preds] + [extra.to_json()])  # a line past n is not read
-    from_file = _scored(spec, PredictionFile(path, len(preds)), tmp_path / "file", True)
-    assert from_file == _scored(spec, preds, tmp_path / "list", False)
+    from_file = _scored(spec, PredictionFile(path, len(preds)), tmp_path / "file", "blocks", monkeypatch)
+    assert from_file == _scored(spec, preds, tmp_path / "list", "list", monkeypatch)
+    spec = _spec(tmp_path, metrics=("coco_cider", "exact_match"))
+    from_file = _scored(spec, PredictionFile(path, len(preds)), tmp_path / "file-whole", "whole", monkeypatch)
+    assert from_file == _scored(spec, preds, tmp_path / "list-whole", "list", monkeypatch)
+
+
+@pytest.mark.parametrize("metrics", [
+    ("coco_cider", "coco_bleu_4", "coco_rouge_l"),
+    ("bleu", "chrf", "exact_match"),
+    ("pope_f1", "pope_accuracy", "pope_yes_ratio"),
+])
+def test_a_task_scored_whole_gives_the_whole_lists_entry_and_records(tmp_path, monkeypatch, metrics):
+    """Corpus and grouping metrics: each sample's input held with only what the metrics read, the
+    records written in a second read. POPE reads yes/no labels: its references are made so."""
+    spec = _spec(tmp_path, metrics=metrics, cluster="img", category="kind")
+    preds = _preds(240, seed=4)
+    if metrics[0].startswith("pope"):
+        preds = [dataclasses.replace(p, references=["yes" if i % 2 else "no"]) for i, p in enumerate(preds)]
+    listed = _scored(spec, preds, tmp_path / "list", "list", monkeypatch)
+    whole = _scored(spec, preds, tmp_path / "whole", "whole", monkeypatch)
+    assert whole == listed
+    entry = whole[0]
+    assert {"instructions", "languages", "categories"} <= set(entry) and entry["n_errors"] > 0
+    assert any(m["ci"] for m in entry["metrics"].values())
+
+
+def test_a_task_scored_whole_keeps_the_prompt_only_for_a_metric_that_reads_it(tmp_path, monkeypatch):
+    seen: dict[str, set] = {}
+
+    def looker(name):
+        def compute(items):
+            seen.setdefault(name, set()).update((it.prompt, str(it.media_info)) for it in items)
+            return base.MetricResult(0.0, None)
+        return compute
+    monkeypatch.setitem(base._REGISTRY._items, "answers_only",
+                        base.Metric("answers_only", looker("answers_only"), kind="corpus", resamples=0,
+                                    reads=base.READS_ANSWERS))
+    monkeypatch.setitem(base._REGISTRY._items, "plugin", base.Metric("plugin", looker("plugin"), kind="corpus",
+                                                                     resamples=0))
+    preds = [dataclasses.replace(p, media_info={"image_size": [4, 4]}) for p in _preds(12)]
+    score_one(_spec(tmp_path, metrics=("answers_only",)), preds, None, seed=0)
+    assert seen["answers_only"] == {("", "None")}
+    seen.clear()
+    score_one(_spec(tmp_path, metrics=("answers_only", "plugin")), preds, None, seed=0)  # one reads: all keep
+    assert seen["answers_only"] == seen["plugin"] == {(p.prompt, "{'image_size': [4, 4]}") for p in preds}
+    with pytest.raises(ValueError, match="reads"):
+        base.Metric("typo", looker("typo"), reads=frozenset({"promt"}))
 
 
 def test_the_default_streams_only_independent_metrics(tmp_path, monkeypatch):
@@ -110,8 +182,6 @@ def test_the_references_fingerprint_is_the_one_recorded_before(tmp_path):
 
 
 def test_a_metric_that_breaks_its_contract_is_an_error_not_a_number(tmp_path, monkeypatch):
-    from m3eval.metrics import base
-
     def half(items):
         return base.MetricResult(0.5, None)
     monkeypatch.setitem(base._REGISTRY._items, "liar", base.Metric("liar", half, independent=True))

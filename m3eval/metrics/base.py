@@ -42,6 +42,10 @@ class MetricInput:
     category: str | None = None  # doc.category's value (MME's subtask)
 
 
+OPTIONAL_INPUTS = frozenset({"prompt", "media_info"})  # what a task scored whole drops unless a metric reads it
+READS_ANSWERS = frozenset[str]()  # Metric.reads of a metric that reads only the answers, references and keys
+
+
 def record_input(r: SampleRecord) -> MetricInput:
     """A scored sample's metric input rebuilt from its record (samples/<task>.jsonl), to re-score a
     corpus metric on resampled corpora (group intervals, `compare`) as the task scored it."""
@@ -80,8 +84,15 @@ class Metric:
     # an unbounded metric (CIDEr-D): the value / scale at which its normalized score reaches 1, as the
     # board clips it (dashboard/leaderboard.yaml `normalization`); a mixed group averages min(value/scale/clip_max, 1)
     clip_max: float | None = None
+    # the MetricInput fields it reads beyond the answer, references, choices, lang, id, cluster and category:
+    # a task scored whole keeps only these of every sample (scoring/stream.py). A metric that does not say
+    # gets them all: a judge shows the prompt, grounding reads media_info's image size.
+    reads: frozenset[str] = frozenset({"prompt", "media_info"})
 
     def __post_init__(self) -> None:
+        if not self.reads <= OPTIONAL_INPUTS:
+            raise ValueError(f"metric {self.name!r}: reads {sorted(self.reads)}, expected some of "
+                             f"{sorted(OPTIONAL_INPUTS)}")
         if self.independent and self.kind != "mean":
             raise ValueError(f"metric {self.name!r}: independent=True needs kind 'mean' (value == mean of "
                              f"per_sample), got kind {self.kind!r}")
@@ -128,7 +139,8 @@ def hf_metric(name: str) -> Metric:
             raise RuntimeError(f"metric {name!r}: result has keys {sorted(out)}; pick one with args.key")
         return MetricResult(float(out[k]) / scale, None, f"hf-evaluate:{metric}")
 
-    return Metric(name, compute, kind="corpus", resamples=0, description=f"HF evaluate metric {metric!r} (optional)",
+    return Metric(name, compute, kind="corpus", resamples=0, reads=READS_ANSWERS,
+                  description=f"HF evaluate metric {metric!r} (optional)",
                   source=f"huggingface/evaluate metric {metric!r}", bounds="as the metric defines")
 
 

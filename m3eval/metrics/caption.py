@@ -25,9 +25,11 @@ import shutil
 import subprocess
 import tempfile
 import unicodedata
+from array import array
 from functools import lru_cache
 from importlib.metadata import version as _version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pycocoevalcap
@@ -35,7 +37,7 @@ from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.cider.cider_scorer import precook
 
-from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricInput, MetricResult, check_corpus, register_metric
 from m3eval.metrics.text import CharTokenizer, base_lang
 
 _PKG = Path(list(pycocoevalcap.__path__)[0])
@@ -99,7 +101,7 @@ def segment_text(text: str, segment: str) -> str:
     raise ValueError(f"segment must be 'char' or 'jieba', got {segment!r}")
 
 
-@lru_cache(maxsize=4)  # the four coco metrics of one task tokenize the same corpus once
+@lru_cache(maxsize=1)  # the coco metrics of one task (or of one part of it) tokenize the same corpus once
 def _tokenized(hyps: tuple, refs: tuple, langs: tuple, segment: str) -> tuple[list[str], list[list[str]]]:
     ptb_texts = [t for h, rs, lg in zip(hyps, refs, langs) if base_lang(lg) not in _SEGMENTED_LANGS for t in (h, *rs)]
     ptb_iter = iter(ptb_tokenize(ptb_texts))
@@ -203,16 +205,19 @@ class _CiderResampler:
 
     def __init__(self, hyps: list[str], refs: list[list[str]], n: int = 4, sigma: float = 6.0):
         vocab: dict[tuple, int] = {}
-        owner: list[int] = []  # the sample of each reference j
-        hs, hg, ht, ho, rj, rg, rt, ro, mj, mg, mw, mo, ds, dg, pen = ([] for _ in range(15))
+        # typed arrays, not lists: an entry is 4 or 8 bytes, not a pointer to an int object (a corpus
+        # has hundreds of n-grams a sample); a key is (sample or reference) * n + the n-gram's order
+        owner = array("i")  # the sample of each reference j
+        hk, rk, mk = array("q"), array("q"), array("q")
+        hg, ht, rg, rt, mg, mw, ds, dg = (array("i") for _ in range(8))
+        pen = array("d")
         for i, (h, rs) in enumerate(zip(hyps, refs)):
             hc = precook(h, n)
             hlen = sum(c for g, c in hc.items() if len(g) == 2)
             for g, c in hc.items():
-                hs.append(i)
+                hk.append(i * n + len(g) - 1)
                 hg.append(vocab.setdefault(g, len(vocab)))
                 ht.append(c)
-                ho.append(len(g) - 1)
             seen: set[int] = set()
             for r in rs:
                 j = len(owner)
@@ -222,24 +227,27 @@ class _CiderResampler:
                 pen.append(np.e ** (-(float(hlen - rlen) ** 2) / (2 * sigma ** 2)))
                 for g, c in rc.items():
                     gid = vocab.setdefault(g, len(vocab))
-                    rj.append(j)
+                    rk.append(j * n + len(g) - 1)
                     rg.append(gid)
                     rt.append(c)
-                    ro.append(len(g) - 1)
                     if gid not in seen:
                         seen.add(gid)
                         ds.append(i)
                         dg.append(gid)
                     if g in hc:
-                        mj.append(j)
+                        mk.append(j * n + len(g) - 1)
                         mg.append(gid)
                         mw.append(min(hc[g], c) * c)
-                        mo.append(len(g) - 1)
-        a = lambda x, t=np.int64: np.asarray(x, dtype=t)  # noqa: E731
         self.n, self.S, self.J, self.G = n, len(hyps), len(owner), len(vocab)
-        self.h_key, self.h_g, self.h_tf2 = a(hs) * n + a(ho), a(hg), a(ht, np.float64) ** 2
-        self.r_key, self.r_g, self.r_tf2 = a(rj) * n + a(ro), a(rg), a(rt, np.float64) ** 2
-        self.m_key, self.m_g, self.m_w = a(mj) * n + a(mo), a(mg), a(mw, np.float64)
+        del vocab
+
+        def a(x: array, t: Any = None) -> np.ndarray:
+            return np.frombuffer(x, dtype={"q": np.int64, "i": np.intc, "d": np.float64}[x.typecode]).astype(
+                t or np.intp, copy=t is not None)
+
+        self.h_key, self.h_g, self.h_tf2 = a(hk), a(hg), a(ht, np.float64) ** 2
+        self.r_key, self.r_g, self.r_tf2 = a(rk), a(rg), a(rt, np.float64) ** 2
+        self.m_key, self.m_g, self.m_w = a(mk), a(mg), a(mw, np.float64)
         self.d_s, self.d_g, self.owner, self.pen = a(ds), a(dg), a(owner), a(pen, np.float64)
         self.nrefs = np.bincount(self.owner, minlength=self.S).astype(np.float64)
 
@@ -292,15 +300,18 @@ COCO_SOURCE = (f"pycocoevalcap {_version('pycocoevalcap')} "
                "(PyPI; salaniz/pycocoevalcap, the MS-COCO caption evaluation) ")
 
 register_metric(Metric("coco_bleu", coco_bleu_items, kind="corpus", resamples=1000,
-                       description="pycocoevalcap BLEU-n (arg n, default 4), corpus",
+                       reads=READS_ANSWERS, description="pycocoevalcap BLEU-n (arg n, default 4), corpus",
                        source=COCO_SOURCE + "bleu/bleu_scorer.py"))
 for _n in (1, 2, 3, 4):
     register_metric(Metric(f"coco_bleu_{_n}", (lambda n: lambda items, segment="char": coco_bleu_items(
         items, n=n, segment=segment))(_n), kind="corpus", resamples=1000,
+        reads=READS_ANSWERS,
         description=f"pycocoevalcap BLEU-{_n}, corpus", source=COCO_SOURCE + "bleu/bleu_scorer.py"))
-register_metric(Metric("coco_rouge_l", coco_rouge_l_items, description="pycocoevalcap ROUGE_L (mean over images)",
+register_metric(Metric("coco_rouge_l", coco_rouge_l_items, reads=READS_ANSWERS,
+                       description="pycocoevalcap ROUGE_L (mean over images)",
                        source=COCO_SOURCE + "rouge/rouge.py"))
 register_metric(Metric("coco_cider", coco_cider_items, kind="corpus", resamples=200,
+                       reads=READS_ANSWERS,
                        description="pycocoevalcap CIDEr(-D), whole corpus (IDF over all references)",
                        bounds="0-10 (CIDEr-D x10, not a 0-1 score; typically 0-1.5)", clip_max=2.0,
                        source=COCO_SOURCE + "cider/cider_scorer.py"))

@@ -11,7 +11,7 @@ from typing import IO
 
 import numpy as np
 
-from m3eval.metrics.base import Metric, MetricInput, MetricResult, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricInput, MetricResult, register_metric
 from m3eval.metrics.caption import COCO_SOURCE, JAVA_UTF8, METEOR_DIR, java_binary, tokenize_items
 
 # ---- METEOR 1.5 (pycocoevalcap meteor.py protocol), one JVM per Python process ----
@@ -124,5 +124,5 @@ def coco_meteor_items(items: list[MetricInput], segment: str = "char") -> Metric
 
 
 register_metric(Metric("coco_meteor", coco_meteor_items, kind="corpus", resamples=1000,
-                       description="pycocoevalcap METEOR 1.5 (Java), corpus",
+                       reads=READS_ANSWERS, description="pycocoevalcap METEOR 1.5 (Java), corpus",
                        source=COCO_SOURCE + "meteor/meteor.py (METEOR 1.5 jar)"))

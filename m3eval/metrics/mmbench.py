@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from m3eval.errors import SampleScoreError
-from m3eval.metrics.base import Metric, MetricInput, MetricResult, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricInput, MetricResult, register_metric
 from m3eval.metrics.choice import letter
 
 MMBENCH_SOURCE = ("open-compass/VLMEvalKit vlmeval/utils/matching_util.py (can_infer) and "
@@ -224,11 +224,13 @@ def first_pass_accuracy_items(items: list[MetricInput]) -> MetricResult:
 
 register_metric(Metric(
     "circular_accuracy", circular_accuracy_items, kind="corpus",
+    reads=READS_ANSWERS,
     description="MMBench CircularEval: questions (doc.cluster = the question) right in every circular shift / "
                 "questions; incomplete questions excluded (details); args category_groups",
     source=MMBENCH_SOURCE))
 register_metric(Metric(
     "first_pass_accuracy", first_pass_accuracy_items, kind="corpus",
+    reads=READS_ANSWERS,
     description="accuracy on each question's original pass (the sample whose id is its cluster key; MMBench's "
                 "vanilla circ0)",
     source="open-compass/VLMEvalKit vlmeval/dataset/image_mcq.py evaluate_heuristic (PRINT_VANILLA) @ "

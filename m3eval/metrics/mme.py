@@ -25,7 +25,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from m3eval.errors import SampleScoreError
-from m3eval.metrics.base import Metric, MetricInput, MetricResult, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricInput, MetricResult, register_metric
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork",
               "OCR")
@@ -224,5 +224,6 @@ for _name, _fn, _scale, _desc in (  # scale: the full score of the whole benchma
 ):
     register_metric(Metric(_name, _fn, kind="corpus", scale=_scale,
                            bounds=f"0-{_scale}" + (" (200 per subtask present)" if _name == "mme_score" else ""),
+                           reads=READS_ANSWERS,
                            description=f"{_desc}; {_PARSE}; needs doc.category (subtask) and doc.cluster (image)",
                            source=MME_SOURCE))

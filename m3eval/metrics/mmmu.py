@@ -24,7 +24,7 @@ import random
 import re
 from typing import Any
 
-from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricInput, MetricResult, mean, register_metric
 
 # (the number patterns of extract_numbers, in its order: with thousands commas, scientific, plain)
 _NUMBER_PATTERNS = (re.compile(r"-?\b\d{1,3}(?:,\d{3})+\b"), re.compile(r"-?\d+(?:\.\d+)?[eE][+-]?\d+"),
@@ -182,6 +182,7 @@ def mmmu_accuracy_items(items: list[MetricInput], unparsed: str = "random", seed
 
 register_metric(Metric(
     "mmmu_accuracy", mmmu_accuracy_items,
+    reads=READS_ANSWERS,
     description="MMMU accuracy: the official parser (multiple-choice letter or option text; open answers by "
                 "number or text) and eval_multi_choice / eval_open; an unparsable multiple-choice reply gets a "
                 "seeded random option (args.unparsed: random | wrong), counted in details.n_random_picks",

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from m3eval.errors import SampleScoreError
-from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricInput, MetricResult, mean, register_metric
 
 POPE_SOURCE = "RUCAIBox/POPE evaluate.py @ 3df3ba1b110ecce25696989577fad583b67d4239"
 _NO_WORDS = frozenset({"No", "not", "no"})
@@ -135,14 +135,17 @@ def _pope_yes_ratio(items: list[MetricInput]) -> MetricResult:
 
 _READ = "answers read as POPE's evaluate.py does (first sentence; 'No'/'not'/'no' among its words -> no, else yes)"
 register_metric(Metric("pope_accuracy", _pope_accuracy, source=POPE_SOURCE,
-                       description=f"POPE accuracy: answer == label; {_READ}"))
+                       reads=READS_ANSWERS, description=f"POPE accuracy: answer == label; {_READ}"))
 register_metric(Metric("pope_precision", _corpus("precision"), kind="corpus", source=POPE_SOURCE,
+                       reads=READS_ANSWERS,
                        description="POPE precision of 'yes': TP / (TP + FP); 0 when nothing is read as yes"))
 register_metric(Metric("pope_recall", _corpus("recall"), kind="corpus", source=POPE_SOURCE,
-                       description="POPE recall of 'yes': TP / (TP + FN); 0 when no label is yes"))
+                       reads=READS_ANSWERS, description="POPE recall of 'yes': TP / (TP + FN); 0 when no label is yes"))
 register_metric(Metric("pope_f1", _corpus("f1"), kind="corpus", source=POPE_SOURCE,
+                       reads=READS_ANSWERS,
                        description="POPE F1 of 'yes' (the paper's major metric): 2PR / (P + R); 0 when P + R = 0"))
 # a diagnostic, not a score: 0.5 is unbiased on POPE's balanced sets, above it the yes-bias POPE exposes
 register_metric(Metric("pope_yes_ratio", _pope_yes_ratio, higher_is_better=False, source=POPE_SOURCE,
+                       reads=READS_ANSWERS,
                        description="POPE yes ratio: share of answers read as yes (diagnostic; 0.5 = unbiased on "
                                    "POPE's balanced sets, higher = yes-bias)"))

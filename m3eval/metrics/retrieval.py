@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from m3eval.errors import SampleScoreError
-from m3eval.metrics.base import Metric, MetricResult, mean, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricResult, mean, register_metric
 
 CHUNK_BYTES = 256 * 2**20  # similarity block per chunk: 256 MB
 
@@ -204,6 +204,7 @@ for _k in (1, 5, 10):
     register_metric(Metric(f"i2t_r{_k}", (lambda k: lambda items: _i2t_items(items, k))(_k), independent=True,
                            description=f"image->text recall@{_k} (a caption of the image in the top {_k})"))
     register_metric(Metric(f"t2i_r{_k}", (lambda k: lambda items: _t2i_items(items, k))(_k), kind="corpus",
+                           reads=READS_ANSWERS,
                            description=f"text->image recall@{_k} over captions; CI resamples images"))
 register_metric(Metric("mean_recall", _mean_recall_items, kind="corpus",
-                       description="mean of i2t and t2i R@1/5/10"))
+                       reads=READS_ANSWERS, description="mean of i2t and t2i R@1/5/10"))

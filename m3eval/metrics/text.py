@@ -22,7 +22,7 @@ import numpy as np
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.metrics.base import Metric as SacreMetric
 
-from m3eval.metrics.base import Metric, MetricInput, MetricResult, check_corpus, mean, register_metric
+from m3eval.metrics.base import READS_ANSWERS, Metric, MetricInput, MetricResult, check_corpus, mean, register_metric
 
 _CHAR_LANGS = {"zh", "ja", "th", "lo", "km", "my"}
 
@@ -178,10 +178,11 @@ register_metric(Metric("rouge_l", _rouge_items, independent=True,
                               "RougeScorer(['rougeL'])"))
 # BLEU/chrF re-scoring is a sum over statistics: 1,000 resamples cost well under a second.
 register_metric(Metric("bleu", bleu_items, kind="corpus", scale=100, resamples=1000,
+                       reads=READS_ANSWERS,
                        description="sacrebleu corpus BLEU (tokenize zh for Chinese, char for Japanese, else 13a)",
                        source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) "
                               "BLEU.corpus_score; signature stored in results"))
 register_metric(Metric("chrf", chrf_items, kind="corpus", scale=100, resamples=1000,
-                       description="sacrebleu corpus chrF2",
+                       reads=READS_ANSWERS, description="sacrebleu corpus chrF2",
                        source=f"sacrebleu {_version('sacrebleu')} (PyPI; mjpost/sacrebleu) "
                               "CHRF.corpus_score; signature stored in results"))

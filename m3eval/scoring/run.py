@@ -20,8 +20,8 @@ from ..types import Prediction
 from . import judge
 from .groups import group_errors, group_scores
 from .invocations import run_invocations
-from .stream import EMPTY, GENERATE_ERROR, Columns, score_task_blocks, streams
-from .task import group_rows, resolve_metrics, score_task
+from .stream import EMPTY, GENERATE_ERROR, Columns, ScoreRows, score_task_blocks, score_task_whole, streams
+from .task import group_rows, resolve_metrics
 
 # a task's bad data or definition met while scoring: that task fails, not the run
 SCORING_ERRORS = (ValueError, TypeError, KeyError, RuntimeError)
@@ -38,33 +38,14 @@ def score_one(spec: TaskSpec, preds: Sequence[Prediction] | PredictionFile, run_
         return _score_one(spec, preds, run_dir, seed, n_excluded, stream)
 
 
-ScoreRows = Callable[[list[int], list[StepSpec], "str | None", bool], dict]  # a part's aggregate
-
-
 def _score_one(spec: TaskSpec, preds: Sequence[Prediction] | PredictionFile, run_dir: Path | None, seed: int,
                n_excluded: int | None, stream: bool | None) -> TaskResult:
     source = preds if isinstance(preds, PredictionFile) else PredictionList(preds)
     write = _records_writer(spec, run_dir)
     resolved = resolve_metrics(spec.metrics, spec.primary)
-    if stream if stream is not None else streams(resolved):
-        summary, columns = score_task_blocks(source, resolved, spec.filters, spec.language, seed, spec.primary,
-                                             spec.doc.cluster, write)
-
-        def score_rows(rows: list[int], metrics: list[StepSpec], primary: str | None, with_ci: bool) -> dict:
-            return columns.summary(resolve_metrics(metrics, primary), rows, seed, primary, with_ci,
-                                   spec.doc.cluster)
-    else:
-        listed = list(source)
-        summary, records = score_task(listed, spec.metrics, spec.filters, spec.language, seed=seed,
-                                      primary_metric=spec.primary, cluster_field=spec.doc.cluster)
-        write(iter(records))
-        columns = Columns()
-        for p, r in zip(listed, records):
-            columns.add(p, r)
-
-        def score_rows(rows: list[int], metrics: list[StepSpec], primary: str | None, with_ci: bool) -> dict:
-            return score_task([listed[i] for i in rows], metrics, spec.filters, spec.language, seed, primary,
-                              with_ci, spec.doc.cluster)[0]
+    score = score_task_blocks if (stream if stream is not None else streams(resolved)) else score_task_whole
+    summary, columns, score_rows = score(source, resolved, spec.filters, spec.language, seed, spec.primary,
+                                         spec.doc.cluster, write)
     entry: dict[str, Any] = {
         "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,

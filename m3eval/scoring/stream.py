@@ -1,19 +1,27 @@
-"""Scoring a task block by block, read once from its predictions file (issue 24: memory flat in the
-number of samples). Only for a task whose metrics are all `independent` (metrics/base.py): a sample's
-score is its own and the value is the exact mean of the scores, so the blocks' scores concatenated
-are the whole task's. What stays for every sample is what the aggregates need (`Columns`: an id, a
-cluster key, its groups, a few flags and 8 bytes per metric); each block's records go to disk.
-Every figure equals what score_task gives on the whole list (tests/test_stream_scoring.py)."""
+"""Scoring a task from its predictions file without holding its predictions (issue 24: memory flat
+in the number of samples). What stays for every sample is what the aggregates need (`Columns`: an
+id, a cluster key, its groups, a few flags and 8 bytes per metric); the records go to disk as
+they are made. Every figure equals what score_task gives on the whole list
+(tests/test_stream_scoring.py).
+
+- A task whose metrics are all `independent` (metrics/base.py: a sample's score is its own and
+  the value is the exact mean of the scores) is scored block by block, read once: the blocks'
+  scores concatenated are the whole task's (`score_task_blocks`).
+- A task with a corpus metric (BLEU, CIDEr) or one that groups samples (MMBench, MME, POPE's F1)
+  needs every sample at once (`score_task_whole`). It holds each sample's metric input with only
+  the strings its metrics read (the answer, the references, the keys; the prompt and media_info
+  only for a metric that declares them in `Metric.reads`), and writes the records in a second
+  read of the file."""
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
-from ..metrics.base import MetricInput, MetricResult, mean
+from ..metrics.base import OPTIONAL_INPUTS, MetricInput, MetricResult, mean
 from ..predictions import PredictionSource
 from ..types import Prediction
-from .task import Resolved, cluster_source, compute, fill_scores, sample_input, summarize
+from .task import Resolved, cluster_source, compute, fill_scores, resolve_metrics, sample_input, summarize
 
 BLOCK = 1024  # samples scored at once: bounds what a block holds, large enough that the per-call cost is nothing
 
@@ -59,12 +67,14 @@ class Columns:
         return sum(1 for i in (range(len(self.flags)) if rows is None else rows) if self.flags[i] & bit)
 
     def summary(self, resolved: Resolved, rows: list[int], seed: int, primary_metric: str | None, with_ci: bool,
-                cluster_field: str | None) -> dict:
-        """score_task's aggregate of the samples `rows`, from their kept scores."""
-        results = {}
-        for name, _, _ in resolved:
-            scores = [self.scores[name][i] for i in rows]
-            results[name] = MetricResult(mean(scores), scores)
+                cluster_field: str | None, results: dict[str, MetricResult] | None = None) -> dict:
+        """score_task's aggregate of the samples `rows`: from the metrics' `results` on them, else from
+        their kept scores (independent metrics)."""
+        if results is None:
+            results = {}
+            for name, _, _ in resolved:
+                scores = [self.scores[name][i] for i in rows]
+                results[name] = MetricResult(mean(scores), scores)
         source = cluster_source(bool(self.count(DECLARED, rows)), bool(self.count(VARIANT, rows)), cluster_field)
         return summarize(resolved, results, len(rows), self.count(ERROR, rows), self.count(NOT_EXTRACTED, rows),
                          [self.clusters[i] for i in rows], source, seed, primary_metric, with_ci)
@@ -101,16 +111,67 @@ def _score_block(block: list[tuple[Prediction, MetricInput, dict[str, Any]]], fi
     return records
 
 
+ScoreRows = Callable[[list[int], list[Any], "str | None", bool], dict]  # a part of a task's aggregate
+
+
 def score_task_blocks(source: PredictionSource, resolved: Resolved, filters: list[Any] | None, lang: str,
                       seed: int, primary_metric: str | None, cluster_field: str | None,
-                      write: Callable[[Iterator[dict[str, Any]]], None]) -> tuple[dict, Columns]:
+                      write: Callable[[Iterator[dict[str, Any]]], None]) -> tuple[dict, Columns, ScoreRows]:
     """score_task, block by block: `write(records)` takes the records as they come (a generator, read once).
-    Returns the task's aggregate and the columns its breakdowns are computed from."""
+    Returns the task's aggregate, the columns, and how to score a part of the task (rows, metric specs,
+    primary metric, with intervals or not) for the breakdowns: from the kept scores."""
     if not len(source):
         raise ValueError("score_task: no predictions to score")
     columns = Columns()
     write(score_blocks(source, resolved, filters, lang, columns))
     if len(columns.ids) != len(source):
         raise RuntimeError(f"scored {len(columns.ids)} of {len(source)} predictions")
-    return columns.summary(resolved, list(range(len(columns.ids))), seed, primary_metric, True, cluster_field), \
-        columns
+
+    def score_rows(rows: list[int], metrics: list[Any], primary: str | None, with_ci: bool) -> dict:
+        return columns.summary(resolve_metrics(metrics, primary), rows, seed, primary, with_ci, cluster_field)
+
+    rows = list(range(len(columns.ids)))
+    return columns.summary(resolved, rows, seed, primary_metric, True, cluster_field), columns, score_rows
+
+
+def score_task_whole(source: PredictionSource, resolved: Resolved, filters: list[Any] | None, lang: str,
+                     seed: int, primary_metric: str | None, cluster_field: str | None,
+                     write: Callable[[Iterator[dict[str, Any]]], None]) -> tuple[dict, Columns, ScoreRows]:
+    """score_task for metrics that need every sample at once, holding only what they read (module
+    docstring). Returns what score_task_blocks returns; a part is scored again from the held inputs."""
+    if not len(source):
+        raise ValueError("score_task: no predictions to score")
+    unread = OPTIONAL_INPUTS.difference(*(metric.reads for _, metric, _ in resolved))
+    blank: dict[str, Any] = {k: v for k, v in (("prompt", ""), ("media_info", None)) if k in unread}
+    columns, items = Columns(), []
+    for p in source:
+        item, record = sample_input(p, filters, lang)
+        columns.add(p, record)
+        items.append(replace(item, **blank) if blank else item)
+    results = {name: compute(name, metric, args, items) for name, metric, args in resolved}
+    write(_records(source, filters, lang, results))
+
+    def score_rows(rows: list[int], metrics: list[Any], primary: str | None, with_ci: bool) -> dict:
+        part = resolve_metrics(metrics, primary)
+        sub = [items[i] for i in rows]
+        return columns.summary(part, rows, seed, primary, with_ci, cluster_field,
+                               {name: compute(name, metric, args, sub) for name, metric, args in part})
+
+    rows = list(range(len(items)))
+    return columns.summary(resolved, rows, seed, primary_metric, True, cluster_field, results), columns, score_rows
+
+
+def _records(source: PredictionSource, filters: list[Any] | None, lang: str, results: dict[str, MetricResult]
+             ) -> Iterator[dict[str, Any]]:
+    """Each sample's record, made again from the source (the filters are deterministic) and given its scores."""
+    for i, p in enumerate(source):
+        _, record = sample_input(p, filters, lang)
+        for name, result in results.items():
+            fill_scores([record], name, _one(result, i))
+        yield record
+
+
+def _one(result: MetricResult, i: int) -> MetricResult:
+    """Sample i's part of a result, as fill_scores reads it."""
+    return MetricResult(result.value, None if result.per_sample is None else [result.per_sample[i]],
+                        sample_details=None if result.sample_details is None else [result.sample_details[i]])
