@@ -41,9 +41,9 @@ class _FirstFailure:
     """The time of the run's first failed log append (the real append, on a full tmpfs)."""
 
     def __init__(self, monkeypatch):
-        from m3eval.run import generate
+        from m3eval.run import relay  # a log append of one process (run/relay.py: Logs)
         self.at: float | None = None
-        real = generate.append_jsonl
+        real = relay.append_jsonl
 
         def append(path, rows):
             try:
@@ -51,7 +51,7 @@ class _FirstFailure:
             except OSError:
                 self.at = self.at or time.perf_counter()
                 raise
-        monkeypatch.setattr(generate, "append_jsonl", append)
+        monkeypatch.setattr(relay, "append_jsonl", append)
 
 
 def test_a_full_disk_stops_the_model_at_the_next_batch(tiny_model, tmpfs, monkeypatch):
