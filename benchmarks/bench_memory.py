@@ -25,8 +25,9 @@ Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second r
 built lazily (data/sample_set.py):
   instant: 2,000: 396/382 MiB, 10,000: 413/390, 20,000: 427/391: +1.75 / +0.52 KiB per sample
   hf:      2,000: 556/541 MiB, 10,000: 569/547, 20,000: 580/552: +1.35 / +0.64 KiB per sample
-  --task captions, instant (second runs): 418 / 517 / 657 MiB, +13.6 KiB per sample (the corpus metrics'
-  own working set: docs/SCALING.md); before a task was scored whole without its predictions, +15.1.
+  --task captions, instant (second runs): 406 / 480 / 567 MiB, +9.1 KiB per sample (the corpus metrics'
+  own working set: docs/SCALING.md); before a task was scored whole without its predictions, one
+  metric at a time, +15.1.
 Earlier that day, samples held: instant +2.7 / +1.6, hf +2.1 / +1.5 KiB per sample. Before merging
 and scoring were streamed and samples slimmed (2026-12-06, first runs): instant 398/438/466 MiB,
 +3.9; hf 557/641 MiB (2k/20k), +4.8 KiB per sample. Before the JSONL files were written and read a

@@ -10,8 +10,9 @@ they are made. Every figure equals what score_task gives on the whole list
 - A task with a corpus metric (BLEU, CIDEr) or one that groups samples (MMBench, MME, POPE's F1)
   needs every sample at once (`score_task_whole`). It holds each sample's metric input with only
   the strings its metrics read (the answer, the references, the keys; the prompt and media_info
-  only for a metric that declares them in `Metric.reads`), and writes the records in a second
-  read of the file."""
+  only for a metric that declares them in `Metric.reads`), computes its metrics one at a time
+  (each one's interval drawn and its re-scoring table dropped before the next runs), and writes
+  the records in a second read of the file."""
 from __future__ import annotations
 
 from array import array
@@ -148,17 +149,38 @@ def score_task_whole(source: PredictionSource, resolved: Resolved, filters: list
         item, record = sample_input(p, filters, lang)
         columns.add(p, record)
         items.append(replace(item, **blank) if blank else item)
-    results = {name: compute(name, metric, args, items) for name, metric, args in resolved}
+    rows = list(range(len(items)))
+    summary, results = _metric_by_metric(columns, resolved, items, rows, seed, primary_metric, True, cluster_field)
     write(_records(source, filters, lang, results))
 
     def score_rows(rows: list[int], metrics: list[Any], primary: str | None, with_ci: bool) -> dict:
-        part = resolve_metrics(metrics, primary)
-        sub = [items[i] for i in rows]
-        return columns.summary(part, rows, seed, primary, with_ci, cluster_field,
-                               {name: compute(name, metric, args, sub) for name, metric, args in part})
+        return _metric_by_metric(columns, resolve_metrics(metrics, primary), [items[i] for i in rows], rows, seed,
+                                 primary, with_ci, cluster_field)[0]
 
-    rows = list(range(len(items)))
-    return columns.summary(resolved, rows, seed, primary_metric, True, cluster_field, results), columns, score_rows
+    return summary, columns, score_rows
+
+
+def _metric_by_metric(columns: Columns, resolved: Resolved, items: list[MetricInput], rows: list[int], seed: int,
+                      primary_metric: str | None, with_ci: bool, cluster_field: str | None
+                      ) -> tuple[dict, dict[str, MetricResult]]:
+    """Columns.summary of the samples `rows` (whose inputs are `items`), computing one metric at a time:
+    a metric's interval is drawn before the next metric runs, and its re-scoring function dropped then
+    (CIDEr's holds every reference's n-gram statistics, often the largest thing a metric makes). Returns
+    the aggregate and the results without their re-scoring functions."""
+    entries, kept = {}, {}
+    for one in resolved:
+        entries[one[0]], kept[one[0]] = _one_metric(columns, one, items, rows, seed, with_ci, cluster_field)
+    summary = columns.summary(resolved, rows, seed, primary_metric, False, cluster_field, kept)  # counts, clusters
+    return {**summary, "metrics": entries}, kept
+
+
+def _one_metric(columns: Columns, one: tuple[str, Any, dict[str, Any]], items: list[MetricInput], rows: list[int],
+                seed: int, with_ci: bool, cluster_field: str | None) -> tuple[dict, MetricResult]:
+    """One metric's results entry and its result without the re-scoring function (gone with this frame)."""
+    name, metric, args = one
+    result = compute(name, metric, args, items)
+    entry = columns.summary([one], rows, seed, name, with_ci, cluster_field, {name: result})["metrics"][name]
+    return entry, replace(result, rescore=None)
 
 
 def _records(source: PredictionSource, filters: list[Any] | None, lang: str, results: dict[str, MetricResult]
