@@ -157,6 +157,15 @@ def _wait(condition, seconds: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def _ranks_once_rank_1_has_sent(launch: subprocess.Popen, run_dir: Path) -> dict[int, int]:
+    """{rank: pid} of a two-rank launch, once rank 1's first batches are in rank 0's run folder."""
+    _wait(lambda: list((run_dir / "predictions").glob("*.rank1.jsonl")) or launch.poll() is not None,
+          240, "rank 1's batches did not reach rank 0")
+    ranks = _ranks(launch.pid)
+    assert sorted(ranks) == [0, 1] and launch.poll() is None
+    return ranks
+
+
 def test_a_stalled_rank_stops_the_launch_naming_it_and_keeps_what_finished(tiny_model, one_process, tmp_path):
     """SIGSTOP rank 1 once it has started generating. Rank 0 waits for it (a slow rank is waited
     for) until its heartbeat has been still for --stall-timeout, then stops with one line naming
@@ -173,10 +182,7 @@ def test_a_stalled_rank_stops_the_launch_naming_it_and_keeps_what_finished(tiny_
     ranks: dict[int, int] = {}
     workers: list[int] = []
     try:
-        _wait(lambda: list((run_dir / "predictions").glob("*.rank1.jsonl")) or launch.poll() is not None,
-              240, "rank 1 did not start generating")
-        ranks = _ranks(launch.pid)
-        assert sorted(ranks) == [0, 1] and launch.poll() is None
+        ranks = _ranks_once_rank_1_has_sent(launch, run_dir)
         os.kill(ranks[1], signal.SIGSTOP)
         workers = [w for pid in ranks.values() for w in _children(pid)]  # the forked decoding workers
         _wait(lambda: not _running(ranks[0]), 60, "rank 0 did not stop after rank 1 stalled")
@@ -215,10 +221,7 @@ def test_a_lost_rank_stops_the_launch_and_the_same_command_resumes(tiny_model, o
     env = {**ENV, "PACE_0": "0.2", "PACE_1": "0.2", "PYTHONPATH": str(ROOT)}
     launch = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: list((run_dir / "predictions").glob("*.rank1.jsonl")) or launch.poll() is not None,
-              240, "rank 1's batches did not reach rank 0")
-        ranks = _ranks(launch.pid)
-        assert sorted(ranks) == [0, 1] and launch.poll() is None
+        ranks = _ranks_once_rank_1_has_sent(launch, run_dir)
         os.kill(ranks[1], signal.SIGKILL)
         assert launch.wait(timeout=120) != 0
     finally:
