@@ -78,22 +78,16 @@ def _media(run_dir: Path) -> dict[str, bytes]:
     return {str(f.relative_to(run_dir)): f.read_bytes() for f in (run_dir / "media").rglob("*.jpg")}
 
 
-def test_two_nodes_equal_one_process(tiny_model, one_process, tmp_path):
-    """Multi-node as torchrun does it: two launches of one process each, --nnodes=2, meeting at a
-    c10d rendezvous (node 0's agent hosts the store), on one machine. The nodes share no folder:
-    each runs in its own working directory with a relative --output, as on machines with local
-    disks only. Rank 1 sends its batches to rank 0 (run/relay.py), so its node writes nothing and
-    rank 0's run folder holds every prediction and thumbnail. Each node's only process has
-    LOCAL_RANK 0; the ranks come from the rendezvous."""
+def _two_nodes(nodes: list[Path], args: list[str], run_id: str) -> list[str]:
+    """Two torchrun launches of one process each, --nnodes=2, meeting at a c10d rendezvous (node
+    0's agent hosts the store), each in its own working directory. The rendezvous gives rank 0
+    to the node whose address sorts first (then the lower pid): node 0's --local-addr sorts first,
+    so it is rank 0's node in every launch. Returns each node's stderr."""
     endpoint = f"127.0.0.1:{_free_port()}"
-    args = [*common(tiny_model), "--output", "runs", "--batch-size", "3"]
-    nodes = [tmp_path / "node0", tmp_path / "node1"]
-    for node in nodes:
-        node.mkdir()
     launches = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-         "--node_rank", str(node), "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", "two-nodes",
-         "--rdzv_conf", f"is_host={int(node == 0)}", "--max_restarts", "0",
+         "--node_rank", str(node), "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", run_id,
+         "--rdzv_conf", f"is_host={int(node == 0)}", "--local-addr", f"127.0.0.{node + 1}", "--max_restarts", "0",
          "-m", "m3eval", "run", *args],
         cwd=nodes[node], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
     errs = []
@@ -105,16 +99,33 @@ def test_two_nodes_equal_one_process(tiny_model, one_process, tmp_path):
             launch.kill()
             launch.wait()
     assert [launch.returncode for launch in launches] == [0, 0], "\n".join(e[-3000:] for e in errs)
-    # the output folder lives only where rank 0 runs (the rendezvous decides which node that is)
-    (main,) = [node for node in nodes if (node / "runs").exists()]
-    assert [list(node.iterdir()) for node in nodes if node != main] == [[]]
-    run_dir = main / "runs" / "r"
+    return errs
+
+
+def test_two_nodes_equal_one_process(tiny_model, one_process, tmp_path):
+    """Multi-node as torchrun does it, on one machine, the nodes sharing no folder: each runs in
+    its own working directory with a relative --output, as on machines with local disks only.
+    Rank 1 sends its batches to rank 0 (run/relay.py), so its node writes nothing and rank 0's run
+    folder holds every prediction and thumbnail. A second launch with a larger --limit resumes:
+    both ranks plan from the finished set rank 0 read (node 1 sees none), and generate the rest
+    only. Each node's only process has LOCAL_RANK 0; the ranks come from the rendezvous."""
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    for node in nodes:
+        node.mkdir()
+    args = [*common(tiny_model), "--output", "runs", "--batch-size", "3"]
+    limit = args.index("--limit") + 1
+    _two_nodes(nodes, [*args[:limit], "4", *args[limit + 1:]], "first")
+    errs = _two_nodes(nodes, args, "again")
+    sizes = [len(rows) for rows in _rows(one_process).values()]
+    assert f"resuming: {sum(min(n, 4) for n in sizes)} of {sum(sizes)} samples already done" in errs[0]
+    assert list(nodes[1].iterdir()) == []  # the output folder lives only where rank 0 runs
+    run_dir = nodes[0] / "runs" / "r"
     assert _rows(one_process) == _rows(run_dir)
     assert not list((run_dir / "predictions").glob("*.rank*.jsonl"))
     assert _media(run_dir) == _media(one_process) and _media(run_dir)
     ra = json.loads((one_process / "results.json").read_text())
     rb = json.loads((run_dir / "results.json").read_text())
-    assert rb["run"]["config"]["world_size"] == 2
+    assert rb["run"]["config"]["world_size"] == 2 and rb["timings"]["samples"] == sum(max(n - 4, 0) for n in sizes)
     assert {t: e["metrics"] for t, e in ra["tasks"].items()} == {t: e["metrics"] for t, e in rb["tasks"].items()}
 
 
