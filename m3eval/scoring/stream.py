@@ -68,17 +68,17 @@ class Columns:
         return sum(1 for i in (range(len(self.flags)) if rows is None else rows) if self.flags[i] & bit)
 
     def summary(self, resolved: Resolved, rows: list[int], seed: int, primary_metric: str | None, with_ci: bool,
-                cluster_field: str | None, results: dict[str, MetricResult] | None = None) -> dict:
-        """score_task's aggregate of the samples `rows`: from the metrics' `results` on them, else from
-        their kept scores (independent metrics)."""
-        if results is None:
-            results = {}
-            for name, _, _ in resolved:
-                scores = [self.scores[name][i] for i in rows]
-                results[name] = MetricResult(mean(scores), scores)
+                cluster_field: str | None, result_of: Callable[[str], MetricResult] | None = None) -> dict:
+        """score_task's aggregate of the samples `rows`: from `result_of(name)`, each metric's result on
+        them (summarize), else from their kept scores (independent metrics)."""
+        def kept_scores(name: str) -> MetricResult:
+            scores = [self.scores[name][i] for i in rows]
+            return MetricResult(mean(scores), scores)
+
         source = cluster_source(bool(self.count(DECLARED, rows)), bool(self.count(VARIANT, rows)), cluster_field)
-        return summarize(resolved, results, len(rows), self.count(ERROR, rows), self.count(NOT_EXTRACTED, rows),
-                         [self.clusters[i] for i in rows], source, seed, primary_metric, with_ci)
+        return summarize(resolved, result_of or kept_scores, len(rows), self.count(ERROR, rows),
+                         self.count(NOT_EXTRACTED, rows), [self.clusters[i] for i in rows], source, seed,
+                         primary_metric, with_ci)
 
 
 def score_blocks(source: PredictionSource, resolved: Resolved, filters: list[Any] | None, lang: str,
@@ -163,24 +163,19 @@ def score_task_whole(source: PredictionSource, resolved: Resolved, filters: list
 def _metric_by_metric(columns: Columns, resolved: Resolved, items: list[MetricInput], rows: list[int], seed: int,
                       primary_metric: str | None, with_ci: bool, cluster_field: str | None
                       ) -> tuple[dict, dict[str, MetricResult]]:
-    """Columns.summary of the samples `rows` (whose inputs are `items`), computing one metric at a time:
-    a metric's interval is drawn before the next metric runs, and its re-scoring function dropped then
-    (CIDEr's holds every reference's n-gram statistics, often the largest thing a metric makes). Returns
-    the aggregate and the results without their re-scoring functions."""
-    entries, kept = {}, {}
-    for one in resolved:
-        entries[one[0]], kept[one[0]] = _one_metric(columns, one, items, rows, seed, with_ci, cluster_field)
-    summary = columns.summary(resolved, rows, seed, primary_metric, False, cluster_field, kept)  # counts, clusters
-    return {**summary, "metrics": entries}, kept
+    """Columns.summary of the samples `rows` (whose inputs are `items`), each metric computed when the
+    summary asks for it: its interval is drawn before the next metric runs, and its re-scoring function
+    is dropped then (CIDEr's holds every reference's n-gram statistics, often the largest thing a metric
+    makes). Returns the aggregate and the results without their re-scoring functions."""
+    by_name = {name: (metric, args) for name, metric, args in resolved}
+    kept: dict[str, MetricResult] = {}
 
+    def result_of(name: str) -> MetricResult:
+        result = compute(name, *by_name[name], items)
+        kept[name] = replace(result, rescore=None)
+        return result
 
-def _one_metric(columns: Columns, one: tuple[str, Any, dict[str, Any]], items: list[MetricInput], rows: list[int],
-                seed: int, with_ci: bool, cluster_field: str | None) -> tuple[dict, MetricResult]:
-    """One metric's results entry and its result without the re-scoring function (gone with this frame)."""
-    name, metric, args = one
-    result = compute(name, metric, args, items)
-    entry = columns.summary([one], rows, seed, name, with_ci, cluster_field, {name: result})["metrics"][name]
-    return entry, replace(result, rescore=None)
+    return columns.summary(resolved, rows, seed, primary_metric, with_ci, cluster_field, result_of), kept
 
 
 def _records(source: PredictionSource, filters: list[Any] | None, lang: str, results: dict[str, MetricResult]

@@ -217,12 +217,14 @@ def fill_scores(records: list[dict[str, Any]], name: str, result: MetricResult) 
             rec.setdefault("details", {})[name] = d
 
 
-def summarize(resolved: Resolved, results: dict[str, MetricResult], n: int, n_err: int, n_fail: int,
+def summarize(resolved: Resolved, result_of: Callable[[str], MetricResult], n: int, n_err: int, n_fail: int,
               clusters: list[str], source: str, seed: int, primary_metric: str | None, with_ci: bool) -> dict:
-    """A task's (or a part's) aggregate: counts, each metric's value and interval, the clusters."""
+    """A task's (or a part's) aggregate: counts, each metric's value and interval, the clusters.
+    `result_of(name)` is asked once a metric, in order, and its result is dropped once its entry is
+    made: a caller may compute each metric only when asked (scoring/stream.py)."""
     entries: dict[str, dict] = {}
     for name, metric, args in resolved:
-        entries[name] = _metric_entry(metric, results[name], n, seed, clusters, with_ci)
+        entries[name] = _metric_entry(metric, result_of(name), n, seed, clusters, with_ci)
         if args:  # so `compare` can re-score resampled corpora exactly as the task did
             entries[name]["args"] = args
     return {"n_samples": n, "n_errors": n_err, "n_extraction_failures": n_fail,
@@ -252,7 +254,7 @@ def score_task(predictions: list[Prediction], metrics: list[Any], filters: list[
     clusters, source = cluster_keys(predictions, cluster_field)
     n_err = sum(r["error"] is not None for r in records)
     n_fail = sum(r["error"] is None and r["extracted"] is None for r in records)
-    return summarize(resolved, results, len(records), n_err, n_fail, clusters, source, seed, primary_metric,
+    return summarize(resolved, results.__getitem__, len(records), n_err, n_fail, clusters, source, seed, primary_metric,
                      with_ci), records
 
 
