@@ -8,30 +8,32 @@ datasets.Image column; --task vqa: the demo_vqa schema, question, image, ten ans
 VQA accuracy block by block; --task captions: the demo_captions schema, five captions an image,
 scored whole by CIDEr, BLEU-4 and ROUGE-L) is written to a local parquet and goes through its own
 fresh `python -m m3eval run` process, given to it with `--dataset-override demo_<task>=PATH`. Prints that process's peak RSS (ru_maxrss from os.wait4 of
-the child: the child and any processes it waited for) and the slope in KiB per sample between
+the child: the child and any processes it waited for, the conversion child too) and the slope in KiB per sample between
 the smallest and the largest size. With --backend hf the run decodes media in a forked
 DataLoader worker that the run ends with os._exit, unwaited: its memory (mostly pages shared with
 the run by fork) is not in the figure. With --backend instant everything runs in one process.
 
-Each size runs twice: the first run of a data file also converts it into datasets' Arrow cache
-(datasets decodes a parquet row group at once; these files have one), the second reads that cache.
+Each size runs twice: the first run of a data file also has datasets convert it into its Arrow
+cache (in a forked child: m3eval/data/convert.py), the second reads that cache. --row-group sets
+the rows of the files' parquet row groups (default: datasets' own, up to 100 MB, one group here).
 
 --backend hf (default): the tiny demo model; the whole script took 6 min 30 s on our 2-core VM.
 --backend instant: a backend registered with `register_backend`, as the tests register theirs,
 that answers every sample at once ("yes"): only the harness is measured (data loading, media
 decoding, predictions, records, scoring); the whole script takes about 2 min.
 
-Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second run), samples
-built lazily (data/sample_set.py):
-  instant: 2,000: 396/382 MiB, 10,000: 413/390, 20,000: 427/391: +1.75 / +0.52 KiB per sample
-  hf:      2,000: 556/541 MiB, 10,000: 569/547, 20,000: 580/552: +1.35 / +0.64 KiB per sample
-  --task captions, instant (second runs): 406 / 480 / 567 MiB, +9.1 KiB per sample (the corpus metrics'
-  own working set: docs/SCALING.md); before a task was scored whole without its predictions, one
-  metric at a time, +15.1.
-Earlier that day, samples held: instant +2.7 / +1.6, hf +2.1 / +1.5 KiB per sample. Before merging
-and scoring were streamed and samples slimmed (2026-12-06, first runs): instant 398/438/466 MiB,
-+3.9; hf 557/641 MiB (2k/20k), +4.8 KiB per sample. Before the JSONL files were written and read a
-chunk or a line at a time: instant +8.4, hf +11.5 KiB per sample.
+Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second run), the
+conversion in a child and Arrow on the system allocator (docs/SCALING.md, Memory):
+  instant: 2,000: 380/380 MiB, 10,000: 388/384, 20,000: 391/388: +0.67 / +0.44 KiB per sample
+  hf:      2,000: 537/537 MiB, 10,000: 544/548, 20,000: 551/551: +0.80 / +0.78 KiB per sample
+Earlier that day, the conversion in the run's process and Arrow's mimalloc: instant +1.75 / +0.52,
+hf +1.35 / +0.64; --task captions, instant (second runs): 406 / 480 / 567 MiB, +9.1 KiB per sample
+(the corpus metrics' own working set: docs/SCALING.md); before a task was scored whole without its
+predictions, one metric at a time, +15.1. Before samples were built lazily: instant +2.7 / +1.6,
+hf +2.1 / +1.5 KiB per sample. Before merging and scoring were streamed and samples slimmed
+(2026-12-06, first runs): instant 398/438/466 MiB, +3.9; hf 557/641 MiB (2k/20k), +4.8 KiB per
+sample. Before the JSONL files were written and read a chunk or a line at a time: instant +8.4,
+hf +11.5 KiB per sample.
 """
 from __future__ import annotations
 
@@ -69,7 +71,8 @@ def child(argv: list[str]) -> int:
     return cli_main()  # argv from sys.argv, as `m3eval run` gets it: ends with os._exit
 
 
-def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int], task: str) -> dict[int, Path]:
+def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int], task: str, row_group: int | None
+               ) -> dict[int, Path]:
     """One parquet per size: the first n rows of the same n_max synthetic rows, in the schema of
     demo_vqa (a question, ten answers) or demo_captions (five captions an image)."""
     import datasets
@@ -94,7 +97,7 @@ def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int], task
     paths = {}
     for n in sizes:
         paths[n] = folder / f"rows{n}.parquet"
-        ds.select(range(n)).to_parquet(str(paths[n]))
+        ds.select(range(n)).to_parquet(str(paths[n]), batch_size=row_group)
     return paths
 
 
@@ -131,6 +134,8 @@ def main() -> None:
     ap.add_argument("--task", choices=["vqa", "captions"], default="vqa",
                     help="vqa: VQA accuracy (per-sample metrics, scored block by block); captions: CIDEr, "
                          "BLEU-4 and ROUGE-L (corpus metrics, scored whole)")
+    ap.add_argument("--row-group", type=int, default=0, help="rows a parquet row group holds (default 0: datasets' "
+                    "own, up to 100 MB a group, which is one group at every size here)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a, rest = ap.parse_known_args()
     if a.child:  # imports nothing before the CLI does, as a user's `m3eval run`
@@ -140,7 +145,7 @@ def main() -> None:
           f"batch_size={a.batch_size}, threads=1, each N in its own fresh `m3eval run` process")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        paths = write_data(sizes[-1], a.image_size, Path(tmp), sizes, a.task)
+        paths = write_data(sizes[-1], a.image_size, Path(tmp), sizes, a.task, a.row_group or None)
         print(f"data written in {time.time() - t0:.1f} s")
         print(f"{'N':>7} {'first run: peak RSS MiB':>24} {'wall s':>7} {'second run: peak RSS MiB':>25} {'wall s':>7}")
         cold, warm = {}, {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -61,6 +62,14 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _arrow_allocator() -> None:
+    """Arrow's buffers from the system allocator, unless the user chose (ARROW_DEFAULT_MEMORY_POOL): set
+    before pyarrow is first used. Arrow's default, mimalloc, keeps the pages datasets frees while it
+    converts a new data file into its cache, and they stay in the run's peak memory
+    (benchmarks/bench_memory.py, first runs: +1.28 -> +0.87 KiB per sample, 2,000 samples 396 -> 384 MiB)."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
 def _threads(n: int | None) -> None:
     _quiet_libraries()
     if n:
@@ -87,6 +96,7 @@ def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrid
 def cmd_run(a: argparse.Namespace) -> int:
     tasks = [t for t in a.tasks.split(",") if t]
     model_args, registry = _check_usage(tasks, a.include_path, a.model_args, dict(a.dataset_override))
+    _arrow_allocator()
     _threads(a.threads)
     from .run.pipeline import RunConfig, evaluate
     cfg = RunConfig(tasks=tasks, output=a.output, model=a.model,

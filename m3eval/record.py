@@ -85,6 +85,16 @@ class SampleFailure(Record):
 MISSING_PREDICTION = SampleFailure(stage="external", type="MissingPrediction", message="missing prediction")
 
 
+class Scored(Record):
+    """A prediction's per-sample scores, made where its batch was generated (scoring/prescore.py)."""
+
+    by: str = Field(description="What they were computed under: a hash of the task's metrics, filters and "
+                                "language and of the m3eval version. Scoring in the run uses them when it "
+                                "matches; `m3eval score` computes again.")
+    extracted: str | None = Field(description="The answer after the task's filters; null when extraction failed.")
+    scores: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(description="Each metric's score.")
+
+
 class PredictionLine(Record):
     """One line of predictions/<task>.jsonl as read back (types.Prediction is what it becomes):
     checked so that a damaged line is an error naming the file and line, never a wrong score."""
@@ -105,6 +115,8 @@ class PredictionLine(Record):
                                                                         "were typed).")
     seconds: float = Field(default=0.0, description="This sample's share of its batch's generate() time.")
     media_info: dict[str, Any] = Field(default_factory=dict, description="Frames sampled, image size, ...")
+    scored: Scored | None = Field(default=None, description="Per-sample scores, when every metric of the task "
+                                                            "is independent (null otherwise).")
 
 
 class SampleRecord(Record):

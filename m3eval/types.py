@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .record import SampleFailure
+from .record import SampleFailure, Scored
 
 # A Message is an ordered list of parts, e.g.
 #   [{"type": "image", "image": PIL.Image},
@@ -82,6 +82,7 @@ class Prediction:
     error: SampleFailure | None = None
     seconds: float = 0.0  # this sample's share of its batch's generate() time
     media_info: dict[str, Any] = field(default_factory=dict)  # e.g. frames sampled, rule used
+    scored: Scored | None = None  # its scores, made where it was generated (scoring/prescore.py)
 
     @classmethod
     def for_sample(cls, s: Sample, prediction: str = "", *, error: SampleFailure | None = None,
@@ -103,10 +104,12 @@ class Prediction:
         return {"id": self.id, "prediction": self.prediction, "prompt": self.prompt, "references": self.references,
                 "choices": self.choices, "lang": self.lang, "instruction": self.instruction, "cluster": self.cluster,
                 "category": self.category, "error": None if self.error is None else self.error.dump(),
-                "seconds": self.seconds, "media_info": self.media_info}
+                "seconds": self.seconds, "media_info": self.media_info,
+                "scored": None if self.scored is None else self.scored.dump()}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Prediction:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known["error"] = SampleFailure.parse(d.get("error"))
+        known["scored"] = None if d.get("scored") is None else Scored.model_validate(d["scored"])
         return cls(**known)

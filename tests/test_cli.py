@@ -203,3 +203,30 @@ def test_leaderboard_takes_an_address():
     from m3eval.cli import build_parser
     a = build_parser().parse_args(["leaderboard", "--address", "0.0.0.0", "--port", "8600"])
     assert (a.address, a.port) == ("0.0.0.0", 8600)
+
+
+def test_a_run_takes_arrows_buffers_from_the_system_allocator_unless_the_user_chose(monkeypatch, tmp_path):
+    """Arrow's mimalloc pool keeps what datasets frees converting a new file: it stays in the run's peak
+    (benchmarks/bench_memory.py). `m3eval run` sets ARROW_DEFAULT_MEMORY_POOL before it loads data, and
+    pyarrow takes it when its pool is first made (a fresh process)."""
+    from m3eval import cli
+    from m3eval.run import pipeline
+
+    seen = []
+
+    def evaluate(cfg, registry=None):
+        seen.append(os.environ.get("ARROW_DEFAULT_MEMORY_POOL"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    for chosen in (None, "jemalloc"):
+        if chosen is None:
+            monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+        else:
+            monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", chosen)
+        cli.main(["run", "--model-args", "pretrained=x", "--tasks", "demo_vqa", "--output", str(tmp_path)])
+    assert seen == ["system", "jemalloc"]
+    code = "import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "system"

@@ -121,6 +121,7 @@ def test_two_nodes_equal_one_process(tiny_model, one_process, tmp_path):
     assert list(nodes[1].iterdir()) == []  # the output folder lives only where rank 0 runs
     run_dir = nodes[0] / "runs" / "r"
     assert _rows(one_process) == _rows(run_dir)
+    assert all(r["scored"] for r in _rows(run_dir)["demo_vqa"])  # each rank scores its batches (prescore.py)
     assert not list((run_dir / "predictions").glob("*.rank*.jsonl"))
     assert _media(run_dir) == _media(one_process) and _media(run_dir)
     ra = json.loads((one_process / "results.json").read_text())

@@ -219,12 +219,14 @@ def test_malformed_message_is_refused_before_any_request(server):
 def _plans(tmp_path, tasks: dict[str, list[str]], batch_size: int):
     from m3eval.data.media import VideoRule
     from m3eval.run.generate import TaskPlan
+    from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
     from m3eval.types import Sample
 
     plans = []
     for task, prompts in tasks.items():
         samples = [Sample(id=p, task=task, prompt=p, references=["x"]) for p in prompts]
-        spec = type("Spec", (), {"task": task})()
+        spec = TaskSpec(task=task, source=str(tmp_path / f"{task}.yaml"), dataset=DatasetSpec(path="x.jsonl"),
+                        metrics=[StepSpec(name="exact_match")], doc=DocSpec(prompt="{{ q }}", references="a"))
         plans.append(TaskPlan(spec, samples, GenerationConfig(max_new_tokens=3),
                               [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)],
                               tmp_path / "predictions" / f"{task}.rank0.jsonl", VideoRule(frames=2), None))
@@ -262,6 +264,9 @@ def test_dead_server_costs_one_attempt_per_retry_and_each_sample_fails_once(serv
     err = rows["DOWN 1"]["error"]
     assert err["stage"] == "generate" and err["type"] == "RequestError" and err["message"].startswith("HTTP 503")
     assert rows["ok"]["error"] is None and rows["ok"]["prediction"].startswith("0 images  | ok")
+    # each answer is scored as it is logged (scoring/prescore.py); a failed request scores 0
+    assert [rows[i]["scored"]["scores"]["exact_match"] for i in ("DOWN 1", "DOWN 2", "ok")] == [0.0, 0.0, 0.0]
+    assert rows["ok"]["scored"]["extracted"] == rows["ok"]["prediction"]
 
 
 def _wait_until_quiet(server, quiet_s: float = 0.5, limit_s: float = 10.0) -> None:

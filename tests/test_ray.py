@@ -114,6 +114,7 @@ def _rows(run_dir: Path, keep_seconds: bool = False) -> dict[str, list[dict]]:
 
 def _same_as(reference: Path, run_dir: Path) -> dict:
     assert _rows(reference) == _rows(run_dir)
+    assert all(r["scored"] for r in _rows(run_dir)["demo_vqa"])  # scored in the workers (scoring/prescore.py)
     assert not list((run_dir / "predictions").glob("*.chunk-*.jsonl")), "chunk files are merged and removed"
     ra = json.loads((reference / "results.json").read_text())
     rb = json.loads((run_dir / "results.json").read_text())

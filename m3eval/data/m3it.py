@@ -43,6 +43,7 @@ import datasets
 
 from ..errors import DataError, HubUnreachable, MissingFile
 from ..tasks.schema import DatasetSpec
+from .convert import load_dataset
 from .fingerprint import content_config, file_digest
 
 SEED = 1234  # M3IT.py's _SEED (b51a19c)
@@ -186,7 +187,7 @@ def _read_jsonl(path: Path) -> datasets.Dataset:
     if path.stat().st_size == 0:  # e.g. a-okvqa's empty train.jsonl (4d9870f): the json builder rejects it
         return datasets.Dataset.from_dict({})
     try:
-        return datasets.load_dataset("json", data_files=str(path), split="train", **content_config(file_digest(path)))
+        return load_dataset("json", data_files=str(path), split="train", **content_config(file_digest(path)))
     except Exception as e:
         raise DataError(f"{path}: cannot read as JSON lines: {type(e).__name__}: {e}") from None
 

@@ -14,6 +14,7 @@ import datasets
 
 from ..errors import DataError
 from ..tasks.schema import DatasetSpec
+from .convert import load_dataset
 from .fingerprint import content_config, local_fingerprint
 
 _SUFFIX_FORMAT = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
@@ -43,8 +44,8 @@ def load_dataset_rows(spec: DatasetSpec, base_dir: Path, task: str) -> tuple[dat
             from .m3it import load_m3it
             ds, read = load_m3it(spec, base_dir)
         elif local is None:
-            ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision,
-                                       data_files=spec.data_files)
+            ds = load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision,
+                              data_files=spec.data_files)
             read = [Path(c["filename"]) for c in ds.cache_files]
         else:
             if not local.exists():
@@ -110,11 +111,10 @@ def _load_local(path: Path, spec: DatasetSpec, content: dict[str, str]) -> datas
                             "remove dataset.split, or save a DatasetDict with this split")
         return loaded
     if fmt == "hub":  # a local folder in hub layout (a snapshot): the datasets builder reads it
-        return datasets.load_dataset(str(path), spec.name, split=spec.split, data_files=spec.data_files,
-                                     **content)
+        return load_dataset(str(path), spec.name, split=spec.split, data_files=spec.data_files, **content)
     if path.is_file():
         return _load_file(path, spec, fmt, content)
-    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train", **content)
+    return load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train", **content)
 
 
 def _load_file(path: Path, spec: DatasetSpec, fmt: str, content: dict[str, str]) -> datasets.Dataset:
@@ -151,8 +151,8 @@ def _read_file(path: Path, fmt: str, content: dict[str, str]) -> datasets.Datase
         columns = pd.read_csv(path, nrows=0).columns
         kwargs = {"features": datasets.Features({c: datasets.Value("string") for c in columns}),
                   "keep_default_na": False}
-    return datasets.load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train", **kwargs,
-                                 **content)  # datasets' cache follows the content, not the mtime
+    return load_dataset("json" if fmt == "jsonl" else fmt, data_files=str(path), split="train", **kwargs,
+                        **content)  # datasets' cache follows the content, not the mtime
 
 
 def check_utf8(path: Path) -> None:

@@ -31,6 +31,7 @@ from ..models.base import GenerationConfig, ModelAdapter
 from ..predictions import PredictionFile, finished_ids, merge_predictions
 from ..record import SampleFailure
 from ..results import prediction_files
+from ..scoring.prescore import BatchScorer
 from ..tasks.schema import TaskSpec
 from ..types import Message, Prediction
 from .chunks import Chunk, batches_of, cut_chunks
@@ -117,7 +118,7 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
     when no plan has a batch left (the model was not loaded): each task is only handed to
     `on_done`."""
     claims = claims or Claims()
-    write = logs.write if logs is not None else append_log
+    write = _scored(logs.write if logs is not None else append_log)
     # a progress bar's total: this rank's samples, unknown when ranks take batches as they go
     totals = {id(plan): None if claims.shared else sum(map(len, plan.batches)) for plan in plans}
     with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=1) as writer, \
@@ -150,6 +151,17 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
         finally:  # closed on an error too: its line starts on a line of its own
             if bar is not None:
                 bar.close()
+
+
+def _scored(write: Write) -> Write:
+    """`write`, each batch first given its per-sample scores (scoring/prescore.py), in the writer thread:
+    behind the model, as the write itself."""
+    scorer = BatchScorer()
+
+    def scored(plan: TaskPlan, rows: list[dict]) -> None:
+        scorer(plan.spec, rows)
+        write(plan, rows)
+    return scored
 
 
 class _Writes:

@@ -22,9 +22,9 @@ from ..predictions import PredictionFile
 from ..record import Invocation, Results, RunBlock, RunIdentity, SubmissionResult, TaskResult, Timings
 from ..results import atomic_write_json, git_sha, now_iso, package_versions, public_args, read_results, run_name_checked
 from ..scoring.invocations import invocation_record, merge_tasks, single_instruction
-from ..scoring.run import SCORING_ERRORS, conclude, score_one
+from ..scoring.run import conclude, score_one
 from ..scoring.submission import check_submission, merge_submissions, write_submission
-from ..scoring.task import check_scoring
+from ..scoring.task import SCORING_ERRORS, check_scoring
 from ..tasks.registry import Registry
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
@@ -338,6 +338,6 @@ def _timed_score(spec: TaskSpec, preds: list[Prediction] | PredictionFile, run_d
     try:
         if spec.submission is not None:
             return write_submission(spec, list(preds), run_dir), time.perf_counter() - t, None
-        return score_one(spec, preds, run_dir, seed, n_excluded), time.perf_counter() - t, None
+        return score_one(spec, preds, run_dir, seed, n_excluded, prescored=True), time.perf_counter() - t, None
     except SCORING_ERRORS as e:
         return None, time.perf_counter() - t, f"{type(e).__name__}: {e}"

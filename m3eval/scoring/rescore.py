@@ -22,8 +22,9 @@ from ..tasks.registry import Registry
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
 from .invocations import inferred_invocation
-from .run import SCORING_ERRORS, conclude, recorded_exclusion, score_one
+from .run import conclude, recorded_exclusion, score_one
 from .submission import write_submission
+from .task import SCORING_ERRORS
 
 
 def rescore(run_dir: Path, include_paths: list[Path] | None = None, seed: int | None = None) -> Results:

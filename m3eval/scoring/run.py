@@ -20,32 +20,33 @@ from ..types import Prediction
 from . import judge
 from .groups import group_errors, group_scores
 from .invocations import run_invocations
+from .prescore import scoring_key
 from .stream import EMPTY, GENERATE_ERROR, Columns, ScoreRows, score_task_blocks, score_task_whole, streams
 from .task import group_rows, resolve_metrics
 
-# a task's bad data or definition met while scoring: that task fails, not the run
-SCORING_ERRORS = (ValueError, TypeError, KeyError, RuntimeError)
-
 
 def score_one(spec: TaskSpec, preds: Sequence[Prediction] | PredictionFile, run_dir: Path | None, seed: int,
-              n_excluded: int | None = None, stream: bool | None = None) -> TaskResult:
+              n_excluded: int | None = None, stream: bool | None = None, prescored: bool = False) -> TaskResult:
     """Score one task; write samples/<task>.jsonl when run_dir is given. Returns its results entry
     (`n_excluded`: the rows doc.exclude_if dropped when the data was read, None when unknown).
     A judge metric's calls are cached in <run_dir>/judge/; an encoder task's extra results
     (openness) are read from <run_dir>/encoders/<task>.json. `stream`: score block by block
-    (stream.py), reading `preds` once; None: when every metric of the task allows it."""
+    (stream.py), reading `preds` once; None: when every metric of the task allows it. `prescored`:
+    take the scores the run's workers made as they generated, where they match the task (prescore.py)."""
     with judge.run_folder(run_dir):
-        return _score_one(spec, preds, run_dir, seed, n_excluded, stream)
+        return _score_one(spec, preds, run_dir, seed, n_excluded, stream, prescored)
 
 
 def _score_one(spec: TaskSpec, preds: Sequence[Prediction] | PredictionFile, run_dir: Path | None, seed: int,
-               n_excluded: int | None, stream: bool | None) -> TaskResult:
+               n_excluded: int | None, stream: bool | None, prescored: bool) -> TaskResult:
     source = preds if isinstance(preds, PredictionFile) else PredictionList(preds)
     write = _records_writer(spec, run_dir)
     resolved = resolve_metrics(spec.metrics, spec.primary)
-    score = score_task_blocks if (stream if stream is not None else streams(resolved)) else score_task_whole
-    summary, columns, score_rows = score(source, resolved, spec.filters, spec.language, seed, spec.primary,
-                                         spec.doc.cluster, write)
+    args = (source, resolved, spec.filters, spec.language, seed, spec.primary, spec.doc.cluster, write)
+    if stream if stream is not None else streams(resolved):
+        summary, columns, score_rows = score_task_blocks(*args, scoring_key(spec) if prescored else None)
+    else:
+        summary, columns, score_rows = score_task_whole(*args)
     entry: dict[str, Any] = {
         "hash": spec.content_hash(), "version": spec.version, "category": spec.category,
         "protocol": spec.protocol, "language": spec.language, "description": spec.description,

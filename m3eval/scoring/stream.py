@@ -22,7 +22,17 @@ from typing import Any, Callable, Iterable, Iterator
 from ..metrics.base import OPTIONAL_INPUTS, MetricInput, MetricResult, mean
 from ..predictions import PredictionSource
 from ..types import Prediction
-from .task import Resolved, cluster_source, compute, fill_scores, resolve_metrics, sample_input, summarize
+from .task import (
+    Resolved,
+    cluster_source,
+    compute,
+    failure_text,
+    fill_scores,
+    resolve_metrics,
+    sample_input,
+    sample_record,
+    summarize,
+)
 
 BLOCK = 1024  # samples scored at once: bounds what a block holds, large enough that the per-call cost is nothing
 
@@ -82,32 +92,43 @@ class Columns:
 
 
 def score_blocks(source: PredictionSource, resolved: Resolved, filters: list[Any] | None, lang: str,
-                 columns: Columns) -> Iterator[dict[str, Any]]:
-    """Each sample's record, scored a block at a time, in the source's order, while `columns` fills."""
+                 columns: Columns, key: str | None = None) -> Iterator[dict[str, Any]]:
+    """Each sample's record, scored a block at a time, in the source's order, while `columns` fills.
+    `key`: a block whose every prediction was scored where it was generated under this key takes
+    those scores (scoring/prescore.py); any other block is scored here."""
     for name, _, _ in resolved:
         columns.scores[name] = array("d")
-    block: list[tuple[Prediction, MetricInput, dict[str, Any]]] = []
+    block: list[Prediction] = []
     first = 0
     for p in source:
-        block.append((p, *sample_input(p, filters, lang)))
+        block.append(p)
         if len(block) == BLOCK:
-            yield from _score_block(block, first, resolved, columns)
+            yield from _score_block(block, first, resolved, filters, lang, columns, key)
             first, block = first + len(block), []
     if block:
-        yield from _score_block(block, first, resolved, columns)
+        yield from _score_block(block, first, resolved, filters, lang, columns, key)
 
 
-def _score_block(block: list[tuple[Prediction, MetricInput, dict[str, Any]]], first: int, resolved: Resolved,
-                 columns: Columns) -> list[dict[str, Any]]:
-    items = [item for _, item, _ in block]
-    records = [record for _, _, record in block]
-    for name, metric, args in resolved:
-        result = compute(name, metric, args, items, first)
-        if result.per_sample is None or len(result.per_sample) != len(items) or None in result.per_sample:
-            raise RuntimeError(f"metric {name!r} is declared independent but returned no aligned per-sample scores")
-        fill_scores(records, name, result)
-        columns.scores[name].extend(float(s or 0) for s in result.per_sample)
-    for p, _, record in block:
+def _score_block(block: list[Prediction], first: int, resolved: Resolved, filters: list[Any] | None, lang: str,
+                 columns: Columns, key: str | None) -> list[dict[str, Any]]:
+    names = [name for name, _, _ in resolved]
+    if key is not None and all(p.scored is not None and p.scored.by == key for p in block):
+        records = [sample_record(p, lang, p.scored.extracted, failure_text(p), {n: p.scored.scores[n] for n in names})
+                   for p in block if p.scored is not None]
+        for name in names:
+            columns.scores[name].extend(r["scores"][name] for r in records)
+    else:
+        inputs = [sample_input(p, filters, lang) for p in block]
+        items = [item for item, _ in inputs]
+        records = [record for _, record in inputs]
+        for name, metric, args in resolved:
+            result = compute(name, metric, args, items, first)
+            if result.per_sample is None or len(result.per_sample) != len(items) or None in result.per_sample:
+                raise RuntimeError(f"metric {name!r} is declared independent but returned no aligned "
+                                   "per-sample scores")
+            fill_scores(records, name, result)
+            columns.scores[name].extend(float(s or 0) for s in result.per_sample)
+    for p, record in zip(block, records):
         columns.add(p, record)
     return records
 
@@ -117,14 +138,16 @@ ScoreRows = Callable[[list[int], list[Any], "str | None", bool], dict]  # a part
 
 def score_task_blocks(source: PredictionSource, resolved: Resolved, filters: list[Any] | None, lang: str,
                       seed: int, primary_metric: str | None, cluster_field: str | None,
-                      write: Callable[[Iterator[dict[str, Any]]], None]) -> tuple[dict, Columns, ScoreRows]:
-    """score_task, block by block: `write(records)` takes the records as they come (a generator, read once).
+                      write: Callable[[Iterator[dict[str, Any]]], None], key: str | None = None
+                      ) -> tuple[dict, Columns, ScoreRows]:
+    """score_task, block by block: `write(records)` takes the records as they come (a generator, read once);
+    `key`: take the scores made where the predictions were generated under it (score_blocks).
     Returns the task's aggregate, the columns, and how to score a part of the task (rows, metric specs,
     primary metric, with intervals or not) for the breakdowns: from the kept scores."""
     if not len(source):
         raise ValueError("score_task: no predictions to score")
     columns = Columns()
-    write(score_blocks(source, resolved, filters, lang, columns))
+    write(score_blocks(source, resolved, filters, lang, columns, key))
     if len(columns.ids) != len(source):
         raise RuntimeError(f"scored {len(columns.ids)} of {len(source)} predictions")
 

@@ -31,6 +31,9 @@ from m3eval.types import Prediction, base_id  # base_id: the "#i<k>" sample-id c
 
 from .filters import apply_filters, get_filter, step_spec
 
+# a task's bad data or definition met while scoring: that task fails, not the run
+SCORING_ERRORS = (ValueError, TypeError, KeyError, RuntimeError)
+
 
 def _check_params(fn: Callable, args: dict, skip: int, what: str) -> None:
     """Unknown args, and args of another type than the parameter's annotation (else its default's)
@@ -175,7 +178,7 @@ def sample_input(p: Prediction, filters: list[Any] | None, lang: str) -> tuple[M
     still empty. An error, or an answer the filters cannot extract, scores 0 and stays counted."""
     if not isinstance(p, Prediction):
         raise TypeError(f"prediction {p!r:.80} is {type(p).__name__}, not m3eval.types.Prediction")
-    error = None if p.error is None else str(p.error)
+    error = failure_text(p)
     extracted = None
     if error is None and not isinstance(p.prediction, str):
         error = f"prediction is {type(p.prediction).__name__}, not str"
@@ -184,15 +187,23 @@ def sample_input(p: Prediction, filters: list[Any] | None, lang: str) -> tuple[M
             extracted = apply_filters(p.prediction, filters, p.choices)
         except (TypeError, ValueError) as e:
             raise ValueError(f"sample {p.id!r}: {e}") from None
-    cluster = cluster_key(p)
     item = MetricInput(extracted, list(p.references), p.choices, p.lang or lang, p.media_info, p.prompt,
-                       id=str(p.id), cluster=cluster, category=p.category)
-    record: dict[str, Any] = {
-        "id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
-        "references": list(p.references), "choices": p.choices, "lang": p.lang or lang, "instruction": p.instruction,
-        "cluster": cluster, "error": error, "scores": {},
-        **({"category": p.category} if p.category is not None else {})}
-    return item, record
+                       id=str(p.id), cluster=cluster_key(p), category=p.category)
+    return item, sample_record(p, lang, extracted, error)
+
+
+def failure_text(p: Prediction) -> str | None:
+    """Why the sample failed, as its record says it."""
+    return None if p.error is None else str(p.error)
+
+
+def sample_record(p: Prediction, lang: str, extracted: Any, error: str | None = None,
+                  scores: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """A prediction's samples/ record, given its filtered answer (and its scores when they are known)."""
+    return {"id": p.id, "prompt": p.prompt, "prediction": p.prediction, "extracted": extracted,
+            "references": list(p.references), "choices": p.choices, "lang": p.lang or lang,
+            "instruction": p.instruction, "cluster": cluster_key(p), "error": error, "scores": scores or {},
+            **({"category": p.category} if p.category is not None else {})}
 
 
 def compute(name: str, metric: Metric, args: dict[str, Any], items: list[MetricInput], first: int = 0
