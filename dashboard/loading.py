@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard.board import run_keys, to_csv  # noqa: F401  (run_keys: the Overview page imports it from here)
 from dashboard.hierarchy import Hierarchy, HierarchyError, hierarchy_for
-from m3eval.record import SampleRecord
+from m3eval.line_record import SampleRecord
 from m3eval.report.runs import Reference, ResultsError, Run, find_runs, load_references, load_samples
 
 DEFAULT_RESULTS = "results"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard.board import build_rows, ci_text, invocation_setting
-from m3eval.record import SampleRecord
+from m3eval.line_record import SampleRecord
 from m3eval.report.runs import Run, display_ci, display_value
 
 

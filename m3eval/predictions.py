@@ -12,7 +12,8 @@ from typing import IO, Any, Iterable, Iterator, Protocol, Sequence
 from pydantic import ValidationError
 
 from .errors import ResultsError
-from .record import PredictionLine, SampleFailure
+from .line_record import PredictionLine
+from .record import SampleFailure
 from .results import atomic_write_jsonl, field_path, iter_jsonl_at
 from .types import Prediction
 

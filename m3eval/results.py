@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, TypeVar
 from pydantic import ValidationError
 
 from .errors import ResultsError, RunError, UsageError
+from .line_record import SampleRecord
 from .public_paths import public_paths
 from .record import (
     RESULTS_FORMAT,
@@ -26,7 +27,6 @@ from .record import (
     GroupResult,
     Results,
     RunBlock,
-    SampleRecord,
     SubmissionResult,
     TaskResult,
     Timings,
@@ -288,13 +288,15 @@ def read_samples(run_dir: Path, task: str) -> list[SampleRecord]:
 
 
 def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: package_version(name) for name in _PACKAGES}
+
+
+def package_version(name: str) -> str | None:
+    """An installed package's version; None when it is not installed (a checkout on the path)."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def git_sha() -> str | None:

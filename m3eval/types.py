@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .record import SampleFailure, Scored
+from .line_record import Scored
+from .record import SampleFailure
 
 # A Message is an ordered list of parts, e.g.
 #   [{"type": "image", "image": PIL.Image},

@@ -9,7 +9,7 @@ import pytest
 from m3eval.data.task_samples import load_task_data
 from m3eval.metrics import base
 from m3eval.metrics.base import Metric, MetricInput, MetricResult, mean
-from m3eval.record import SampleRecord
+from m3eval.line_record import SampleRecord
 from m3eval.scoring.run import score_one
 from m3eval.tasks.schema import DatasetSpec, DocSpec, StepSpec, TaskSpec
 from m3eval.types import Prediction

@@ -40,16 +40,17 @@ PACKAGE = ROOT / "m3eval"
 # The intended architecture, highest rank first. A part is a subpackage of m3eval (all its
 # modules) or a top-level module. "Everything may import types, record and errors."
 LAYERS: list[tuple[int, list[str], str]] = [
-    (11, ["__main__"], "python -m m3eval"),
-    (10, ["cli"], "the command line: parse"),
-    (9, ["commands", "lm_eval_compat"], "... delegate and print; lm-eval flag spellings"),
-    (8, ["demo"], "the offline demo: builds tiny models and data, drives runs"),
-    (7, ["run", "report", "catalog", "leaderboard"], "run a model / read, compare, list, show results"),
-    (6, ["scoring"], "predictions -> scores (filters, metrics, groups, judge)"),
-    (5, ["data", "models", "metrics"], "dataset rows -> samples / model backends / metric functions"),
-    (4, ["tasks", "predictions"], "task and group definitions / a task's prediction files, a line at a time"),
-    (3, ["results", "prompts"], "run-folder file helpers / prompt templates"),
-    (2, ["types", "reference_record"], "Sample, Message, Prediction, sample ids / scores a paper reported"),
+    (12, ["__main__"], "python -m m3eval"),
+    (11, ["cli"], "the command line: parse"),
+    (10, ["commands", "lm_eval_compat"], "... delegate and print; lm-eval flag spellings"),
+    (9, ["demo"], "the offline demo: builds tiny models and data, drives runs"),
+    (8, ["run", "report", "catalog", "leaderboard"], "run a model / read, compare, list, show results"),
+    (7, ["scoring"], "predictions -> scores (filters, metrics, groups, judge)"),
+    (6, ["data", "models", "metrics"], "dataset rows -> samples / model backends / metric functions"),
+    (5, ["tasks", "predictions"], "task and group definitions / a task's prediction files, a line at a time"),
+    (4, ["results", "prompts"], "run-folder file helpers / prompt templates"),
+    (3, ["types", "reference_record"], "Sample, Message, Prediction, sample ids / scores a paper reported"),
+    (2, ["line_record"], "the lines of the predictions/ and samples/ files"),
     (1, ["record", "prompt_limits"], "the typed run record / template size bounds"),
     (0, ["errors", "resources", "plugins", "public_paths", ""], "errors, where data lives, plugin registries, "
                                                                "what a record may say of paths; m3eval/__init__"),

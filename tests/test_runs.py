@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from m3eval.record import MetricEntry, SampleRecord
+from m3eval.line_record import SampleRecord
+from m3eval.record import MetricEntry
 from m3eval.report.runs import (ResultsError, display_ci, display_value, find_runs, load_references, load_run,
                                 load_samples)
 from tests.dashboard_fixtures import DEFAULT_TASKS, write_broken, write_leaderboard, write_reference, write_run

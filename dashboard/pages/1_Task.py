@@ -11,7 +11,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard.loading import md_escape, safe_media, samples_of, start_page, table  # noqa: E402
 from dashboard.tables import joined, missing_ids_note, sample_frame, select_samples  # noqa: E402
-from m3eval.record import SampleRecord  # noqa: E402
+from m3eval.line_record import SampleRecord  # noqa: E402
 from m3eval.report.runs import display_value  # noqa: E402
 
 runs_by, _ = start_page("task", "🔎", "Task samples")

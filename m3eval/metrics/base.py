@@ -25,8 +25,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from m3eval.errors import SampleScoreError
+from m3eval.line_record import SampleRecord
 from m3eval.plugins import Registry
-from m3eval.record import SampleRecord
 
 
 @dataclass

@@ -27,8 +27,9 @@ from typing import Any, Callable
 import numpy as np
 
 from m3eval.errors import ResultsError
+from m3eval.line_record import SampleRecord
 from m3eval.metrics import stats
-from m3eval.record import MetricEntry, SampleRecord, TaskResult
+from m3eval.record import MetricEntry, TaskResult
 from m3eval.report.runs import Run, load_run
 
 SEED = 0  # fixed: the gate must give the same verdict every time it runs

@@ -15,12 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ResultsError
+from ..line_record import SampleRecord
 from ..record import (
     GroupResult,
     Invocation,
     MetricEntry,
     Results,
-    SampleRecord,
     TaskResult,
 )
 from ..reference_record import ReferenceFile, ReferenceTask

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ..record import Scored
+from ..line_record import Scored
+from ..results import package_version
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
 from .filters import step_spec
@@ -34,10 +34,7 @@ def scoring_key(spec: TaskSpec) -> str:
 
 @lru_cache(maxsize=1)
 def _version() -> str | None:
-    try:
-        return version("m3eval")
-    except PackageNotFoundError:  # a checkout on the path, not installed
-        return None
+    return package_version("m3eval")  # read once: a key is made per task and per scoring
 
 
 class BatchScorer:

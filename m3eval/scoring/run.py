@@ -11,8 +11,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..line_record import SampleRecord
 from ..predictions import PredictionFile, PredictionList, PredictionSource
-from ..record import Consistency, Results, RunBlock, SampleRecord, SubmissionResult, TaskResult, Timings
+from ..record import Consistency, Results, RunBlock, SubmissionResult, TaskResult, Timings
 from ..results import atomic_write_jsonl, encoder_extras_file, finalize, media_filename, read_json, read_samples
 from ..tasks.registry import Registry
 from ..tasks.schema import StepSpec, TaskSpec
