@@ -7,11 +7,13 @@ For each size N, a synthetic image task of N rows (`draw_image` pictures as PNG 
 datasets.Image column; --task vqa: the demo_vqa schema, question, image, ten answers, scored by
 VQA accuracy block by block; --task captions: the demo_captions schema, five captions an image,
 scored whole by CIDEr, BLEU-4 and ROUGE-L) is written to a local parquet and goes through its own
-fresh `python -m m3eval run` process, given to it with `--dataset-override demo_<task>=PATH`. Prints that process's peak RSS (ru_maxrss from os.wait4 of
-the child: the child and any processes it waited for, the conversion child too) and the slope in KiB per sample between
-the smallest and the largest size. With --backend hf the run decodes media in a forked
-DataLoader worker that the run ends with os._exit, unwaited: its memory (mostly pages shared with
-the run by fork) is not in the figure. With --backend instant everything runs in one process.
+fresh `python -m m3eval run` process, given to it with `--dataset-override demo_<task>=PATH`. Prints,
+for each run, that process's peak RSS (ru_maxrss from os.wait4 of the child: the child and any
+processes it waited for, the conversion child and the data process too, each by its own peak) and,
+as "all", the peak of the summed PSS of the run's process and every process under it (the data
+process that reads the tasks' data, m3eval/run/data_process.py; with --backend hf, the forked
+DataLoader worker that decodes media), sampled every 50 ms: pages a fork shares are counted once.
+Then the slopes in KiB per sample between the smallest and the largest size.
 
 Each size runs twice: the first run of a data file also has datasets convert it into its Arrow
 cache (in a forked child: m3eval/data/convert.py), the second reads that cache. --row-group sets
@@ -22,8 +24,12 @@ the rows of the files' parquet row groups (default: datasets' own, up to 100 MB,
 that answers every sample at once ("yes"): only the harness is measured (data loading, media
 decoding, predictions, records, scoring); the whole script takes about 2 min.
 
-Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8 (first run / second run), the
-conversion in a child and Arrow on the system allocator (docs/SCALING.md, Memory):
+Measured 2026-12-07, 2-core VM, 64x64 images, batch size 8, 2,000 / 20,000 samples, after the data
+moved to a data process (docs/SCALING.md, Memory): instant: the run's process 267 / 279 MiB (+0.68
+KiB per sample), all 374 / 396 MiB (+1.26); the same script on the tree before it (one process):
+380 / 391 MiB (+0.64), all 348 / 359 MiB (+0.64). hf: see docs/SCALING.md.
+Before that, the run's process only (ru_maxrss), the conversion in a child and Arrow on the system
+allocator (first run / second run):
   instant: 2,000: 380/380 MiB, 10,000: 388/384, 20,000: 391/388: +0.67 / +0.44 KiB per sample
   hf:      2,000: 537/537 MiB, 10,000: 544/548, 20,000: 551/551: +0.80 / +0.78 KiB per sample
 Earlier that day, the conversion in the run's process and Arrow's mimalloc: instant +1.75 / +0.52,
@@ -101,8 +107,9 @@ def write_data(n_max: int, image_size: int, folder: Path, sizes: list[int], task
     return paths
 
 
-def run_one(data: Path, out: Path, a: argparse.Namespace) -> tuple[float, float]:
-    """(peak RSS in MiB, wall seconds) of one whole `m3eval run` process."""
+def run_one(data: Path, out: Path, a: argparse.Namespace) -> tuple[float, float, float]:
+    """(peak RSS of the `m3eval run` process, peak of the summed PSS of it and every process under it
+    (the data process, the decoding worker), both in MiB; wall seconds) of one whole run."""
     if a.backend == "hf":
         from m3eval.demo.tiny_model import ensure_tiny_model
         model = ["--model", "hf", "--model-args", f"pretrained={ensure_tiny_model()}"]
@@ -116,13 +123,32 @@ def run_one(data: Path, out: Path, a: argparse.Namespace) -> tuple[float, float]
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen([sys.executable, __file__, "--child", "--", *argv], env=env,
                              stdout=subprocess.DEVNULL, stderr=err)
+        total = 0.0
+        while os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:  # ended: not reaped yet
+            total = max(total, _tree_pss(p.pid))
+            time.sleep(0.05)
         _, status, usage = os.wait4(p.pid, 0)  # this child's own rusage, not the running max of all children
         p.returncode = os.waitstatus_to_exitcode(status)
         wall = time.time() - t0
         if p.returncode != 0:
             err.seek(0)
             raise SystemExit(f"run failed ({p.returncode}):\n{err.read().decode()[-2000:]}")
-    return usage.ru_maxrss / 1024, wall  # Linux: ru_maxrss in KiB
+    return usage.ru_maxrss / 1024, total / 1024, wall  # Linux: ru_maxrss in KiB
+
+
+def _tree_pss(pid: int) -> float:
+    """KiB: the proportional set size of a process and all its descendants, now (pages they share, as a
+    fork shares them, counted once among them)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError):  # it ended meanwhile
+            continue
+        total += next((float(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0.0)
+    return total
 
 
 def main() -> None:
@@ -147,15 +173,20 @@ def main() -> None:
         t0 = time.time()
         paths = write_data(sizes[-1], a.image_size, Path(tmp), sizes, a.task, a.row_group or None)
         print(f"data written in {time.time() - t0:.1f} s")
-        print(f"{'N':>7} {'first run: peak RSS MiB':>24} {'wall s':>7} {'second run: peak RSS MiB':>25} {'wall s':>7}")
-        cold, warm = {}, {}
+        print("peak RSS: the run's process; all: the peak of the summed PSS of it and its helpers (the data "
+              "process, the decoding worker), sampled every 50 ms")
+        print(f"{'N':>7} {'first run: RSS MiB':>19} {'all MiB':>8} {'wall s':>7} {'second run: RSS MiB':>20} "
+              f"{'all MiB':>8} {'wall s':>7}")
+        cold, warm, cold_all, warm_all = {}, {}, {}, {}
         for n in sizes:  # the first run of a file converts it into datasets' Arrow cache; the second reads that
-            cold[n], wall_cold = run_one(paths[n], Path(tmp) / f"out{n}", a)
-            warm[n], wall_warm = run_one(paths[n], Path(tmp) / f"again{n}", a)
-            print(f"{n:>7} {cold[n]:>24.1f} {wall_cold:>7.1f} {warm[n]:>25.1f} {wall_warm:>7.1f}")
+            cold[n], cold_all[n], wall_cold = run_one(paths[n], Path(tmp) / f"out{n}", a)
+            warm[n], warm_all[n], wall_warm = run_one(paths[n], Path(tmp) / f"again{n}", a)
+            print(f"{n:>7} {cold[n]:>19.1f} {cold_all[n]:>8.1f} {wall_cold:>7.1f} {warm[n]:>20.1f} "
+                  f"{warm_all[n]:>8.1f} {wall_warm:>7.1f}")
     lo, hi = sizes[0], sizes[-1]
     if hi > lo:
-        for name, peaks in (("first runs", cold), ("second runs", warm)):
+        for name, peaks in (("first runs", cold), ("second runs", warm), ("first runs, all", cold_all),
+                            ("second runs, all", warm_all)):
             slope = (peaks[hi] - peaks[lo]) * 1024 / (hi - lo)
             print(f"slope {lo}..{hi}, {name}: {slope:+.2f} KiB per sample")
         print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")

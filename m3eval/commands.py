@@ -55,7 +55,8 @@ def _outcome(results: Results | None, failures: list[str], run_dir: Path | None 
 
 
 def _quiet_libraries() -> None:
-    """One progress bar (ours, per task); the libraries' own per-file bars are noise here."""
+    """The demo's: one progress bar (ours, per task); the libraries' own per-file bars are noise here
+    (a run turns them off with RunConfig.library_bars, after its data process forks)."""
     import datasets
     from transformers.utils import logging as hf_logging
     datasets.disable_progress_bars()
@@ -68,13 +69,6 @@ def _arrow_allocator() -> None:
     converts a new data file into its cache, and they stay in the run's peak memory
     (benchmarks/bench_memory.py, first runs: +1.28 -> +0.87 KiB per sample, 2,000 samples 396 -> 384 MiB)."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-
-
-def _threads(n: int | None) -> None:
-    _quiet_libraries()
-    if n:
-        import torch
-        torch.set_num_threads(n)
 
 
 def _check_usage(tasks: list[str], include_paths: list, model_args: str, overrides: dict
@@ -97,14 +91,14 @@ def cmd_run(a: argparse.Namespace) -> int:
     tasks = [t for t in a.tasks.split(",") if t]
     model_args, registry = _check_usage(tasks, a.include_path, a.model_args, dict(a.dataset_override))
     _arrow_allocator()
-    _threads(a.threads)
     from .run.pipeline import RunConfig, evaluate
     cfg = RunConfig(tasks=tasks, output=a.output, model=a.model,
                     model_args=model_args, run_name=a.run_name, batch_size=a.batch_size,
                     limit=a.limit, seed=a.seed, instructions=a.instructions, include_paths=a.include_path,
                     dataset_overrides=dict(a.dataset_override), max_new_tokens=a.max_new_tokens,
                     save_media=not a.no_media, free_model=False,
-                    gen_kwargs=a.gen_kwargs, stall_timeout=a.stall_timeout, ray=_ray_options(a))
+                    gen_kwargs=a.gen_kwargs, stall_timeout=a.stall_timeout, ray=_ray_options(a),
+                    threads=a.threads, library_bars=False)
     results, failures = evaluate(cfg, registry=registry)
     if results is not None:
         print(f"results: {cfg.output / results.run.name / 'results.json'}", file=sys.stderr)
@@ -243,7 +237,7 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo.tiny_model import DEMO_TRAIN_STEPS, TOY_NOTE, default_cache_dir, ensure_tiny_model, is_built
     from .run.pipeline import RunConfig, evaluate
-    _threads(1)  # a few-hundred-thousand-parameter model: one thread is fastest
+    _quiet_libraries()
     if not is_built(default_cache_dir(DEMO_TRAIN_STEPS)):
         print(f"building the demo model (once, ~25 s; cached in {default_cache_dir(DEMO_TRAIN_STEPS)})",
               file=sys.stderr)
@@ -251,7 +245,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(TOY_NOTE, file=sys.stderr)
     cfg = RunConfig(tasks=["demo"], output=a.output, model="hf",
                     model_args={"pretrained": str(model_dir), "device": "cpu"}, run_name="tiny-llava",
-                    batch_size=a.batch_size, free_model=False)
+                    batch_size=a.batch_size, free_model=False,
+                    threads=1, library_bars=False)  # a few-hundred-thousand-parameter model: one thread is fastest
     results, failures = evaluate(cfg)
     code = _outcome(results, failures)
     from .demo.encoders import run_encoder_demo  # grounding, then the tiny contrastive encoder

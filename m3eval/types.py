@@ -20,14 +20,25 @@ from .record import SampleFailure
 Message = list[dict[str, Any]]
 
 
+class LazySource:
+    """A media field read only when its sample reaches a model: `get()` gives what the row holds
+    (data/samples.py LazyField reads the table; run/data_process.py RemoteField asks the data process)."""
+
+    __slots__ = ()
+    optional: bool  # one of several image fields: a null is no image (None), not a bad one
+
+    def get(self) -> Any:
+        raise NotImplementedError
+
+
 @dataclass(slots=True)  # slots: a run holds one per media field of every sample
 class Media:
     """A lazy reference to one image or one video of a sample.
 
     `source` is whatever the dataset row holds (base64 string, bytes, a path, a
-    `datasets` Image dict, a PIL image, or for "frames" a list of those); it is
-    decoded only when the sample reaches a model, so a run never holds a whole
-    dataset's decoded pixels.
+    `datasets` Image dict, a PIL image, or for "frames" a list of those), or a
+    LazySource that reads it; it is decoded only when the sample reaches a model, so a
+    run never holds a whole dataset's decoded pixels.
     """
 
     kind: Literal["image", "video", "frames"]

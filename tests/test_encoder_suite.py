@@ -82,10 +82,10 @@ def test_a_missing_class_file_fails_the_task_clearly(tmp_path):
     spec = Registry.discover().tasks["imagenet_cn_zeroshot"]
     moved = spec.model_copy(update={"source": str(tmp_path / "imagenet_cn_zeroshot.yaml")})
     path = _classification(tmp_path / "x.parquet", "image", "label", ["a", "b"], n=2)
-    samples = load_task_data(moved, None, "default", override=path).samples
+    data = load_task_data(moved, None, "default", override=path)
     model = load_model("clip", {"pretrained": str(build_tiny_clip(tmp_path / "clip"))})
     with pytest.raises(ValueError, match="imagenet_cn_classes.txt"):
-        run_encoder_task(moved, samples, model, tmp_path / "run")
+        run_encoder_task(moved, data, model, tmp_path / "run")
 
 
 def test_a_bad_label_fails_only_its_sample(tmp_path):
@@ -95,9 +95,9 @@ def test_a_bad_label_fails_only_its_sample(tmp_path):
     spec = Registry.discover().tasks["demo_zero_shot"]
     spec = spec.model_copy(update={"encoder": spec.encoder.model_copy(update={
         "classes": {"en": ["red circle", "blue square", "green triangle"]}, "openness": None})})
-    samples = load_task_data(spec, None, "default", override=str(tmp_path / "d.parquet")).samples
+    data = load_task_data(spec, None, "default", override=str(tmp_path / "d.parquet"))
     model = load_model("clip", {"pretrained": str(build_tiny_clip(tmp_path / "clip"))})
-    preds, _ = run_encoder_task(spec, samples, model, tmp_path / "run")
+    preds, _ = run_encoder_task(spec, data, model, tmp_path / "run")
     assert [p.error is not None for p in preds] == [False, False, True, False]
     assert "not a class index 0..2" in str(preds[2].error)
 
@@ -108,11 +108,11 @@ def test_a_corrupt_image_fails_only_its_sample_also_on_resume(tmp_path):
     rows[2]["image"] = {"bytes": b"not a png", "path": None}
     ds.Dataset.from_list(rows).cast_column("image", ds.Image(decode=False)).to_parquet(str(tmp_path / "r.parquet"))
     spec = Registry.discover().tasks["demo_retrieval"]
-    samples = load_task_data(spec, None, "default", override=str(tmp_path / "r.parquet")).samples
+    data = load_task_data(spec, None, "default", override=str(tmp_path / "r.parquet"))
     model = load_model("clip", {"pretrained": str(build_tiny_clip(tmp_path / "clip"))})
-    preds, _ = run_encoder_task(spec, samples, model, tmp_path / "run")
+    preds, _ = run_encoder_task(spec, data, model, tmp_path / "run")
     assert [p.error is not None for p in preds] == [False, False, True, False, False]
     (tmp_path / "run" / "predictions" / "demo_retrieval.jsonl").unlink()  # resume from the embedding cache
-    again, _ = run_encoder_task(spec, samples, model, tmp_path / "run")
+    again, _ = run_encoder_task(spec, data, model, tmp_path / "run")
     assert [p.error for p in again] == [p.error for p in preds]
     assert [p.prediction for p in again] == [p.prediction for p in preds]

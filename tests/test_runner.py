@@ -230,14 +230,14 @@ def assert_16_vqa_as_bs8(adapter: type, tiny_model, tmp_path, bs8) -> None:
 
 
 def test_prefetch_mode_is_process_or_thread(monkeypatch):
-    from m3eval.run import prefetch
+    from m3eval.forks import may_fork
     monkeypatch.setenv("M3EVAL_PREFETCH", "thread")
-    assert not prefetch.worker_process_ok()
+    assert not may_fork()
     monkeypatch.setenv("M3EVAL_PREFETCH", "process")
-    assert prefetch.worker_process_ok() == sys.platform.startswith("linux")
+    assert may_fork() == sys.platform.startswith("linux")
     monkeypatch.setenv("M3EVAL_PREFETCH", "processes")
     with pytest.raises(ValueError, match="M3EVAL_PREFETCH='processes'"):
-        prefetch.worker_process_ok()
+        may_fork()
 
 
 class Unpicklable:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import datasets
+
+from ..forks import die_with_parent, may_fork
 
 
 def load_dataset(path: str, name: str | None = None, *, split: str, **kwargs: Any) -> datasets.Dataset:
@@ -25,27 +26,21 @@ def load_dataset(path: str, name: str | None = None, *, split: str, **kwargs: An
     The dataset is memory-mapped, as load_dataset's is unless HF_DATASETS_IN_MEMORY_MAX_SIZE is set."""
     builder = datasets.load_dataset_builder(path, name, **kwargs)
     cached = (Path(builder.cache_dir) / datasets.config.DATASET_INFO_FILENAME).exists()
-    if not cached and _may_fork():
+    if not cached and may_fork():
         _in_child(builder.download_and_prepare)
     builder.download_and_prepare()  # reads the cache the child wrote (else converts here)
     return builder.as_dataset(split=split)
 
 
-def _may_fork() -> bool:
-    """Linux (fork is its default start method), unless M3EVAL_PREFETCH=thread asks for no forked
-    process: a Ray worker sets it, its threads holding locks that a fork would copy."""
-    return sys.platform.startswith("linux") and os.environ.get("M3EVAL_PREFETCH", "process") != "thread"
-
-
 def _in_child(work: Any) -> None:
     """`work()` in a forked child, waited for. The child ends with its parent (kill -9 included)
     and writes nothing to the terminal: a failure shows when the parent does the work itself."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: only this thread; it leaves with os._exit, running no cleanup of the parent's
         code = 1
         try:
-            import ctypes
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            die_with_parent(parent)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)

@@ -9,7 +9,8 @@ and a batch's Sample objects live while it is decoded, generated and written.
 from __future__ import annotations
 
 from array import array
-from typing import Callable, Collection, Iterable, Iterator, Sequence, overload
+from dataclasses import dataclass
+from typing import Any, Callable, Collection, Iterable, Iterator, Sequence, overload
 
 from ..types import Sample
 
@@ -63,6 +64,19 @@ class SampleSet(Sequence[Sample]):
     def __repr__(self) -> str:
         return f"SampleSet({len(self)} samples)"
 
+    def read(self, positions: Sequence[int]) -> list[Sample]:
+        """The samples at these positions of the whole task (not of this view), read in one go: how
+        another process reads through this set (run/data_process.py)."""
+        return self._fetch(positions)
+
+    def reader(self) -> Fetch:
+        """How the set reads samples by their positions in the task (what `read` calls), without its ids."""
+        return self._fetch
+
+    def reading_through(self, fetch: Fetch) -> SampleSet:
+        """The same samples, read through `fetch`."""
+        return SampleSet(self._ids, self._keys, fetch, self._positions)
+
     @property
     def ids(self) -> list[str]:
         """The samples' ids, in the set's order, without building the samples."""
@@ -90,3 +104,14 @@ class SampleSet(Sequence[Sample]):
 
 
 EMPTY = SampleSet.of([])
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """What reading a task's data produces (data/task_samples.py)."""
+
+    samples: SampleSet  # the task's samples, in dataset order (built as they are read)
+    fingerprint: dict[str, Any]  # what they were read from (data/fingerprint.py), to tell a changed dataset;
+    # a task with dataset.join has the joined table's under "join"
+    n_excluded: int  # rows doc.exclude_if dropped (0 for a task without one)
+    class_names: dict[str, list[str]]  # each ClassLabel column's names (an encoder task's feature:<column>)

@@ -18,7 +18,7 @@ from ..errors import NotText, SampleError, TemplateLimitError
 from ..prompts import is_template, render
 from ..record import SampleFailure
 from ..tasks.schema import TaskSpec
-from ..types import Media, Sample, variant_id
+from ..types import LazySource, Media, Sample, variant_id
 from .fields import (
     as_text,
     choice_texts,
@@ -41,7 +41,7 @@ EXPLODE_INDEX = "explode_index"  # doc.explode: the item's place in its row's li
 
 
 @dataclass(slots=True)  # slots: one per media field of every sample
-class LazyField:
+class LazyField(LazySource):
     """One media field of one row, read from the Arrow table only when needed."""
 
     ds: datasets.Dataset

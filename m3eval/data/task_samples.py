@@ -2,28 +2,18 @@
 Samples whose media may only come from the folders the task allows."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
 import pyarrow as pa
 
 from ..errors import DataError
 from ..tasks.schema import DatasetSpec, DocSpec, JoinSpec, TaskSpec
 from .join import JoinedTable, index_join
-from .sample_set import SampleSet
+from .sample_set import TaskData
 from .samples import build_samples, limit_count
 from .sources import load_dataset_rows, resolve_local
-
-
-@dataclass(frozen=True)
-class TaskData:
-    """What reading a task's data produces."""
-
-    samples: SampleSet  # the task's samples, in dataset order (built as they are read)
-    fingerprint: dict[str, Any]  # what they were read from (data/fingerprint.py), to tell a changed dataset;
-    # a task with dataset.join has the joined table's under "join"
-    n_excluded: int  # rows doc.exclude_if dropped (0 for a task without one)
 
 
 def load_task_data(spec: TaskSpec, limit: int | float | None, instructions: str,
@@ -58,7 +48,10 @@ def load_task_data(spec: TaskSpec, limit: int | float | None, instructions: str,
                                         media_roots=roots, join=joined)
     # Arrow's allocator keeps what reading the data freed (26 MiB after converting 20,000 rows): give it back
     pa.default_memory_pool().release_unused()
-    return TaskData(samples, fingerprint, n_excluded)
+    tables = [ds] if joined is None else [ds, joined.ds]
+    names = {col: list(feature.names) for table in reversed(tables) for col, feature in table.features.items()
+             if isinstance(feature, datasets.ClassLabel)}  # the task's own table's win
+    return TaskData(samples, fingerprint, n_excluded, names)
 
 
 def _hub_layout(path: Path) -> bool:

@@ -24,12 +24,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import datasets
 import numpy as np
 
 from ..data.media import VideoRule
-from ..data.sample_set import SampleSet
-from ..data.samples import LazyField
+from ..data.sample_set import SampleSet, TaskData
 from ..metrics.openness import openness_curve
 from ..metrics.retrieval import retrieval_ranks
 from ..models.base import ModelAdapter
@@ -70,15 +68,15 @@ def pending(spec: TaskSpec, samples: SampleSet, run_dir: Path) -> int:
     return 0 if _finished(spec, samples, run_dir) is not None else len(samples)
 
 
-def run_encoder_task(spec: TaskSpec, task_samples: SampleSet, model: ModelAdapter | None, run_dir: Path
+def run_encoder_task(spec: TaskSpec, data: TaskData, model: ModelAdapter | None, run_dir: Path
                      ) -> tuple[list[Prediction], float]:
     """Predictions for one encoder task (reused when the run folder already has them), seconds spent.
     `model` is None when no task is pending (the model was not loaded): every task is finished."""
     t0 = time.perf_counter()
-    finished = _finished(spec, task_samples, run_dir)
+    finished = _finished(spec, data.samples, run_dir)
     if finished is not None:
         return finished, 0.0
-    samples = list(task_samples)  # held while the task runs: ranking reads them all more than once
+    samples = list(data.samples)  # held while the task runs: ranking reads them all more than once
     if model is None:
         raise RuntimeError(f"task {spec.task}: predictions to compute but no model loaded")
     cache = _Cache(run_dir / "embeddings" / spec.task, model)
@@ -86,7 +84,7 @@ def run_encoder_task(spec: TaskSpec, task_samples: SampleSet, model: ModelAdapte
     img, errors = cache.embed("image", [s.id for s in samples], lambda idx: _image_chunk(samples, idx, model))
     img = np.nan_to_num(img)  # failed images: zero vectors (their samples score 0 as errors)
     if spec.type == "zero_shot_classification":
-        preds, extra = _zero_shot(spec, samples, img, errors, cache, model)
+        preds, extra = _zero_shot(spec, data.class_names, samples, img, errors, cache, model)
     else:
         preds, extra = _retrieval(samples, img, errors, cache, model)
     seconds = time.perf_counter() - t0
@@ -157,15 +155,13 @@ def _pred(s: Sample, text: str, error: str | None, prompt: str = "") -> Predicti
 
 # ---- zero-shot classification ---------------------------------------------------------------
 
-def _lines(value: list[str] | str, spec: TaskSpec, samples: list[Sample], what: str) -> list[str]:
+def _lines(value: list[str] | str, spec: TaskSpec, class_names: dict[str, list[str]], what: str) -> list[str]:
     """A list, a file (one item a line, relative to the YAML) or feature:<column> (ClassLabel names)."""
     if isinstance(value, list):
         return value
     if value.startswith("feature:"):
         col = value[len("feature:"):]
-        src = samples[0].media[0].source if samples and samples[0].media else None
-        feature = src.ds.features.get(col) if isinstance(src, LazyField) else None  # the rows' own schema
-        names = feature.names if isinstance(feature, datasets.ClassLabel) else None
+        names = class_names.get(col)  # the rows' own schema
         if not names:
             raise ValueError(f"task {spec.task}: encoder.{what}: column {col!r} is not a ClassLabel with names")
         return [n.split(",")[0].strip() for n in names]  # ImageNet's "tench, Tinca tinca": the first synonym
@@ -175,28 +171,28 @@ def _lines(value: list[str] | str, spec: TaskSpec, samples: list[Sample], what: 
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def class_embeddings(spec: TaskSpec, lang: str, samples: list[Sample], cache: _Cache, model: ModelAdapter
-                     ) -> np.ndarray:
+def class_embeddings(spec: TaskSpec, lang: str, class_names: dict[str, list[str]], cache: _Cache,
+                     model: ModelAdapter) -> np.ndarray:
     enc = spec.encoder
     if enc is None or enc.classes is None or enc.templates is None:  # the task schema requires them
         raise ValueError(f"task {spec.task}: zero_shot_classification needs encoder.classes and encoder.templates")
     if lang not in enc.classes:
         raise ValueError(f"task {spec.task}: samples in language {lang!r} "
                          f"but encoder.classes has {sorted(enc.classes)}")
-    names = _lines(enc.classes[lang], spec, samples, f"classes.{lang}")
-    templates = _lines(enc.templates[lang], spec, samples, f"templates.{lang}")
+    names = _lines(enc.classes[lang], spec, class_names, f"classes.{lang}")
+    templates = _lines(enc.templates[lang], spec, class_names, f"templates.{lang}")
     texts = [t.replace("{}", n) for n in names for t in templates]
     emb, _ = cache.embed("text", texts, lambda i: (model.encode_texts([texts[k] for k in i]), {}))
     emb = emb.reshape(len(names), len(templates), -1).mean(axis=1)
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
-def _zero_shot(spec: TaskSpec, samples: list[Sample], img: np.ndarray, errors: list[str | None],
-               cache: _Cache, model: ModelAdapter) -> tuple[list[Prediction], dict[str, Any]]:
+def _zero_shot(spec: TaskSpec, class_names: dict[str, list[str]], samples: list[Sample], img: np.ndarray,
+               errors: list[str | None], cache: _Cache, model: ModelAdapter) -> tuple[list[Prediction], dict[str, Any]]:
     preds: list[Prediction | None] = [None] * len(samples)
     extra: dict[str, Any] = {}
     for lang in sorted({s.lang for s in samples}):
-        cls = class_embeddings(spec, lang, samples, cache, model)
+        cls = class_embeddings(spec, lang, class_names, cache, model)
         idx = [i for i, s in enumerate(samples) if s.lang == lang]
         logits = img[idx] @ cls.T if img.shape[1] else np.zeros((len(idx), len(cls)))
         top = np.argsort(-logits, axis=1, kind="stable")[:, :TOP]

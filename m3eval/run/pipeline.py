@@ -13,8 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data.sample_set import EMPTY
-from ..data.task_samples import TaskData, load_task_data
+from ..data.sample_set import EMPTY, TaskData
 from ..errors import RunError, UsageError
 from ..models.base import GenerationConfig, ModelAdapter
 from ..models.registry import check_backend, get_backend, load_model
@@ -23,17 +22,17 @@ from ..record import Invocation, Results, RunBlock, RunIdentity, SubmissionResul
 from ..results import atomic_write_json, git_sha, now_iso, package_versions, public_args, read_results, run_name_checked
 from ..scoring.invocations import invocation_record, merge_tasks, single_instruction
 from ..scoring.run import conclude, score_one
-from ..scoring.submission import check_submission, merge_submissions, write_submission
-from ..scoring.task import SCORING_ERRORS, check_scoring
+from ..scoring.submission import merge_submissions, write_submission
+from ..scoring.task import SCORING_ERRORS
 from ..tasks.registry import Registry
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
 from . import encode
 from .chunks import Chunk
+from .data_process import TaskReading
 from .distributed import Dist, init_distributed
 from .generate import GenStats, TaskPlan, consolidate, finished, generate_tasks, plan_task
 from .lock import run_folder_lock
-from .prefetch import worker_process_ok
 from .ray_engine import ChunkJob, RayEngine, RayOptions, TaskLoad, check_address, import_ray
 from .relay import Logs
 from .resume import check_model_revision, check_resume, identity
@@ -61,6 +60,8 @@ class RunConfig:
     gen_kwargs: dict[str, Any] = field(default_factory=dict)  # --gen_kwargs: overrides every task's generation
     stall_timeout: float | None = None  # torchrun: seconds a rank may show no heartbeat (None: env, else 300)
     ray: RayOptions | None = None  # --engine ray (None: this process, or the ranks of a torchrun launch)
+    threads: int | None = None  # torch's CPU threads (--threads; None: torch's default)
+    library_bars: bool = True  # the libraries' own progress bars (datasets', transformers'); the CLI's are off
 
 
 def run_name_for(cfg: RunConfig) -> str:
@@ -75,19 +76,34 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None, registry: Registry | None
     """Run and score. Returns (results on rank 0 / None elsewhere, failures: tasks that could not run).
     The run folder is held (locked, so proven writable) from before the model loads to the end.
     `registry`: the tasks as the caller already discovered them (else discovered here)."""
-    check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before any data loads
-    worker_process_ok()  # and so does a bad M3EVAL_PREFETCH
-    if cfg.ray is not None:
-        import_ray()  # and a missing extra, and an --address nobody answers at
-        if cfg.ray.address is not None:
-            check_address(cfg.ray.address)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise UsageError("--engine ray runs in one driver process, not under torchrun")
-    dist = dist or init_distributed(cfg.stall_timeout)
     registry = registry or Registry.discover(cfg.include_paths)
     specs = registry.resolve_run(cfg.tasks, cfg.dataset_overrides, cfg.gen_kwargs)
-    with run_folder_lock(cfg.output / run_name_for(cfg), dist):
-        return _Job(cfg, dist, registry, cfg.output / run_name_for(cfg)).run(specs)
+    # the data is read from here on, in a data process where m3eval forks (run/data_process.py), while
+    # this process imports the model's libraries: forked first, before torch is imported
+    reading = TaskReading(specs, cfg.limit, cfg.instructions, cfg.dataset_overrides, cfg.library_bars)
+    try:
+        _libraries(cfg)
+        check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before the model loads
+        if cfg.ray is not None:
+            import_ray()  # and a missing extra, and an --address nobody answers at
+            if cfg.ray.address is not None:
+                check_address(cfg.ray.address)
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise UsageError("--engine ray runs in one driver process, not under torchrun")
+        dist = dist or init_distributed(cfg.stall_timeout)
+        with run_folder_lock(cfg.output / run_name_for(cfg), dist):
+            return _Job(cfg, dist, registry, cfg.output / run_name_for(cfg), reading).run(specs)
+    finally:
+        reading.close()
+
+
+def _libraries(cfg: RunConfig) -> None:
+    if not cfg.library_bars:
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    if cfg.threads:
+        import torch
+        torch.set_num_threads(cfg.threads)
 
 
 @dataclass
@@ -98,6 +114,7 @@ class _Job:
     dist: Dist
     registry: Registry
     run_dir: Path
+    reading: TaskReading
     data: dict[str, TaskData] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     t_start: float = field(default_factory=time.perf_counter)
@@ -107,7 +124,7 @@ class _Job:
         if self.dist.is_main:
             for err in self.registry.errors:  # files this run does not use: reported, never fatal
                 print(f"m3eval: warning: {err}", file=sys.stderr)
-        self.data, self.failures = load_data(specs, self.cfg)
+        self.data, self.failures = self.reading.result()
         runnable = [s for s in specs if s.task in self.data]
         if not runnable:
             raise RunError("no task could be loaded:\n  " + "\n  ".join(self.failures))
@@ -256,8 +273,8 @@ class _Job:
             encoder = None if isinstance(model, RayEngine) else model  # under Ray no encoder task is runnable (fitting)
             for spec in (s for s in runnable if s.type != "generate" and self.dist.is_main):
                 try:
-                    preds, seconds = encode.run_encoder_task(spec, self.data[spec.task].samples, encoder,
-                                                             self.run_dir)
+                    preds, seconds = encode.run_encoder_task(spec, self.data[spec.task], encoder, self.run_dir)
+                    self.reading.release(spec.task)
                 except (ValueError, KeyError) as e:  # a bad class list or file fails this task only
                     self.failures.append(f"{spec.task} ({spec.source}): {e}")
                     continue
@@ -281,6 +298,7 @@ class _Job:
         scored, which reuse their memory, and not held while the later tasks generate."""
         plan.samples, plan.batches, plan.chunks = EMPTY, [], []
         self.data[plan.spec.task] = replace(self.data[plan.spec.task], samples=EMPTY)
+        self.reading.release(plan.spec.task)
 
     def record_results(self, runnable: list[TaskSpec], scored: dict[str, TaskResult | SubmissionResult],
                        earlier: Results | None,
@@ -314,20 +332,6 @@ class _Job:
         tasks = {t: e for t, e in merge_tasks(earlier, new).items() if t not in submitted}
         return conclude(self.registry, runnable, tasks, self.run_dir, cfg.seed, run, timings,
                         failures=self.failures, submissions=merge_submissions(earlier, submitted, set(new)))
-
-
-def load_data(specs: list[TaskSpec], cfg: RunConfig) -> tuple[dict[str, TaskData], list[str]]:
-    """Every task's data and scoring set-up, before the model loads (a mistake shows first).
-    Returns what loaded and, for the tasks that did not, why."""
-    data, failures = {}, []
-    for spec in specs:
-        try:
-            check_scoring(spec.metrics, spec.filters)
-            check_submission(spec)
-            data[spec.task] = load_task_data(spec, cfg.limit, cfg.instructions, cfg.dataset_overrides.get(spec.task))
-        except (ValueError, KeyError) as e:  # DataError, SampleError, an unknown metric or filter
-            failures.append(f"{spec.task} ({spec.source}): {e}")
-    return data, failures
 
 
 def _timed_score(spec: TaskSpec, preds: list[Prediction] | PredictionFile, run_dir: Path, seed: int,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,12 +23,12 @@ from typing import Any, Callable, Generator, Iterator, Sequence
 
 from ..data.media import VideoRule, decode_media, thumbnail_jpeg
 from ..data.sample_set import EMPTY, SampleSet
-from ..data.samples import LazyField
 from ..errors import MediaError
+from ..forks import die_with_parent, may_fork
 from ..models.base import ModelAdapter
 from ..record import SampleFailure
 from ..results import atomic_write_bytes, media_filename
-from ..types import Media, Message, Sample
+from ..types import LazySource, Media, Message, Sample
 from .claims import Claims
 
 PREFETCH = 2  # batches decoded ahead of the one generating (per worker)
@@ -71,10 +70,10 @@ def prepare(sample: Sample, rule: VideoRule, media_dir: Path | None, max_images:
         slots: list[Any] = []  # the image sources in order; _ABSENT: an image field this row leaves null
         others: list[Media] = []
         for m in sample.media:
-            value = m.source.get() if isinstance(m.source, LazyField) else m.source
+            value = m.source.get() if isinstance(m.source, LazySource) else m.source
             if m.kind != "image":
                 others.append(Media(m.kind, value))
-            elif value is None and isinstance(m.source, LazyField) and m.source.optional:
+            elif value is None and isinstance(m.source, LazySource) and m.source.optional:
                 slots.append(_ABSENT)
             else:
                 slots.extend(value if isinstance(value, list) else [value])
@@ -185,7 +184,7 @@ def decoded_stream(plans: list[Any], model: ModelAdapter | None, pool: ThreadPoo
     if model is None or not model.splits_preprocessing:
         return _in_threads(plans, claims, None, pool, limit)
     # a streaming backend takes the decoded messages themselves: those stay in this process
-    if any(plan.batches for plan in plans) and worker_process_ok() and not model.streams:
+    if any(plan.batches for plan in plans) and may_fork() and not model.streams:
         return _in_process(plans, claims, model.preprocess, limit)
     return _in_threads(plans, claims, model.preprocess, pool, limit)
 
@@ -205,18 +204,8 @@ def _take(plan: Any, k: int) -> SampleSet:
     return batch
 
 
-def worker_process_ok() -> bool:
-    """Fork is the start method that costs no second import of torch and the model's code
-    (spawn would take seconds): Linux's default, the one DataLoader users rely on.
-    M3EVAL_PREFETCH=thread keeps the decoding in threads."""
-    mode = os.environ.get("M3EVAL_PREFETCH", "process")
-    if mode not in ("process", "thread"):
-        raise ValueError(f"M3EVAL_PREFETCH={mode!r}: expected process or thread")
-    return mode == "process" and sys.platform.startswith("linux")
-
-
-# what a worker returns for a batch: each sample's media record and error, and the pickled inputs
-_WorkerBatch = tuple[list[dict[str, Any]], list[SampleFailure | None], bytes]
+# what a worker returns for a batch: its samples, each one's media record and error, and the pickled inputs
+_WorkerBatch = tuple[list[Sample], list[dict[str, Any]], list[SampleFailure | None], bytes]
 
 
 def _in_threads(plans: list[Any], claims: Claims, preprocess: Callable | None, pool: ThreadPoolExecutor,
@@ -238,8 +227,9 @@ def _in_threads(plans: list[Any], claims: Claims, preprocess: Callable | None, p
 
 
 def _worker_batch(plan: Any, batch: Sequence[Sample], preprocess: Callable, max_images: int | None) -> _WorkerBatch:
-    """One batch decoded in the worker process: what the model's process lacks (each sample's
-    media record and error, and the inputs), never the samples themselves."""
+    """One batch decoded in the worker process: its samples (read from the data process, whose media
+    fields are references to it: a few hundred bytes a sample), each one's media record and error, and
+    the inputs. The model's process does not read the samples again."""
     d = decode_batch(plan, batch, preprocess, max_images)
     # The inputs travel as plain pickled bytes (tensors by value), not as torch's shared-memory
     # handles: those need room in /dev/shm (64 MB in a default container) and a file-descriptor
@@ -249,7 +239,7 @@ def _worker_batch(plan: Any, batch: Sequence[Sample], preprocess: Callable, max_
         inputs = pickle.dumps(d.inputs)
     except Exception:  # noqa: BLE001 - e.g. a remote-code processor's object: the model's process decodes again
         inputs = pickle.dumps(None)
-    return [p.info for p in d.prepared], [p.error for p in d.prepared], inputs
+    return [p.sample for p in d.prepared], [p.info for p in d.prepared], [p.error for p in d.prepared], inputs
 
 
 def _as_is(item: Any) -> Any:
@@ -265,7 +255,7 @@ def _in_process(plans: list[Any], claims: Claims, preprocess: Callable, max_imag
     class Batches(Dataset[tuple[int, int | None, _WorkerBatch]]):  # decoded in the worker
         def __getitem__(self, item: tuple[int, int | None]) -> tuple[int, int | None, _WorkerBatch]:
             i, k = item
-            return i, k, ([], [], b"") if k is None else \
+            return i, k, ([], [], [], b"") if k is None else \
                 _worker_batch(plans[i], plans[i].batches[k], preprocess, max_images)
 
     class Claimed(Sampler[tuple[int, int | None]]):  # which ones: claimed in this process as the loader
@@ -286,18 +276,8 @@ def _in_process(plans: list[Any], claims: Claims, preprocess: Callable, max_imag
 
 
 def _die_with_parent(parent: int, _worker_id: int) -> None:
-    """Linux: the worker is killed when the run's process ends, however it ends (kill -9, the
-    CLI's os._exit): torch's own watchdog only looks between batches, and a worker blocked
-    writing to a full pipe outlived its run."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # no libc symbol: torch's watchdog remains
-            pass
-        if os.getppid() != parent:  # the run ended before the call: PDEATHSIG would never come
-            os._exit(0)
+    """torch's own watchdog only looks between batches: the worker goes when the run's process does."""
+    die_with_parent(parent)
 
 
 def _joined(plans: list[Any], loader: Iterator[tuple[int, int | None, _WorkerBatch]],
@@ -305,11 +285,11 @@ def _joined(plans: list[Any], loader: Iterator[tuple[int, int | None, _WorkerBat
     # The worker forked (when the loader was made) with its own copy of the plans: this process
     # lets each batch go once it is handed over, as _in_threads does
     try:
-        for i, k, (infos, errors, inputs) in loader:
+        for i, k, (batch, infos, errors, inputs) in loader:
             if k is None:
                 yield Decoded(plans[i], [], end=True)
                 continue
-            batch = _take(plans[i], k)
+            _take(plans[i], k)
             yield Decoded(plans[i], [Prepared(s, None, info, err) for s, info, err in zip(batch, infos, errors)],
                           pickle.loads(inputs))  # noqa: S301 - bytes from our own worker process
     finally:  # the worker stops now, also when the run stops early (an exception's traceback

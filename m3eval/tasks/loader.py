@@ -65,11 +65,23 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _resolve_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
+Reads = dict[Path, tuple[Path, dict[str, Any]]]  # the files a discovery has read: path -> (resolved path, mapping)
+
+
+def _resolve_includes(path: Path, seen: tuple[Path, ...] = (), read: Reads | None = None) -> dict[str, Any]:
+    """The file's mapping with its includes merged in. `read`: a suite's shared includes are resolved and
+    parsed once a discovery, not once per file that includes them."""
+    if read is not None and path in read:
+        path, data = read[path]
+        data = dict(data)  # the caller pops keys; nested values are shared: _merge and _substitute copy them
+    else:
+        real = path.resolve()
+        data = _read_yaml(real)
+        if read is not None:
+            read[path] = (real, dict(data))
+        path = real
     if path in seen:
         raise TaskError(f"{path}: include cycle: {' -> '.join(map(str, seen + (path,)))}")
-    data = _read_yaml(path)
     inc = data.pop("include", None)
     if inc is None:
         return data
@@ -80,7 +92,7 @@ def _resolve_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
         target = (path.parent / item)
         if not target.exists():
             raise TaskError(f"{path}: include: no such file {target}")
-        merged = _merge(merged, _resolve_includes(target, seen + (path,)))
+        merged = _merge(merged, _resolve_includes(target, seen + (path,), read))
     return _merge(merged, data)
 
 
@@ -118,9 +130,10 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return [k for k in model.model_fields if k != "source"]
 
 
-def load_file(path: Path) -> list[TaskSpec | GroupSpec]:
-    """All tasks and groups one YAML file defines (expanded templates give several)."""
-    data = _resolve_includes(path)
+def load_file(path: Path, read: Reads | None = None) -> list[TaskSpec | GroupSpec]:
+    """All tasks and groups one YAML file defines (expanded templates give several). `read`: the
+    files a discovery has read so far (_resolve_includes)."""
+    data = _resolve_includes(path, read=read)
     src = str(path)
     if "group" in data and "task" not in data:
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import TaskError, UsageError
 from ..resources import TASKS_DIR
-from .loader import iter_task_files, load_file
+from .loader import Reads, iter_task_files, load_file
 from .schema import GroupSpec, TaskSpec, apply_gen_kwargs
 
 # The suite shipped with m3eval: the repository's top-level tasks/ folder (or its copy in a wheel).
@@ -38,19 +38,20 @@ class Registry:
     @classmethod
     def discover(cls, include_paths: list[Path] | tuple = (), builtin: bool = True, env: bool = True) -> "Registry":
         reg = cls()
+        read: Reads = {}  # every YAML file read once, a suite's shared includes too
         for root in roots(include_paths, builtin, env):
             for path in iter_task_files(root):
-                reg.add_file(path)
+                reg.add_file(path, read)
         reg.set_aside_broken_groups()
         return reg
 
-    def add_file(self, path: Path) -> list[TaskSpec | GroupSpec]:
+    def add_file(self, path: Path, read: Reads | None = None) -> list[TaskSpec | GroupSpec]:
         """Load one task file and register its definitions; returns them as parsed. A problem
         (a bad file, a name already taken) is recorded in `errors`, and the file's definitions
         from there on are left out."""
         specs: list[TaskSpec | GroupSpec] = []
         try:
-            specs = load_file(path)
+            specs = load_file(path, read)
             for spec in specs:
                 self._add(spec)
         except TaskError as e:
