@@ -69,10 +69,6 @@ class SampleSet(Sequence[Sample]):
         another process reads through this set (run/data_process.py)."""
         return self._fetch(positions)
 
-    def reader(self) -> Fetch:
-        """How the set reads samples by their positions in the task (what `read` calls), without its ids."""
-        return self._fetch
-
     def reading_through(self, fetch: Fetch) -> SampleSet:
         """The same samples, read through `fetch`."""
         return SampleSet(self._ids, self._keys, fetch, self._positions)

@@ -192,7 +192,6 @@ def _serve(listener: Listener, address: str, load: Callable[[], Loaded]) -> None
         if not isinstance(e, (ValueError, KeyError)):
             traceback.print_exc(file=sys.stderr)  # not a data error: what the data process was doing
         service = _Service(address, None, e)
-    _trim()
     lock = threading.Lock()
     while True:
         try:
@@ -202,21 +201,11 @@ def _serve(listener: Listener, address: str, load: Callable[[], Loaded]) -> None
         threading.Thread(target=service.answer, args=(conn, lock), daemon=True).start()
 
 
-def _trim() -> None:
-    """Give the heap's free pages back (glibc keeps what reading freed; Arrow allocates from it here)."""
-    import ctypes
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 class _Service:
     def __init__(self, address: str, loaded: Loaded | None, error: BaseException | None = None):
         self.address, self.error = address, error
-        self.data = loaded[0] if loaded else {}  # until the run's process has them: then only the readers stay
+        self.data = loaded[0] if loaded else {}
         self.failures = loaded[1] if loaded else []
-        self.readers = {task: d.samples.reader() for task, d in self.data.items()}
         self.tables: dict[int, tuple[str, Any]] = {}  # by id: the tables media fields are read from, and whose
 
     def answer(self, conn: Connection, lock: threading.Lock) -> None:
@@ -241,22 +230,19 @@ class _Service:
     def handle(self, request: tuple[Any, ...]) -> Any:
         if self.error is not None:
             raise self.error
-        if request[0] == "loaded":  # asked once: each task's ids, keys and provenance; its samples are read here
-            loaded = {task: replace(d, samples=d.samples.reading_through(RemoteFetch(self.address, task)))
-                      for task, d in self.data.items()}, self.failures
-            self.data = {}  # the ids are the run's process's to hold
-            return loaded
+        if request[0] == "loaded":  # each task's ids, keys and provenance; its samples are read here
+            return {task: replace(d, samples=d.samples.reading_through(RemoteFetch(self.address, task)))
+                    for task, d in self.data.items()}, self.failures
         if request[0] == "fetch":
             _, task, positions = request
-            return [self.remote(s) for s in self.readers[task](positions)]
+            return [self.remote(s) for s in self.data[task].samples.read(positions)]
         if request[0] == "media":
             from ..data.samples import LazyField
             _, table, field = request
             return LazyField(ds=self.tables[table][1], **field).get()
         if request[0] == "release":
-            self.readers.pop(request[1], None)
+            self.data.pop(request[1], None)
             self.tables = {k: v for k, v in self.tables.items() if v[0] != request[1]}
-            _trim()
             return None
         raise RunError(f"the data process was asked {request[0]!r}")
 
