@@ -11,6 +11,9 @@ decoded beforehand, nothing else running), wall / floor, start-up = process star
 first batch reaching the model, and beside each run the start-up floor: a bare process that
 only imports torch + transformers and loads the model. Targets at 3,200:
 wall <= 1.3 x floor + start-up; start-up at most 0.3 s over the start-up floor.
+A run pauses the garbage collector while it starts (m3eval/run/heap.py), which a bare process
+does not; so beside it, the same bare process with the collector paused as a run pauses it
+("paused floor"): what is left over that floor is m3eval's own start-up work.
 
 --overhead: in-process runs; how much of a run's wall time (model load excluded) is
 spent outside `generate`. Target: overhead <= 10%.
@@ -59,9 +62,10 @@ def sizes(a: argparse.Namespace) -> None:
           f"{a.repeat} runs a size, each after a start-up floor run (medians; this VM's speed drifts by a "
           "third over minutes, so only side-by-side figures compare)")
     print("start-up floor: a bare `python -c` that imports torch and transformers' Auto classes and loads "
-          "this processor and model; no harness starts faster. gap: start-up - floor, run by run")
+          "this processor and model. gap: start-up - floor, run by run. paused: the same with the collector "
+          "paused as a run pauses it (m3eval/run/heap.py), and the gap to it")
     print(f"{'N':>6} {'wall s':>7} {'gen. floor s':>12} {'wall/floor':>10} {'target s':>8} {'start-up s':>10} "
-          f"{'floor s':>7} {'gap s':>6} {'1st run s':>9}")
+          f"{'floor s':>7} {'gap s':>6} {'paused s':>8} {'gap s':>6} {'1st run s':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         package = installed_copy(Path(tmp))
         env = {**os.environ, "PYTHONPATH": str(package), "TOKENIZERS_PARALLELISM": "false"}
@@ -69,9 +73,9 @@ def sizes(a: argparse.Namespace) -> None:
             data = Path(tmp) / f"vqa{n}.parquet"
             ds = datasets.Dataset.from_list(vqa_rows(n, seed=1)).cast_column("image", datasets.Image())
             ds.to_parquet(str(data))
-            runs = []  # (wall, start-up, start-up floor); the first run also converts the data into datasets' cache
+            runs = []  # (wall, start-up, floor, paused floor); the first run also converts the data (datasets' cache)
             for i in range(a.repeat + 1):
-                bare = import_floor(model)
+                bare, paused = import_floor(model), import_floor(model, paused=True)
                 stamp = Path(tmp) / f"first{n}-{i}"
                 argv = ["run", "--model", "hf", "--model-args", f"pretrained={model}", "--tasks", "demo_vqa",
                         "--dataset-override", f"demo_vqa={data}", "--output", str(Path(tmp) / f"out{n}-{i}"),
@@ -82,14 +86,15 @@ def sizes(a: argparse.Namespace) -> None:
                 wall = time.time() - t0
                 if r.returncode != 0:
                     raise SystemExit(f"run failed ({r.returncode}):\n{r.stderr[-2000:]}")
-                runs.append((wall, float(stamp.read_text()) - t0, bare))
+                runs.append((wall, float(stamp.read_text()) - t0, bare, paused))
             first, runs = runs[0], runs[1:]
-            wall, startup, bare = (statistics.median(r[k] for r in runs) for k in range(3))
-            gap = statistics.median(r[1] - r[2] for r in runs)
+            wall, startup, bare, paused = (statistics.median(r[k] for r in runs) for k in range(4))
+            gap, paused_gap = (statistics.median(r[1] - r[k] for r in runs) for k in (2, 3))
             a.tasks, a.max_new_tokens = "demo_vqa", None
             floor = generate_alone(model, a, override=str(data))
             print(f"{n:>6} {wall:>7.2f} {floor:>12.2f} {wall / floor:>10.2f} {1.3 * floor + startup:>8.2f} "
-                  f"{startup:>10.2f} {bare:>7.2f} {gap:>6.2f} {first[1]:>9.2f}   (load average "
+                  f"{startup:>10.2f} {bare:>7.2f} {gap:>6.2f} {paused:>8.2f} {paused_gap:>6.2f} {first[1]:>9.2f}"
+                  f"   (load average "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
@@ -109,11 +114,16 @@ def installed_copy(tmp: Path) -> Path:
     return root
 
 
-def import_floor(model: Path) -> float:
-    """Process start to a loaded model with nothing else: what any transformers-based harness pays."""
-    code = ("import time, torch; torch.set_num_threads(1)\n"
+def import_floor(model: Path, paused: bool = False) -> float:
+    """Process start to a loaded model with nothing else: what any transformers-based harness pays.
+    paused: with the collector paused, the libraries' objects frozen, the load's collected (run/heap.py)."""
+    code = ("import gc, time; gc.disable()\n" if paused else "import time\n") + (
+            "import torch; torch.set_num_threads(1)\n"
             "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
-            f"AutoProcessor.from_pretrained({str(model)!r}); AutoModelForImageTextToText.from_pretrained({str(model)!r})\n"
+            + ("gc.freeze()\n" if paused else "") +
+            f"AutoProcessor.from_pretrained({str(model)!r})\n"
+            f"AutoModelForImageTextToText.from_pretrained({str(model)!r})\n"
+            + ("gc.collect(); gc.freeze(); gc.enable()\n" if paused else "") +
             "print(repr(time.time()))")
     t0 = time.time()
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -52,8 +52,9 @@ LAYERS: list[tuple[int, list[str], str]] = [
     (3, ["types", "reference_record"], "Sample, Message, Prediction, sample ids / scores a paper reported"),
     (2, ["line_record"], "the lines of the predictions/ and samples/ files"),
     (1, ["record", "prompt_limits"], "the typed run record / template size bounds"),
-    (0, ["errors", "resources", "plugins", "public_paths", "forks", ""], "errors, where data lives, plugin registries, "
-                                                               "what a record may say of paths; m3eval/__init__"),
+    (0, ["errors", "resources", "plugins", "public_paths", "forks", "file_keys", ""],
+     "errors, where data lives, plugin registries, what a record may say of paths, cache keys of files; "
+     "m3eval/__init__"),
 ]
 RANK = {part: rank for rank, parts, _ in LAYERS for part in parts}
 

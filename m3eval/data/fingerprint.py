@@ -7,26 +7,25 @@ data a score came from. xxh3-128 (installed with `datasets`) reads and hashes a 
 in 0.07-0.10 s from the page cache and 0.4-2 s from this machine's (shared) disk; blake2b
 takes 1.5 s and sha256 0.75 s from the page cache. A file's digest is cached in `$M3EVAL_CACHE/digests.json` (default
 ~/.cache/m3eval) under its path, size, mtime, ctime and inode, so a re-run or resume re-reads
-only files that changed, not a whole data folder; see `_cache_key` for why that key cannot
+only files that changed, not a whole data folder; see `file_keys.file_key` for why that key cannot
 be fooled by an edit that keeps the size and mtime (`cp -p`, `rsync -a`).
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
 import xxhash
 
+from ..file_keys import file_key
 from ..resources import cache_dir
 
 _CHUNK = 4 << 20  # one reused buffer: 4 MiB reads are the fastest here, warm or cold
 _MAX_CACHED = 200_000  # digests kept in the cache file
-_cache: dict[str, str] | None = None  # _cache_key(...) -> digest
+_cache: dict[str, str] | None = None  # file_key(...) -> digest
 _new = 0  # digests computed since the cache file was last written
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -62,41 +61,6 @@ def _save() -> None:
         pass
 
 
-# Filesystems whose ctime is a real change time, set by the kernel on every write, rename or
-# utime and settable by no user: FAT, exFAT, and FUSE mounts such as sshfs report the mtime
-# as the ctime, so a cache keyed on it would be fooled there (those files are hashed each time).
-_CTIME_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "tmpfs", "overlay", "nfs", "nfs4",
-                       "lustre", "gpfs", "ceph", "beegfs"})
-_SETTLED_NS = 2_000_000_000  # a ctime this recent may be shared by a later write (coarse clock ticks)
-
-
-@functools.lru_cache(maxsize=1)
-def _fs_types() -> dict[int, str]:
-    """Device number -> filesystem type of this process's mounts (Linux); {} elsewhere."""
-    out: dict[int, str] = {}
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        fields, _, rest = line.partition(" - ")
-        major, _, minor = fields.split()[2].partition(":")
-        if rest and major.isdigit() and minor.isdigit():
-            out[os.makedev(int(major), int(minor))] = rest.split()[0]
-    return out
-
-
-def _cache_key(path: Path, st: os.stat_result) -> str | None:
-    """The digest cache's key for a file, or None where a cached digest could be stale.
-    `cp -p` and `rsync -a` keep the size and mtime but not the ctime, which every write,
-    rename (new inode) and utime sets to the current time; so a key holding the ctime and
-    inode changes with any edit, on a filesystem that keeps a real ctime and once the ctime
-    is older than a clock tick (two edits within one tick share it)."""
-    if _fs_types().get(st.st_dev) not in _CTIME_FS or time.time_ns() - st.st_ctime_ns < _SETTLED_NS:
-        return None
-    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_dev}\0{st.st_ino}"
-
-
 def file_digest(path: Path) -> str:
     """The file's xxh3-128 digest, from the cache or read in chunks of up to 4 MiB into one
     buffer. Its status is taken from the open file (NFS revalidates a file's attributes on
@@ -104,7 +68,7 @@ def file_digest(path: Path) -> str:
     global _new
     with open(path, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
-        key = _cache_key(path, st)
+        key = file_key(path, st)
         cache = _digests()
         if key is not None and key in cache:
             return cache[key]
@@ -114,7 +78,7 @@ def file_digest(path: Path) -> str:
         while n := f.readinto(buf):
             h.update(view[:n])
         digest = h.hexdigest()
-        if key is not None and key == _cache_key(path, os.fstat(f.fileno())):
+        if key is not None and key == file_key(path, os.fstat(f.fileno())):
             cache[key] = digest
             _new += 1
     return digest

@@ -250,12 +250,23 @@ class _CiderResampler:
         self.m_key, self.m_g, self.m_w = a(mk), a(mg), a(mw, np.float64)
         self.d_s, self.d_g, self.owner, self.pen = a(ds), a(dg), a(owner), a(pen, np.float64)
         self.nrefs = np.bincount(self.owner, minlength=self.S).astype(np.float64)
+        self.log = np.zeros(1)  # log(k) at k: see _logs
+
+    def _logs(self, most: int) -> np.ndarray:
+        """log(0..most) (log(0) as 0) from the C library's log. Document frequencies and corpus sizes are
+        whole numbers: looked up, not numpy's log, which is vectorised per CPU (AVX-512 or not) and may
+        differ in the last bit between machines, as may a BLAS dot product. Every other step of a
+        resample is exactly rounded (IEEE) or summed in a fixed order, so a score is the same anywhere."""
+        if most >= len(self.log):
+            self.log = np.array([0.0, *(math.log(k) for k in range(1, max(most, 2 * len(self.log)) + 1))])
+        return self.log
 
     def per_sample(self, counts: np.ndarray) -> np.ndarray:
         c = counts.astype(np.float64)
-        ref_len = np.log(float(c.sum()))
+        total = int(counts.sum())  # resampled clusters may hold more samples than the corpus
+        logs = self._logs(total)
         df = np.bincount(self.d_g, weights=c[self.d_s], minlength=self.G)
-        idf2 = (ref_len - np.log(np.maximum(1.0, df))) ** 2
+        idf2 = (logs[total] - logs[np.maximum(1.0, df).astype(np.intp)]) ** 2
         n, S, J = self.n, self.S, self.J
         nh = np.sqrt(np.bincount(self.h_key, weights=self.h_tf2 * idf2[self.h_g], minlength=S * n)).reshape(S, n)
         nr = np.sqrt(np.bincount(self.r_key, weights=self.r_tf2 * idf2[self.r_g], minlength=J * n)).reshape(J, n)
@@ -265,7 +276,7 @@ class _CiderResampler:
         return np.bincount(self.owner, weights=val.mean(axis=1), minlength=S) / self.nrefs * 10.0
 
     def __call__(self, counts: np.ndarray) -> float:
-        return float(counts @ self.per_sample(counts) / counts.sum())
+        return math.fsum((counts * self.per_sample(counts)).tolist()) / float(counts.sum())  # exact: any CPU
 
 
 def coco_cider_items(items: list[MetricInput], segment: str = "char", backend: str = "fast") -> MetricResult:

@@ -42,6 +42,12 @@ class HFAdapter(ModelAdapter):
     backend = "hf"
 
     @staticmethod
+    def preflight(model_args: dict[str, Any]) -> None:
+        """transformers' Auto classes import (a broken install fails here, before the model loads);
+        a run's start-up keeps what they import apart from the model's load (run/heap.py)."""
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor  # noqa: F401
+
+    @staticmethod
     def revision_without_loading(model_args: dict[str, Any]) -> str | None:
         """A local folder's fingerprint (or a hub snapshot's commit), as a loaded model records it."""
         return local_revision(model_args)

@@ -26,8 +26,6 @@ from typing import Any, Callable, Sequence
 from ..data.sample_set import TaskData
 from ..errors import RunError
 from ..forks import die_with_parent, may_fork
-from ..scoring.submission import check_submission
-from ..scoring.task import check_scoring
 from ..tasks.schema import TaskSpec
 from ..types import LazySource, Media, Sample
 
@@ -41,6 +39,8 @@ def load_data(specs: list[TaskSpec], limit: int | float | None, instructions: st
     import datasets  # here, not at the top: the run's process imports this module and not datasets
 
     from ..data.task_samples import load_task_data
+    from ..scoring.submission import check_submission
+    from ..scoring.task import check_scoring
     if not bars:
         datasets.disable_progress_bars()
     data, failures = {}, []

@@ -28,8 +28,6 @@ import numpy as np
 
 from ..data.media import VideoRule
 from ..data.sample_set import SampleSet, TaskData
-from ..metrics.openness import openness_curve
-from ..metrics.retrieval import retrieval_ranks
 from ..models.base import ModelAdapter
 from ..predictions import read_predictions
 from ..record import SampleFailure
@@ -189,6 +187,7 @@ def class_embeddings(spec: TaskSpec, lang: str, class_names: dict[str, list[str]
 
 def _zero_shot(spec: TaskSpec, class_names: dict[str, list[str]], samples: list[Sample], img: np.ndarray,
                errors: list[str | None], cache: _Cache, model: ModelAdapter) -> tuple[list[Prediction], dict[str, Any]]:
+    from ..metrics.openness import openness_curve  # metrics/ (every metric's module): when an encoder task scores
     preds: list[Prediction | None] = [None] * len(samples)
     extra: dict[str, Any] = {}
     for lang in sorted({s.lang for s in samples}):
@@ -214,6 +213,7 @@ def _zero_shot(spec: TaskSpec, class_names: dict[str, list[str]], samples: list[
 
 def _retrieval(samples: list[Sample], img: np.ndarray, errors: list[str | None], cache: _Cache,
                model: ModelAdapter) -> tuple[list[Prediction], dict[str, Any]]:
+    from ..metrics.retrieval import retrieval_ranks
     texts, owner = [], []
     for i, s in enumerate(samples):
         if not s.references:

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 from tqdm import tqdm
 
@@ -31,7 +31,6 @@ from ..models.base import GenerationConfig, ModelAdapter
 from ..predictions import PredictionFile, finished_ids, merge_predictions
 from ..record import SampleFailure
 from ..results import prediction_files
-from ..scoring.prescore import BatchScorer
 from ..tasks.schema import TaskSpec
 from ..types import Message, Prediction
 from .chunks import Chunk, batches_of, cut_chunks
@@ -39,6 +38,9 @@ from .claims import Claims
 from .distributed import Dist
 from .prefetch import Decoded, Prepared, decoded_stream, with_messages
 from .relay import Logs, Write, append_log
+
+if TYPE_CHECKING:
+    from ..scoring.prescore import BatchScorer
 
 
 @dataclass
@@ -155,11 +157,14 @@ def generate_tasks(plans: list[TaskPlan], model: ModelAdapter | None, on_done: C
 
 def _scored(write: Write) -> Write:
     """`write`, each batch first given its per-sample scores (scoring/prescore.py), in the writer thread:
-    behind the model, as the write itself."""
-    scorer = BatchScorer()
+    behind the model, as the write itself (scoring's modules too: imported by the first batch's)."""
+    scorers: list[BatchScorer] = []
 
     def scored(plan: TaskPlan, rows: list[dict]) -> None:
-        scorer(plan.spec, rows)
+        if not scorers:
+            from ..scoring.prescore import BatchScorer
+            scorers.append(BatchScorer())
+        scorers[0](plan.spec, rows)
         write(plan, rows)
     return scored
 

@@ -20,10 +20,6 @@ from ..models.registry import check_backend, get_backend, load_model
 from ..predictions import PredictionFile
 from ..record import Invocation, Results, RunBlock, RunIdentity, SubmissionResult, TaskResult, Timings
 from ..results import atomic_write_json, git_sha, now_iso, package_versions, public_args, read_results, run_name_checked
-from ..scoring.invocations import invocation_record, merge_tasks, single_instruction
-from ..scoring.run import conclude, score_one
-from ..scoring.submission import merge_submissions, write_submission
-from ..scoring.task import SCORING_ERRORS
 from ..tasks.registry import Registry
 from ..tasks.schema import TaskSpec
 from ..types import Prediction
@@ -32,6 +28,7 @@ from .chunks import Chunk
 from .data_process import TaskReading
 from .distributed import Dist, init_distributed
 from .generate import GenStats, TaskPlan, consolidate, finished, generate_tasks, plan_task
+from .heap import StartupHeap
 from .lock import run_folder_lock
 from .ray_engine import ChunkJob, RayEngine, RayOptions, TaskLoad, check_address, import_ray
 from .relay import Logs
@@ -81,9 +78,11 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None, registry: Registry | None
     # the data is read from here on, in a data process where m3eval forks (run/data_process.py), while
     # this process imports the model's libraries: forked first, before torch is imported
     reading = TaskReading(specs, cfg.limit, cfg.instructions, cfg.dataset_overrides, cfg.library_bars)
+    heap = StartupHeap()  # no collector passes until the model is loaded (run/heap.py)
     try:
         _libraries(cfg)
         check_backend(cfg.model, cfg.model_args)  # a missing package / GPU / model arg fails before the model loads
+        heap.libraries_loaded()
         if cfg.ray is not None:
             import_ray()  # and a missing extra, and an --address nobody answers at
             if cfg.ray.address is not None:
@@ -92,9 +91,10 @@ def evaluate(cfg: RunConfig, dist: Dist | None = None, registry: Registry | None
                 raise UsageError("--engine ray runs in one driver process, not under torchrun")
         dist = dist or init_distributed(cfg.stall_timeout)
         with run_folder_lock(cfg.output / run_name_for(cfg), dist):
-            return _Job(cfg, dist, registry, cfg.output / run_name_for(cfg), reading).run(specs)
+            return _Job(cfg, dist, registry, cfg.output / run_name_for(cfg), reading, heap).run(specs)
     finally:
         reading.close()
+        heap.close(unfreeze=cfg.free_model)
 
 
 def _libraries(cfg: RunConfig) -> None:
@@ -115,6 +115,7 @@ class _Job:
     registry: Registry
     run_dir: Path
     reading: TaskReading
+    heap: StartupHeap
     data: dict[str, TaskData] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     t_start: float = field(default_factory=time.perf_counter)
@@ -149,6 +150,7 @@ class _Job:
         model: ModelAdapter | RayEngine | None = None
         try:
             model, info, ident = self.load_model(ident) if pending else self.without_model(ident, earlier)
+            self.heap.model_loaded()
             if model is not None:
                 runnable = self.fitting(runnable, model)
                 plans = [p for p in plans if p.spec.task in {s.task for s in runnable}]
@@ -172,6 +174,7 @@ class _Job:
             return results, self.failures + list(results.run.failures or [])[len(self.failures):]
         finally:  # after the timings: freeing a model is not part of evaluating it
             if self.cfg.free_model and model is not None:
+                self.heap.close(unfreeze=True)  # its cycles are the collector's again
                 model.close()
             self.dist.close()
 
@@ -305,6 +308,9 @@ class _Job:
                        info: dict[str, Any], ident: RunIdentity, timings: Callable[[], Timings]) -> Results:
         """This invocation's record on each task it scored, the earlier invocations' tasks kept,
         and results.json written."""
+        from ..scoring.invocations import invocation_record, merge_tasks, single_instruction
+        from ..scoring.run import conclude
+        from ..scoring.submission import merge_submissions
         cfg = self.cfg
         config = {"tasks": cfg.tasks, "resolved_tasks": [s.task for s in runnable],
                   "batch_size": cfg.batch_size, "limit": cfg.limit, "seed": cfg.seed,
@@ -337,7 +343,11 @@ class _Job:
 def _timed_score(spec: TaskSpec, preds: list[Prediction] | PredictionFile, run_dir: Path, seed: int,
                  n_excluded: int | None) -> tuple[TaskResult | SubmissionResult | None, float, str | None]:
     """(results entry, seconds, error): one task's bad data fails that task, not the run. A
-    submission-only task writes its server file instead of a score."""
+    submission-only task writes its server file instead of a score. Scoring's modules (every
+    metric's) are imported here, behind the model, not while the run starts."""
+    from ..scoring.run import score_one
+    from ..scoring.submission import write_submission
+    from ..scoring.task import SCORING_ERRORS
     t = time.perf_counter()
     try:
         if spec.submission is not None:

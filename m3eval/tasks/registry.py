@@ -11,6 +11,7 @@ from ..errors import TaskError, UsageError
 from ..resources import TASKS_DIR
 from .loader import Reads, iter_task_files, load_file
 from .schema import GroupSpec, TaskSpec, apply_gen_kwargs
+from .suite_cache import kept_suite
 
 # The suite shipped with m3eval: the repository's top-level tasks/ folder (or its copy in a wheel).
 BUILTIN_TASKS = TASKS_DIR
@@ -40,10 +41,17 @@ class Registry:
         reg = cls()
         read: Reads = {}  # every YAML file read once, a suite's shared includes too
         for root in roots(include_paths, builtin, env):
-            for path in iter_task_files(root):
-                reg.add_file(path, read)
+            if root == BUILTIN_TASKS and not reg.files:  # the suite: kept between processes (suite_cache.py)
+                reg = kept_suite(root, lambda: reg.add_root(root, read), read)
+            else:
+                reg.add_root(root, read)
         reg.set_aside_broken_groups()
         return reg
+
+    def add_root(self, root: Path, read: Reads) -> "Registry":
+        for path in iter_task_files(root):
+            self.add_file(path, read)
+        return self
 
     def add_file(self, path: Path, read: Reads | None = None) -> list[TaskSpec | GroupSpec]:
         """Load one task file and register its definitions; returns them as parsed. A problem
