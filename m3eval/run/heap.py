@@ -2,7 +2,7 @@
 
 Importing torch and transformers makes ~650k objects. With the collector on, CPython runs a
 full collection whenever the long-lived objects have grown by a quarter: six or seven passes
-over a growing heap while the libraries import, ~0.9 s of a 4 s start-up on this repository's
+over a growing heap while the libraries import, ~0.8 s of a 4 s start-up on this repository's
 machines (benchmarks/bench_harness.py), to find ~14k objects of garbage (functions and cells
 that imports leave). So a run pauses the collector from its start until its model is loaded,
 and keeps what was made by then in the permanent generation (gc.freeze, as Python's docs
