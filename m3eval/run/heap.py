@@ -32,7 +32,7 @@ class StartupHeap:
 
     def libraries_loaded(self) -> None:
         """The model's libraries are imported: their objects are kept, unscanned."""
-        if self.paused and self.freezes:
+        if self.freezes:
             gc.freeze()
 
     def model_loaded(self) -> None:
