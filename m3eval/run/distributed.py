@@ -131,6 +131,17 @@ class _Watch:
         if stalled:
             raise RunError(self._stalled(stalled))
 
+    def after_failed_collective(self) -> None:
+        """A collective failed at the process group's timeout, long after the last `check`: a rank
+        stopped since then has beaten since, so `check` alone would not see it. Raise naming every
+        rank whose count does not move over two beats."""
+        before = {r: self._op(self.store.add, f"beat/{r}", 0) for r in self.seen}
+        still = 2 * self.interval + 0.1
+        time.sleep(still)
+        stalled = [(r, still) for r, count in before.items() if self._op(self.store.add, f"beat/{r}", 0) == count]
+        if stalled:
+            raise RunError(self._stalled(stalled))
+
     def _stalled(self, stalled: list[tuple[int, float]]) -> str:
         who = ", ".join(f"{r} ({self._who(r)}, no heartbeat for {s:.0f} s)" for r, s in stalled)
         return (f"rank{'s' if len(stalled) > 1 else ''} {who} stalled (stopped or hung) while rank {self.rank} "
@@ -181,7 +192,7 @@ class Dist:
             td.gather_object(obj, out, dst=0)
         except RuntimeError as e:  # a rank stopped between arriving and the gather: the group's timeout
             if self.watch is not None:
-                self.watch.check()  # names it when its heartbeat has stopped too
+                self.watch.after_failed_collective()  # names it when its heartbeat has stopped too
             raise RunError(f"rank {self.rank}: the gather across ranks failed: {_first_line(e)}") from None
         return out
 
@@ -197,7 +208,7 @@ class Dist:
             td.broadcast_object_list(box, src=0)
         except RuntimeError as e:  # as in gather
             if self.watch is not None:
-                self.watch.check()
+                self.watch.after_failed_collective()
             raise RunError(f"rank {self.rank}: the broadcast from rank 0 failed: {_first_line(e)}") from None
         return box[0]
 
